@@ -1,0 +1,85 @@
+"""How every command talks to its user: flags, one-line errors, exit codes.
+
+A user mistake (bad flag, missing file) or an environment problem (dataset not prepared,
+offline) must end in one line on stderr saying what was wrong and what to do — not a
+traceback and not argparse's two-line usage dump. Commands raise `UsageError` (exit 2) or
+`RunFailure` (exit 1); `run_command` turns them into that line. `--debug` shows the
+traceback for developers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from collections.abc import Callable, Sequence
+
+
+class UsageError(Exception):
+    """The command was called wrongly: a bad value, an unknown name, a missing path."""
+
+    exit_code = 2
+
+
+class RunFailure(Exception):
+    """The command was called rightly but could not do its work (offline, corrupt file…)."""
+
+    exit_code = 1
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, but a bad flag raises `UsageError` instead of printing usage and exiting."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see --help)")
+
+
+def run_command(main: Callable[[list[str]], object], prog: str,
+                argv: Sequence[str] | None = None) -> int:
+    """Runs `main(argv)` and maps project errors to one stderr line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        main(args)
+    except (UsageError, RunFailure) as error:
+        if "--debug" in args:
+            raise
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def number(kind: type, minimum: float, *, exclusive: bool = False) -> Callable[[str], float]:
+    """An argparse `type`: a finite `kind` (int or float) ≥ minimum (> minimum if exclusive)."""
+    noun = "a whole number" if kind is int else "a number"
+    bound = f"above {minimum}" if exclusive else f"at least {minimum}"
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if value < minimum or (exclusive and value == minimum):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+
+    return parse
+
+
+positive_int = number(int, 1)
+non_negative_int = number(int, 0)
+positive_float = number(float, 0, exclusive=True)
+non_negative_float = number(float, 0)
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    """'512,256' → (512, 256); every entry a positive integer."""
+    try:
+        return tuple(positive_int(part.strip()) for part in text.split(","))
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of positive widths ({error})") from None

@@ -1,0 +1,200 @@
+"""The variational autoencoder of Kingma & Welling (2013), as a subclassed Keras model.
+
+The code follows the math: the encoder maps x to q(z|x) = N(z_mean, exp(z_log_var)), the
+`Sampling` layer draws z with the reparameterization trick and adds the KL term to the
+model's losses, the decoder maps z to Bernoulli logits over the 784 pixels, and
+`train_step` / `test_step` add the reconstruction term. All losses are in nats per example.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers, ops
+
+from keras_vae.config import IMAGE_SHAPE, ModelConfig
+
+PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+
+
+def gaussian_kl(z_mean, z_log_var):
+    """KL(N(z_mean, exp(z_log_var)) || N(0, I)) per example, summed over latent dims (nats)."""
+    return 0.5 * ops.sum(ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
+
+
+def bernoulli_nll(x, logits):
+    """−log p(x|z) per example for pixels x in [0, 1] under Bernoulli(sigmoid(logits)).
+
+    Computed from the logits (never log(sigmoid(·))), so it stays finite for saturated
+    pixels. Summed over the 784 pixels, in nats.
+    """
+    per_pixel = ops.binary_crossentropy(x, logits, from_logits=True)
+    return ops.sum(ops.reshape(per_pixel, (-1, PIXELS)), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class Sampling(layers.Layer):
+    """Draws z = z_mean + exp(0.5·z_log_var)·ε, ε ~ N(0, I), and adds β·KL with `add_loss`.
+
+    The KL weight β lives in a non-trainable variable so that a callback can change it
+    during training (KL warm-up) without rebuilding the model. ε comes from a seeded
+    `keras.random.SeedGenerator`, whose state is saved with the model, so a reloaded
+    model draws the same ε as the original.
+
+    Args:
+        beta: initial KL weight.
+        seed: seed of the ε stream.
+
+    Example:
+        >>> z = Sampling(seed=1)([z_mean, z_log_var])
+    """
+
+    def __init__(self, beta: float = 1.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.initial_beta = float(beta)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.beta = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(self.initial_beta),
+            trainable=False,
+            name="beta",
+        )
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        self.add_loss(self.beta * ops.mean(gaussian_kl(z_mean, z_log_var)))
+        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    # Keras saves a layer's variables but not its SeedGenerator state; without it a
+    # reloaded model would restart the ε stream and give different outputs.
+    def save_own_variables(self, store):
+        store["beta"] = self.beta
+        store["seed_generator_state"] = self.seed_generator.state
+
+    def load_own_variables(self, store):
+        self.beta.assign(store["beta"])
+        self.seed_generator.state.assign(store["seed_generator_state"])
+
+    def get_config(self):
+        return {**super().get_config(), "beta": self.initial_beta, "seed": self.seed}
+
+
+def build_encoder(config: ModelConfig) -> keras.Model:
+    """x [N, 28, 28, 1] in [0, 1] → (z_mean, z_log_var), each [N, latent_dim]."""
+    images = keras.Input(shape=IMAGE_SHAPE, name="image")
+    h = layers.Flatten()(images)
+    for i, width in enumerate(config.hidden_dims):
+        h = layers.Dense(width, activation="relu", name=f"encoder_hidden_{i}")(h)
+    z_mean = layers.Dense(config.latent_dim, name="z_mean")(h)
+    z_log_var = layers.Dense(config.latent_dim, name="z_log_var")(h)
+    return keras.Model(images, [z_mean, z_log_var], name="encoder")
+
+
+def build_decoder(config: ModelConfig) -> keras.Model:
+    """z [N, latent_dim] → Bernoulli logits [N, 28, 28, 1]."""
+    z = keras.Input(shape=(config.latent_dim,), name="z")
+    h = z
+    for i, width in enumerate(reversed(config.hidden_dims)):
+        h = layers.Dense(width, activation="relu", name=f"decoder_hidden_{i}")(h)
+    logits = layers.Dense(PIXELS, name="pixel_logits")(h)
+    logits = layers.Reshape(IMAGE_SHAPE, name="logits")(logits)
+    return keras.Model(z, logits, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(keras.Model):
+    """A VAE whose `fit` / `evaluate` report `loss` (negative ELBO), `reconstruction`, `kl`.
+
+    Calling the model returns reconstruction logits for a batch of images, through one
+    sampled z per image. The training objective is reconstruction + the model's `add_loss`
+    terms (β·KL); the reported `loss` metric is always the true negative ELBO,
+    reconstruction + KL, in nats per example, so runs with different β stay comparable.
+
+    Args:
+        config: a `ModelConfig`, or its dict form (as stored in a `.keras` file).
+
+    Example:
+        >>> vae = VAE(ModelConfig(latent_dim=2))
+        >>> vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+        >>> vae.fit(train_images, validation_data=val_images, epochs=10)
+    """
+
+    def __init__(self, config: ModelConfig | dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(config, dict):
+            config = ModelConfig.from_dict(config)
+        self.config = config or ModelConfig()
+        self.encoder = build_encoder(self.config)
+        self.sampling = Sampling(beta=self.config.beta, seed=self.config.seed, name="sampling")
+        self.decoder = build_decoder(self.config)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.build((None, *IMAGE_SHAPE))
+
+    def build(self, input_shape):
+        self.sampling.build([(None, self.config.latent_dim)] * 2)
+        self.built = True
+
+    def call(self, images, training=False):
+        z_mean, z_log_var = self.encoder(images, training=training)
+        z = self.sampling([z_mean, z_log_var], training=training)
+        return self.decoder(z, training=training)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def _neg_elbo_terms(self, images, training):
+        """One forward pass → (objective, reconstruction, kl), batch means in nats.
+
+        The objective sums the reconstruction and every `add_loss` term of this pass; the
+        Sampling layer clears its losses at each call, so the KL is counted once per step.
+        """
+        z_mean, z_log_var = self.encoder(images, training=training)
+        z = self.sampling([z_mean, z_log_var], training=training)
+        logits = self.decoder(z, training=training)
+        reconstruction = ops.mean(bernoulli_nll(images, logits))
+        kl = ops.mean(gaussian_kl(z_mean, z_log_var))
+        objective = reconstruction + ops.sum(ops.stack(self.losses))
+        return objective, reconstruction, kl
+
+    def _update_metrics(self, reconstruction, kl):
+        self.loss_tracker.update_state(reconstruction + kl)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, data):
+        images = _images_of(data)
+        with tf.GradientTape() as tape:
+            objective, reconstruction, kl = self._neg_elbo_terms(images, training=True)
+            # Under a tf.distribute strategy gradients are summed over replicas; dividing
+            # by the replica count makes the update that of the global-batch mean.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_objective = objective / replicas
+        gradients = tape.gradient(scaled_objective, self.trainable_variables)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        return self._update_metrics(reconstruction, kl)
+
+    def test_step(self, data):
+        images = _images_of(data)
+        _, reconstruction, kl = self._neg_elbo_terms(images, training=False)
+        return self._update_metrics(reconstruction, kl)
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def _images_of(data):
+    """Accepts a batch of images, or (images, anything) as Keras passes (x, y) tuples."""
+    return data[0] if isinstance(data, (tuple, list)) else data

@@ -1,0 +1,244 @@
+"""`python -m keras_vae.train`: train a VAE, evaluate it, draw it, export its decoder.
+
+The procedure reads top to bottom: parse flags into a `TrainConfig`, load the data, build
+and fit the model with Keras callbacks (progress bar, best checkpoint, crash backup, CSV,
+TensorBoard), reload the best checkpoint, evaluate on the test split, write pictures,
+export the decoder, and write `summary.json` describing all of it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+
+from keras_vae.atomic import write_json
+from keras_vae.cli import (
+    ArgumentParser,
+    UsageError,
+    int_list,
+    non_negative_float,
+    positive_float,
+    positive_int,
+    run_command,
+)
+from keras_vae.config import ModelConfig, TrainConfig
+from keras_vae.data import DATASETS, load_splits, make_dataset, spec_of
+from keras_vae.model import VAE
+from keras_vae.pictures import save_grid, save_reconstructions
+
+CHECKPOINT = "best.keras"
+METRICS_CSV = "metrics.csv"
+BACKUP_DIR = "backup"
+SUMMARY = "summary.json"
+SAMPLES_PNG = "samples.png"
+RECONSTRUCTIONS_PNG = "reconstructions.png"
+N_SAMPLES = 64
+N_RECONSTRUCTIONS = 32
+
+
+def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int]:
+    """Flags → (TrainConfig, Keras verbosity)."""
+    defaults, model_defaults = TrainConfig(), ModelConfig()
+    parser = ArgumentParser(
+        prog="python -m keras_vae.train",
+        description="Train a variational autoencoder, evaluate it on the test split, "
+                    "write sample pictures and export the decoder (SavedModel + ONNX).")
+    parser.add_argument("--dataset", default=defaults.dataset, choices=sorted(DATASETS),
+                        help="TFDS dataset (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                        help="training epochs (default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                        help="examples per step (default: %(default)s)")
+    parser.add_argument("--latent-dim", type=positive_int, default=model_defaults.latent_dim,
+                        help="size of z; 2 gives plottable latent maps (default: %(default)s)")
+    parser.add_argument("--hidden-dims", type=int_list, default=model_defaults.hidden_dims,
+                        help="MLP hidden widths, e.g. 400 or 512,256 (default: 400)")
+    parser.add_argument("--beta", type=non_negative_float, default=model_defaults.beta,
+                        help="KL weight in the training objective (default: %(default)s)")
+    parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate,
+                        help="Adam learning rate (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="seed of weights, shuffling and sampling (default: %(default)s)")
+    parser.add_argument("--dynamic-binarization", action="store_true",
+                        help="grayscale datasets: train on a fresh Bernoulli draw of the "
+                             "pixels each epoch (IWAE paper); evaluate on one fixed draw")
+    parser.add_argument("--data-dir", default=None,
+                        help="TFDS data directory (default: $TFDS_DATA_DIR, else TFDS's)")
+    parser.add_argument("--out", default=None,
+                        help="run directory (default: a new folder under runs/)")
+    parser.add_argument("--max-examples", type=positive_int, default=None,
+                        help="use only the first N examples of each split (quick runs)")
+    parser.add_argument("--no-jit", action="store_true",
+                        help="do not compile the training step with XLA")
+    parser.add_argument("--steps-per-execution", type=positive_int,
+                        default=defaults.steps_per_execution,
+                        help="training steps per compiled call (default: %(default)s)")
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                        help="Keras verbosity: 1 progress bar, 2 one line per epoch "
+                             "(default: 1 on a terminal, else 2)")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks for errors")
+    args = parser.parse_args(argv)
+    if args.dynamic_binarization and spec_of(args.dataset).is_binary:
+        raise UsageError(f"--dynamic-binarization needs a grayscale dataset; "
+                         f"{args.dataset} is already binary (use mnist or fashion_mnist)")
+    config = TrainConfig(
+        model=ModelConfig(latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
+                          beta=args.beta, seed=args.seed),
+        dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate, seed=args.seed,
+        dynamic_binarization=args.dynamic_binarization, data_dir=args.data_dir,
+        out=args.out or default_run_dir(args.dataset), jit_compile=not args.no_jit,
+        steps_per_execution=args.steps_per_execution, max_examples=args.max_examples)
+    verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    return config, verbose
+
+
+def default_run_dir(dataset: str) -> str:
+    return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}")
+
+
+def prepare_run_dir(run_dir: str) -> None:
+    """Creates the run directory; refuses one that holds a finished run (no silent loss)."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UsageError(f"--out {run_dir} is a file, not a directory; choose another path")
+    finished = os.path.exists(os.path.join(run_dir, SUMMARY))
+    resumable = os.path.isdir(os.path.join(run_dir, BACKUP_DIR))
+    if finished and not resumable:
+        raise UsageError(f"{run_dir} already holds a finished run ({SUMMARY}); pass a new "
+                         f"--out to train again")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create run directory {run_dir}: {error.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise UsageError(f"run directory {run_dir} is not writable; choose another --out")
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Adds the epoch's wall time to the logs, so the CSV (and a resumed run) keeps it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start
+
+
+def build_model(config: TrainConfig) -> VAE:
+    keras.utils.set_random_seed(config.seed)
+    vae = VAE(config.model)
+    vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                jit_compile=config.jit_compile,
+                steps_per_execution=config.steps_per_execution)
+    return vae
+
+
+def callbacks_for(run_dir: str) -> list[keras.callbacks.Callback]:
+    # Order matters: EpochSeconds writes into the logs before CSVLogger reads them.
+    return [
+        EpochSeconds(),
+        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, CHECKPOINT), monitor="val_loss",
+                                        save_best_only=True),
+        keras.callbacks.CSVLogger(os.path.join(run_dir, METRICS_CSV), append=True),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "tensorboard")),
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR)),
+    ]
+
+
+def read_history(run_dir: str) -> list[dict[str, float]]:
+    """Per-epoch metrics from the CSV: complete across resumed runs, one row per epoch."""
+    with open(os.path.join(run_dir, METRICS_CSV)) as f:
+        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    by_epoch = {int(row["epoch"]): row for row in rows}  # a resumed epoch's last row wins
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def write_pictures(vae: VAE, test_images: np.ndarray, run_dir: str, seed: int) -> dict:
+    """Prior samples and test reconstructions (decoded from z_mean), as Bernoulli means."""
+    z = np.random.default_rng(seed).standard_normal((N_SAMPLES, vae.config.latent_dim))
+    samples = keras.ops.convert_to_numpy(keras.ops.sigmoid(vae.decoder(z.astype("float32"))))
+    inputs = test_images[:N_RECONSTRUCTIONS]
+    z_mean, _ = vae.encoder(inputs)
+    outputs = keras.ops.convert_to_numpy(keras.ops.sigmoid(vae.decoder(z_mean)))
+    save_grid(samples, os.path.join(run_dir, SAMPLES_PNG))
+    save_reconstructions(inputs, outputs, os.path.join(run_dir, RECONSTRUCTIONS_PNG))
+    return {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
+
+
+def train(config: TrainConfig, verbose: int = 2) -> dict:
+    """Runs the whole procedure and returns the summary it wrote to `summary.json`."""
+    from export import export_decoder  # export/ depends on keras_vae, not the reverse
+
+    run_dir = config.out
+    prepare_run_dir(run_dir)
+    splits = load_splits(config.dataset, config.data_dir, config.max_examples)
+    binarize = config.seed if config.dynamic_binarization else None
+    train_data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
+                              binarize_seed=binarize)
+    val_data = make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize)
+    test_data = make_dataset(splits["test"], config.batch_size, binarize_seed=binarize)
+    print(f"{config.dataset}: train {len(splits['train'])}, validation "
+          f"{len(splits['validation'])}, test {len(splits['test'])} examples; run → {run_dir}")
+
+    vae = build_model(config)
+    # shuffle=False: the training dataset already reshuffles itself, seeded, each epoch.
+    vae.fit(train_data, validation_data=val_data, epochs=config.epochs, shuffle=False,
+            callbacks=callbacks_for(run_dir), verbose=verbose)
+
+    history = read_history(run_dir)
+    best = min(history, key=lambda row: row["val_loss"])
+    vae = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
+    test = vae.evaluate(test_data, return_dict=True, verbose=0)
+    test_images = next(iter(test_data)).numpy()
+    artifacts = {"checkpoint": CHECKPOINT, **write_pictures(vae, test_images, run_dir,
+                                                             config.seed)}
+    exported = export_decoder(vae.decoder, run_dir, config.to_dict())
+    artifacts["decoder_saved_model"] = os.path.relpath(exported["decoder_saved_model"], run_dir)
+    artifacts["decoder_onnx"] = os.path.relpath(exported["decoder_onnx"], run_dir)
+
+    epoch_seconds = [row["epoch_seconds"] for row in history]
+    summary = {
+        "dataset": config.dataset,
+        "config": config.to_dict(),
+        "epochs_completed": len(history),
+        "epoch_seconds": epoch_seconds,
+        "train_examples_per_second": len(splits["train"]) / float(
+            np.median(epoch_seconds[1:] or epoch_seconds)),
+        "best_epoch": int(best["epoch"]) + 1,
+        "val_neg_elbo": best["val_loss"],
+        "test_neg_elbo": test["loss"],
+        "test_reconstruction": test["reconstruction"],
+        "test_kl": test["kl"],
+        "export": {"parity_vs_keras": exported["parity"]},
+        "artifacts": artifacts,
+    }
+    write_json(os.path.join(run_dir, SUMMARY), summary)
+    report(summary, run_dir)
+    return summary
+
+
+def report(summary: dict, run_dir: str) -> None:
+    print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats "
+          f"(reconstruction {summary['test_reconstruction']:.2f} + KL "
+          f"{summary['test_kl']:.2f}); best validation {summary['val_neg_elbo']:.2f} at "
+          f"epoch {summary['best_epoch']}")
+    for name, path in {**summary["artifacts"], "summary": SUMMARY,
+                       "metrics": METRICS_CSV, "tensorboard": "tensorboard"}.items():
+        print(f"  {name:<20} {os.path.join(run_dir, path)}")
+
+
+def main(argv: Sequence[str]) -> None:
+    config, verbose = parse_args(argv)
+    train(config, verbose)
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main, "keras_vae.train"))
