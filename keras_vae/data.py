@@ -96,13 +96,23 @@ def load_splits(name: str, data_dir: str | None = None,
         }
     splits = {}
     for split_name, tfds_split in tfds_splits.items():
-        arrays = tfds.as_numpy(builder.as_dataset(split=tfds_split, batch_size=-1))
+        arrays = _to_numpy(builder.as_dataset(split=tfds_split))
         labels = arrays.get("label")
         splits[split_name] = Split(
             images=arrays["image"][:max_examples],
             labels=None if labels is None else labels[:max_examples],
             pixel_max=spec.pixel_max)
     return splits
+
+
+def _to_numpy(dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
+    """A TFDS split → {"image": array, ...}, read in large batches.
+
+    (TFDS's own batch_size=-1 sizes the batch from split metadata, which mock datasets
+    do not carry; batching here works for real and mock data alike.)
+    """
+    batches = list(tfds.as_numpy(dataset.batch(10_000)))
+    return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
 
 
 def ensure_prepared(builder) -> None:

@@ -133,7 +133,6 @@ class EpochSeconds(keras.callbacks.Callback):
 
 
 def build_model(config: TrainConfig) -> VAE:
-    keras.utils.set_random_seed(config.seed)
     vae = VAE(config.model)
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
                 jit_compile=config.jit_compile,
@@ -179,6 +178,9 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
 
     run_dir = config.out
     prepare_run_dir(run_dir)
+    # First of all: TF folds the global seed into every op seed when the op is built, so
+    # datasets built before this call would shuffle differently from those built after.
+    keras.utils.set_random_seed(config.seed)
     splits = load_splits(config.dataset, config.data_dir, config.max_examples)
     binarize = config.seed if config.dynamic_binarization else None
     train_data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,

@@ -1,0 +1,122 @@
+"""Specification of keras_vae/data.py: splits, the tf.data pipeline, offline behaviour."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from keras_vae import data
+from keras_vae.cli import RunFailure, UsageError
+
+
+def _epoch(dataset) -> np.ndarray:
+    return np.concatenate([batch.numpy() for batch in dataset])
+
+
+def _small_split(n=300, gray=False) -> data.Split:
+    rng = np.random.default_rng(0)
+    if gray:
+        images = rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+        return data.Split(images=images, labels=None, pixel_max=255)
+    images = (rng.random((n, 28, 28, 1)) < 0.2).astype(np.uint8)
+    return data.Split(images=images, labels=None, pixel_max=1)
+
+
+def test_binarized_mnist_has_the_larochelle_splits(binarized_mnist_source, binarized_mnist_splits):
+    sizes = {name: len(split) for name, split in binarized_mnist_splits.items()}
+    if binarized_mnist_source == "real":
+        assert sizes == {"train": 50_000, "validation": 10_000, "test": 10_000}
+    for split in binarized_mnist_splits.values():
+        assert split.images.shape[1:] == (28, 28, 1)
+        assert set(np.unique(split.as_float())) <= {0.0, 1.0}
+
+
+def test_max_examples_keeps_the_first_examples_of_each_split(binarized_mnist_splits):
+    limited = data.load_splits("binarized_mnist", max_examples=100)
+    for name, split in limited.items():
+        assert len(split) == 100
+        np.testing.assert_array_equal(split.images, binarized_mnist_splits[name].images[:100])
+
+
+def test_every_example_appears_once_per_epoch_in_a_new_seeded_order():
+    split = _small_split()
+    dataset = data.make_dataset(split, 64, shuffle_seed=5)
+    first, second = _epoch(dataset), _epoch(dataset)
+    key = lambda images: sorted(map(bytes, images.astype(np.uint8)))  # noqa: E731
+    assert key(first) == key(split.images) == key(second)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, _epoch(data.make_dataset(split, 64, shuffle_seed=5)))
+
+
+def test_unshuffled_batches_keep_order_and_scale_to_unit_interval():
+    split = _small_split(gray=True)
+    batches = list(data.make_dataset(split, 128))
+    assert [len(b) for b in batches] == [128, 128, 44]
+    np.testing.assert_allclose(np.concatenate(batches), split.images / 255.0, atol=1e-7)
+
+
+def test_dynamic_binarization_draws_fresh_pixels_each_epoch_with_gray_level_odds():
+    split = _small_split(gray=True)
+    dataset = data.make_dataset(split, 100, shuffle_seed=1, binarize_seed=2)
+    first, second = _epoch(dataset), _epoch(dataset)
+    assert set(np.unique(first)) == {0.0, 1.0}
+    # Sorted per-image ink counts ignore the shuffle order: they differ only if the draws do.
+    ink = lambda images: sorted(images.sum(axis=(1, 2, 3)))  # noqa: E731
+    assert ink(first) != ink(second)
+    assert first.mean() == pytest.approx(split.as_float().mean(), abs=0.01)
+
+
+def test_fixed_binarization_for_evaluation_is_the_same_every_time():
+    split = _small_split(gray=True)
+    dataset = data.make_dataset(split, 100, binarize_seed=2)
+    np.testing.assert_array_equal(_epoch(dataset), _epoch(dataset))
+
+
+def test_datasets_without_validation_split_hold_out_the_last_training_examples(monkeypatch):
+    requested = []
+
+    class FakeBuilder:
+        def as_dataset(self, split):
+            requested.append(split)
+            return data.tf.data.Dataset.from_tensor_slices(
+                {"image": np.zeros((3, 28, 28, 1), np.uint8), "label": np.zeros(3)})
+
+    monkeypatch.setattr(data.tfds, "builder", lambda name, data_dir: FakeBuilder())
+    monkeypatch.setattr(data, "ensure_prepared", lambda builder: None)
+    splits = data.load_splits("mnist")
+    assert requested == ["train[:-10000]", "train[-10000:]", "test"]
+    assert splits["validation"].labels is not None
+
+
+def test_data_dir_comes_from_flag_then_environment_then_tfds_default(monkeypatch):
+    monkeypatch.setenv("TFDS_DATA_DIR", "/from/env")
+    assert data.resolve_data_dir("/from/flag") == "/from/flag"
+    assert data.resolve_data_dir(None) == "/from/env"
+    monkeypatch.delenv("TFDS_DATA_DIR")
+    assert data.resolve_data_dir(None) is None
+
+
+def test_unknown_dataset_is_a_usage_error_naming_the_choices():
+    with pytest.raises(UsageError, match="unknown dataset 'cifar'.*binarized_mnist"):
+        data.load_splits("cifar")
+
+
+def test_an_unreachable_host_is_detected_within_seconds():
+    start = time.monotonic()
+    assert not data._host_reachable("dataset-host.invalid")  # .invalid never resolves
+    assert time.monotonic() - start < 2 * data.HOST_TIMEOUT_SECONDS + 1
+
+
+def test_offline_and_unprepared_fails_fast_with_how_to_prepare(offline, empty_data_dir):
+    searched = data.tfds.builder("mnist", data_dir=empty_data_dir).data_dir_root
+    start = time.monotonic()
+    with pytest.raises(RunFailure) as failure:
+        data.load_splits("mnist", data_dir=empty_data_dir)
+    assert time.monotonic() - start < 10
+    message = str(failure.value)
+    assert "\n" not in message
+    assert f"'mnist' is not prepared in {searched} " in message
+    assert "train-images-idx3-ubyte.gz" in message
+    assert f"{searched}/downloads/manual" in message

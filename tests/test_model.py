@@ -1,0 +1,136 @@
+"""Specification of keras_vae/model.py: the sampling, the two loss terms, training, saving."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae.config import ModelConfig
+from keras_vae.model import VAE, Sampling, bernoulli_nll, gaussian_kl
+
+
+def _small_vae(**overrides) -> VAE:
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(**{"latent_dim": 4, "hidden_dims": (32,), "seed": 3, **overrides}))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    return vae
+
+
+def test_add_loss_kl_equals_monte_carlo_kl_for_known_mean_and_sigma():
+    z_mean = np.array([[0.5, -1.0, 2.0]], dtype=np.float32)
+    sigma = np.array([[0.3, 1.5, 0.8]], dtype=np.float32)
+    z_log_var = np.log(sigma**2)
+    sampling = Sampling(seed=7)
+    sampling([z_mean, z_log_var])
+    (analytic,) = [float(loss) for loss in sampling.losses]
+
+    # KL = E_q[log q(z) − log p(z)], estimated from 200k draws of the same layer.
+    n = 200_000
+    z = np.asarray(sampling([np.repeat(z_mean, n, 0), np.repeat(z_log_var, n, 0)]))
+    log_q = -0.5 * (((z - z_mean) / sigma) ** 2 + np.log(2 * np.pi * sigma**2))
+    log_p = -0.5 * (z**2 + np.log(2 * np.pi))
+    monte_carlo = float(np.mean(np.sum(log_q - log_p, axis=1)))
+
+    exact = float(np.sum(0.5 * (z_mean**2 + sigma**2 - 1 - np.log(sigma**2))))
+    assert analytic == pytest.approx(exact, rel=1e-5)
+    assert monte_carlo == pytest.approx(analytic, abs=0.02)
+
+
+def test_sampled_z_has_the_posterior_mean_and_standard_deviation():
+    z_mean = np.full((100_000, 2), [1.0, -2.0], dtype=np.float32)
+    z_log_var = np.full((100_000, 2), np.log([0.25, 4.0]), dtype=np.float32)
+    z = np.asarray(Sampling(seed=1)([z_mean, z_log_var]))
+    np.testing.assert_allclose(z.mean(axis=0), [1.0, -2.0], atol=0.02)
+    np.testing.assert_allclose(z.std(axis=0), [0.5, 2.0], rtol=0.01)
+
+
+def test_gradients_reach_z_mean_and_z_log_var_through_the_sampling():
+    z_mean = tf.Variable(tf.fill((8, 3), 0.3))
+    z_log_var = tf.Variable(tf.fill((8, 3), -0.5))
+    sampling = Sampling(seed=2)
+    with tf.GradientTape() as tape:
+        z = sampling([z_mean, z_log_var])
+        downstream = tf.reduce_sum(z**2)  # only the sampled path, not the KL
+    grad_mean, grad_log_var = tape.gradient(downstream, [z_mean, z_log_var])
+    assert np.all(np.abs(grad_mean.numpy()) > 0)
+    assert np.count_nonzero(grad_log_var.numpy()) == grad_log_var.shape.num_elements()
+
+
+def test_both_encoder_heads_receive_gradients_from_the_reconstruction_term():
+    vae = _small_vae()
+    images = (np.random.default_rng(0).random((16, 28, 28, 1)) < 0.2).astype(np.float32)
+    with tf.GradientTape() as tape:
+        _, reconstruction, _ = vae._neg_elbo_terms(images, training=True)
+    heads = [vae.encoder.get_layer("z_mean").kernel, vae.encoder.get_layer("z_log_var").kernel]
+    for gradient in tape.gradient(reconstruction, heads):
+        assert float(tf.reduce_max(tf.abs(gradient))) > 0
+
+
+def test_reconstruction_is_finite_for_saturated_pixels():
+    images = np.ones((2, 28, 28, 1), dtype=np.float32)
+    logits = np.full((2, 28, 28, 1), -1000.0, dtype=np.float32)
+    nll = np.asarray(bernoulli_nll(images, logits))
+    np.testing.assert_allclose(nll, 784 * 1000.0, rtol=1e-6)  # −log sigmoid(−1000) ≈ 1000
+
+
+def test_reported_loss_is_reconstruction_plus_kl(binarized_mnist_splits):
+    vae = _small_vae()
+    images = binarized_mnist_splits["test"].as_float()[:512]
+    metrics = vae.evaluate(images, batch_size=128, return_dict=True, verbose=0)
+    assert metrics["reconstruction"] > 100 and metrics["kl"] > 0
+    assert metrics["loss"] == pytest.approx(metrics["reconstruction"] + metrics["kl"], rel=1e-6)
+
+
+def test_kl_is_counted_once_per_step_not_accumulated():
+    vae = _small_vae()
+    images = (np.random.default_rng(1).random((32, 28, 28, 1)) < 0.2).astype(np.float32)
+    for _ in range(3):
+        objective, reconstruction, kl = vae._neg_elbo_terms(images, training=True)
+        assert len(vae.losses) == 1
+        assert float(objective) == pytest.approx(float(reconstruction + kl), rel=1e-6)
+
+
+def test_beta_weights_the_kl_in_the_objective_but_not_in_the_reported_loss():
+    vae = _small_vae(beta=0.25)
+    images = (np.random.default_rng(2).random((32, 28, 28, 1)) < 0.2).astype(np.float32)
+    objective, reconstruction, kl = vae._neg_elbo_terms(images, training=True)
+    assert float(objective) == pytest.approx(float(reconstruction + 0.25 * kl), rel=1e-6)
+    metrics = vae.evaluate(images, batch_size=32, return_dict=True, verbose=0)
+    assert metrics["loss"] == pytest.approx(metrics["reconstruction"] + metrics["kl"], rel=1e-6)
+
+
+def test_a_few_hundred_steps_on_a_fixed_batch_lower_the_loss_a_lot(binarized_mnist_splits):
+    vae = _small_vae(latent_dim=8, hidden_dims=(128,))
+    images = binarized_mnist_splits["train"].as_float()[:128]
+    before = vae.evaluate(images, batch_size=128, return_dict=True, verbose=0)["loss"]
+    vae.fit(images, batch_size=128, epochs=300, verbose=0, shuffle=False)
+    after = vae.evaluate(images, batch_size=128, return_dict=True, verbose=0)["loss"]
+    assert after < 0.5 * before, (before, after)
+
+
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
+    vae = _small_vae()
+    images = (np.random.default_rng(3).random((8, 28, 28, 1)) < 0.2).astype(np.float32)
+    vae.fit(images, batch_size=8, epochs=2, verbose=0)
+    path = str(tmp_path / "vae.keras")
+    vae.save(path)
+    restored = keras.models.load_model(path)
+
+    assert restored.config == vae.config
+    # Same weights and the same position in the ε stream → the same sampled outputs.
+    np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(vae(images)))
+    np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(vae(images)))
+
+
+def test_latent_dim_two_trains_and_samples():
+    vae = _small_vae(latent_dim=2)
+    images = (np.random.default_rng(4).random((64, 28, 28, 1)) < 0.2).astype(np.float32)
+    history = vae.fit(images, batch_size=32, epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    assert vae.decoder(np.zeros((5, 2), np.float32)).shape == (5, 28, 28, 1)
+
+
+def test_gaussian_kl_is_zero_for_the_prior_itself():
+    assert np.asarray(gaussian_kl(np.zeros((3, 5)), np.zeros((3, 5)))).tolist() == [0.0] * 3

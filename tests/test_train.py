@@ -1,0 +1,134 @@
+"""Specification of `python -m keras_vae.train`: artifacts, reproducibility, refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from export.decoder import parity_latents, run_onnx, run_saved_model
+from keras_vae.cli import run_command
+from keras_vae.train import main
+
+SHORT_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "2000",
+             "--latent-dim", "8", "--hidden-dims", "64", "--verbose", "2"]
+
+
+def _train(run_dir: str, *extra: str) -> int:
+    return run_command(main, "keras_vae.train", [*SHORT_RUN, "--out", run_dir, *extra])
+
+
+@pytest.fixture(scope="module")
+def short_run(binarized_mnist_source, tmp_path_factory) -> str:
+    run_dir = str(tmp_path_factory.mktemp("runs") / "short")
+    assert _train(run_dir) == 0
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def summary(short_run) -> dict:
+    with open(os.path.join(short_run, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_summary_reports_the_run_in_nats_per_example(summary):
+    assert summary["dataset"] == "binarized_mnist"
+    assert summary["config"]["model"] == {"latent_dim": 8, "hidden_dims": [64], "beta": 1.0,
+                                          "seed": 0}
+    assert summary["config"]["epochs"] == summary["epochs_completed"] == 1
+    assert len(summary["epoch_seconds"]) == 1 and summary["epoch_seconds"][0] > 0
+    for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
+        assert 0 < summary[key] < 600, key
+    assert summary["test_neg_elbo"] == pytest.approx(
+        summary["test_reconstruction"] + summary["test_kl"], rel=1e-5)
+
+
+def test_every_artifact_exists_under_the_run_directory(short_run, summary):
+    artifacts = summary["artifacts"]
+    assert set(artifacts) >= {"checkpoint", "decoder_saved_model", "decoder_onnx",
+                              "samples_png", "reconstructions_png"}
+    for path in artifacts.values():
+        assert not os.path.isabs(path) and os.path.exists(os.path.join(short_run, path))
+    assert os.path.exists(os.path.join(short_run, artifacts["decoder_saved_model"],
+                                       "saved_model.pb"))
+    assert os.path.isdir(os.path.join(short_run, "tensorboard"))
+    with open(os.path.join(short_run, "metrics.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert [row["epoch"] for row in rows] == ["0"]
+    assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds"} <= set(rows[0])
+
+
+def test_pictures_are_an_8x8_sample_grid_and_input_output_row_pairs(short_run, summary):
+    samples = Image.open(os.path.join(short_run, summary["artifacts"]["samples_png"]))
+    reconstructions = Image.open(
+        os.path.join(short_run, summary["artifacts"]["reconstructions_png"]))
+    assert samples.size == (2 * (8 * 30 - 2),) * 2
+    assert reconstructions.size == (2 * (16 * 30 - 2), 2 * (4 * 30 - 2))
+    assert 0 < np.asarray(samples).std()
+
+
+def test_onnx_decoder_matches_the_saved_model(short_run, summary):
+    z = parity_latents(8)
+    from_onnx = run_onnx(os.path.join(short_run, summary["artifacts"]["decoder_onnx"]), z)
+    from_saved_model = run_saved_model(
+        os.path.join(short_run, summary["artifacts"]["decoder_saved_model"]), z)
+    for name in ("image", "logits"):
+        assert from_onnx[name].shape == (len(z), 28, 28, 1)
+        assert np.max(np.abs(from_onnx[name] - from_saved_model[name])) <= 1e-5
+    assert summary["export"]["parity_vs_keras"]["onnx"]["max_scaled_diff"] <= 1e-5
+
+
+def test_same_command_and_seed_give_the_same_results(short_run, summary, tmp_path):
+    assert _train(str(tmp_path / "again")) == 0
+    with open(tmp_path / "again" / "summary.json") as f:
+        again = json.load(f)
+    for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
+        assert again[key] == pytest.approx(summary[key], rel=1e-5), key
+
+
+def test_a_finished_run_is_refused_and_left_untouched(short_run, capsys):
+    summary_path = os.path.join(short_run, "summary.json")
+    before = open(summary_path, "rb").read(), os.path.getmtime(summary_path)
+    assert _train(short_run) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert (open(summary_path, "rb").read(), os.path.getmtime(summary_path)) == before
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "argument --epochs: '0' must be at least 1"),
+    (["--batch-size", "ten"], "argument --batch-size: 'ten' is not a whole number"),
+    (["--learning-rate", "nan"], "argument --learning-rate: 'nan' is not a finite number"),
+    (["--hidden-dims", "400,-3"], "argument --hidden-dims: '400,-3' is not a comma-separated"),
+    (["--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
+    (["--dynamic-binarization"], "binarized_mnist is already binary"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+])
+def test_bad_flags_get_one_line_and_exit_code_2(flags, message, capsys, tmp_path):
+    args = ["--dataset", "binarized_mnist", "--out", str(tmp_path / "run"), *flags]
+    assert run_command(main, "keras_vae.train", args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_offline_unprepared_dataset_exits_1_with_one_line(offline, empty_data_dir, tmp_path,
+                                                          capsys):
+    args = ["--dataset", "fashion_mnist", "--data-dir", empty_data_dir,
+            "--out", str(tmp_path / "run")]
+    assert run_command(main, "keras_vae.train", args) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'fashion_mnist' is not prepared" in err
+
+
+def test_the_module_entry_point_reports_usage_errors_without_traceback():
+    result = subprocess.run([sys.executable, "-m", "keras_vae.train", "--epochs", "-1"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("keras_vae.train: error:")
