@@ -1,9 +1,7 @@
-"""Export of a trained VAE's decoder: SavedModel for TF Serving, ONNX for onnxruntime.
+"""Export of a trained VAE for TF Serving (SavedModel), onnxruntime (fp32 and int8 ONNX)
+and LiteRT, verified against the Keras model: `export.pipeline.export_model`, or the
+command `python -m export RUN_DIR`. `export/` depends on `keras_vae`, never the reverse.
 
-`export/` depends on `keras_vae`, never the reverse. Every export is verified: the
-artifacts are run on a fixed batch of z and compared with the Keras decoder.
+This file imports nothing, so that `python -m export` can refuse bad arguments before
+TensorFlow loads.
 """
-
-from export.decoder import DECODER_INPUT, DECODER_OUTPUTS, export_decoder
-
-__all__ = ["DECODER_INPUT", "DECODER_OUTPUTS", "export_decoder"]

@@ -1,9 +1,9 @@
-"""`python -m keras_vae.train`: train a VAE, evaluate it, draw it, export its decoder.
+"""`python -m keras_vae.train`: train a VAE, evaluate it, draw it, export it.
 
 The procedure reads top to bottom: parse flags into a `TrainConfig`, load the data, build
 and fit the model with Keras callbacks (progress bar, best checkpoint, crash backup, CSV,
 TensorBoard), reload the best checkpoint, evaluate on the test split, write pictures,
-export the decoder, and write `summary.json` describing all of it.
+export decoder and encoder (`export/`), and write `summary.json` describing all of it.
 """
 
 from __future__ import annotations
@@ -31,13 +31,17 @@ from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.data import DATASETS, load_splits, make_dataset, spec_of
 from keras_vae.model import VAE
 from keras_vae.pictures import save_grid, save_reconstructions
+from keras_vae.run_layout import (
+    BACKUP_DIR,
+    CHECKPOINT,
+    EXPORT_DIR,
+    METRICS_CSV,
+    RECONSTRUCTIONS_PNG,
+    SAMPLES_PNG,
+    SUMMARY,
+    TENSORBOARD_DIR,
+)
 
-CHECKPOINT = "best.keras"
-METRICS_CSV = "metrics.csv"
-BACKUP_DIR = "backup"
-SUMMARY = "summary.json"
-SAMPLES_PNG = "samples.png"
-RECONSTRUCTIONS_PNG = "reconstructions.png"
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
 
@@ -48,7 +52,7 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int]:
     parser = ArgumentParser(
         prog="python -m keras_vae.train",
         description="Train a variational autoencoder, evaluate it on the test split, "
-                    "write sample pictures and export the decoder (SavedModel + ONNX).")
+                    "write sample pictures and export the model (SavedModel, ONNX, LiteRT).")
     parser.add_argument("--dataset", default=defaults.dataset, choices=sorted(DATASETS),
                         help="TFDS dataset (default: %(default)s)")
     parser.add_argument("--epochs", type=positive_int, default=defaults.epochs,
@@ -147,7 +151,7 @@ def callbacks_for(run_dir: str) -> list[keras.callbacks.Callback]:
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, CHECKPOINT), monitor="val_loss",
                                         save_best_only=True),
         keras.callbacks.CSVLogger(os.path.join(run_dir, METRICS_CSV), append=True),
-        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, "tensorboard")),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, TENSORBOARD_DIR)),
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR)),
     ]
 
@@ -174,7 +178,7 @@ def write_pictures(vae: VAE, test_images: np.ndarray, run_dir: str, seed: int) -
 
 def train(config: TrainConfig, verbose: int = 2) -> dict:
     """Runs the whole procedure and returns the summary it wrote to `summary.json`."""
-    from export import export_decoder  # export/ depends on keras_vae, not the reverse
+    from export.pipeline import export_model, summary_entries  # export/ needs keras_vae
 
     run_dir = config.out
     prepare_run_dir(run_dir)
@@ -202,9 +206,10 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
     test_images = next(iter(test_data)).numpy()
     artifacts = {"checkpoint": CHECKPOINT, **write_pictures(vae, test_images, run_dir,
                                                              config.seed)}
-    exported = export_decoder(vae.decoder, run_dir, config.to_dict())
-    artifacts["decoder_saved_model"] = os.path.relpath(exported["decoder_saved_model"], run_dir)
-    artifacts["decoder_onnx"] = os.path.relpath(exported["decoder_onnx"], run_dir)
+    export_dir = os.path.join(run_dir, EXPORT_DIR)
+    exported = export_model(vae, export_dir, config.to_dict())
+    export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
+    artifacts.update(export_artifacts)
 
     epoch_seconds = [row["epoch_seconds"] for row in history]
     summary = {
@@ -219,7 +224,7 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
         "test_neg_elbo": test["loss"],
         "test_reconstruction": test["reconstruction"],
         "test_kl": test["kl"],
-        "export": {"parity_vs_keras": exported["parity"]},
+        "export": export_section,
         "artifacts": artifacts,
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
@@ -233,7 +238,7 @@ def report(summary: dict, run_dir: str) -> None:
           f"{summary['test_kl']:.2f}); best validation {summary['val_neg_elbo']:.2f} at "
           f"epoch {summary['best_epoch']}")
     for name, path in {**summary["artifacts"], "summary": SUMMARY,
-                       "metrics": METRICS_CSV, "tensorboard": "tensorboard"}.items():
+                       "metrics": METRICS_CSV, "tensorboard": TENSORBOARD_DIR}.items():
         print(f"  {name:<20} {os.path.join(run_dir, path)}")
 
 

@@ -65,3 +65,20 @@ def empty_data_dir(tmp_path) -> str:
     path = tmp_path / "tfds"
     path.mkdir()
     return os.fspath(path)
+
+
+@pytest.fixture(scope="session")
+def small_export(tmp_path_factory) -> dict:
+    """A small VAE (latent 6, hidden 64) exported once per session: the real pipeline on a
+    model that takes no training time. Returns export_model's result plus the model."""
+    import keras
+
+    from export.pipeline import export_model
+    from keras_vae.config import ModelConfig
+    from keras_vae.model import VAE
+
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=6, hidden_dims=(64,)))
+    export_dir = str(tmp_path_factory.mktemp("export"))
+    run_config = {"dataset": "binarized_mnist", "model": vae.config.to_dict()}
+    return {**export_model(vae, export_dir, run_config), "vae": vae, "export_dir": export_dir}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from keras_vae.pictures import UPSCALE, save_grid, save_reconstructions, tile
+from keras_vae.pictures import save_grid, save_reconstructions
+from serving.sample import UPSCALE, tile
 
 
 def test_tile_places_images_row_major_with_gaps():

@@ -1,0 +1,62 @@
+"""`python -m export RUN_DIR`: export a finished (or interrupted) run's best checkpoint.
+
+Each call adds a new version under EXPORT/vae_decoder and EXPORT/vae_encoder (TF Serving
+layout), refreshes the ONNX / LiteRT files and manifest.json, and records the export in
+the run's summary.json when the run has one.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from keras_vae.cli import ArgumentParser, RunFailure, UsageError, run_command
+from keras_vae.run_layout import CHECKPOINT, EXPORT_DIR, SUMMARY, read_summary
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = ArgumentParser(prog="python -m export",
+                            description="Export a run's VAE: TF Serving SavedModels, ONNX "
+                                        "(fp32 + int8), LiteRT; verified against Keras.")
+    parser.add_argument("run_dir", help="a run directory written by keras_vae.train")
+    parser.add_argument("--export-dir", default=None,
+                        help="where to export (default: RUN_DIR/export); may be a TF "
+                             "Serving model base shared by several runs")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    args = parser.parse_args(argv)
+
+    checkpoint = os.path.join(args.run_dir, CHECKPOINT)
+    if not os.path.isfile(checkpoint):
+        raise UsageError(f"{args.run_dir} has no {CHECKPOINT}; pass a run directory written "
+                         f"by `python -m keras_vae.train`")
+    export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
+    summary = read_summary(args.run_dir)
+    run_config = summary.get("config", {})
+
+    import keras  # deferred: usage errors above answer without loading TensorFlow
+
+    import keras_vae.model  # noqa: F401  (registers the VAE classes for loading)
+    from export.pipeline import export_model, summary_entries
+    from keras_vae.atomic import write_json
+
+    try:
+        vae = keras.models.load_model(checkpoint)
+    except Exception as error:  # Keras raises many types for a damaged file
+        raise RunFailure(f"cannot load {checkpoint} ({type(error).__name__}); the file is "
+                         f"damaged or from another version: retrain or restore it") from None
+    if not run_config:
+        run_config = {"model": vae.config.to_dict()}
+    result = export_model(vae, export_dir, run_config)
+    artifacts, section = summary_entries(result, args.run_dir, export_dir)
+    if summary:
+        summary["artifacts"] = {**summary.get("artifacts", {}), **artifacts}
+        summary["export"] = section
+        write_json(os.path.join(args.run_dir, SUMMARY), summary)
+    print(f"export version {result['version']} → {export_dir}")
+    for key, path in artifacts.items():
+        print(f"  {key:<20} {os.path.join(args.run_dir, path)}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main, "export"))

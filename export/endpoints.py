@@ -1,0 +1,71 @@
+"""What leaves the repository: the decoder and encoder as named, shaped tf.functions.
+
+Every format (SavedModel, ONNX, LiteRT) is made from these functions, so all of them carry
+the same input and output names:
+
+- `vae_decoder`: `z` float32 [N, latent_dim] → `image` (Bernoulli means sigmoid(logits),
+  in [0, 1]) and `logits`, both float32 [N, 28, 28, 1].
+- `vae_encoder`: `image` float32 [N, 28, 28, 1], pixels in [0, 1] → `z_mean` and
+  `z_log_var`, both float32 [N, latent_dim].
+
+N is dynamic everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from keras_vae.config import IMAGE_SHAPE
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One exported model: its TF Serving name, its single input, its named outputs."""
+
+    name: str
+    input_name: str
+    input_shape: tuple[int | None, ...]
+    output_shapes: dict[str, tuple[int | None, ...]]
+    function: tf.types.experimental.GenericFunction
+
+    def describe(self) -> dict:
+        """Names and shapes for manifests (None → -1, TF Serving's notation)."""
+        as_list = lambda shape: [-1 if d is None else d for d in shape]  # noqa: E731
+        return {"inputs": {self.input_name: as_list(self.input_shape)},
+                "outputs": {k: as_list(v) for k, v in self.output_shapes.items()}}
+
+
+def decoder_endpoint(decoder: keras.Model) -> Endpoint:
+    latent_dim = decoder.input_shape[-1]
+    spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+
+    @tf.function(input_signature=[spec])
+    def decode(z):
+        logits = decoder(z, training=False)
+        return {"image": tf.sigmoid(logits), "logits": logits}
+
+    image_shape = (None, *IMAGE_SHAPE)
+    return Endpoint("vae_decoder", "z", (None, latent_dim),
+                    {"image": image_shape, "logits": image_shape}, decode)
+
+
+def encoder_endpoint(encoder: keras.Model) -> Endpoint:
+    latent_dim = encoder.output_shape[0][-1]
+    spec = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="image")
+
+    @tf.function(input_signature=[spec])
+    def encode(image):
+        z_mean, z_log_var = encoder(image, training=False)
+        return {"z_mean": z_mean, "z_log_var": z_log_var}
+
+    return Endpoint("vae_encoder", "image", (None, *IMAGE_SHAPE),
+                    {"z_mean": (None, latent_dim), "z_log_var": (None, latent_dim)}, encode)
+
+
+def run_keras(endpoint: Endpoint, inputs) -> dict:
+    """The reference outputs every artifact is compared with."""
+    outputs = endpoint.function(tf.constant(inputs))
+    return {name: value.numpy() for name, value in outputs.items()}

@@ -1,0 +1,30 @@
+"""A LiteRT (.tflite) decoder for edge devices that run LiteRT rather than onnxruntime.
+
+Converted from the exported SavedModel (converting the tf.function directly drops the
+Keras variables), with TFLite builtin ops only: no Flex / SELECT_TF_OPS, so the plain
+`ai_edge_litert` interpreter runs it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from keras_vae.atomic import atomic_path
+
+
+def write_tflite(saved_model_dir: str, path: str) -> None:
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    flatbuffer = converter.convert()
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        f.write(flatbuffer)
+
+
+def run_tflite(path: str, inputs: np.ndarray, threads: int = 1) -> dict[str, np.ndarray]:
+    """Runs the `serving_default` signature (input and output names as exported)."""
+    runner = Interpreter(model_path=path, num_threads=threads).get_signature_runner(
+        "serving_default")
+    (input_name,) = runner.get_input_details()
+    return runner(**{input_name: inputs})

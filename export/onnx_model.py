@@ -1,0 +1,82 @@
+"""ONNX files for onnxruntime: fp32 through tf2onnx, int8 through onnxruntime's quantizer.
+
+int8 uses *dynamic* quantization (int8 weights, activation scales computed per batch at
+run time). Measured against static QDQ on the trained default decoder (README, "Export"):
+dynamic was both more accurate (image MAD 0.0015 vs 0.0022 for QDQ) and faster (batch 1
+12 µs vs 19 µs; batch 256 3.0× vs 2.8× fp32's throughput), and it needs no calibration data.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import tf2onnx
+from onnxruntime.quantization import QuantType, quantize_dynamic
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+import keras_vae
+from export.endpoints import Endpoint
+from keras_vae.atomic import atomic_path
+
+ONNX_OPSET = 17
+
+
+def write_onnx(endpoint: Endpoint, path: str, metadata: dict[str, str]) -> None:
+    """Converts the endpoint with tf2onnx; `metadata` goes into the file's properties."""
+    model_proto, _ = tf2onnx.convert.from_function(
+        endpoint.function, input_signature=endpoint.function.input_signature,
+        opset=ONNX_OPSET)
+    _set_metadata(model_proto, metadata)
+    for value in (*model_proto.graph.input, *model_proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "N"  # the dynamic batch
+    onnx.checker.check_model(model_proto)
+    with atomic_path(path) as tmp:
+        onnx.save(model_proto, tmp)
+
+
+def write_int8(fp32_path: str, path: str) -> None:
+    """Dynamic int8 quantization of an fp32 ONNX file; metadata is carried over."""
+    with tempfile.TemporaryDirectory() as work:
+        prepared = os.path.join(work, "prepared.onnx")
+        quant_pre_process(fp32_path, prepared)
+        quantized = os.path.join(work, "int8.onnx")
+        quantize_dynamic(prepared, quantized, weight_type=QuantType.QInt8)
+        model_proto = onnx.load(quantized)
+    metadata = read_metadata(fp32_path)
+    metadata["quantization"] = "dynamic int8 (onnxruntime.quantization.quantize_dynamic)"
+    _set_metadata(model_proto, metadata)
+    onnx.checker.check_model(model_proto)
+    with atomic_path(path) as tmp:
+        onnx.save(model_proto, tmp)
+
+
+def read_metadata(path: str) -> dict[str, str]:
+    return {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+
+
+def _set_metadata(model_proto: onnx.ModelProto, metadata: dict[str, str]) -> None:
+    del model_proto.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model_proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    model_proto.producer_name = "keras-vae"
+    model_proto.producer_version = keras_vae.__version__
+
+
+def session(path: str, threads: int | None = None) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def run_onnx(path: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
+    onnx_session = session(path)
+    names = [o.name for o in onnx_session.get_outputs()]
+    values = onnx_session.run(names, {onnx_session.get_inputs()[0].name: inputs})
+    return dict(zip(names, values, strict=True))

@@ -1,0 +1,153 @@
+"""One export of a trained VAE: write every artifact, verify it, then publish it.
+
+Everything is first written to a staging directory inside the export directory and
+verified there against the Keras model. Only a fully verified export is moved into place
+(SavedModels as a new TF Serving version, files by atomic rename), so a failed export
+changes nothing that TF Serving or an edge device could pick up.
+
+Layout of EXPORT (by default RUN_DIR/export):
+
+    vae_decoder/<version>/saved_model.pb, variables/   TF Serving model base paths
+    vae_encoder/<version>/saved_model.pb, variables/
+    decoder.onnx, decoder_int8.onnx, encoder.onnx      onnxruntime
+    decoder.tflite                                     LiteRT
+    manifest.json                                      sizes, sha256, names, shapes, parity
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+
+import keras_vae
+from export.endpoints import decoder_endpoint, encoder_endpoint, run_keras
+from export.litert import run_tflite, write_tflite
+from export.manifest import fingerprint
+from export.onnx_model import run_onnx, write_int8, write_onnx
+from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
+from export.verify import int8_quality, misses, parity, parity_latents
+from keras_vae.atomic import write_json
+from keras_vae.cli import RunFailure
+
+FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
+         "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
+MANIFEST = "manifest.json"
+
+
+def onnx_metadata(latent_dim: int, run_config: dict) -> dict[str, str]:
+    """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties."""
+    return {
+        "latent_dim": str(latent_dim),
+        "dataset": str(run_config.get("dataset", "")),
+        "model_config": json.dumps(run_config.get("model", {}), sort_keys=True),
+        "keras_vae_version": keras_vae.__version__,
+    }
+
+
+def export_model(vae, export_dir: str, run_config: dict) -> dict:
+    """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`.
+
+    Returns:
+        {"version", "paths": {artifact key: absolute path}, "parity": {...}, "int8": {...}}
+        where the artifact keys are those of summary.json (`decoder_saved_model`, …).
+
+    Raises:
+        RunFailure: an artifact misses a verification bound; nothing was published.
+    """
+    decoder, encoder = decoder_endpoint(vae.decoder), encoder_endpoint(vae.encoder)
+    os.makedirs(export_dir, exist_ok=True)
+    version = next_version(export_dir, [decoder.name, encoder.name])
+    staging = os.path.join(export_dir, f".staging-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        staged = _write_all(vae, decoder, encoder, staging, run_config)
+        measured = _verify(decoder, encoder, staged)
+        problems = misses(measured["parity"], measured["int8"])
+        if problems:
+            raise RunFailure(f"export not published, verification failed: "
+                             f"{'; '.join(problems)}")
+        paths = _publish(staged, export_dir, version)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = _manifest(decoder, encoder, paths, export_dir, version, measured)
+    write_json(os.path.join(export_dir, MANIFEST), manifest)
+    return {"version": version, "paths": paths, **measured}
+
+
+def _write_all(vae, decoder, encoder, staging: str, run_config: dict) -> dict[str, str]:
+    staged = {"decoder_saved_model": os.path.join(staging, decoder.name),
+              "encoder_saved_model": os.path.join(staging, encoder.name),
+              **{key: os.path.join(staging, name) for key, name in FILES.items()}}
+    write_saved_model(decoder, vae.decoder, staged["decoder_saved_model"])
+    write_saved_model(encoder, vae.encoder, staged["encoder_saved_model"])
+    metadata = onnx_metadata(vae.config.latent_dim, run_config)
+    write_onnx(decoder, staged["decoder_onnx"], metadata)
+    write_onnx(encoder, staged["encoder_onnx"], metadata)
+    write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"])
+    write_tflite(staged["decoder_saved_model"], staged["decoder_tflite"])
+    return staged
+
+
+def _verify(decoder, encoder, staged: dict[str, str]) -> dict:
+    z = parity_latents(decoder.input_shape[-1])
+    decoded = run_keras(decoder, z)
+    images = decoded["image"]  # digit-like encoder inputs, no dataset needed
+    encoded = run_keras(encoder, images)
+    fp32_onnx = run_onnx(staged["decoder_onnx"], z)
+    return {
+        "parity": {
+            "decoder_saved_model": parity(run_saved_model(staged["decoder_saved_model"], z),
+                                          decoded),
+            "decoder_onnx": parity(fp32_onnx, decoded),
+            "decoder_tflite": parity(run_tflite(staged["decoder_tflite"], z), decoded),
+            "encoder_saved_model": parity(
+                run_saved_model(staged["encoder_saved_model"], images), encoded),
+            "encoder_onnx": parity(run_onnx(staged["encoder_onnx"], images), encoded),
+        },
+        "int8": int8_quality(run_onnx(staged["decoder_int8_onnx"], z), fp32_onnx,
+                             staged["decoder_int8_onnx"], staged["decoder_onnx"]),
+    }
+
+
+def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str, str]:
+    paths = {}
+    for key in ("decoder_saved_model", "encoder_saved_model"):
+        model_name = os.path.basename(staged[key])
+        paths[key] = publish_version(staged[key], export_dir, model_name, version)
+    for key, name in FILES.items():
+        paths[key] = os.path.join(export_dir, name)
+        os.replace(staged[key], paths[key])
+    return paths
+
+
+def _manifest(decoder, encoder, paths: dict[str, str], export_dir: str, version: int,
+              measured: dict) -> dict:
+    endpoint_of = {"decoder": decoder, "encoder": encoder}
+    artifacts = {}
+    for key, path in paths.items():
+        entry = {"path": os.path.relpath(path, export_dir), **fingerprint(path),
+                 **endpoint_of[key.split("_")[0]].describe()}
+        if key in measured["parity"]:
+            entry["parity_vs_keras"] = measured["parity"][key]
+        if key == "decoder_int8_onnx":
+            entry["int8_vs_fp32_onnx"] = measured["int8"]
+        artifacts[key] = entry
+    return {
+        "version": version,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "keras_vae_version": keras_vae.__version__,
+        "artifacts": artifacts,
+    }
+
+
+def summary_entries(result: dict, run_dir: str, export_dir: str) -> tuple[dict, dict]:
+    """(artifact paths relative to the run directory, the summary's `export` section)."""
+    artifacts = {key: os.path.relpath(path, run_dir) for key, path in result["paths"].items()}
+    section = {"version": result["version"],
+               "export_dir": os.path.relpath(export_dir, run_dir),
+               "manifest": os.path.relpath(os.path.join(export_dir, MANIFEST), run_dir),
+               "parity_vs_keras": result["parity"],
+               "int8_vs_fp32_onnx": result["int8"]}
+    return artifacts, section

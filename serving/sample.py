@@ -1,0 +1,213 @@
+"""Sample images from an exported keras-vae decoder with onnxruntime — no TensorFlow.
+
+    python sample.py decoder.onnx --n 64 --seed 0 --out grid.png
+    python sample.py decoder.onnx --latent-file z.npy --out decoded.png
+    python sample.py decoder.onnx --interpolate --n 10 --seed 3 --out row.png
+    python sample.py decoder_int8.onnx --threads 1 --out grid.png
+
+This file runs on its own (copy it onto a device) and needs exactly three packages, also
+listed in requirements-edge.txt beside it:
+
+    numpy, onnxruntime, Pillow
+
+The latent size is read from the model's input shape [N, latent_dim]; z is drawn from the
+prior N(0, I). The PNG shows the decoder's `image` output (Bernoulli means in [0, 1]) as
+dark ink on white. Mistakes (missing or wrong model, bad numbers, unwritable output) end
+in one line on stderr and exit code 2; nothing existing is overwritten unless the new
+image was completely written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+MAX_IMAGES = 10_000
+"""Most images per call: 10,000 × 784 pixels × 2 float32 outputs ≈ 63 MB of output."""
+
+UPSCALE = 2
+"""Each pixel becomes UPSCALE×UPSCALE screen pixels so 28×28 digits are legible."""
+
+
+class SampleError(Exception):
+    """A problem the user can fix; reported as one line."""
+
+
+# --- pictures (also used by keras_vae.pictures and the TF Serving client) ---------------
+
+def tile(images: np.ndarray, rows: int, cols: int, gap: int = 2) -> np.ndarray:
+    """Images [N, H, W, 1] in [0, 1] → one canvas of ink in [0, 1], row-major, blank gaps."""
+    n, h, w = images.shape[:3]
+    if n > rows * cols:
+        raise ValueError(f"{n} images do not fit a {rows}×{cols} grid")
+    canvas = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), dtype=np.float32)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image[..., 0]
+    return canvas
+
+
+def square_grid(images: np.ndarray) -> np.ndarray:
+    """The squarest grid that holds all images, e.g. 64 → 8×8."""
+    cols = math.ceil(math.sqrt(len(images)))
+    return tile(images, math.ceil(len(images) / cols), cols)
+
+
+def save_png(canvas: np.ndarray, path: str) -> None:
+    """Writes a canvas in [0, 1] as an 8-bit PNG, dark ink on white, in one rename."""
+    pixels = np.round((1.0 - np.clip(canvas, 0.0, 1.0)) * 255).astype(np.uint8)
+    image = Image.fromarray(pixels, mode="L")
+    image = image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        image.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+# --- the decoder -------------------------------------------------------------------------
+
+def load_decoder(path: str, threads: int | None = None) -> tuple[ort.InferenceSession, int]:
+    """Opens an ONNX decoder and returns (session, latent_dim), or explains what is wrong."""
+    if not os.path.isfile(path):
+        raise SampleError(f"{path}: no such file; pass the decoder.onnx of an export")
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises several types for a bad file
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise SampleError(f"{path} is not a model onnxruntime can load ({reason}); pass "
+                          f"decoder.onnx or decoder_int8.onnx from an export") from None
+    inputs = session.get_inputs()
+    shape = inputs[0].shape if len(inputs) == 1 else None
+    if shape is None or len(shape) != 2 or not isinstance(shape[1], int):
+        found = [f"{i.name}{list(i.shape)}" for i in inputs]
+        raise SampleError(f"{path} takes {', '.join(found)}, not a latent z [N, latent_dim]: "
+                          f"it is not a decoder (an encoder?); pass decoder.onnx")
+    if "image" not in {o.name for o in session.get_outputs()}:
+        raise SampleError(f"{path} has no 'image' output; pass decoder.onnx from an export")
+    return session, shape[1]
+
+
+def decode(session: ort.InferenceSession, z: np.ndarray) -> np.ndarray:
+    """z [N, latent_dim] float32 → images [N, 28, 28, 1], Bernoulli means in [0, 1]."""
+    (image,) = session.run(["image"], {session.get_inputs()[0].name: z})
+    return image
+
+
+def prior_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+
+
+def interpolation_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """n points on the straight line between two prior draws (seeded), ends included."""
+    start, end = prior_latents(2, latent_dim, seed)
+    weights = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
+    return (1.0 - weights) * start + weights * end
+
+
+def read_latents(path: str, latent_dim: int) -> np.ndarray:
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) != b"\x93NUMPY":
+                raise SampleError(f"{path} is not a .npy file; save latents with "
+                                  f"numpy.save(path, z) where z is float32 [N, {latent_dim}]")
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as error:
+        raise SampleError(f"cannot read latents from {path} ({error}); pass a .npy file "
+                          f"saved with numpy.save") from None
+    if z.dtype not in (np.float32, np.float64):
+        raise SampleError(f"{path} holds {z.dtype} values; latents must be float32 (or "
+                          f"float64) of shape [N, {latent_dim}]")
+    if z.ndim != 2 or z.shape[1] != latent_dim or not 0 < z.shape[0] <= MAX_IMAGES:
+        raise SampleError(f"{path} has shape {list(z.shape)}; this decoder needs "
+                          f"[N, {latent_dim}] with 1 ≤ N ≤ {MAX_IMAGES}")
+    if not np.all(np.isfinite(z)):
+        raise SampleError(f"{path} contains NaN or infinite values")
+    return z.astype(np.float32)
+
+
+def check_writable(path: str) -> None:
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise SampleError(f"--out {path} is a directory; pass a file name such as grid.png")
+    if not os.path.isdir(directory):
+        raise SampleError(f"--out {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK) or (os.path.exists(path)
+                                             and not os.access(path, os.W_OK)):
+        raise SampleError(f"--out {path} cannot be written (permission denied); choose "
+                          f"another path")
+
+
+# --- the command -------------------------------------------------------------------------
+
+def whole_number(low: int, high: float = math.inf):
+    """An argparse `type`: an int in [low, high]."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            bound = f"between {low} and {high}" if high < math.inf else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{text!r} must be {bound}")
+        return value
+    return parse
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors are one `SampleError` line instead of a usage dump."""
+
+    def error(self, message):
+        raise SampleError(f"{message} (see --help)")
+
+
+def main(argv: list[str]) -> str:
+    parser = ArgumentParser(prog="sample.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="decoder.onnx or decoder_int8.onnx from an export")
+    parser.add_argument("--n", type=whole_number(1, MAX_IMAGES), default=64,
+                        help=f"images to draw, 1-{MAX_IMAGES} (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
+    parser.add_argument("--out", default="samples.png", help="PNG to write")
+    parser.add_argument("--latent-file", default=None,
+                        help="decode the latents in this .npy [N, latent_dim] instead")
+    parser.add_argument("--interpolate", action="store_true",
+                        help="one row of --n images between two seeded latents")
+    parser.add_argument("--threads", type=whole_number(1), default=None,
+                        help="onnxruntime intra-op threads (default: onnxruntime's)")
+    args = parser.parse_args(argv)
+    if args.latent_file and args.interpolate:
+        raise SampleError("--latent-file and --interpolate exclude each other; pass one")
+    check_writable(args.out)
+
+    session, latent_dim = load_decoder(args.model, args.threads)
+    if args.latent_file:
+        z = read_latents(args.latent_file, latent_dim)
+    elif args.interpolate:
+        z = interpolation_latents(args.n, latent_dim, args.seed)
+    else:
+        z = prior_latents(args.n, latent_dim, args.seed)
+    images = decode(session, z)
+    canvas = tile(images, 1, len(images)) if args.interpolate else square_grid(images)
+    save_png(canvas, args.out)
+    return f"{len(images)} images from {args.model} (latent_dim {latent_dim}) → {args.out}"
+
+
+if __name__ == "__main__":
+    try:
+        print(main(sys.argv[1:]))
+    except SampleError as error:
+        print(f"sample.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,171 @@
+"""Sample images from a keras-vae decoder served by TensorFlow Serving, over REST or gRPC.
+
+    python serving/tf_serving_client.py --n 64 --seed 0 --out grid.png            # REST
+    python serving/tf_serving_client.py --protocol grpc --port 8500 --out grid.png
+    python serving/tf_serving_client.py --status      # model version status, then exit
+
+REST uses only the standard library, numpy and Pillow: GET /v1/models/vae_decoder
+(status), GET /v1/models/vae_decoder/metadata (signature → latent size) and
+POST /v1/models/vae_decoder:predict. gRPC uses tensorflow-serving-api's
+PredictionService (GetModelMetadata, Predict); that package brings TensorFlow's protos.
+An unreachable server or a refused request ends in one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+try:
+    from serving.sample import (
+        ArgumentParser,
+        SampleError,
+        prior_latents,
+        save_png,
+        square_grid,
+        whole_number,
+    )
+except ImportError:  # run as a script from serving/
+    from sample import (
+        ArgumentParser,
+        SampleError,
+        prior_latents,
+        save_png,
+        square_grid,
+        whole_number,
+    )
+
+MODEL = "vae_decoder"
+SIGNATURE = "serving_default"
+TIMEOUT_SECONDS = 10.0
+
+
+class ServingError(Exception):
+    """The server could not be reached or refused the request; reported as one line."""
+
+
+class RestClient:
+    """TF Serving's REST API (port 8501 by default)."""
+
+    def __init__(self, host: str, port: int, model: str = MODEL):
+        self.base = f"http://{host}:{port}/v1/models/{model}"
+
+    def _request(self, url: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(url, data=data,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:300]
+            raise ServingError(f"{url} answered HTTP {error.code}: {detail}") from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ServingError(f"cannot reach TF Serving at {url} ({reason}); is "
+                               f"tensorflow_model_server running with --rest_api_port?") from None
+
+    def status(self) -> list[dict]:
+        return self._request(self.base)["model_version_status"]
+
+    def latent_dim(self) -> int:
+        metadata = self._request(f"{self.base}/metadata")
+        signature = metadata["metadata"]["signature_def"]["signature_def"][SIGNATURE]
+        return int(signature["inputs"]["z"]["tensor_shape"]["dim"][1]["size"])
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        body = {"signature_name": SIGNATURE, "inputs": {"z": z.tolist()}}
+        outputs = self._request(f"{self.base}:predict", body)["outputs"]
+        return np.asarray(outputs["image"], dtype=np.float32)
+
+
+class GrpcClient:
+    """TF Serving's gRPC PredictionService (port 8500 by default)."""
+
+    def __init__(self, host: str, port: int, model: str = MODEL):
+        import grpc
+        from tensorflow_serving.apis import (
+            get_model_metadata_pb2,
+            predict_pb2,
+            prediction_service_pb2_grpc,
+        )
+
+        self._grpc, self._metadata_pb2, self._predict_pb2 = (
+            grpc, get_model_metadata_pb2, predict_pb2)
+        self.address, self.model = f"{host}:{port}", model
+        self.channel = grpc.insecure_channel(self.address)
+        self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=TIMEOUT_SECONDS)
+        except self._grpc.RpcError as error:
+            raise ServingError(f"TF Serving at {self.address} failed: {error.code().name} "
+                               f"{error.details()}") from None
+
+    def latent_dim(self) -> int:
+        request = self._metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = self.model
+        response = self._call(self.stub.GetModelMetadata, request)
+        signatures = self._metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        shape = signatures.signature_def[SIGNATURE].inputs["z"].tensor_shape
+        return shape.dim[1].size
+
+    def decode(self, z: np.ndarray) -> np.ndarray:
+        from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+        request = self._predict_pb2.PredictRequest()
+        request.model_spec.name, request.model_spec.signature_name = self.model, SIGNATURE
+        request.output_filter.append("image")
+        request.inputs["z"].CopyFrom(tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_FLOAT, tensor_content=z.astype("<f4").tobytes(),
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(
+                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in z.shape])))
+        image = self._call(self.stub.Predict, request).outputs["image"]
+        shape = [d.size for d in image.tensor_shape.dim]
+        values = (np.frombuffer(image.tensor_content, dtype="<f4") if image.tensor_content
+                  else np.asarray(image.float_val, dtype=np.float32))
+        return values.reshape(shape)
+
+
+def main(argv: list[str]) -> str:
+    parser = ArgumentParser(prog="tf_serving_client.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="localhost")
+    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    parser.add_argument("--port", type=whole_number(1, 65535), default=None,
+                        help="default: 8501 for REST, 8500 for gRPC")
+    parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
+    parser.add_argument("--n", type=whole_number(1, 4096), default=64, help="images (1-4096)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="served_samples.png")
+    parser.add_argument("--status", action="store_true",
+                        help="print the model's version status (REST) and exit")
+    args = parser.parse_args(argv)
+    if args.status and args.protocol != "rest":
+        raise SampleError("--status uses TF Serving's REST status endpoint; drop "
+                          "--protocol grpc or point --port at the REST port")
+    port = args.port or (8501 if args.protocol == "rest" else 8500)
+    client = (RestClient if args.protocol == "rest" else GrpcClient)(args.host, port, args.model)
+    if args.status:
+        return json.dumps(client.status(), indent=2)
+    latent_dim = client.latent_dim()
+    images = client.decode(prior_latents(args.n, latent_dim, args.seed))
+    save_png(square_grid(images), args.out)
+    return (f"{len(images)} images from {args.model} over {args.protocol} at "
+            f"{args.host}:{port} (latent_dim {latent_dim}) → {args.out}")
+
+
+if __name__ == "__main__":
+    try:
+        print(main(sys.argv[1:]))
+    except SampleError as error:
+        print(f"tf_serving_client.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except ServingError as error:
+        print(f"tf_serving_client.py: error: {error}", file=sys.stderr)
+        sys.exit(1)
