@@ -82,3 +82,16 @@ def small_export(tmp_path_factory) -> dict:
     export_dir = str(tmp_path_factory.mktemp("export"))
     run_config = {"dataset": "binarized_mnist", "model": vae.config.to_dict()}
     return {**export_model(vae, export_dir, run_config), "vae": vae, "export_dir": export_dir}
+
+
+@pytest.fixture(scope="session")
+def trained_run(binarized_mnist_source, tmp_path_factory) -> str:
+    """A run directory from one short real training (1 epoch, 1,000 examples)."""
+    from keras_vae.cli import run_command
+    from keras_vae.train import main
+
+    run_dir = str(tmp_path_factory.mktemp("runs") / "run")
+    args = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "1000",
+            "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0", "--out", run_dir]
+    assert run_command(main, "keras_vae.train", args) == 0
+    return run_dir

@@ -10,16 +10,6 @@ import pytest
 
 from export.__main__ import main
 from keras_vae.cli import run_command
-from keras_vae.train import main as train_main
-
-
-@pytest.fixture(scope="module")
-def trained_run(binarized_mnist_source, tmp_path_factory) -> str:
-    run_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    args = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "1000",
-            "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0", "--out", run_dir]
-    assert run_command(train_main, "keras_vae.train", args) == 0
-    return run_dir
 
 
 def test_reexport_adds_a_version_and_updates_summary_and_manifest(trained_run):

@@ -1,0 +1,126 @@
+"""`python -m export.bench RUN_DIR`: how fast each exported decoder samples, on this machine.
+
+For the Keras model and every exported format it times single calls: latency p50 / p99 at
+batch 1 (a device drawing one image) and throughput at batch 256 (a server). onnxruntime
+and LiteRT run with `--threads` intra-op threads (default 1); TensorFlow uses its default
+thread pools (all cores). Prints a table and writes it to EXPORT/bench.json.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from keras_vae.cli import ArgumentParser, UsageError, positive_float, positive_int, run_command
+from keras_vae.run_layout import CHECKPOINT, EXPORT_DIR, read_summary
+
+WARMUP_CALLS = 50
+
+
+def time_calls(call: Callable[[], object], seconds: float) -> np.ndarray:
+    """Per-call wall times (µs) over about `seconds`, after warm-up calls."""
+    for _ in range(WARMUP_CALLS):
+        call()
+    times, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 20:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return np.asarray(times) * 1e6
+
+
+def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
+    """name → factory(z) returning a zero-argument call that decodes z."""
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    import keras_vae.model  # noqa: F401  (registers the VAE for loading)
+    from export.onnx_model import session
+
+    artifacts = summary["artifacts"]
+    path = lambda key: os.path.join(run_dir, artifacts[key])  # noqa: E731
+    decoder = keras.models.load_model(os.path.join(run_dir, CHECKPOINT)).decoder
+    signature = tf.saved_model.load(path("decoder_saved_model")).signatures["serving_default"]
+    onnx_fp32 = session(path("decoder_onnx"), threads)
+    onnx_int8 = session(path("decoder_int8_onnx"), threads)
+    litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
+                         ).get_signature_runner("serving_default")
+    return {
+        "Keras model (eager call)": lambda z: lambda: decoder(z, training=False),
+        "SavedModel (serving_default)": lambda z: (lambda t: lambda: signature(z=t))(
+            tf.constant(z)),
+        "ONNX fp32 (onnxruntime)": lambda z: lambda: onnx_fp32.run(["image"], {"z": z}),
+        "ONNX int8 (onnxruntime)": lambda z: lambda: onnx_int8.run(["image"], {"z": z}),
+        "LiteRT (ai_edge_litert)": lambda z: lambda: litert(z=z),
+    }
+
+
+def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
+    summary = read_summary(run_dir)
+    if "decoder_tflite" not in summary.get("artifacts", {}):
+        raise UsageError(f"{run_dir} has no exported decoder in summary.json; run "
+                         f"`python -m export {run_dir}` first")
+    latent_dim = summary["config"]["model"]["latent_dim"]
+    rng = np.random.default_rng(0)
+    z1 = rng.standard_normal((1, latent_dim)).astype(np.float32)
+    z256 = rng.standard_normal((256, latent_dim)).astype(np.float32)
+    rows = []
+    for name, make_call in runners(run_dir, summary, threads).items():
+        single = time_calls(make_call(z1), seconds)
+        batched = time_calls(make_call(z256), seconds)
+        rows.append({"runtime": name,
+                     "batch1_p50_us": float(np.percentile(single, 50)),
+                     "batch1_p99_us": float(np.percentile(single, 99)),
+                     "batch256_examples_per_s": float(256e6 / np.median(batched))})
+    return {"date": time.strftime("%Y-%m-%d"), "machine": _machine(), "threads": threads,
+            "latent_dim": latent_dim, "rows": rows}
+
+
+def _machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next(line.split(":", 1)[1].strip() for line in f
+                         if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()}"
+
+
+def format_table(result: dict) -> str:
+    lines = [f"decoder sampling, {result['machine']}, {result['date']}; onnxruntime/LiteRT "
+             f"intra-op threads: {result['threads']}, TensorFlow: default",
+             "| runtime | batch 1 p50 (µs) | batch 1 p99 (µs) | batch 256 (images/s) |",
+             "|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(f"| {row['runtime']} | {row['batch1_p50_us']:.1f} | "
+                     f"{row['batch1_p99_us']:.1f} | {row['batch256_examples_per_s']:,.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = ArgumentParser(prog="python -m export.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir")
+    parser.add_argument("--threads", type=positive_int, default=1,
+                        help="onnxruntime and LiteRT intra-op threads (default: 1)")
+    parser.add_argument("--seconds", type=positive_float, default=2.0,
+                        help="timing budget per runtime and batch size (default: 2)")
+    parser.add_argument("--debug", action="store_true")
+    args = parser.parse_args(argv)
+    result = benchmark(args.run_dir, args.threads, args.seconds)
+    print(format_table(result))
+    from keras_vae.atomic import write_json
+
+    out = os.path.join(args.run_dir, EXPORT_DIR, "bench.json")
+    write_json(out, result)
+    print(f"→ {out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main, "export.bench"))

@@ -1,0 +1,33 @@
+"""Specification of `python -m export.bench`: one row per runtime, real measured numbers.
+(Speed itself is reported by the benchmark, never asserted by a test.)"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from export.bench import benchmark, format_table, main
+from keras_vae.cli import run_command
+
+
+def test_every_runtime_gets_a_row_of_measurements(trained_run):
+    result = benchmark(trained_run, threads=1, seconds=0.05)
+    assert [row["runtime"].split(" (")[0] for row in result["rows"]] == [
+        "Keras model", "SavedModel", "ONNX fp32", "ONNX int8", "LiteRT"]
+    for row in result["rows"]:
+        assert 0 < row["batch1_p50_us"] <= row["batch1_p99_us"]
+        assert row["batch256_examples_per_s"] > 0
+    table = format_table(result)
+    assert "intra-op threads: 1" in table and table.count("\n| ") == 6
+
+
+def test_command_writes_bench_json(trained_run, capsys):
+    assert run_command(main, "export.bench", [trained_run, "--seconds", "0.02"]) == 0
+    with open(os.path.join(trained_run, "export", "bench.json")) as f:
+        assert len(json.load(f)["rows"]) == 5
+    assert "| ONNX int8 (onnxruntime) |" in capsys.readouterr().out
+
+
+def test_a_run_without_export_is_refused(tmp_path, capsys):
+    assert run_command(main, "export.bench", [str(tmp_path)]) == 2
+    assert "run `python -m export" in capsys.readouterr().err

@@ -1,0 +1,165 @@
+"""Specification of serving/sample.py, the edge sampler (numpy + onnxruntime + Pillow)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import venv
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from serving import sample
+from serving.sample import MAX_IMAGES, UPSCALE, SampleError
+
+REQUIREMENTS_EDGE = os.path.join(os.path.dirname(sample.__file__), "requirements-edge.txt")
+
+
+def _pixels(path) -> np.ndarray:
+    return np.asarray(Image.open(path))
+
+
+def _cells(rows: int, cols: int) -> tuple[int, int]:
+    """PNG (width, height) of a rows×cols grid of 28-pixel images with 2-pixel gaps."""
+    return UPSCALE * (cols * 30 - 2), UPSCALE * (rows * 30 - 2)
+
+
+def test_draws_a_square_grid_reproducibly(small_export, tmp_path):
+    decoder = small_export["paths"]["decoder_onnx"]
+    for name, seed in (("a.png", 0), ("b.png", 0), ("c.png", 1)):
+        sample.main([decoder, "--n", "64", "--seed", str(seed), "--out", str(tmp_path / name)])
+    assert Image.open(tmp_path / "a.png").size == _cells(8, 8)
+    np.testing.assert_array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "b.png"))
+    assert not np.array_equal(_pixels(tmp_path / "a.png"), _pixels(tmp_path / "c.png"))
+
+
+def test_latent_size_comes_from_the_model(small_export):
+    _, latent_dim = sample.load_decoder(small_export["paths"]["decoder_onnx"])
+    assert latent_dim == 6
+
+
+def test_latent_file_is_decoded_as_given(small_export, tmp_path):
+    decoder = small_export["paths"]["decoder_onnx"]
+    z = sample.prior_latents(5, 6, seed=9)
+    np.save(tmp_path / "z.npy", z)
+    sample.main([decoder, "--latent-file", str(tmp_path / "z.npy"), "--out",
+                 str(tmp_path / "from_file.png")])
+    sample.main([decoder, "--n", "5", "--seed", "9", "--out", str(tmp_path / "drawn.png")])
+    np.testing.assert_array_equal(_pixels(tmp_path / "from_file.png"),
+                                  _pixels(tmp_path / "drawn.png"))
+
+
+def test_interpolation_is_one_row_between_two_seeded_latents(small_export, tmp_path):
+    z = sample.interpolation_latents(7, 6, seed=3)
+    start, end = sample.prior_latents(2, 6, seed=3)
+    np.testing.assert_allclose(z[0], start)
+    np.testing.assert_allclose(z[-1], end)
+    np.testing.assert_allclose(z[3], (start + end) / 2, atol=1e-6)
+    sample.main([small_export["paths"]["decoder_onnx"], "--interpolate", "--n", "7",
+                 "--seed", "3", "--out", str(tmp_path / "row.png")])
+    assert Image.open(tmp_path / "row.png").size == _cells(1, 7)
+
+
+def test_int8_model_with_one_thread_draws_nearly_the_same_images(small_export, tmp_path):
+    paths = small_export["paths"]
+    fp32, _ = sample.load_decoder(paths["decoder_onnx"])
+    int8, _ = sample.load_decoder(paths["decoder_int8_onnx"], threads=1)
+    z = sample.prior_latents(32, 6, seed=0)
+    assert np.mean(np.abs(sample.decode(int8, z) - sample.decode(fp32, z))) <= 0.01
+    sample.main([paths["decoder_int8_onnx"], "--threads", "1", "--out", str(tmp_path / "q.png")])
+    assert Image.open(tmp_path / "q.png").size == _cells(8, 8)
+
+
+def _write(path, data: bytes) -> str:
+    with open(path, "wb") as f:
+        f.write(data)
+    return str(path)
+
+
+BAD_INPUTS = [
+    ("missing model", lambda p, t: [str(t / "nope.onnx")], "no such file"),
+    ("not ONNX", lambda p, t: [_write(t / "x.onnx", b"not a model")],
+     "is not a model onnxruntime can load"),
+    ("encoder instead of decoder", lambda p, t: [p["encoder_onnx"]], "it is not a decoder"),
+    ("zero images", lambda p, t: [p["decoder_onnx"], "--n", "0"], "must be between 1 and"),
+    ("too many images", lambda p, t: [p["decoder_onnx"], "--n", str(MAX_IMAGES + 1)],
+     "must be between 1 and 10000"),
+    ("zero threads", lambda p, t: [p["decoder_onnx"], "--threads", "0"], "must be at least 1"),
+    ("latents of the wrong shape", lambda p, t: [
+        p["decoder_onnx"], "--latent-file", _npy(t, np.zeros((4, 5), np.float32))],
+     "has shape [4, 5]; this decoder needs [N, 6]"),
+    ("latents of the wrong dtype", lambda p, t: [
+        p["decoder_onnx"], "--latent-file", _npy(t, np.zeros((4, 6), np.int64))],
+     "holds int64 values"),
+    ("latents not finite", lambda p, t: [
+        p["decoder_onnx"], "--latent-file", _npy(t, np.full((2, 6), np.nan, np.float32))],
+     "NaN or infinite"),
+    ("latent file not .npy", lambda p, t: [
+        p["decoder_onnx"], "--latent-file", _write(t / "z.txt", b"1 2 3")], "is not a .npy"),
+    ("output directory missing", lambda p, t: [p["decoder_onnx"], "--out",
+                                               str(t / "no" / "grid.png")], "does not exist"),
+    ("output is a directory", lambda p, t: [p["decoder_onnx"], "--out", str(t)],
+     "is a directory"),
+    ("both latents and interpolation", lambda p, t: [
+        p["decoder_onnx"], "--interpolate", "--latent-file", _npy(t, np.zeros((1, 6)))],
+     "exclude each other"),
+]
+
+
+def _npy(tmp_path, array) -> str:
+    path = str(tmp_path / f"z{array.dtype}{array.shape[0]}.npy")
+    np.save(path, array)
+    return path
+
+
+@pytest.mark.parametrize("case, make_args, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
+def test_bad_input_is_a_clear_error_and_keeps_existing_output(small_export, tmp_path, case,
+                                                              make_args, message):
+    existing = tmp_path / "samples.png"  # the default --out, from an earlier good run
+    existing.write_bytes(b"earlier image")
+    cwd = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        with pytest.raises(SampleError) as error:
+            sample.main(make_args(small_export["paths"], tmp_path))
+    finally:
+        os.chdir(cwd)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert existing.read_bytes() == b"earlier image"
+
+
+@pytest.fixture(scope="module")
+def edge_python(tmp_path_factory) -> str:
+    """A Python with only requirements-edge.txt installed: $EDGE_PYTHON (CI makes one), or
+    a fresh virtual environment made here with pip."""
+    if os.environ.get("EDGE_PYTHON"):
+        return os.environ["EDGE_PYTHON"]
+    env_dir = tmp_path_factory.mktemp("edge-venv")
+    venv.create(env_dir, with_pip=True)
+    python = str(env_dir / "bin" / "python")
+    subprocess.run([python, "-m", "pip", "install", "--quiet", "-r", REQUIREMENTS_EDGE],
+                   check=True, timeout=600)
+    return python
+
+
+def test_runs_alone_where_tensorflow_is_not_installed(edge_python, small_export, tmp_path):
+    no_tf = subprocess.run([edge_python, "-c", "import tensorflow"], capture_output=True)
+    assert no_tf.returncode != 0 and b"No module named 'tensorflow'" in no_tf.stderr
+    shutil.copy(sample.__file__, tmp_path / "sample.py")  # copied alone, as onto a device
+    result = subprocess.run(
+        [edge_python, "sample.py", small_export["paths"]["decoder_int8_onnx"], "--n", "16",
+         "--seed", "0", "--out", "grid.png"], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "16 images" in result.stdout and "latent_dim 6" in result.stdout
+    assert Image.open(tmp_path / "grid.png").size == _cells(4, 4)
+
+
+def test_command_line_errors_exit_2_with_one_line(edge_python, tmp_path):
+    result = subprocess.run([edge_python, sample.__file__, str(tmp_path / "none.onnx")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("sample.py: error: ")

@@ -1,0 +1,140 @@
+"""Specification of serving/tf_serving/ (configs) and serving/tf_serving_client.py.
+
+The client is tested against tests/tf_serving_double.py, a loopback stand-in that speaks
+TF Serving's REST and gRPC protocols backed by the exported SavedModels (TF Serving itself
+cannot be installed here).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pytest
+from google.protobuf import (
+    descriptor_pb2,
+    descriptor_pool,
+    message_factory,
+    text_format,
+    wrappers_pb2,  # noqa: F401  (registers wrappers.proto)
+)
+from PIL import Image
+from tensorflow_serving.config import model_server_config_pb2
+
+from export.saved_model import run_saved_model
+from serving import tf_serving_client as client
+from serving.sample import SampleError, prior_latents
+from tests.tf_serving_double import TfServingDouble
+
+CONFIG_DIR = os.path.join(os.path.dirname(client.__file__), "tf_serving")
+
+
+def test_models_config_parses_as_model_server_config():
+    config = model_server_config_pb2.ModelServerConfig()
+    with open(os.path.join(CONFIG_DIR, "models.config")) as f:
+        text_format.Parse(f.read(), config)
+    models = {c.name: c for c in config.model_config_list.config}
+    assert sorted(models) == ["vae_decoder", "vae_encoder"]
+    for name, model in models.items():
+        assert model.base_path == f"/models/{name}"  # the export layout, mounted at /models
+        assert model.model_platform == "tensorflow"
+        assert model.model_version_policy.latest.num_versions == 1
+
+
+def _batching_parameters_class():
+    """tensorflow.serving.BatchingParameters, built from its field numbers and types in
+    tensorflow_serving/servables/tensorflow/session_bundle_config.proto (not shipped in
+    tensorflow-serving-api)."""
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="batching_parameters_for_test.proto", package="tensorflow.serving",
+        dependency=["google/protobuf/wrappers.proto"], syntax="proto3")
+    message = proto.message_type.add(name="BatchingParameters")
+    field = descriptor_pb2.FieldDescriptorProto
+    for number, name, kind, type_name, label in [
+        (1, "max_batch_size", field.TYPE_MESSAGE, ".google.protobuf.Int64Value", 1),
+        (2, "batch_timeout_micros", field.TYPE_MESSAGE, ".google.protobuf.Int64Value", 1),
+        (3, "max_enqueued_batches", field.TYPE_MESSAGE, ".google.protobuf.Int64Value", 1),
+        (4, "num_batch_threads", field.TYPE_MESSAGE, ".google.protobuf.Int64Value", 1),
+        (5, "thread_pool_name", field.TYPE_MESSAGE, ".google.protobuf.StringValue", 1),
+        (6, "allowed_batch_sizes", field.TYPE_INT64, None, 3),
+        (7, "pad_variable_length_inputs", field.TYPE_BOOL, None, 1),
+    ]:
+        message.field.add(name=name, number=number, type=kind, label=label,
+                          **({"type_name": type_name} if type_name else {}))
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(wrappers_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(
+        pool.FindMessageTypeByName("tensorflow.serving.BatchingParameters"))
+
+
+def test_batching_parameters_parse_and_are_consistent():
+    parameters = _batching_parameters_class()()
+    with open(os.path.join(CONFIG_DIR, "batching_parameters.txt")) as f:
+        text_format.Parse(f.read(), parameters)
+    sizes = list(parameters.allowed_batch_sizes)
+    assert sizes == sorted(sizes) and sizes[-1] == parameters.max_batch_size.value
+    assert parameters.num_batch_threads.value >= 1
+    assert 0 < parameters.batch_timeout_micros.value <= 10_000
+
+
+@pytest.fixture(scope="module")
+def server(small_export):
+    base = small_export["export_dir"]
+    with TfServingDouble({name: os.path.join(base, name)
+                          for name in ("vae_decoder", "vae_encoder")}) as double:
+        yield double
+
+
+def test_rest_status_and_metadata(server):
+    rest = client.RestClient("127.0.0.1", server.rest_port)
+    assert rest.status() == [{"version": "1", "state": "AVAILABLE",
+                              "status": {"error_code": "OK", "error_message": ""}}]
+    assert rest.latent_dim() == 6
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_decoding_through_serving_equals_the_saved_model(server, small_export, protocol):
+    port = server.rest_port if protocol == "rest" else server.grpc_port
+    remote = (client.RestClient if protocol == "rest" else client.GrpcClient)("127.0.0.1", port)
+    assert remote.latent_dim() == 6
+    z = prior_latents(5, 6, seed=2)
+    local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
+    np.testing.assert_allclose(remote.decode(z), local, atol=1e-6)
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_client_command_writes_a_grid(server, tmp_path, protocol):
+    port = server.rest_port if protocol == "rest" else server.grpc_port
+    out = tmp_path / f"{protocol}.png"
+    message = client.main(["--host", "127.0.0.1", "--protocol", protocol, "--port", str(port),
+                           "--n", "9", "--out", str(out)])
+    assert f"9 images from vae_decoder over {protocol}" in message
+    assert Image.open(out).size == (2 * (3 * 30 - 2),) * 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_unreachable_server_is_one_clear_error(protocol, tmp_path):
+    with pytest.raises(client.ServingError, match="127.0.0.1") as error:
+        client.main(["--host", "127.0.0.1", "--protocol", protocol, "--port",
+                     str(_closed_port()), "--out", str(tmp_path / "x.png")])
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unknown_model_name_is_reported(server, tmp_path):
+    with pytest.raises(client.ServingError, match="HTTP 404"):
+        client.main(["--host", "127.0.0.1", "--port", str(server.rest_port),
+                     "--model", "nope", "--out", str(tmp_path / "x.png")])
+
+
+def test_status_over_grpc_is_refused_as_usage():
+    with pytest.raises(SampleError, match="--status uses TF Serving's REST"):
+        client.main(["--protocol", "grpc", "--status"])
