@@ -126,14 +126,20 @@ def prepare_run_dir(run_dir: str) -> None:
 
 
 class EpochSeconds(keras.callbacks.Callback):
-    """Adds the epoch's wall time to the logs, so the CSV (and a resumed run) keeps it."""
+    """Records each epoch's wall time, and adds it to the logs so the CSV (and a resumed
+    run) keeps it."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
         if logs is not None:
-            logs["epoch_seconds"] = time.perf_counter() - self._start
+            logs["epoch_seconds"] = self.seconds[-1]
 
 
 def build_model(config: TrainConfig) -> VAE:
