@@ -58,3 +58,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "model": self.model.to_dict()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """The inverse of `to_dict`; raises TypeError for settings this version lacks."""
+        return cls(**{**values, "model": ModelConfig.from_dict(values["model"])})

@@ -13,6 +13,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.config import IMAGE_SHAPE, ModelConfig
+from keras_vae.noise import counter_normal
 
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 
@@ -34,13 +35,14 @@ def gaussian_kl(z_mean, z_log_var):
 
 
 def bernoulli_nll(x, logits):
-    """−log p(x|z) per example for pixels x in [0, 1] under Bernoulli(sigmoid(logits)).
+    """−log p(x|z) for pixels x in [0, 1] under Bernoulli(sigmoid(logits)), in nats.
 
-    Computed from the logits (never log(sigmoid(·))), so it stays finite for saturated
-    pixels. Summed over the 784 pixels, in nats.
+    Summed over the image axes (the last three), so x [N, 28, 28, 1] with logits of the
+    same shape gives [N], and x [1, N, ...] with logits [K, N, ...] gives [K, N] (K samples
+    of z per image) without copying x. Written as softplus(l) − x·l, never with
+    log(sigmoid(·)), so it stays finite for saturated pixels.
     """
-    per_pixel = ops.binary_crossentropy(x, logits, from_logits=True)
-    return ops.sum(ops.reshape(per_pixel, (-1, PIXELS)), axis=-1)
+    return ops.sum(ops.softplus(logits) - x * logits, axis=(-3, -2, -1))
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -48,9 +50,10 @@ class Sampling(layers.Layer):
     """Draws z = z_mean + exp(0.5·z_log_var)·ε, ε ~ N(0, I), and adds β·KL with `add_loss`.
 
     The KL weight β lives in a non-trainable variable so that a callback can change it
-    during training (KL warm-up) without rebuilding the model. ε comes from a seeded
+    during training (KL warm-up) without rebuilding the model. ε is seeded by a
     `keras.random.SeedGenerator`, whose state is saved with the model, so a reloaded
-    model draws the same ε as the original.
+    model draws the same ε as the original; the draws themselves come from
+    `counter_normal`, which gives the same numbers with and without XLA.
 
     Args:
         beta: initial KL weight.
@@ -75,7 +78,7 @@ class Sampling(layers.Layer):
     def call(self, inputs):
         z_mean, z_log_var = inputs
         self.add_loss(self.beta * ops.mean(gaussian_kl(z_mean, z_log_var)))
-        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        epsilon = counter_normal(ops.shape(z_mean), self.seed_generator.next())
         return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
     def compute_output_shape(self, input_shape):

@@ -29,6 +29,7 @@ from keras_vae.cli import (
 )
 from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.data import DATASETS, load_splits, make_dataset, spec_of
+from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
 from keras_vae.pictures import save_grid, save_reconstructions
 from keras_vae.run_layout import (
@@ -142,6 +143,27 @@ class EpochSeconds(keras.callbacks.Callback):
             logs["epoch_seconds"] = self.seconds[-1]
 
 
+class PeakMemory(keras.callbacks.Callback):
+    """Adds the process's peak resident memory so far (MB) to each epoch's logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["peak_rss_mb"] = peak_rss_mb()
+
+
+def datasets_for(config: TrainConfig, splits: dict) -> tuple:
+    """(train, validation, test) tf.data pipelines as this run trains and evaluates on them.
+
+    Training reshuffles (and, with dynamic binarization, redraws pixels) every epoch;
+    validation and test are fixed, so every evaluation of a run sees the same examples.
+    """
+    binarize = config.seed if config.dynamic_binarization else None
+    return (make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
+                         binarize_seed=binarize),
+            make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize),
+            make_dataset(splits["test"], config.batch_size, binarize_seed=binarize))
+
+
 def build_model(config: TrainConfig) -> VAE:
     vae = VAE(config.model)
     vae.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
@@ -151,9 +173,10 @@ def build_model(config: TrainConfig) -> VAE:
 
 
 def callbacks_for(run_dir: str) -> list[keras.callbacks.Callback]:
-    # Order matters: EpochSeconds writes into the logs before CSVLogger reads them.
+    # Order matters: EpochSeconds and PeakMemory write into the logs before CSVLogger.
     return [
         EpochSeconds(),
+        PeakMemory(),
         keras.callbacks.ModelCheckpoint(os.path.join(run_dir, CHECKPOINT), monitor="val_loss",
                                         save_best_only=True),
         keras.callbacks.CSVLogger(os.path.join(run_dir, METRICS_CSV), append=True),
@@ -192,11 +215,7 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
     # datasets built before this call would shuffle differently from those built after.
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config.dataset, config.data_dir, config.max_examples)
-    binarize = config.seed if config.dynamic_binarization else None
-    train_data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
-                              binarize_seed=binarize)
-    val_data = make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize)
-    test_data = make_dataset(splits["test"], config.batch_size, binarize_seed=binarize)
+    train_data, val_data, test_data = datasets_for(config, splits)
     print(f"{config.dataset}: train {len(splits['train'])}, validation "
           f"{len(splits['validation'])}, test {len(splits['test'])} examples; run → {run_dir}")
 
@@ -225,6 +244,7 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
         "epoch_seconds": epoch_seconds,
         "train_examples_per_second": len(splits["train"]) / float(
             np.median(epoch_seconds[1:] or epoch_seconds)),
+        "training_peak_rss_mb": max(row["peak_rss_mb"] for row in history),
         "best_epoch": int(best["epoch"]) + 1,
         "val_neg_elbo": best["val_loss"],
         "test_neg_elbo": test["loss"],
@@ -233,6 +253,7 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
         "export": export_section,
         "artifacts": artifacts,
     }
+    summary["command_peak_rss_mb"] = peak_rss_mb()
     write_json(os.path.join(run_dir, SUMMARY), summary)
     report(summary, run_dir)
     return summary

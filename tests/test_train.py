@@ -64,7 +64,9 @@ def test_every_artifact_exists_under_the_run_directory(short_run, summary):
     with open(os.path.join(short_run, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0"]
-    assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds"} <= set(rows[0])
+    assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds",
+            "peak_rss_mb"} <= set(rows[0])
+    assert 0 < summary["training_peak_rss_mb"] == float(rows[0]["peak_rss_mb"])
 
 
 def test_pictures_are_an_8x8_sample_grid_and_input_output_row_pairs(short_run, summary):
