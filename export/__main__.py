@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from keras_vae.cli import ArgumentParser, RunFailure, UsageError, run_command
-from keras_vae.run_layout import CHECKPOINT, EXPORT_DIR, SUMMARY, read_summary
+from keras_vae.cli import ArgumentParser, UsageError, run_command
+from keras_vae.run_layout import EXPORT_DIR, SUMMARY, checkpoint_path, load_checkpoint, read_summary
 
 
 def main(argv: Sequence[str]) -> None:
@@ -26,25 +26,22 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
     args = parser.parse_args(argv)
 
-    checkpoint = os.path.join(args.run_dir, CHECKPOINT)
-    if not os.path.isfile(checkpoint):
-        raise UsageError(f"{args.run_dir} has no {CHECKPOINT}; pass a run directory written "
-                         f"by `python -m keras_vae.train`")
+    checkpoint_path(args.run_dir)  # a usage error answers before TensorFlow loads
     export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
+    if os.path.exists(export_dir) and not os.path.isdir(export_dir):
+        raise UsageError(f"--export-dir {export_dir} is a file; pass a directory")
     summary = read_summary(args.run_dir)
     run_config = summary.get("config", {})
+    vae = load_checkpoint(args.run_dir)
 
-    import keras  # deferred: usage errors above answer without loading TensorFlow
-
-    import keras_vae.model  # noqa: F401  (registers the VAE classes for loading)
     from export.pipeline import export_model, summary_entries
     from keras_vae.atomic import write_json
 
     try:
-        vae = keras.models.load_model(checkpoint)
-    except Exception as error:  # Keras raises many types for a damaged file
-        raise RunFailure(f"cannot load {checkpoint} ({type(error).__name__}); the file is "
-                         f"damaged or from another version: retrain or restore it") from None
+        os.makedirs(export_dir, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create export directory {export_dir}: {error.strerror}; "
+                         f"pass a writable --export-dir") from None
     if not run_config:
         run_config = {"model": vae.config.to_dict()}
     result = export_model(vae, export_dir, run_config)

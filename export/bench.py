@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from keras_vae.cli import ArgumentParser, UsageError, positive_float, positive_int, run_command
-from keras_vae.run_layout import CHECKPOINT, EXPORT_DIR, read_summary
+from keras_vae.run_layout import EXPORT_DIR, load_checkpoint, read_summary
 
 WARMUP_CALLS = 50
 
@@ -36,16 +36,14 @@ def time_calls(call: Callable[[], object], seconds: float) -> np.ndarray:
 
 def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     """name → factory(z) returning a zero-argument call that decodes z."""
-    import keras
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
-    import keras_vae.model  # noqa: F401  (registers the VAE for loading)
     from export.onnx_model import session
 
     artifacts = summary["artifacts"]
     path = lambda key: os.path.join(run_dir, artifacts[key])  # noqa: E731
-    decoder = keras.models.load_model(os.path.join(run_dir, CHECKPOINT)).decoder
+    decoder = load_checkpoint(run_dir).decoder
     signature = tf.saved_model.load(path("decoder_saved_model")).signatures["serving_default"]
     onnx_fp32 = session(path("decoder_onnx"), threads)
     onnx_int8 = session(path("decoder_int8_onnx"), threads)

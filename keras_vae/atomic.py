@@ -22,7 +22,9 @@ def atomic_path(path: str) -> Iterator[str]:
     """
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    stem, suffix = os.path.splitext(os.path.basename(path))
+    # The suffix stays last: writers such as Keras check the extension of what they write.
+    tmp = os.path.join(parent, f".{stem}.tmp-{os.getpid()}{suffix}")
     _remove(tmp)
     try:
         yield tmp

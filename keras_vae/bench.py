@@ -32,11 +32,12 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.atomic import write_json
+from keras_vae.callbacks import EpochSeconds
 from keras_vae.cli import ArgumentParser, positive_int, run_command
 from keras_vae.config import IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data import load_splits, make_dataset
 from keras_vae.run_layout import read_summary
-from keras_vae.train import EpochSeconds, build_model
+from keras_vae.train import build_model
 
 PIXELS = int(np.prod(IMAGE_SHAPE))
 

@@ -54,6 +54,7 @@ class TrainConfig:
     out: str | None = None
     jit_compile: bool = True
     steps_per_execution: int = 32
+    strategy: str = "auto"
     max_examples: int | None = None
 
     def to_dict(self) -> dict:

@@ -84,7 +84,12 @@ def load_splits(name: str, data_dir: str | None = None,
         {"train": Split, "validation": Split, "test": Split}.
     """
     spec = spec_of(name)
-    builder = tfds.builder(name, data_dir=resolve_data_dir(data_dir))
+    try:
+        builder = tfds.builder(name, data_dir=resolve_data_dir(data_dir))
+    except Exception as error:  # TFDS raises many types for unreadable metadata
+        raise RunFailure(f"cannot open dataset {name!r} in {resolve_data_dir(data_dir)} "
+                         f"({type(error).__name__}); its metadata is damaged: delete its "
+                         f"folder and prepare it again") from None
     ensure_prepared(builder)
     if spec.has_validation_split:
         tfds_splits = {"train": "train", "validation": "validation", "test": "test"}
@@ -96,7 +101,13 @@ def load_splits(name: str, data_dir: str | None = None,
         }
     splits = {}
     for split_name, tfds_split in tfds_splits.items():
-        arrays = _to_numpy(builder.as_dataset(split=tfds_split))
+        try:
+            arrays = _to_numpy(builder.as_dataset(split=tfds_split))
+        except (tf.errors.OpError, OSError, ValueError) as error:
+            raise RunFailure(
+                f"dataset {name!r} in {builder.data_dir} is damaged or truncated ("
+                f"{type(error).__name__} reading {tfds_split}); delete that folder and "
+                f"prepare it again") from None
         labels = arrays.get("label")
         splits[split_name] = Split(
             images=arrays["image"][:max_examples],

@@ -27,13 +27,16 @@ def _mix32(x):
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
 
 
-def counter_normal(shape, seed):
+def counter_normal(shape, seed, offset=0):
     """N(0, 1) draws of `shape` (float32), a pure function of `seed` (two integers).
 
     Each position gets two 24-bit uniforms by hashing (position, stream) with the seed as
-    key; Box-Muller turns them into one normal. |z| ≤ 5.9 by construction.
+    key; Box-Muller turns them into one normal. |z| ≤ 5.9 by construction. `offset` shifts
+    the positions: replica r of a split batch passes r × its size, so that the replicas
+    together draw exactly what one device draws for the whole batch.
     """
-    position = tf.range(tf.cast(tf.reduce_prod(shape), tf.int64), dtype=tf.int64)
+    size = tf.cast(tf.reduce_prod(shape), tf.int64)
+    position = tf.cast(offset, tf.int64) + tf.range(size, dtype=tf.int64)
     seed = tf.bitwise.bitwise_and(tf.cast(seed, tf.int64), _MASK32)
 
     def uniform(stream: int):

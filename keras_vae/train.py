@@ -8,18 +8,31 @@ export decoder and encoder (`export/`), and write `summary.json` describing all 
 
 from __future__ import annotations
 
-import csv
+import dataclasses
+import math
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from keras_vae import distribute, resume
 from keras_vae.atomic import write_json
+from keras_vae.callbacks import (
+    BestCheckpoint,
+    EpochSeconds,
+    NonFiniteLoss,
+    PeakMemory,
+    StopOnNonFinite,
+)
 from keras_vae.cli import (
     ArgumentParser,
+    RunFailure,
     UsageError,
     int_list,
     non_negative_float,
@@ -42,13 +55,14 @@ from keras_vae.run_layout import (
     SUMMARY,
     TENSORBOARD_DIR,
 )
+from keras_vae.run_lock import RunLock
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
 
 
-def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int]:
-    """Flags → (TrainConfig, Keras verbosity)."""
+def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int, bool, bool]:
+    """Flags → (TrainConfig, Keras verbosity, --resume, --overwrite)."""
     defaults, model_defaults = TrainConfig(), ModelConfig()
     parser = ArgumentParser(
         prog="python -m keras_vae.train",
@@ -87,9 +101,19 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int]:
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                         help="Keras verbosity: 1 progress bar, 2 one line per epoch "
                              "(default: 1 on a terminal, else 2)")
+    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default=defaults.strategy,
+                        help="tf.distribute strategy; multi_worker reads TF_CONFIG "
+                             "(default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="a finished run in --out: train it on to --epochs, then "
+                             "evaluate and export again (an interrupted run resumes anyway)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="a finished run in --out: remove its files and start afresh")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks for errors")
     args = parser.parse_args(argv)
+    if args.resume and args.overwrite:
+        raise UsageError("--resume and --overwrite exclude each other; pass one")
     if args.dynamic_binarization and spec_of(args.dataset).is_binary:
         raise UsageError(f"--dynamic-binarization needs a grayscale dataset; "
                          f"{args.dataset} is already binary (use mnist or fashion_mnist)")
@@ -100,55 +124,14 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int]:
         learning_rate=args.learning_rate, seed=args.seed,
         dynamic_binarization=args.dynamic_binarization, data_dir=args.data_dir,
         out=args.out or default_run_dir(args.dataset), jit_compile=not args.no_jit,
-        steps_per_execution=args.steps_per_execution, max_examples=args.max_examples)
+        steps_per_execution=args.steps_per_execution, max_examples=args.max_examples,
+        strategy=args.strategy)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
-    return config, verbose
+    return config, verbose, args.resume, args.overwrite
 
 
 def default_run_dir(dataset: str) -> str:
     return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}")
-
-
-def prepare_run_dir(run_dir: str) -> None:
-    """Creates the run directory; refuses one that holds a finished run (no silent loss)."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
-        raise UsageError(f"--out {run_dir} is a file, not a directory; choose another path")
-    finished = os.path.exists(os.path.join(run_dir, SUMMARY))
-    resumable = os.path.isdir(os.path.join(run_dir, BACKUP_DIR))
-    if finished and not resumable:
-        raise UsageError(f"{run_dir} already holds a finished run ({SUMMARY}); pass a new "
-                         f"--out to train again")
-    try:
-        os.makedirs(run_dir, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create run directory {run_dir}: {error.strerror}") from None
-    if not os.access(run_dir, os.W_OK):
-        raise UsageError(f"run directory {run_dir} is not writable; choose another --out")
-
-
-class EpochSeconds(keras.callbacks.Callback):
-    """Records each epoch's wall time, and adds it to the logs so the CSV (and a resumed
-    run) keeps it."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
-        if logs is not None:
-            logs["epoch_seconds"] = self.seconds[-1]
-
-
-class PeakMemory(keras.callbacks.Callback):
-    """Adds the process's peak resident memory so far (MB) to each epoch's logs."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["peak_rss_mb"] = peak_rss_mb()
 
 
 def datasets_for(config: TrainConfig, splits: dict) -> tuple:
@@ -172,25 +155,21 @@ def build_model(config: TrainConfig) -> VAE:
     return vae
 
 
-def callbacks_for(run_dir: str) -> list[keras.callbacks.Callback]:
-    # Order matters: EpochSeconds and PeakMemory write into the logs before CSVLogger.
+def callbacks_for(run_dir: str, best_so_far: float) -> list[keras.callbacks.Callback]:
+    # Order matters: StopOnNonFinite raises before anything saves broken weights;
+    # EpochSeconds and PeakMemory write into the logs before CSVLogger reads them.
     return [
+        StopOnNonFinite(),
         EpochSeconds(),
         PeakMemory(),
-        keras.callbacks.ModelCheckpoint(os.path.join(run_dir, CHECKPOINT), monitor="val_loss",
-                                        save_best_only=True),
+        BestCheckpoint(os.path.join(run_dir, CHECKPOINT), "val_loss", best_so_far),
         keras.callbacks.CSVLogger(os.path.join(run_dir, METRICS_CSV), append=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, TENSORBOARD_DIR)),
-        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR)),
+        # Kept after training (not deleted) so that --resume can train a finished run on;
+        # double_checkpoint keeps the previous epoch's state if the newest is damaged.
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR),
+                                         delete_checkpoint=False, double_checkpoint=True),
     ]
-
-
-def read_history(run_dir: str) -> list[dict[str, float]]:
-    """Per-epoch metrics from the CSV: complete across resumed runs, one row per epoch."""
-    with open(os.path.join(run_dir, METRICS_CSV)) as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-    by_epoch = {int(row["epoch"]): row for row in rows}  # a resumed epoch's last row wins
-    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def write_pictures(vae: VAE, test_images: np.ndarray, run_dir: str, seed: int) -> dict:
@@ -205,12 +184,43 @@ def write_pictures(vae: VAE, test_images: np.ndarray, run_dir: str, seed: int) -
     return {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
 
 
-def train(config: TrainConfig, verbose: int = 2) -> dict:
-    """Runs the whole procedure and returns the summary it wrote to `summary.json`."""
+def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
+          overwrite: bool = False) -> dict | None:
+    """Runs the whole procedure and returns the summary it wrote to `summary.json`
+    (None on a non-chief worker, which writes nothing that outlives it)."""
+    strategy = distribute.make_strategy(config.strategy)  # first: workers connect here
+    replicas = strategy.num_replicas_in_sync
+    per_replica = distribute.per_replica_batch(config.batch_size, replicas)
+    if replicas > 1 and config.steps_per_execution > 1:
+        # Keras 3.15's multi-step loop fails under MirroredStrategy ("You must feed a
+        # value for placeholder tensor ... while/cond"); one step per call works.
+        print(f"{replicas} replicas: using --steps-per-execution 1 (was "
+              f"{config.steps_per_execution})")
+        config = dataclasses.replace(config, steps_per_execution=1)
+    print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), global "
+          f"batch {config.batch_size}, per-replica batch {per_replica}")
+    chief = distribute.is_chief()
+    if not chief:
+        config = dataclasses.replace(config, out=tempfile.mkdtemp(prefix="keras-vae-worker-"))
+    try:
+        resume.create(config.out)
+        with RunLock(config.out):
+            already = resume.prepare(config, resume=resume_run, overwrite=overwrite)
+            summary = _train_locked(config, verbose, already, strategy, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(config.out, ignore_errors=True)
+    return summary
+
+
+def _train_locked(config: TrainConfig, verbose: int, already: int,
+                  strategy: tf.distribute.Strategy, chief: bool) -> dict | None:
     from export.pipeline import export_model, summary_entries  # export/ needs keras_vae
 
     run_dir = config.out
-    prepare_run_dir(run_dir)
+    resume.trim_history(run_dir, already)  # epochs after the backup are trained again
+    if already:
+        print(f"resuming {run_dir} after epoch {already} (from {BACKUP_DIR}/)")
     # First of all: TF folds the global seed into every op seed when the op is built, so
     # datasets built before this call would shuffle differently from those built after.
     keras.utils.set_random_seed(config.seed)
@@ -219,12 +229,28 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
     print(f"{config.dataset}: train {len(splits['train'])}, validation "
           f"{len(splits['validation'])}, test {len(splits['test'])} examples; run → {run_dir}")
 
-    vae = build_model(config)
-    # shuffle=False: the training dataset already reshuffles itself, seeded, each epoch.
-    vae.fit(train_data, validation_data=val_data, epochs=config.epochs, shuffle=False,
-            callbacks=callbacks_for(run_dir), verbose=verbose)
+    with strategy.scope():
+        vae = build_model(config)
+    best_so_far = resume.best_validation(resume.read_history(run_dir))
+    try:
+        # shuffle=False: the training dataset already reshuffles itself, seeded, each epoch.
+        vae.fit(train_data, validation_data=val_data, epochs=config.epochs, shuffle=False,
+                callbacks=callbacks_for(run_dir, best_so_far), verbose=verbose)
+    except KeyboardInterrupt:
+        saved = resume.completed_epochs(run_dir)
+        raise Interrupted(f"interrupted; {saved} completed epoch(s) are saved in "
+                          f"{os.path.join(run_dir, BACKUP_DIR)}: rerun the same command to "
+                          f"resume") from None
+    except NonFiniteLoss as error:
+        best = resume.best_validation(resume.read_history(run_dir))
+        kept = (f"the last good checkpoint is {os.path.join(run_dir, CHECKPOINT)} "
+                f"(validation {best:.2f})" if math.isfinite(best) else "no epoch finished")
+        raise RunFailure(f"{error}; training stopped, {kept}; try a lower --learning-rate"
+                         ) from None
 
-    history = read_history(run_dir)
+    if not chief:
+        return None  # the chief evaluates, draws and exports
+    history = resume.read_history(run_dir)
     best = min(history, key=lambda row: row["val_loss"])
     vae = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
     test = vae.evaluate(test_data, return_dict=True, verbose=0)
@@ -240,6 +266,9 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
     summary = {
         "dataset": config.dataset,
         "config": config.to_dict(),
+        "strategy": distribute.resolve(config.strategy),
+        "replicas": strategy.num_replicas_in_sync,
+        "per_replica_batch": config.batch_size // strategy.num_replicas_in_sync,
         "epochs_completed": len(history),
         "epoch_seconds": epoch_seconds,
         "train_examples_per_second": len(splits["train"]) / float(
@@ -252,8 +281,8 @@ def train(config: TrainConfig, verbose: int = 2) -> dict:
         "test_kl": test["kl"],
         "export": export_section,
         "artifacts": artifacts,
+        "command_peak_rss_mb": peak_rss_mb(),
     }
-    summary["command_peak_rss_mb"] = peak_rss_mb()
     write_json(os.path.join(run_dir, SUMMARY), summary)
     report(summary, run_dir)
     return summary
@@ -269,9 +298,15 @@ def report(summary: dict, run_dir: str) -> None:
         print(f"  {name:<20} {os.path.join(run_dir, path)}")
 
 
+class Interrupted(RunFailure):
+    """Ctrl-C: training stopped; the last completed epoch is saved for resuming."""
+
+    exit_code = 130
+
+
 def main(argv: Sequence[str]) -> None:
-    config, verbose = parse_args(argv)
-    train(config, verbose)
+    config, verbose, resume_run, overwrite = parse_args(argv)
+    train(config, verbose, resume_run, overwrite)
 
 
 if __name__ == "__main__":

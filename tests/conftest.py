@@ -7,6 +7,7 @@ in the real split sizes' place), instead of skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -34,9 +35,10 @@ def _binary_mock_dataset(self, split, decoders=None, read_config=None, shuffle_f
     return tf.data.Dataset.from_tensor_slices({"image": images.astype(np.uint8)})
 
 
-@pytest.fixture(scope="session")
-def binarized_mnist_source() -> str:
-    """'real' or 'mock': where `binarized_mnist` comes from for this test session."""
+@contextlib.contextmanager
+def binarized_mnist_data():
+    """'real' or 'mock': the real prepared binarized_mnist if TFDS_DATA_DIR has it, else
+    TFDS mock data for it (also used by the helper scripts that tests run as processes)."""
     if _prepared("binarized_mnist"):
         yield "real"
         return
@@ -47,6 +49,13 @@ def binarized_mnist_source() -> str:
         patch.setattr(tfds.core.DatasetBuilder, "is_prepared",
                       lambda self: self.name == "binarized_mnist" or is_prepared(self))
         yield "mock"
+
+
+@pytest.fixture(scope="session")
+def binarized_mnist_source() -> str:
+    """'real' or 'mock': where `binarized_mnist` comes from for this test session."""
+    with binarized_mnist_data() as source:
+        yield source
 
 
 @pytest.fixture(scope="session")

@@ -134,3 +134,13 @@ def test_latent_dim_two_trains_and_samples():
 
 def test_gaussian_kl_is_zero_for_the_prior_itself():
     assert np.asarray(gaussian_kl(np.zeros((3, 5)), np.zeros((3, 5)))).tolist() == [0.0] * 3
+
+
+def test_bernoulli_nll_with_k_samples_per_image_matches_one_at_a_time():
+    rng = np.random.default_rng(5)
+    images = (rng.random((3, 28, 28, 1)) < 0.3).astype(np.float32)
+    logits = rng.normal(0, 5, (4, 3, 28, 28, 1)).astype(np.float32)
+    together = np.asarray(bernoulli_nll(images, logits))
+    one_by_one = np.stack([np.asarray(bernoulli_nll(images, logits[k])) for k in range(4)])
+    assert together.shape == (4, 3)
+    np.testing.assert_allclose(together, one_by_one, rtol=1e-5)

@@ -101,7 +101,7 @@ def test_a_finished_run_is_refused_and_left_untouched(short_run, capsys):
     summary_path = os.path.join(short_run, "summary.json")
     before = open(summary_path, "rb").read(), os.path.getmtime(summary_path)
     assert _train(short_run) == 2
-    assert "already holds a finished run" in capsys.readouterr().err
+    assert "holds a finished run; pass --resume" in capsys.readouterr().err
     assert (open(summary_path, "rb").read(), os.path.getmtime(summary_path)) == before
 
 

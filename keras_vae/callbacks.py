@@ -1,0 +1,90 @@
+"""Keras callbacks of a training run that Keras does not provide as needed.
+
+- `EpochSeconds`, `PeakMemory`: per-epoch wall time and peak memory, added to the logs so
+  that CSVLogger records them (and a resumed run keeps them).
+- `BestCheckpoint`: ModelCheckpoint(save_best_only) written under a temporary name and
+  renamed, so a crash mid-save never leaves a truncated best.keras, and seeded with the
+  best value so far when a run resumes.
+- `StopOnNonFinite`: stops at the first non-finite loss, before any later callback can
+  save the broken weights, and says where it happened.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras
+
+from keras_vae.atomic import atomic_path
+from keras_vae.memory import peak_rss_mb
+
+
+class EpochSeconds(keras.callbacks.Callback):
+    """Records each epoch's wall time (`self.seconds`) and adds it to the logs."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+        if logs is not None:
+            logs["epoch_seconds"] = self.seconds[-1]
+
+
+class PeakMemory(keras.callbacks.Callback):
+    """Adds the process's peak resident memory so far (MB) to each epoch's logs."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["peak_rss_mb"] = peak_rss_mb()
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the whole model to `path` whenever `monitor` reaches a new minimum.
+
+    Args:
+        path: a `.keras` file.
+        monitor: a logged metric to minimize, such as "val_loss".
+        best: the best value reached before this run (a resumed run), or inf.
+    """
+
+    def __init__(self, path: str, monitor: str = "val_loss", best: float = math.inf):
+        super().__init__()
+        self.path, self.monitor, self.best = path, monitor, best
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and value < self.best:
+            self.best = float(value)
+            with atomic_path(self.path) as tmp:
+                self.model.save(tmp)
+
+
+class NonFiniteLoss(Exception):
+    """Training produced a NaN or infinite loss."""
+
+    def __init__(self, epoch: int, step: int, value: float):
+        super().__init__(f"loss became {value} in epoch {epoch + 1} by step {step + 1}")
+        self.epoch, self.step, self.value = epoch, step, value
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Raises `NonFiniteLoss` at the first non-finite training loss.
+
+    Raising (rather than TerminateOnNaN's stop_training flag) ends `fit` at once, so no
+    epoch-end callback writes the broken weights over the last good checkpoint or backup.
+    With `steps_per_execution` > 1 the step is the last of the compiled group that went bad.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        value = (logs or {}).get("loss")
+        if value is not None and not math.isfinite(float(value)):
+            raise NonFiniteLoss(self._epoch, batch, float(value))

@@ -1,0 +1,136 @@
+"""What a run directory already holds, and what a new training may do with it.
+
+- Empty or new: train from scratch.
+- Interrupted (a crash, SIGKILL, power loss, Ctrl-C): rerunning the same command resumes
+  from the last completed epoch (Keras's BackupAndRestore state in `backup/`). Metrics of
+  epochs after that point are dropped from `metrics.csv`, so every epoch appears once.
+- Finished (`summary.json` exists): refused unless `--resume` (train on to `--epochs`
+  from the kept backup, then evaluate and export again) or `--overwrite` (remove the
+  previous run's files, saying which).
+- Trained with other settings (`config.json` differs in model or data): refused, since
+  its weights cannot continue this training.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+
+from keras_vae.atomic import atomic_path, write_json
+from keras_vae.cli import RunFailure, UsageError
+from keras_vae.config import TrainConfig
+from keras_vae.run_layout import (
+    BACKUP_DIR,
+    CHECKPOINT,
+    EXPORT_DIR,
+    METRICS_CSV,
+    RECONSTRUCTIONS_PNG,
+    RUN_CONFIG,
+    SAMPLES_PNG,
+    SUMMARY,
+    TENSORBOARD_DIR,
+)
+
+RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
+             RECONSTRUCTIONS_PNG, TENSORBOARD_DIR, RUN_CONFIG, "evaluation.json")
+"""Everything a run writes; `--overwrite` removes exactly these, nothing else."""
+
+MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples")
+"""Settings a resumed training must share with the run it continues."""
+
+
+def create(run_dir: str) -> None:
+    """Creates the run directory (so that it can be locked), or says why it cannot."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise UsageError(f"--out {run_dir} is a file, not a directory; choose another path")
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"cannot create run directory {run_dir}: {error.strerror}") from None
+    if not os.access(run_dir, os.W_OK):
+        raise UsageError(f"run directory {run_dir} is not writable; choose another --out")
+
+
+def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> int:
+    """Applies the rules above to a created, locked run directory; returns the epochs
+    already completed there."""
+    run_dir = config.out
+    if os.path.exists(os.path.join(run_dir, SUMMARY)) and not (resume or overwrite):
+        raise UsageError(f"{run_dir} holds a finished run; pass --resume to train it on to "
+                         f"--epochs, --overwrite to replace it, or a new --out")
+    if overwrite:
+        removed = [name for name in RUN_FILES if os.path.lexists(os.path.join(run_dir, name))]
+        for name in removed:
+            path = os.path.join(run_dir, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        if removed:
+            print(f"--overwrite: removed the previous run's {', '.join(removed)} from {run_dir}")
+    _check_same_settings(config)
+    return completed_epochs(run_dir)
+
+
+def _check_same_settings(config: TrainConfig) -> None:
+    path = os.path.join(config.out, RUN_CONFIG)
+    wanted = config.to_dict()
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                stored = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            raise RunFailure(f"{path} is unreadable; remove the run directory's files or "
+                             f"pass --overwrite") from None
+        differing = [k for k in MUST_MATCH if stored.get(k) != wanted.get(k)]
+        if differing:
+            raise UsageError(
+                f"{config.out} was trained with other settings ({', '.join(differing)}: "
+                f"{', '.join(str(stored.get(k)) for k in differing)}); use the same flags to "
+                f"resume, or --overwrite, or a new --out")
+    write_json(path, wanted)
+
+
+def completed_epochs(run_dir: str) -> int:
+    """Epochs saved by BackupAndRestore (0 when there is no backup)."""
+    path = os.path.join(run_dir, BACKUP_DIR, "training_metadata.json")
+    try:
+        with open(path) as f:
+            return int(json.load(f)["epoch"])
+    except FileNotFoundError:
+        return 0
+    except (OSError, ValueError, KeyError):
+        raise RunFailure(f"{path} is damaged; remove {os.path.dirname(path)} to restart the "
+                         f"run from scratch") from None
+
+
+def read_history(run_dir: str) -> list[dict[str, float]]:
+    """Per-epoch metrics from the CSV, one row per epoch in order."""
+    try:
+        with open(os.path.join(run_dir, METRICS_CSV)) as f:
+            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+    except FileNotFoundError:
+        return []
+    except ValueError:
+        raise RunFailure(f"{run_dir}/{METRICS_CSV} is damaged; remove it or pass "
+                         f"--overwrite") from None
+    by_epoch = {int(row["epoch"]): row for row in rows}
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def trim_history(run_dir: str, epochs: int) -> None:
+    """Keeps only the CSV rows of the first `epochs` epochs (those the backup holds)."""
+    path = os.path.join(run_dir, METRICS_CSV)
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) < epochs]
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def best_validation(history: list[dict[str, float]]) -> float:
+    return min((row["val_loss"] for row in history), default=math.inf)

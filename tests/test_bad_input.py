@@ -1,0 +1,136 @@
+"""Every command answers bad input with one line on stderr, exit code 2 (usage) or 1
+(runtime), no traceback, and no change to anything already on disk. One table for all.
+
+The TensorFlow commands run in-process through the same `run_command` wrapper that their
+`python -m` entry points use; the standalone scripts raise their own error types, which
+their `__main__` blocks turn into the same one line and exit code
+(tests/test_serving_sample.py runs those for real in a subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+
+import pytest
+
+from export.__main__ import main as export_main
+from keras_vae.cli import run_command
+from keras_vae.evaluate import main as evaluate_main
+from keras_vae.train import main as train_main
+from serving import sample, tf_serving_client
+
+SHARED_TFDS = os.environ.get("TFDS_DATA_DIR")
+
+
+def _snapshot(root) -> dict:
+    return {os.path.relpath(os.path.join(d, f), root): (os.path.getsize(os.path.join(d, f)),
+                                                         os.stat(os.path.join(d, f)).st_mtime_ns)
+            for d, _, files in os.walk(root) for f in files}
+
+
+@pytest.fixture
+def workspace(tmp_path, trained_run):
+    """A copy of a trained run, a plain file, a corrupt checkpoint run, a run written by
+    another version, and a damaged copy of the TFDS data."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    (tmp_path / "a_file").write_text("not a directory")
+    corrupt = tmp_path / "corrupt_run"
+    corrupt.mkdir()
+    data = (run / "best.keras").read_bytes()
+    (corrupt / "best.keras").write_bytes(data[: len(data) // 3])
+    shutil.copy(run / "summary.json", corrupt / "summary.json")
+    other_version = tmp_path / "other_version"
+    shutil.copytree(run, other_version)
+    summary = json.loads((other_version / "summary.json").read_text())
+    summary["config"]["setting_from_the_future"] = 1
+    (other_version / "summary.json").write_text(json.dumps(summary))
+    other_arch = tmp_path / "other_arch"
+    other_arch.mkdir()
+    stored = json.loads((run / "config.json").read_text())
+    stored["model"]["latent_dim"] = 16
+    (other_arch / "config.json").write_text(json.dumps(stored))
+    if SHARED_TFDS and os.path.isdir(os.path.join(SHARED_TFDS, "binarized_mnist")):
+        damaged = tmp_path / "damaged_tfds"
+        shutil.copytree(os.path.join(SHARED_TFDS, "binarized_mnist"),
+                        damaged / "binarized_mnist")
+        for record in (damaged / "binarized_mnist" / "1.0.0").glob("*train.tfrecord*"):
+            record.write_bytes(record.read_bytes()[:100_000])  # truncated mid-record
+    return tmp_path
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TRAIN = "keras_vae.train"
+CASES = [
+    # (command, args (w = workspace), exit code, message fragment)
+    (TRAIN, lambda w: ["--epochs", "0", "--out", f"{w}/new"], 2, "'0' must be at least 1"),
+    (TRAIN, lambda w: ["--learning-rate", "fast", "--out", f"{w}/new"], 2, "is not a number"),
+    (TRAIN, lambda w: ["--batch-size", "-5", "--out", f"{w}/new"], 2, "must be at least 1"),
+    (TRAIN, lambda w: ["--dataset", "cifar10", "--out", f"{w}/new"], 2, "invalid choice"),
+    (TRAIN, lambda w: ["--strategy", "tpu", "--out", f"{w}/new"], 2, "invalid choice"),
+    (TRAIN, lambda w: ["--out", f"{w}/a_file"], 2, "is a file, not a directory"),
+    (TRAIN, lambda w: ["--out", "/proc/keras-vae-run"], 2, "cannot create run directory"),
+    (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--out", f"{w}/run"], 2,
+     "holds a finished run"),
+    (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--latent-dim", "4",
+                       "--out", f"{w}/other_arch"], 2, "trained with other settings"),
+    (TRAIN, lambda w: ["--resume", "--overwrite", "--out", f"{w}/run"], 2, "exclude each other"),
+    ("keras_vae.evaluate", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
+    ("keras_vae.evaluate", lambda w: [f"{w}/run", "--k", "0"], 2, "must be at least 1"),
+    ("keras_vae.evaluate", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another"),
+    ("keras_vae.evaluate", lambda w: [f"{w}/other_version"], 1, "written by another version"),
+    ("export", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
+    ("export", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another version"),
+    ("export", lambda w: [f"{w}/run", "--export-dir", f"{w}/a_file"], 2, "is a file"),
+    ("export", lambda w: [f"{w}/run", "--export-dir", "/proc/keras-vae"], 2,
+     "cannot create export directory"),
+    ("sample.py", lambda w: [f"{w}/run/best.keras"], 2, "not a model onnxruntime can load"),
+    ("sample.py", lambda w: [f"{w}/run/export/encoder.onnx"], 2, "it is not a decoder"),
+    ("sample.py", lambda w: [f"{w}/run/export/decoder.onnx", "--n", "-3"], 2,
+     "must be between 1"),
+    ("sample.py", lambda w: [f"{w}/run/export/decoder.onnx", "--out", f"{w}/no/dir.png"], 2,
+     "does not exist"),
+    ("tf_serving_client.py", lambda w: ["--port", str(_closed_port()), "--host", "127.0.0.1",
+                                        "--out", f"{w}/x.png"], 1, "cannot reach TF Serving"),
+    ("tf_serving_client.py", lambda w: ["--n", "0"], 2, "must be between 1"),
+]
+if SHARED_TFDS:
+    CASES.append((TRAIN, lambda w: ["--dataset", "binarized_mnist", "--data-dir",
+                                    f"{w}/damaged_tfds", "--out", f"{w}/new"], 1,
+                  "is damaged or truncated"))
+
+MAINS = {TRAIN: train_main, "keras_vae.evaluate": evaluate_main, "export": export_main}
+SCRIPTS = {"sample.py": (sample.main, sample.SampleError),
+           "tf_serving_client.py": (tf_serving_client.main,
+                                    (sample.SampleError, tf_serving_client.ServingError))}
+
+
+@pytest.mark.parametrize("command, make_args, code, message", CASES,
+                         ids=[f"{c[0]}:{c[3]}" for c in CASES])
+def test_bad_input_is_one_line_and_changes_nothing(workspace, capsys, command, make_args,
+                                                   code, message):
+    before = _snapshot(workspace)
+    args = make_args(workspace)
+    if command in MAINS:
+        assert run_command(MAINS[command], command, args) == code
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"{command}: error: "), err
+        assert message in err and "Traceback" not in err
+    else:
+        main, errors = SCRIPTS[command]
+        with pytest.raises(errors) as error:
+            main(args)
+        assert message in str(error.value) and "\n" not in str(error.value)
+        expected = 1 if isinstance(error.value, tf_serving_client.ServingError) else 2
+        assert expected == code
+    after = _snapshot(workspace)
+    changed = {path for path, stat in before.items() if after.get(path) != stat}
+    assert not changed, changed

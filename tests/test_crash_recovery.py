@@ -1,0 +1,94 @@
+"""A training process killed (SIGKILL) or interrupted (SIGINT) loses nothing: rerunning the
+same command ends with every epoch once in metrics.csv and complete artifacts."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+EPOCHS = 6
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _command(run_dir: str) -> list[str]:
+    return [sys.executable, "-m", "tests.train_in_subprocess", "--dataset", "binarized_mnist",
+            "--epochs", str(EPOCHS), "--max-examples", "10000", "--steps-per-execution", "1",
+            "--no-jit", "--verbose", "0", "--out", run_dir]
+
+
+def _start(run_dir: str) -> subprocess.Popen:
+    return subprocess.Popen(_command(run_dir), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_saved_epochs(run_dir: str, process: subprocess.Popen, epochs: int) -> None:
+    metadata = os.path.join(run_dir, "backup", "training_metadata.json")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            with open(metadata) as f:
+                if json.load(f)["epoch"] >= epochs:
+                    return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    pytest.fail("training did not save an epoch in time")
+
+
+def _epochs_in_csv(run_dir: str) -> list[int]:
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        return [int(row["epoch"]) for row in csv.DictReader(f)]
+
+
+def _assert_complete(run_dir: str) -> None:
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["epochs_completed"] == EPOCHS
+    assert _epochs_in_csv(run_dir) == list(range(EPOCHS))
+    for path in summary["artifacts"].values():
+        assert os.path.exists(os.path.join(run_dir, path)), path
+    assert not os.path.exists(os.path.join(run_dir, ".lock"))
+
+
+def test_sigkill_mid_training_then_rerun_resumes_and_completes(binarized_mnist_source,
+                                                               tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = _start(run_dir)
+    _wait_for_saved_epochs(run_dir, process, 2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(run_dir, "summary.json"))
+    assert os.path.exists(os.path.join(run_dir, ".lock"))  # stale: its owner is dead
+
+    rerun = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "resuming" in rerun.stdout
+    _assert_complete(run_dir)
+
+
+def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_non_zero(binarized_mnist_source,
+                                                                      tmp_path):
+    run_dir = str(tmp_path / "run")
+    process = _start(run_dir)
+    _wait_for_saved_epochs(run_dir, process, 1)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    last_line = stderr.strip().splitlines()[-1]
+    assert "interrupted;" in last_line and "rerun the same command to resume" in last_line
+    assert "Traceback" not in stderr
+    assert not os.path.exists(os.path.join(run_dir, ".lock"))
+
+    rerun = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True,
+                           timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _assert_complete(run_dir)
