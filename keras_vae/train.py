@@ -191,12 +191,12 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     strategy = distribute.make_strategy(config.strategy)  # first: workers connect here
     replicas = strategy.num_replicas_in_sync
     per_replica = distribute.per_replica_batch(config.batch_size, replicas)
-    if replicas > 1 and config.steps_per_execution > 1:
-        # Keras 3.15's multi-step loop fails under MirroredStrategy ("You must feed a
-        # value for placeholder tensor ... while/cond"); one step per call works.
-        print(f"{replicas} replicas: using --steps-per-execution 1 (was "
-              f"{config.steps_per_execution})")
-        config = dataclasses.replace(config, steps_per_execution=1)
+    if replicas > 1 and (config.steps_per_execution > 1 or config.jit_compile):
+        # Under MirroredStrategy, Keras 3.15's multi-step loop and its XLA-compiled step
+        # both fail ("You must feed a value for placeholder tensor ..."); one plain step
+        # per call works.
+        print(f"{replicas} replicas: training without XLA, one step per call")
+        config = dataclasses.replace(config, steps_per_execution=1, jit_compile=False)
     print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), global "
           f"batch {config.batch_size}, per-replica batch {per_replica}")
     chief = distribute.is_chief()
