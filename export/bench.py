@@ -9,7 +9,6 @@ thread pools (all cores). Prints a table and writes it to EXPORT/bench.json.
 from __future__ import annotations
 
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -17,6 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from keras_vae.cli import ArgumentParser, UsageError, positive_float, positive_int, run_command
+from keras_vae.machine import describe_machine
 from keras_vae.run_layout import EXPORT_DIR, load_checkpoint, read_summary
 
 WARMUP_CALLS = 50
@@ -76,19 +76,8 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
                      "batch1_p50_us": float(np.percentile(single, 50)),
                      "batch1_p99_us": float(np.percentile(single, 99)),
                      "batch256_examples_per_s": float(256e6 / np.median(batched))})
-    return {"date": time.strftime("%Y-%m-%d"), "machine": _machine(), "threads": threads,
+    return {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(), "threads": threads,
             "latent_dim": latent_dim, "rows": rows}
-
-
-def _machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores, {platform.system()}"
 
 
 def format_table(result: dict) -> str:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from keras_vae.callbacks import EpochSeconds
 from keras_vae.cli import ArgumentParser, positive_int, run_command
 from keras_vae.config import IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data import load_splits, make_dataset
+from keras_vae.machine import describe_machine
 from keras_vae.run_layout import read_summary
 from keras_vae.train import build_model
 
@@ -169,7 +169,7 @@ def run_benchmark(epochs: int = 4) -> dict:
     splits = load_splits("binarized_mnist")
     base = TrainConfig(dataset="binarized_mnist")
     roofline = matmul_roofline()
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": _machine(),
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
               "tensorflow": tf.__version__, "keras": keras.__version__, "epochs": epochs,
               "matmul_roofline_gflops": roofline, "rows": []}
 
@@ -243,17 +243,6 @@ def summarize(result: dict) -> str:
         f"peak RSS of `python -m keras_vae.train` (2 epochs): "
         f"{result['training_peak_rss_mb']:,.0f} MB while training, "
         f"{result['command_peak_rss_mb']:,.0f} MB for the whole command with export"])
-
-
-def _machine() -> str:
-    model = platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores"
 
 
 def main(argv: Sequence[str]) -> None:

@@ -205,9 +205,15 @@ def main(argv: list[str]) -> str:
     return f"{len(images)} images from {args.model} (latent_dim {latent_dim}) → {args.out}"
 
 
-if __name__ == "__main__":
+def run_script(main, prog: str, exit_codes: dict[type, int]) -> None:
+    """Runs `main(sys.argv[1:])`, printing its result; an error of a type in `exit_codes`
+    becomes one stderr line and that exit code (for this file and the TF Serving client)."""
     try:
         print(main(sys.argv[1:]))
-    except SampleError as error:
-        print(f"sample.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except tuple(exit_codes) as error:
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        sys.exit(next(code for kind, code in exit_codes.items() if isinstance(error, kind)))
+
+
+if __name__ == "__main__":
+    run_script(main, "sample.py", {SampleError: 2})

@@ -14,7 +14,6 @@ An unreachable server or a refused request ends in one line on stderr and exit c
 from __future__ import annotations
 
 import json
-import sys
 import urllib.error
 import urllib.request
 
@@ -25,6 +24,7 @@ try:
         ArgumentParser,
         SampleError,
         prior_latents,
+        run_script,
         save_png,
         square_grid,
         whole_number,
@@ -34,6 +34,7 @@ except ImportError:  # run as a script from serving/
         ArgumentParser,
         SampleError,
         prior_latents,
+        run_script,
         save_png,
         square_grid,
         whole_number,
@@ -161,11 +162,4 @@ def main(argv: list[str]) -> str:
 
 
 if __name__ == "__main__":
-    try:
-        print(main(sys.argv[1:]))
-    except SampleError as error:
-        print(f"tf_serving_client.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except ServingError as error:
-        print(f"tf_serving_client.py: error: {error}", file=sys.stderr)
-        sys.exit(1)
+    run_script(main, "tf_serving_client.py", {SampleError: 2, ServingError: 1})
