@@ -20,25 +20,9 @@ import urllib.request
 import numpy as np
 
 try:
-    from serving.sample import (
-        ArgumentParser,
-        SampleError,
-        prior_latents,
-        run_script,
-        save_png,
-        square_grid,
-        whole_number,
-    )
+    from serving import sample
 except ImportError:  # run as a script from serving/
-    from sample import (
-        ArgumentParser,
-        SampleError,
-        prior_latents,
-        run_script,
-        save_png,
-        square_grid,
-        whole_number,
-    )
+    import sample
 
 MODEL = "vae_decoder"
 SIGNATURE = "serving_default"
@@ -135,31 +119,33 @@ class GrpcClient:
 
 
 def main(argv: list[str]) -> str:
-    parser = ArgumentParser(prog="tf_serving_client.py", description=__doc__.split("\n\n")[0])
+    parser = sample.ArgumentParser(prog="tf_serving_client.py",
+                                   description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="localhost")
     parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
-    parser.add_argument("--port", type=whole_number(1, 65535), default=None,
+    parser.add_argument("--port", type=sample.whole_number(1, 65535), default=None,
                         help="default: 8501 for REST, 8500 for gRPC")
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
-    parser.add_argument("--n", type=whole_number(1, 4096), default=64, help="images (1-4096)")
+    parser.add_argument("--n", type=sample.whole_number(1, 4096), default=64,
+                        help="images (1-4096)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="served_samples.png")
     parser.add_argument("--status", action="store_true",
                         help="print the model's version status (REST) and exit")
     args = parser.parse_args(argv)
     if args.status and args.protocol != "rest":
-        raise SampleError("--status uses TF Serving's REST status endpoint; drop "
+        raise sample.SampleError("--status uses TF Serving's REST status endpoint; drop "
                           "--protocol grpc or point --port at the REST port")
     port = args.port or (8501 if args.protocol == "rest" else 8500)
     client = (RestClient if args.protocol == "rest" else GrpcClient)(args.host, port, args.model)
     if args.status:
         return json.dumps(client.status(), indent=2)
     latent_dim = client.latent_dim()
-    images = client.decode(prior_latents(args.n, latent_dim, args.seed))
-    save_png(square_grid(images), args.out)
+    images = client.decode(sample.prior_latents(args.n, latent_dim, args.seed))
+    sample.save_png(sample.square_grid(images), args.out)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}) → {args.out}")
 
 
 if __name__ == "__main__":
-    run_script(main, "tf_serving_client.py", {SampleError: 2, ServingError: 1})
+    sample.run_script(main, "tf_serving_client.py", {sample.SampleError: 2, ServingError: 1})
