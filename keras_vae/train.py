@@ -56,6 +56,7 @@ from keras_vae.run_layout import (
     TENSORBOARD_DIR,
 )
 from keras_vae.run_lock import RunLock
+from serving.sample import prior_latents
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
@@ -174,8 +175,8 @@ def callbacks_for(run_dir: str, best_so_far: float) -> list[keras.callbacks.Call
 
 def write_pictures(vae: VAE, test_images: np.ndarray, run_dir: str, seed: int) -> dict:
     """Prior samples and test reconstructions (decoded from z_mean), as Bernoulli means."""
-    z = np.random.default_rng(seed).standard_normal((N_SAMPLES, vae.config.latent_dim))
-    samples = keras.ops.convert_to_numpy(keras.ops.sigmoid(vae.decoder(z.astype("float32"))))
+    z = prior_latents(N_SAMPLES, vae.config.latent_dim, seed)
+    samples = keras.ops.convert_to_numpy(keras.ops.sigmoid(vae.decoder(z)))
     inputs = test_images[:N_RECONSTRUCTIONS]
     z_mean, _ = vae.encoder(inputs)
     outputs = keras.ops.convert_to_numpy(keras.ops.sigmoid(vae.decoder(z_mean)))
