@@ -31,10 +31,10 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.atomic import write_json
-from keras_vae.callbacks import EpochSeconds
+from keras_vae.callbacks import EpochSeconds, TrainingEpoch
 from keras_vae.cli import ArgumentParser, positive_int, run_command
 from keras_vae.config import IMAGE_SHAPE, ModelConfig, TrainConfig
-from keras_vae.data import load_splits, make_dataset
+from keras_vae.data import epoch_variable, load_splits, make_dataset
 from keras_vae.machine import describe_machine
 from keras_vae.run_layout import read_summary
 from keras_vae.train import build_model
@@ -80,10 +80,13 @@ def pipeline_throughput(split, batch_size: int, epochs: int = 3) -> float:
 def measure_training(config: TrainConfig, splits, epochs: int) -> dict:
     """Trains `config` for `epochs` on the training split; times and losses per epoch."""
     keras.utils.set_random_seed(config.seed)
-    data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed)
+    epoch = epoch_variable()
+    data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
+                        epoch=epoch)
     vae = build_model(config)
     timer = EpochSeconds()
-    history = vae.fit(data, epochs=epochs, callbacks=[timer], verbose=0, shuffle=False)
+    history = vae.fit(data, epochs=epochs, callbacks=[TrainingEpoch(epoch), timer],
+                      verbose=0, shuffle=False)
     seconds = timer.seconds
     steady = float(np.median(seconds[1:]))
     return {"examples_per_s": len(splits["train"]) / steady,

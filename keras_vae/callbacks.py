@@ -5,6 +5,7 @@
 - `BestCheckpoint`: ModelCheckpoint(save_best_only) written under a temporary name and
   renamed, so a crash mid-save never leaves a truncated best.keras, and seeded with the
   best value so far when a run resumes.
+- `TrainingEpoch`: tells the training pipeline which epoch it is feeding.
 - `StopOnNonFinite`: stops at the first non-finite loss, before any later callback can
   save the broken weights, and says where it happened.
 """
@@ -15,6 +16,7 @@ import math
 import time
 
 import keras
+import tensorflow as tf
 
 from keras_vae.atomic import atomic_path
 from keras_vae.memory import peak_rss_mb
@@ -88,3 +90,29 @@ class StopOnNonFinite(keras.callbacks.Callback):
         value = (logs or {}).get("loss")
         if value is not None and not math.isfinite(float(value)):
             raise NonFiniteLoss(self._epoch, batch, float(value))
+
+
+class TrainingEpoch(keras.callbacks.Callback):
+    """Keeps the training pipeline's epoch variable (see `data.make_dataset`) at Keras's
+    epoch, so each epoch's order and pixel draws are keyed by the epoch number itself.
+
+    Keras opens the iterator of epoch e + 1 as soon as epoch e's last step has run, before
+    `on_epoch_end`, so the variable advances at that last step's `on_train_batch_end`.
+    `on_epoch_begin` sets it for the first epoch of a `fit` (a resumed run starts at its
+    `initial_epoch`).
+
+    Args:
+        epoch: the variable `make_dataset(..., epoch=...)` reads.
+    """
+
+    def __init__(self, epoch: tf.Variable):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current = epoch
+        self.epoch.assign(epoch)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 >= self.params["steps"]:
+            self.epoch.assign(self._current + 1)

@@ -166,41 +166,59 @@ def _host_reachable(host: str) -> bool:
 
 
 def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = None,
-                 binarize_seed: int | None = None) -> tf.data.Dataset:
+                 binarize_seed: int | None = None,
+                 epoch: tf.Variable | None = None) -> tf.data.Dataset:
     """Batches of float32 images [B, 28, 28, 1] in [0, 1], prefetched.
+
+    Training randomness is a stateless function of (seed, epoch, batch), with the epoch
+    read from the `epoch` variable when an iteration starts; the `TrainingEpoch` callback
+    keeps it equal to Keras's epoch. So the order does not depend on how often the dataset
+    is iterated: the same on one device and under a tf.distribute strategy (whose Keras
+    loop opens one extra iterator to build the model, and whose dataset rewrite re-seeds
+    TF's stateful shuffle), and a resumed run continues the uninterrupted run's epochs.
 
     Args:
         split: the images, held in memory.
         batch_size: examples per batch; the last batch may be smaller.
-        shuffle_seed: if set, a fresh seeded permutation every epoch (training).
+        shuffle_seed: if set, a fresh permutation every epoch, keyed by (seed, epoch).
         binarize_seed: if set, each pixel becomes a Bernoulli draw with its gray level as
             probability. With `shuffle_seed` (training) the draws are fresh each epoch —
             the dynamic binarization of the IWAE paper; without it they are the same each
             time, a fixed binarization for evaluation.
+        epoch: scalar int64 variable holding the epoch being trained (with `shuffle_seed`;
+            without one, iterations count as epoch 0).
     """
     images = tf.constant(split.images)
     scale = 1.0 / split.pixel_max
-    indices = tf.data.Dataset.range(len(split))
-    if shuffle_seed is not None:
-        indices = indices.shuffle(len(split), seed=shuffle_seed, reshuffle_each_iteration=True)
-    batches = indices.batch(batch_size)
+    size = len(split)
 
-    def gather(batch_indices):
-        return tf.cast(tf.gather(images, batch_indices), tf.float32) * scale
+    def epoch_batches(_):
+        current = tf.constant(0, tf.int64) if epoch is None else epoch.read_value()
+        indices = tf.range(size, dtype=tf.int64)
+        if shuffle_seed is not None:
+            indices = tf.random.experimental.stateless_shuffle(
+                indices, seed=tf.stack([tf.constant(shuffle_seed, tf.int64), current]))
+        batches = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
+        return tf.data.Dataset.zip(batches, tf.data.Dataset.range(size).map(
+            lambda batch: tf.stack([current, batch])))
 
-    if binarize_seed is None:
-        dataset = batches.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    else:
-        # One stateless seed per batch; re-randomized each epoch when training.
-        seeds = tf.data.Dataset.random(
-            seed=binarize_seed, rerandomize_each_iteration=shuffle_seed is not None
-        ).batch(2)
+    def gather(batch_indices, epoch_and_batch):
+        gray = tf.cast(tf.gather(images, batch_indices), tf.float32) * scale
+        if binarize_seed is None:
+            return gray
+        seed = tf.random.experimental.stateless_fold_in(
+            tf.stack([tf.constant(binarize_seed, tf.int64), epoch_and_batch[0]]),
+            epoch_and_batch[1])
+        draws = tf.random.stateless_uniform(tf.shape(gray), seed=seed)
+        return tf.cast(draws < gray, tf.float32)
 
-        def gather_binarized(batch_indices, seed):
-            gray = gather(batch_indices)
-            draws = tf.random.stateless_uniform(tf.shape(gray), seed=seed)
-            return tf.cast(draws < gray, tf.float32)
-
-        dataset = tf.data.Dataset.zip(batches, seeds).map(
-            gather_binarized, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).flat_map(epoch_batches)
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    # flat_map hides the length; Keras needs it to know where an epoch ends.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-size // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_variable() -> tf.Variable:
+    """The epoch variable `make_dataset` reads; `TrainingEpoch` sets it during `fit`."""
+    return tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")

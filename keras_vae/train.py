@@ -29,6 +29,7 @@ from keras_vae.callbacks import (
     NonFiniteLoss,
     PeakMemory,
     StopOnNonFinite,
+    TrainingEpoch,
 )
 from keras_vae.cli import (
     ArgumentParser,
@@ -41,7 +42,7 @@ from keras_vae.cli import (
     run_command,
 )
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.data import DATASETS, load_splits, make_dataset, spec_of
+from keras_vae.data import DATASETS, epoch_variable, load_splits, make_dataset, spec_of
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
 from keras_vae.pictures import save_grid, save_reconstructions
@@ -135,15 +136,17 @@ def default_run_dir(dataset: str) -> str:
     return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}")
 
 
-def datasets_for(config: TrainConfig, splits: dict) -> tuple:
+def datasets_for(config: TrainConfig, splits: dict, epoch: tf.Variable | None = None
+                 ) -> tuple:
     """(train, validation, test) tf.data pipelines as this run trains and evaluates on them.
 
-    Training reshuffles (and, with dynamic binarization, redraws pixels) every epoch;
+    Training reshuffles (and, with dynamic binarization, redraws pixels) every epoch, keyed
+    by `epoch` (see `data.epoch_variable`, kept current by the `TrainingEpoch` callback);
     validation and test are fixed, so every evaluation of a run sees the same examples.
     """
     binarize = config.seed if config.dynamic_binarization else None
     return (make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
-                         binarize_seed=binarize),
+                         binarize_seed=binarize, epoch=epoch),
             make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize),
             make_dataset(splits["test"], config.batch_size, binarize_seed=binarize))
 
@@ -156,10 +159,12 @@ def build_model(config: TrainConfig) -> VAE:
     return vae
 
 
-def callbacks_for(run_dir: str, best_so_far: float) -> list[keras.callbacks.Callback]:
+def callbacks_for(run_dir: str, best_so_far: float, epoch: tf.Variable
+                  ) -> list[keras.callbacks.Callback]:
     # Order matters: StopOnNonFinite raises before anything saves broken weights;
     # EpochSeconds and PeakMemory write into the logs before CSVLogger reads them.
     return [
+        TrainingEpoch(epoch),
         StopOnNonFinite(),
         EpochSeconds(),
         PeakMemory(),
@@ -226,7 +231,8 @@ def _train_locked(config: TrainConfig, verbose: int, already: int,
     # datasets built before this call would shuffle differently from those built after.
     keras.utils.set_random_seed(config.seed)
     splits = load_splits(config.dataset, config.data_dir, config.max_examples)
-    train_data, val_data, test_data = datasets_for(config, splits)
+    epoch = epoch_variable()
+    train_data, val_data, test_data = datasets_for(config, splits, epoch)
     print(f"{config.dataset}: train {len(splits['train'])}, validation "
           f"{len(splits['validation'])}, test {len(splits['test'])} examples; run → {run_dir}")
 
@@ -236,7 +242,7 @@ def _train_locked(config: TrainConfig, verbose: int, already: int,
     try:
         # shuffle=False: the training dataset already reshuffles itself, seeded, each epoch.
         vae.fit(train_data, validation_data=val_data, epochs=config.epochs, shuffle=False,
-                callbacks=callbacks_for(run_dir, best_so_far), verbose=verbose)
+                callbacks=callbacks_for(run_dir, best_so_far, epoch), verbose=verbose)
     except KeyboardInterrupt:
         saved = resume.completed_epochs(run_dir)
         raise Interrupted(f"interrupted; {saved} completed epoch(s) are saved in "

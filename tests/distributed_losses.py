@@ -2,9 +2,8 @@
 devices, in one process, and prints both per-epoch loss curves as JSON. Logical devices
 must be configured before TensorFlow starts, hence a separate process.
 
-The training examples come in a fixed order: TensorFlow rewrites a dataset when a strategy
-distributes it, and its seeded reshuffling then yields a different (equally random)
-order, which would hide the arithmetic this compares."""
+Both use the run's own shuffled training pipeline: its per-epoch order is keyed by
+(seed, epoch), so TensorFlow's rewrite of a distributed dataset does not change it."""
 
 from __future__ import annotations
 
@@ -20,8 +19,9 @@ tf.config.set_logical_device_configuration(
 import keras  # noqa: E402
 
 from keras_vae import distribute  # noqa: E402
+from keras_vae.callbacks import TrainingEpoch  # noqa: E402
 from keras_vae.config import ModelConfig, TrainConfig  # noqa: E402
-from keras_vae.data import load_splits, make_dataset  # noqa: E402
+from keras_vae.data import epoch_variable, load_splits  # noqa: E402
 from keras_vae.train import build_model, datasets_for  # noqa: E402
 from tests.conftest import binarized_mnist_data  # noqa: E402
 
@@ -32,12 +32,12 @@ def losses(strategy_name: str, splits) -> dict:
                          model=ModelConfig(latent_dim=8, hidden_dims=(64,)))
     strategy = distribute.make_strategy(strategy_name)
     keras.utils.set_random_seed(config.seed)
-    _, val_data, _ = datasets_for(config, splits)
-    train_data = make_dataset(splits["train"], config.batch_size)
+    epoch = epoch_variable()
+    train_data, val_data, _ = datasets_for(config, splits, epoch)
     with strategy.scope():
         vae = build_model(config)
     history = vae.fit(train_data, validation_data=val_data, epochs=3, verbose=0,
-                      shuffle=False)
+                      shuffle=False, callbacks=[TrainingEpoch(epoch)])
     return {"replicas": strategy.num_replicas_in_sync, **history.history}
 
 

@@ -42,12 +42,31 @@ def test_max_examples_keeps_the_first_examples_of_each_split(binarized_mnist_spl
 
 def test_every_example_appears_once_per_epoch_in_a_new_seeded_order():
     split = _small_split()
-    dataset = data.make_dataset(split, 64, shuffle_seed=5)
-    first, second = _epoch(dataset), _epoch(dataset)
+    epoch = data.epoch_variable()
+    dataset = data.make_dataset(split, 64, shuffle_seed=5, epoch=epoch)
+    first = _epoch(dataset)
+    epoch.assign(1)
+    second = _epoch(dataset)
     key = lambda images: sorted(map(bytes, images.astype(np.uint8)))  # noqa: E731
     assert key(first) == key(split.images) == key(second)
     assert not np.array_equal(first, second)
     np.testing.assert_array_equal(first, _epoch(data.make_dataset(split, 64, shuffle_seed=5)))
+
+
+def test_the_epoch_variable_alone_decides_the_order_and_draws():
+    split = _small_split(gray=True)
+    epoch = data.epoch_variable()
+    dataset = data.make_dataset(split, 64, shuffle_seed=5, binarize_seed=3, epoch=epoch)
+    first, again = _epoch(dataset), _epoch(dataset)  # iterations alone do not advance it
+    np.testing.assert_array_equal(first, again)
+    epoch.assign(1)
+    second = _epoch(dataset)
+    assert not np.array_equal(first, second)
+    elsewhere = data.epoch_variable()
+    elsewhere.assign(1)  # a resumed run's pipeline, starting at epoch 1
+    np.testing.assert_array_equal(
+        _epoch(data.make_dataset(split, 64, shuffle_seed=5, binarize_seed=3, epoch=elsewhere)),
+        second)
 
 
 def test_unshuffled_batches_keep_order_and_scale_to_unit_interval():
@@ -59,8 +78,11 @@ def test_unshuffled_batches_keep_order_and_scale_to_unit_interval():
 
 def test_dynamic_binarization_draws_fresh_pixels_each_epoch_with_gray_level_odds():
     split = _small_split(gray=True)
-    dataset = data.make_dataset(split, 100, shuffle_seed=1, binarize_seed=2)
-    first, second = _epoch(dataset), _epoch(dataset)
+    epoch = data.epoch_variable()
+    dataset = data.make_dataset(split, 100, shuffle_seed=1, binarize_seed=2, epoch=epoch)
+    first = _epoch(dataset)
+    epoch.assign(1)
+    second = _epoch(dataset)
     assert set(np.unique(first)) == {0.0, 1.0}
     # Sorted per-image ink counts ignore the shuffle order: they differ only if the draws do.
     ink = lambda images: sorted(images.sum(axis=(1, 2, 3)))  # noqa: E731

@@ -18,8 +18,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_mirrored_over_two_devices_follows_the_one_device_loss_curve():
-    """Same seed, same global batch, same example order: the same training to float
-    tolerance (the loss is scaled by the global batch; each example keeps its ε)."""
+    """Same seed, same global batch, the default shuffled pipeline: the same training to
+    float tolerance (the same example order, the loss scaled by the global batch, each
+    example keeping its ε)."""
     result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "4096"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
