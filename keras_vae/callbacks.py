@@ -5,6 +5,7 @@
 - `BestCheckpoint`: ModelCheckpoint(save_best_only) written under a temporary name and
   renamed, so a crash mid-save never leaves a truncated best.keras, and seeded with the
   best value so far when a run resumes.
+- `KLWarmup`: raises the KL weight β linearly over the first epochs.
 - `TrainingEpoch`: tells the training pipeline which epoch it is feeding.
 - `StopOnNonFinite`: stops at the first non-finite loss, before any later callback can
   save the broken weights, and says where it happened.
@@ -116,3 +117,30 @@ class TrainingEpoch(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if batch + 1 >= self.params["steps"]:
             self.epoch.assign(self._current + 1)
+
+
+class KLWarmup(keras.callbacks.Callback):
+    """KL warm-up: the KL weight rises linearly from 0 to β over the first `epochs`.
+
+    Epoch e trains with β·min(1, e / epochs): 0 in the first epoch, β from epoch `epochs`
+    on. It assigns the `Sampling` layer's β variable, so the compiled training step is
+    not rebuilt, and depends only on the epoch number, so a resumed run continues it.
+
+    Args:
+        epochs: length of the warm-up; 0 disables it.
+        beta: the final KL weight.
+    """
+
+    def __init__(self, epochs: int, beta: float):
+        super().__init__()
+        self.epochs, self.beta = epochs, beta
+
+    def weight(self, epoch: int) -> float:
+        return self.beta * min(1.0, epoch / self.epochs) if self.epochs else self.beta
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.sampling.beta.assign(self.weight(epoch))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["kl_weight"] = self.weight(epoch)

@@ -71,6 +71,7 @@ def number(kind: type, minimum: float, *, exclusive: bool = False) -> Callable[[
 
 
 positive_int = number(int, 1)
+non_negative_int = number(int, 0)
 positive_float = number(float, 0, exclusive=True)
 non_negative_float = number(float, 0)
 

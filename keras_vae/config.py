@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 IMAGE_SHAPE = (28, 28, 1)
 """Every supported dataset is 28×28 grayscale; pixels are in [0, 1]."""
 
+ARCHITECTURES = ("mlp", "conv")
+OBJECTIVES = ("elbo", "iwae")
+LR_SCHEDULES = ("constant", "cosine")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -20,16 +24,25 @@ class ModelConfig:
 
     Args:
         latent_dim: size of z. 2 gives plottable latent maps; 20 is the classic default.
-        hidden_dims: widths of the MLP hidden layers (ReLU), encoder order; the decoder
-            mirrors them.
+        hidden_dims: widths of the dense hidden layers (ReLU), encoder order; the decoder
+            mirrors them. With `arch="conv"` they sit between the convolutions and z.
         beta: weight of the KL term in the training objective (1.0 = the true ELBO).
         seed: seed of the sampling layer's ε draws, so a run is reproducible.
+        arch: "mlp" (dense layers only) or "conv" (two stride-2 convolutions before the
+            dense layers and two upsample-and-convolve steps after them, in the spirit of
+            keras-io's VAE).
+        objective: "elbo" (Kingma & Welling) or "iwae" (the importance-weighted bound of
+            Burda et al. with `iwae_k` samples per image; tighter, k times the decoding).
+        iwae_k: samples per image of the "iwae" objective.
     """
 
     latent_dim: int = 20
     hidden_dims: tuple[int, ...] = (400,)
     beta: float = 1.0
     seed: int = 0
+    arch: str = "mlp"
+    objective: str = "elbo"
+    iwae_k: int = 1
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims)}
@@ -56,6 +69,9 @@ class TrainConfig:
     steps_per_execution: int = 32
     strategy: str = "auto"
     max_examples: int | None = None
+    kl_warmup_epochs: int = 0
+    lr_schedule: str = "constant"
+    early_stopping_patience: int | None = None
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "model": self.model.to_dict()}

@@ -28,21 +28,13 @@ from keras_vae.cli import ArgumentParser, RunFailure, positive_int, run_command
 from keras_vae.config import TrainConfig
 from keras_vae.data import load_splits
 from keras_vae.memory import peak_rss_mb
-from keras_vae.model import VAE, bernoulli_nll
+from keras_vae.model import VAE, log_importance_weights
 from keras_vae.noise import counter_normal
 from keras_vae.run_layout import checkpoint_path, load_checkpoint, read_summary
 from keras_vae.train import datasets_for
 
 EVALUATION = "evaluation.json"
 ACTIVE_UNIT_THRESHOLD = 0.01
-LOG_2PI = math.log(2 * math.pi)
-
-
-def _log_normal(x, mean, log_var):
-    """log N(x; mean, exp(log_var)) summed over the last axis."""
-    return -0.5 * tf.reduce_sum(LOG_2PI + log_var + tf.square(x - mean) * tf.exp(-log_var),
-                                axis=-1)
-
 
 def make_log_weights(vae: VAE, jit_compile: bool = False):
     """A compiled function (images [B, 28, 28, 1], seed [2], samples) → log w [samples, B].
@@ -57,10 +49,7 @@ def make_log_weights(vae: VAE, jit_compile: bool = False):
         z = z_mean + tf.exp(0.5 * z_log_var) * epsilon  # [S, B, d]
         logits = vae.decoder(tf.reshape(z, [-1, z.shape[-1]]), training=False)
         logits = tf.reshape(logits, tf.concat([shape[:2], tf.shape(logits)[1:]], axis=0))
-        log_px_z = -bernoulli_nll(images, logits)
-        log_pz = _log_normal(z, 0.0, tf.zeros_like(z))
-        log_qz = -0.5 * tf.reduce_sum(LOG_2PI + z_log_var + tf.square(epsilon), axis=-1)
-        return log_px_z + log_pz - log_qz
+        return log_importance_weights(images, z, z_mean, z_log_var, logits)
 
     return log_weights
 

@@ -1,15 +1,34 @@
-"""Pictures of a model: samples from the prior and reconstructions, as PNG grids.
+"""Pictures of a model: what it generates, how it reconstructs, where it puts the data, and
+how it learned.
 
 People judge a generative model by looking at it, so every run writes these pictures and
-the README shows them. The grid and PNG code lives in the standalone edge sampler
-(`serving/sample.py`, which must run alone on a device), and is reused here.
+the README shows them. `draw_run` writes them all; training calls it at the end and
+`python -m keras_vae.plot RUN_DIR` calls it again for a finished run. The grid and PNG code
+lives in the standalone edge sampler (`serving/sample.py`, which must run alone on a
+device) and is reused here; plots with axes use matplotlib.
 """
 
 from __future__ import annotations
 
+import os
+from statistics import NormalDist
+
 import numpy as np
 
-from serving.sample import save_png, square_grid, tile
+from keras_vae.atomic import atomic_path
+from keras_vae.run_layout import (
+    CURVES_PNG,
+    LATENT_PNG,
+    MANIFOLD_PNG,
+    RECONSTRUCTIONS_PNG,
+    SAMPLES_PNG,
+)
+from serving.sample import prior_latents, save_png, square_grid, tile
+
+N_SAMPLES = 64
+N_RECONSTRUCTIONS = 32
+MANIFOLD_SIDE = 20
+CURVES = (("loss", "negative ELBO"), ("reconstruction", "reconstruction"), ("kl", "KL"))
 
 
 def save_grid(images: np.ndarray, path: str) -> None:
@@ -27,3 +46,88 @@ def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
             blank = np.zeros((per_row - len(row), *row.shape[1:]), dtype=row.dtype)
             rows.append(np.concatenate([row, blank]))
     save_png(tile(np.concatenate(rows), len(rows), per_row), path)
+
+
+def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
+    """A side×side grid of 2-D latents at Normal quantiles 0.05…0.95, row-major, z₂
+    decreasing down the rows, so equal areas of the picture hold equal prior mass."""
+    quantiles = [NormalDist().inv_cdf(p) for p in np.linspace(0.05, 0.95, side)]
+    z1, z2 = np.meshgrid(quantiles, quantiles[::-1])
+    return np.stack([z1.ravel(), z2.ravel()], axis=1).astype(np.float32)
+
+
+def save_manifold(images: np.ndarray, path: str, side: int = MANIFOLD_SIDE) -> None:
+    """Images decoded from `manifold_latents(side)`, tiled in the same order."""
+    save_png(tile(images, side, side, gap=0), path)
+
+
+def _save_figure(figure, path: str) -> None:
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray, path: str) -> None:
+    """Test z_mean of a 2-D latent, one colour per label."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 5.2))
+    points = axes.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10", s=2,
+                          alpha=0.6, rasterized=True)
+    figure.colorbar(points, ax=axes, label="label", ticks=np.unique(labels))
+    axes.set(xlabel="z₁ (mean of q(z|x))", ylabel="z₂", title="test images in latent space")
+    _save_figure(figure, path)
+    plt.close(figure)
+
+
+def save_curves(history: list[dict], path: str) -> None:
+    """Training and validation loss, reconstruction and KL per epoch (nats per example)."""
+    import matplotlib.pyplot as plt
+
+    epochs = [int(row["epoch"]) + 1 for row in history]
+    figure, panels = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
+    for axes, (key, title) in zip(panels, CURVES, strict=True):
+        axes.plot(epochs, [row[key] for row in history], label="training")
+        axes.plot(epochs, [row[f"val_{key}"] for row in history], label="validation")
+        axes.set(title=f"{title} (nats)", xlabel="epoch")
+        axes.grid(alpha=0.3)
+    panels[0].legend()
+    if len(history) > 1:  # the first epoch's losses dwarf the rest
+        low = min(min(row["loss"], row["val_loss"]) for row in history)
+        high = max(max(row["loss"], row["val_loss"]) for row in history[1:])
+        panels[0].set_ylim(low - 1, high + 1)
+    _save_figure(figure, path)
+    plt.close(figure)
+
+
+def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
+             history: list[dict], run_dir: str, seed: int) -> dict[str, str]:
+    """Every picture of a run, written into `run_dir`; returns {artifact: file name}.
+
+    Samples and decoded images are Bernoulli means; reconstructions decode z_mean.
+    The manifold needs a 2-D latent; the scatter a 2-D latent and labels.
+    """
+    from keras import ops
+
+    def decode(z):
+        return ops.convert_to_numpy(ops.sigmoid(vae.decoder(z, training=False)))
+
+    latent_dim = vae.config.latent_dim
+    save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed)),
+              os.path.join(run_dir, SAMPLES_PNG))
+    inputs = test_images[:N_RECONSTRUCTIONS]
+    z_mean_inputs, _ = vae.encoder(inputs, training=False)
+    save_reconstructions(inputs, decode(z_mean_inputs), os.path.join(run_dir, RECONSTRUCTIONS_PNG))
+    drawn = {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
+    if history:
+        save_curves(history, os.path.join(run_dir, CURVES_PNG))
+        drawn["curves_png"] = CURVES_PNG
+    if latent_dim == 2:
+        save_manifold(decode(manifold_latents()), os.path.join(run_dir, MANIFOLD_PNG))
+        drawn["manifold_png"] = MANIFOLD_PNG
+        if test_labels is not None:
+            z_mean = np.concatenate([
+                ops.convert_to_numpy(vae.encoder(test_images[i:i + 1000], training=False)[0])
+                for i in range(0, len(test_images), 1000)])
+            save_latent_scatter(z_mean, test_labels, os.path.join(run_dir, LATENT_PNG))
+            drawn["latent_scatter_png"] = LATENT_PNG
+    return drawn

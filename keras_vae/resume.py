@@ -25,7 +25,10 @@ from keras_vae.config import TrainConfig
 from keras_vae.run_layout import (
     BACKUP_DIR,
     CHECKPOINT,
+    CURVES_PNG,
     EXPORT_DIR,
+    LATENT_PNG,
+    MANIFOLD_PNG,
     METRICS_CSV,
     RECONSTRUCTIONS_PNG,
     RUN_CONFIG,
@@ -35,7 +38,8 @@ from keras_vae.run_layout import (
 )
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
-             RECONSTRUCTIONS_PNG, TENSORBOARD_DIR, RUN_CONFIG, "evaluation.json")
+             RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, TENSORBOARD_DIR,
+             RUN_CONFIG, "evaluation.json")
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
 MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples")

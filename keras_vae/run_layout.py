@@ -18,6 +18,9 @@ SUMMARY = "summary.json"
 RUN_CONFIG = "config.json"
 SAMPLES_PNG = "samples.png"
 RECONSTRUCTIONS_PNG = "reconstructions.png"
+MANIFOLD_PNG = "manifold.png"
+LATENT_PNG = "latent_scatter.png"
+CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 
 

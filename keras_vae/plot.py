@@ -1,0 +1,57 @@
+"""`python -m keras_vae.plot RUN_DIR`: redraw a finished run's pictures.
+
+Writes into RUN_DIR the sample grid, the reconstructions (test inputs above their
+reconstructions), the training and validation curves and, for a 2-D latent, the decoded
+manifold over Normal quantiles and the scatter of test z_mean coloured by label (datasets
+with labels). Training draws the same pictures with the same code (`pictures.draw_run`);
+this command redraws them, e.g. after a change of plotting code or for an older run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+
+from keras_vae.atomic import write_json
+from keras_vae.cli import ArgumentParser, run_command
+from keras_vae.run_layout import SUMMARY, checkpoint_path, read_summary
+
+
+def plot(run_dir: str) -> dict[str, str]:
+    """Draws every picture of the run; returns {artifact: path} and records the pictures
+    among the run's artifacts in summary.json."""
+    import numpy as np
+
+    from keras_vae.data import load_splits
+    from keras_vae.evaluate import load_run
+    from keras_vae.pictures import draw_run
+    from keras_vae.resume import read_history
+    from keras_vae.train import datasets_for
+
+    vae, config = load_run(run_dir)
+    splits = load_splits(config.dataset, config.data_dir, config.max_examples)
+    _, _, test_data = datasets_for(config, splits)
+    test_images = np.concatenate([batch.numpy() for batch in test_data])
+    drawn = draw_run(vae, test_images, splits["test"].labels, read_history(run_dir), run_dir,
+                     config.seed)
+    summary = read_summary(run_dir)
+    summary["artifacts"] = {**summary.get("artifacts", {}), **drawn}
+    write_json(os.path.join(run_dir, SUMMARY), summary)
+    return {name: os.path.join(run_dir, path) for name, path in drawn.items()}
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = ArgumentParser(prog="python -m keras_vae.plot",
+                            description="Redraw a trained run's pictures: samples, "
+                                        "reconstructions, curves, 2-D latent maps.")
+    parser.add_argument("run_dir", help="a run directory written by keras_vae.train")
+    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    args = parser.parse_args(argv)
+    checkpoint_path(args.run_dir)  # answer a wrong path before TensorFlow loads
+    for name, path in plot(args.run_dir).items():
+        print(f"  {name:<20} {path}")
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main, "keras_vae.plot"))
