@@ -19,6 +19,7 @@ import pytest
 from export.__main__ import main as export_main
 from keras_vae.cli import run_command
 from keras_vae.evaluate import main as evaluate_main
+from keras_vae.plot import main as plot_main
 from keras_vae.train import main as train_main
 from serving import sample, tf_serving_client
 
@@ -82,7 +83,21 @@ CASES = [
      "holds a finished run"),
     (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--latent-dim", "4",
                        "--out", f"{w}/other_arch"], 2, "trained with other settings"),
+    (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--latent-dim", "16", "--arch", "conv",
+                       "--out", f"{w}/other_arch"], 2, "trained with other settings (model"),
     (TRAIN, lambda w: ["--resume", "--overwrite", "--out", f"{w}/run"], 2, "exclude each other"),
+    (TRAIN, lambda w: ["--arch", "rnn", "--out", f"{w}/new"], 2, "invalid choice: 'rnn'"),
+    (TRAIN, lambda w: ["--objective", "iwae", "--iwae-k", "0", "--out", f"{w}/new"], 2,
+     "'0' must be at least 1"),
+    (TRAIN, lambda w: ["--iwae-k", "5", "--out", f"{w}/new"], 2, "applies to --objective iwae"),
+    (TRAIN, lambda w: ["--kl-warmup-epochs", "-1", "--out", f"{w}/new"], 2,
+     "must be at least 0"),
+    (TRAIN, lambda w: ["--lr-schedule", "step", "--out", f"{w}/new"], 2, "invalid choice"),
+    (TRAIN, lambda w: ["--early-stopping-patience", "x", "--out", f"{w}/new"], 2,
+     "'x' is not a whole number"),
+    ("keras_vae.plot", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
+    ("keras_vae.plot", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another"),
+    ("keras_vae.plot", lambda w: [f"{w}/other_version"], 1, "written by another version"),
     ("keras_vae.evaluate", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
     ("keras_vae.evaluate", lambda w: [f"{w}/run", "--k", "0"], 2, "must be at least 1"),
     ("keras_vae.evaluate", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another"),
@@ -107,7 +122,8 @@ if SHARED_TFDS:
                                     f"{w}/damaged_tfds", "--out", f"{w}/new"], 1,
                   "is damaged or truncated"))
 
-MAINS = {TRAIN: train_main, "keras_vae.evaluate": evaluate_main, "export": export_main}
+MAINS = {TRAIN: train_main, "keras_vae.evaluate": evaluate_main, "keras_vae.plot": plot_main,
+         "export": export_main}
 SCRIPTS = {"sample.py": (sample.main, sample.SampleError),
            "tf_serving_client.py": (tf_serving_client.main,
                                     (sample.SampleError, tf_serving_client.ServingError))}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import keras
 import numpy as np
 import onnx
 import pytest
@@ -18,6 +19,8 @@ from export.onnx_model import read_metadata, run_onnx
 from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, INT8_IMAGE_MAD, INT8_SIZE_RATIO, parity_latents
 from keras_vae.cli import RunFailure
+from keras_vae.config import ModelConfig
+from keras_vae.model import VAE
 
 LATENT_DIM = 6
 
@@ -148,3 +151,20 @@ def test_parity_latents_are_fixed_and_reach_the_tails():
     z = parity_latents(LATENT_DIM)
     np.testing.assert_array_equal(z, parity_latents(LATENT_DIM))
     assert np.abs(z[:4]).max() > 4 and np.abs(z[4:]).max() < 5
+
+
+def test_a_conv_model_exports_with_the_same_names_and_shapes(small_export, tmp_path):
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=LATENT_DIM, hidden_dims=(256,), arch="conv"))
+    export_dir = str(tmp_path / "conv")
+    pipeline.export_model(vae, export_dir, {"dataset": "binarized_mnist",
+                                   "model": vae.config.to_dict()})  # raises if unverified
+
+    def names_and_shapes(directory):
+        with open(os.path.join(directory, "manifest.json")) as f:
+            artifacts = json.load(f)["artifacts"]
+        return {key: (entry.get("inputs"), entry.get("outputs"))
+                for key, entry in artifacts.items()}
+
+    assert names_and_shapes(export_dir) == names_and_shapes(small_export["export_dir"])
+    assert os.path.exists(os.path.join(export_dir, "decoder_int8.onnx"))

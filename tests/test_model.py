@@ -144,3 +144,49 @@ def test_bernoulli_nll_with_k_samples_per_image_matches_one_at_a_time():
     one_by_one = np.stack([np.asarray(bernoulli_nll(images, logits[k])) for k in range(4)])
     assert together.shape == (4, 3)
     np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
+
+
+def _same_weights_with(vae: VAE, **overrides) -> VAE:
+    other = VAE(ModelConfig(**{**vae.config.to_dict(), "hidden_dims": vae.config.hidden_dims,
+                               **overrides}))
+    other.set_weights(vae.get_weights())
+    return other
+
+
+def test_the_iwae_bound_tightens_with_k_and_starts_at_the_elbo(binarized_mnist_splits):
+    """Burda et al.: ELBO ≤ IWAE_5 ≤ IWAE_50 ≤ log p(x); in nats, the objectives fall."""
+    vae = _small_vae()
+    vae.fit(binarized_mnist_splits["train"].as_float()[:5000], batch_size=100, epochs=2,
+            verbose=0)
+    images = tf.constant(binarized_mnist_splits["test"].as_float()[:500])
+
+    def objective(model, draws=5):
+        return np.mean([float(model._neg_elbo_terms(images, training=False)[0])
+                        for _ in range(draws)])
+
+    elbo = objective(vae)
+    iwae_1 = objective(_same_weights_with(vae, objective="iwae", iwae_k=1), draws=40)
+    iwae_5 = objective(_same_weights_with(vae, objective="iwae", iwae_k=5))
+    iwae_50 = objective(_same_weights_with(vae, objective="iwae", iwae_k=50))
+    assert iwae_1 == pytest.approx(elbo, abs=0.3)  # K = 1: a Monte Carlo KL, same mean
+    assert elbo > iwae_5 + 0.5 > iwae_50 + 0.5 + 0.3
+
+
+def test_iwae_training_lowers_its_objective_and_reports_the_elbo(binarized_mnist_splits):
+    vae = _small_vae(objective="iwae", iwae_k=5)
+    history = vae.fit(binarized_mnist_splits["train"].as_float()[:3000], batch_size=100,
+                      epochs=3, verbose=0).history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    np.testing.assert_allclose(history["loss"],
+                               np.add(history["reconstruction"], history["kl"]), rtol=1e-5)
+
+
+def test_conv_architecture_keeps_the_shapes_and_names_of_the_mlp():
+    conv = _small_vae(arch="conv", hidden_dims=(64,))
+    mlp = _small_vae()
+    images = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    assert conv(images).shape == mlp(images).shape == (3, 28, 28, 1)
+    assert [o.shape for o in conv.encoder(images)] == [o.shape for o in mlp.encoder(images)]
+    assert conv.decoder.layers[-1].name == mlp.decoder.layers[-1].name == "logits"
+    assert conv.decoder.input_shape == mlp.decoder.input_shape == (None, 4)
+    assert any("conv" in layer.name for layer in conv.encoder.layers)

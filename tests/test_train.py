@@ -16,7 +16,8 @@ from export.onnx_model import run_onnx
 from export.saved_model import run_saved_model
 from export.verify import parity_latents
 from keras_vae.cli import run_command
-from keras_vae.train import main
+from keras_vae.config import TrainConfig
+from keras_vae.train import learning_rate, main
 
 SHORT_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "2000",
              "--latent-dim", "8", "--hidden-dims", "64", "--verbose", "2"]
@@ -42,7 +43,8 @@ def summary(short_run) -> dict:
 def test_summary_reports_the_run_in_nats_per_example(summary):
     assert summary["dataset"] == "binarized_mnist"
     assert summary["config"]["model"] == {"latent_dim": 8, "hidden_dims": [64], "beta": 1.0,
-                                          "seed": 0}
+                                          "seed": 0, "arch": "mlp", "objective": "elbo",
+                                          "iwae_k": 1}
     assert summary["config"]["epochs"] == summary["epochs_completed"] == 1
     assert len(summary["epoch_seconds"]) == 1 and summary["epoch_seconds"][0] > 0
     for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
@@ -137,3 +139,29 @@ def test_the_module_entry_point_reports_usage_errors_without_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("keras_vae.train: error:")
+
+
+def test_cosine_schedule_decays_from_the_learning_rate_to_zero_over_the_run():
+    config = TrainConfig(learning_rate=1e-3, epochs=10, lr_schedule="cosine")
+    schedule = learning_rate(config, steps_per_epoch=50)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(250)) == pytest.approx(5e-4, rel=1e-4)
+    assert float(schedule(500)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(TrainConfig(learning_rate=2e-3), 50) == 2e-3
+
+
+def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_source,
+                                                               tmp_path):
+    """100 training images and a wide network overfit within a few epochs."""
+    run_dir = str(tmp_path / "early")
+    assert run_command(main, "keras_vae.train", [
+        "--dataset", "binarized_mnist", "--epochs", "60", "--max-examples", "100",
+        "--hidden-dims", "256", "--learning-rate", "0.01", "--batch-size", "20",
+        "--early-stopping-patience", "2", "--verbose", "0", "--out", run_dir]) == 0
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        validation = [float(row["val_loss"]) for row in csv.DictReader(f)]
+    assert summary["epochs_completed"] == len(validation) < 60
+    assert summary["best_epoch"] == int(np.argmin(validation)) + 1 == len(validation) - 2
+    assert summary["val_neg_elbo"] == pytest.approx(min(validation))

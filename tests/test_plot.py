@@ -1,0 +1,66 @@
+"""Specification of keras_vae/pictures.py's run pictures and `python -m keras_vae.plot`."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+from PIL import Image
+
+from keras_vae.cli import run_command
+from keras_vae.config import ModelConfig
+from keras_vae.model import VAE
+from keras_vae.pictures import MANIFOLD_SIDE, draw_run, manifold_latents
+from keras_vae.plot import main
+from serving.sample import UPSCALE
+
+
+def test_manifold_latents_cover_normal_quantiles_row_major_with_z2_falling():
+    z = manifold_latents(side=5)
+    assert z.shape == (25, 2)
+    np.testing.assert_allclose(z[:5, 0], [-1.645, -0.598, 0.0, 0.598, 1.645], atol=1e-3)
+    assert np.all(z[:5, 1] == z[0, 1]) and z[0, 1] > 1.6 and z[-1, 1] < -1.6
+
+
+def test_a_2d_latent_with_labels_gets_a_manifold_and_a_latent_scatter(tmp_path):
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=2, hidden_dims=(16,)))
+    rng = np.random.default_rng(0)
+    images = (rng.random((300, 28, 28, 1)) < 0.2).astype(np.float32)
+    history = [{"epoch": e, "loss": 200.0 - e, "reconstruction": 180.0 - e, "kl": 20.0,
+                "val_loss": 201.0 - e, "val_reconstruction": 181.0 - e, "val_kl": 20.0}
+               for e in range(4)]
+    drawn = draw_run(vae, images, rng.integers(0, 10, 300), history, str(tmp_path), seed=0)
+    assert set(drawn) == {"samples_png", "reconstructions_png", "curves_png", "manifold_png",
+                          "latent_scatter_png"}
+    manifold = np.asarray(Image.open(tmp_path / drawn["manifold_png"]))
+    assert manifold.shape == (UPSCALE * 28 * MANIFOLD_SIDE,) * 2
+    scatter = np.asarray(Image.open(tmp_path / drawn["latent_scatter_png"]).convert("RGB"))
+    assert len(np.unique(scatter.reshape(-1, 3), axis=0)) > 10  # coloured points, axes
+
+
+def test_no_labels_no_scatter_and_a_larger_latent_no_maps(tmp_path):
+    keras.utils.set_random_seed(0)
+    images = np.zeros((40, 28, 28, 1), np.float32)
+    two_d = draw_run(VAE(ModelConfig(latent_dim=2, hidden_dims=(8,))), images, None, [],
+                     str(tmp_path), seed=0)
+    assert "manifold_png" in two_d and "latent_scatter_png" not in two_d
+    four_d = draw_run(VAE(ModelConfig(latent_dim=4, hidden_dims=(8,))), images, None, [],
+                      str(tmp_path), seed=0)
+    assert set(four_d) == {"samples_png", "reconstructions_png"}
+
+
+def test_plot_redraws_a_finished_run_and_records_the_pictures(trained_run, capsys):
+    for name in ("samples.png", "curves.png"):
+        path = os.path.join(trained_run, name)
+        if os.path.exists(path):
+            os.remove(path)
+    assert run_command(main, "keras_vae.plot", [trained_run]) == 0
+    for name in ("samples.png", "reconstructions.png", "curves.png"):
+        assert os.path.getsize(os.path.join(trained_run, name)) > 1000
+    with open(os.path.join(trained_run, "summary.json")) as f:
+        artifacts = json.load(f)["artifacts"]
+    assert artifacts["curves_png"] == "curves.png" and "checkpoint" in artifacts
+    assert "curves.png" in capsys.readouterr().out
