@@ -7,9 +7,17 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from keras_vae.callbacks import BestCheckpoint, KLWarmup, NonFiniteLoss, StopOnNonFinite
+from keras_vae.callbacks import (
+    BestCheckpoint,
+    KLWarmup,
+    NonFiniteLoss,
+    StopOnNonFinite,
+    TrainingEpoch,
+)
 from keras_vae.config import ModelConfig
+from keras_vae.data import Split, epoch_variable, make_dataset
 from keras_vae.model import VAE
 
 
@@ -61,3 +69,29 @@ def test_without_kl_weight_the_posterior_drifts_from_the_prior():
         kl[warmup] = vae.fit(images, batch_size=64, epochs=2, verbose=0,
                              callbacks=[KLWarmup(epochs=warmup, beta=1.0)]).history["kl"][-1]
     assert kl[10] > 2 * kl[0]
+
+
+def test_training_epoch_advances_at_the_last_step_before_the_next_iterator_opens():
+    """Keras opens epoch e + 1's iterator right after epoch e's last (multi-)step, before
+    on_epoch_end; with steps_per_execution > 1 that step's index can pass the epoch end."""
+    epoch = tf.Variable(7, dtype=tf.int64)
+    callback = TrainingEpoch(epoch)
+    callback.set_params({"steps": 10})
+    callback.on_epoch_begin(0)
+    assert int(epoch.numpy()) == 0
+    callback.on_train_batch_end(3)
+    assert int(epoch.numpy()) == 0
+    callback.on_train_batch_end(11)  # steps 8-11 of a 4-step execution: the last one
+    assert int(epoch.numpy()) == 1
+    callback.on_epoch_begin(4)  # a resumed run's first epoch
+    assert int(epoch.numpy()) == 4
+
+
+def test_fit_with_several_steps_per_call_ends_with_the_epoch_count():
+    images = (np.random.default_rng(0).random((100, 28, 28, 1)) < 0.2).astype(np.uint8)
+    epoch = epoch_variable()
+    data = make_dataset(Split(images, None, 1), 10, shuffle_seed=0, epoch=epoch)
+    vae = _vae()
+    vae.compile(optimizer="adam", steps_per_execution=4)
+    vae.fit(data, epochs=3, verbose=0, callbacks=[TrainingEpoch(epoch)])
+    assert int(epoch.numpy()) == 3
