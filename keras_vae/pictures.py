@@ -66,14 +66,17 @@ def _save_figure(figure, path: str) -> None:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray, path: str) -> None:
-    """Test z_mean of a 2-D latent, one colour per label."""
+def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray | None, path: str) -> None:
+    """Test z_mean of a 2-D latent, one colour per label (one colour without labels)."""
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6, 5.2))
-    points = axes.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10", s=2,
-                          alpha=0.6, rasterized=True)
-    figure.colorbar(points, ax=axes, label="label", ticks=np.unique(labels))
+    if labels is None:
+        axes.scatter(z_mean[:, 0], z_mean[:, 1], s=2, alpha=0.4, rasterized=True)
+    else:
+        points = axes.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10", s=2,
+                              alpha=0.6, rasterized=True)
+        figure.colorbar(points, ax=axes, label="label", ticks=np.unique(labels))
     axes.set(xlabel="z₁ (mean of q(z|x))", ylabel="z₂", title="test images in latent space")
     _save_figure(figure, path)
     plt.close(figure)
@@ -104,7 +107,8 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     """Every picture of a run, written into `run_dir`; returns {artifact: file name}.
 
     Samples and decoded images are Bernoulli means; reconstructions decode z_mean.
-    The manifold needs a 2-D latent; the scatter a 2-D latent and labels.
+    The manifold and the scatter need a 2-D latent; the scatter is coloured by label when
+    the dataset has labels.
     """
     from keras import ops
 
@@ -124,10 +128,9 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     if latent_dim == 2:
         save_manifold(decode(manifold_latents()), os.path.join(run_dir, MANIFOLD_PNG))
         drawn["manifold_png"] = MANIFOLD_PNG
-        if test_labels is not None:
-            z_mean = np.concatenate([
-                ops.convert_to_numpy(vae.encoder(test_images[i:i + 1000], training=False)[0])
-                for i in range(0, len(test_images), 1000)])
-            save_latent_scatter(z_mean, test_labels, os.path.join(run_dir, LATENT_PNG))
-            drawn["latent_scatter_png"] = LATENT_PNG
+        z_mean = np.concatenate([
+            ops.convert_to_numpy(vae.encoder(test_images[i:i + 1000], training=False)[0])
+            for i in range(0, len(test_images), 1000)])
+        save_latent_scatter(z_mean, test_labels, os.path.join(run_dir, LATENT_PNG))
+        drawn["latent_scatter_png"] = LATENT_PNG
     return drawn

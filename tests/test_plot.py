@@ -41,12 +41,13 @@ def test_a_2d_latent_with_labels_gets_a_manifold_and_a_latent_scatter(tmp_path):
     assert len(np.unique(scatter.reshape(-1, 3), axis=0)) > 10  # coloured points, axes
 
 
-def test_no_labels_no_scatter_and_a_larger_latent_no_maps(tmp_path):
+def test_without_labels_the_scatter_has_one_colour_and_a_larger_latent_no_maps(tmp_path):
     keras.utils.set_random_seed(0)
     images = np.zeros((40, 28, 28, 1), np.float32)
     two_d = draw_run(VAE(ModelConfig(latent_dim=2, hidden_dims=(8,))), images, None, [],
                      str(tmp_path), seed=0)
-    assert "manifold_png" in two_d and "latent_scatter_png" not in two_d
+    assert {"manifold_png", "latent_scatter_png"} <= set(two_d)
+    assert Image.open(tmp_path / two_d["latent_scatter_png"]).size[0] > 300
     four_d = draw_run(VAE(ModelConfig(latent_dim=4, hidden_dims=(8,))), images, None, [],
                       str(tmp_path), seed=0)
     assert set(four_d) == {"samples_png", "reconstructions_png"}
