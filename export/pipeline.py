@@ -22,6 +22,7 @@ import os
 import shutil
 
 import keras_vae
+from export import verify
 from export.endpoints import decoder_endpoint, encoder_endpoint, run_keras
 from export.litert import run_tflite, write_tflite
 from export.manifest import fingerprint
@@ -85,7 +86,6 @@ def _write_all(vae, decoder, encoder, staging: str, run_config: dict) -> dict[st
     metadata = onnx_metadata(vae.config.latent_dim, run_config)
     write_onnx(decoder, staged["decoder_onnx"], metadata)
     write_onnx(encoder, staged["encoder_onnx"], metadata)
-    write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"])
     write_tflite(staged["decoder_saved_model"], staged["decoder_tflite"])
     return staged
 
@@ -106,9 +106,22 @@ def _verify(decoder, encoder, staged: dict[str, str]) -> dict:
                 run_saved_model(staged["encoder_saved_model"], images), encoded),
             "encoder_onnx": parity(run_onnx(staged["encoder_onnx"], images), encoded),
         },
-        "int8": int8_quality(run_onnx(staged["decoder_int8_onnx"], z), fp32_onnx,
-                             staged["decoder_int8_onnx"], staged["decoder_onnx"]),
+        "int8": _quantize_decoder(staged, z, fp32_onnx),
     }
+
+
+def _quantize_decoder(staged: dict[str, str], z, fp32_onnx: dict) -> dict:
+    """Writes the int8 decoder with per-tensor weight scales, the fastest (13 µs vs 17 µs
+    per channel at batch 1 here), or per-channel ones when per-tensor misses the image
+    bound, as deeper decoders do; returns its measured quality."""
+    for per_channel in (False, True):
+        write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel)
+        quality = {**int8_quality(run_onnx(staged["decoder_int8_onnx"], z), fp32_onnx,
+                                  staged["decoder_int8_onnx"], staged["decoder_onnx"]),
+                   "weight_scales": "per channel" if per_channel else "per tensor"}
+        if quality["image_mean_abs_diff"] <= verify.INT8_IMAGE_MAD:
+            break
+    return quality
 
 
 def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str, str]:

@@ -88,16 +88,18 @@ def save_curves(history: list[dict], path: str) -> None:
 
     epochs = [int(row["epoch"]) + 1 for row in history]
     figure, panels = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
+    # The first epochs (and a KL warm-up's) dwarf the rest: scale each panel to the
+    # epochs after the first 5 %, so the converged part stays readable.
+    settled = history[max(1, len(history) // 20):] if len(history) > 3 else history
     for axes, (key, title) in zip(panels, CURVES, strict=True):
         axes.plot(epochs, [row[key] for row in history], label="training")
         axes.plot(epochs, [row[f"val_{key}"] for row in history], label="validation")
         axes.set(title=f"{title} (nats)", xlabel="epoch")
         axes.grid(alpha=0.3)
+        values = [row[k] for row in settled for k in (key, f"val_{key}")]
+        margin = 0.05 * (max(values) - min(values)) + 0.5
+        axes.set_ylim(min(values) - margin, max(values) + margin)
     panels[0].legend()
-    if len(history) > 1:  # the first epoch's losses dwarf the rest
-        low = min(min(row["loss"], row["val_loss"]) for row in history)
-        high = max(max(row["loss"], row["val_loss"]) for row in history[1:])
-        panels[0].set_ylim(low - 1, high + 1)
     _save_figure(figure, path)
     plt.close(figure)
 

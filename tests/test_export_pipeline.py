@@ -11,7 +11,7 @@ import numpy as np
 import onnx
 import pytest
 
-from export import pipeline
+from export import pipeline, verify
 from export.endpoints import decoder_endpoint, run_keras
 from export.litert import run_tflite
 from export.manifest import fingerprint
@@ -168,3 +168,23 @@ def test_a_conv_model_exports_with_the_same_names_and_shapes(small_export, tmp_p
 
     assert names_and_shapes(export_dir) == names_and_shapes(small_export["export_dir"])
     assert os.path.exists(os.path.join(export_dir, "decoder_int8.onnx"))
+
+
+def test_int8_falls_back_to_per_channel_scales_when_per_tensor_misses_the_bound(
+        small_export, tmp_path, monkeypatch):
+    per_tensor_mad = small_export["int8"]["image_mean_abs_diff"]
+    assert small_export["int8"]["weight_scales"] == "per tensor"  # the faster, when it fits
+    calls = []
+    write_int8 = pipeline.write_int8
+    monkeypatch.setattr(pipeline, "write_int8",
+                        lambda *args: calls.append(args[-1]) or write_int8(*args))
+    monkeypatch.setattr(verify, "INT8_IMAGE_MAD", per_tensor_mad * 0.999)
+    try:
+        result = pipeline.export_model(small_export["vae"], str(tmp_path / "export"),
+                                       {"dataset": "binarized_mnist"})
+    except RunFailure as error:  # per channel may not fit such a tight bound either
+        assert "int8 decoder image MAD" in str(error)
+    else:
+        assert result["int8"]["weight_scales"] == "per channel"
+        assert result["int8"]["image_mean_abs_diff"] < per_tensor_mad
+    assert calls == [False, True]
