@@ -222,3 +222,8 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
 def epoch_variable() -> tf.Variable:
     """The epoch variable `make_dataset` reads; `TrainingEpoch` sets it during `fit`."""
     return tf.Variable(0, dtype=tf.int64, trainable=False, name="data_epoch")
+
+
+def images_of(dataset: tf.data.Dataset) -> np.ndarray:
+    """All images of a finite `make_dataset` pipeline, in its order, as one array."""
+    return np.concatenate([batch.numpy() for batch in dataset])

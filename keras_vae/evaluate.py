@@ -26,7 +26,7 @@ import tensorflow as tf
 from keras_vae.atomic import write_json
 from keras_vae.cli import ArgumentParser, RunFailure, positive_int, run_command
 from keras_vae.config import TrainConfig
-from keras_vae.data import load_splits
+from keras_vae.data import images_of, load_splits
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE, log_importance_weights
 from keras_vae.noise import counter_normal
@@ -114,7 +114,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0,
     vae, config = load_run(run_dir)
     splits = load_splits(config.dataset, config.data_dir, max_examples)
     _, _, test_data = datasets_for(config, splits)
-    images = np.concatenate([batch.numpy() for batch in test_data])
+    images = images_of(test_data)
     neg_elbo = vae.evaluate(test_data, return_dict=True, verbose=0)
     nll = importance_nll(vae, images, k, seed)
     result = {

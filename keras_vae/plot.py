@@ -20,10 +20,9 @@ from keras_vae.run_layout import SUMMARY, checkpoint_path, read_summary
 
 def plot(run_dir: str) -> dict[str, str]:
     """Draws every picture of the run; returns {artifact: path} and records the pictures
-    among the run's artifacts in summary.json."""
-    import numpy as np
-
-    from keras_vae.data import load_splits
+    among the run's artifacts in summary.json. (TensorFlow loads here, after the
+    argument checks.)"""
+    from keras_vae.data import images_of, load_splits
     from keras_vae.evaluate import load_run
     from keras_vae.pictures import draw_run
     from keras_vae.resume import read_history
@@ -32,7 +31,7 @@ def plot(run_dir: str) -> dict[str, str]:
     vae, config = load_run(run_dir)
     splits = load_splits(config.dataset, config.data_dir, config.max_examples)
     _, _, test_data = datasets_for(config, splits)
-    test_images = np.concatenate([batch.numpy() for batch in test_data])
+    test_images = images_of(test_data)
     drawn = draw_run(vae, test_images, splits["test"].labels, read_history(run_dir), run_dir,
                      config.seed)
     summary = read_summary(run_dir)

@@ -44,7 +44,14 @@ from keras_vae.cli import (
     run_command,
 )
 from keras_vae.config import ARCHITECTURES, LR_SCHEDULES, OBJECTIVES, ModelConfig, TrainConfig
-from keras_vae.data import DATASETS, epoch_variable, load_splits, make_dataset, spec_of
+from keras_vae.data import (
+    DATASETS,
+    epoch_variable,
+    images_of,
+    load_splits,
+    make_dataset,
+    spec_of,
+)
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
 from keras_vae.pictures import draw_run
@@ -287,7 +294,7 @@ def _train_locked(config: TrainConfig, verbose: int, already: int,
     best = min(history, key=lambda row: row["val_loss"])
     vae = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
     test = vae.evaluate(test_data, return_dict=True, verbose=0)
-    test_images = np.concatenate([batch.numpy() for batch in test_data])
+    test_images = images_of(test_data)
     artifacts = {"checkpoint": CHECKPOINT,
                  **draw_run(vae, test_images, splits["test"].labels, history, run_dir,
                             config.seed)}

@@ -12,7 +12,7 @@ from keras_vae.cli import RunFailure, UsageError
 
 
 def _epoch(dataset) -> np.ndarray:
-    return np.concatenate([batch.numpy() for batch in dataset])
+    return data.images_of(dataset)
 
 
 def _small_split(n=300, gray=False) -> data.Split:
