@@ -198,9 +198,8 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
         if shuffle_seed is not None:
             indices = tf.random.experimental.stateless_shuffle(
                 indices, seed=tf.stack([tf.constant(shuffle_seed, tf.int64), current]))
-        batches = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size)
-        return tf.data.Dataset.zip(batches, tf.data.Dataset.range(size).map(
-            lambda batch: tf.stack([current, batch])))
+        batches = tf.data.Dataset.from_tensor_slices(indices).batch(batch_size).enumerate()
+        return batches.map(lambda batch, ids: (ids, tf.stack([current, batch])))
 
     def gather(batch_indices, epoch_and_batch):
         gray = tf.cast(tf.gather(images, batch_indices), tf.float32) * scale

@@ -29,6 +29,14 @@ def _start(run_dir: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
+def _run_to_completion(run_dir: str) -> subprocess.CompletedProcess:
+    """The training command, run in the foreground; it must succeed."""
+    result = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
 def _wait_for_saved_epochs(run_dir: str, process: subprocess.Popen, epochs: int) -> None:
     metadata = os.path.join(run_dir, "backup", "training_metadata.json")
     deadline = time.monotonic() + 300
@@ -73,18 +81,13 @@ def test_sigkill_mid_training_then_rerun_resumes_and_completes(binarized_mnist_s
     assert not os.path.exists(os.path.join(run_dir, "summary.json"))
     assert os.path.exists(os.path.join(run_dir, ".lock"))  # stale: its owner is dead
 
-    rerun = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True,
-                           timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
-    assert "resuming" in rerun.stdout
+    assert "resuming" in _run_to_completion(run_dir).stdout
     _assert_complete(run_dir)
 
     # The resumed epochs are those of a run that was never killed: weights, optimizer,
     # ε stream and the per-epoch example order all continue where they stopped.
     uninterrupted = str(tmp_path / "uninterrupted")
-    reference = subprocess.run(_command(uninterrupted), cwd=ROOT, capture_output=True,
-                               text=True, timeout=600)
-    assert reference.returncode == 0, reference.stderr[-3000:]
+    _run_to_completion(uninterrupted)
     for metric in ("loss", "kl", "val_loss"):
         np.testing.assert_allclose([float(r[metric]) for r in _metrics(run_dir)],
                                    [float(r[metric]) for r in _metrics(uninterrupted)],
@@ -104,7 +107,5 @@ def test_ctrl_c_stops_cleanly_says_how_to_resume_and_exits_non_zero(binarized_mn
     assert "Traceback" not in stderr
     assert not os.path.exists(os.path.join(run_dir, ".lock"))
 
-    rerun = subprocess.run(_command(run_dir), cwd=ROOT, capture_output=True, text=True,
-                           timeout=600)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    _run_to_completion(run_dir)
     _assert_complete(run_dir)
