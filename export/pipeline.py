@@ -91,6 +91,8 @@ def _write_all(vae, decoder, encoder, staging: str, run_config: dict) -> dict[st
 
 
 def _verify(decoder, encoder, staged: dict[str, str]) -> dict:
+    """Measures every staged artifact against Keras. The int8 decoder is written here, as
+    its weight scales are chosen by this measurement (`_quantize_decoder`)."""
     z = parity_latents(decoder.input_shape[-1])
     decoded = run_keras(decoder, z)
     images = decoded["image"]  # digit-like encoder inputs, no dataset needed
