@@ -11,6 +11,7 @@ Layout of EXPORT (by default RUN_DIR/export):
     vae_encoder/<version>/saved_model.pb, variables/
     decoder.onnx, decoder_int8.onnx, encoder.onnx      onnxruntime
     decoder.tflite                                     LiteRT
+    prior.npz                                          VampPrior models: p(z)'s mixture
     manifest.json                                      sizes, sha256, names, shapes, parity
 """
 
@@ -27,6 +28,7 @@ from export.endpoints import decoder_endpoint, encoder_endpoint, run_keras
 from export.litert import run_tflite, write_tflite
 from export.manifest import fingerprint
 from export.onnx_model import run_onnx, write_int8, write_onnx
+from export.prior import PRIOR_FILE, describe, write_prior
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
 from export.verify import int8_quality, misses, parity, parity_latents
 from keras_vae.atomic import write_json
@@ -87,6 +89,9 @@ def _write_all(vae, decoder, encoder, staging: str, run_config: dict) -> dict[st
     write_onnx(decoder, staged["decoder_onnx"], metadata)
     write_onnx(encoder, staged["encoder_onnx"], metadata)
     write_tflite(staged["decoder_saved_model"], staged["decoder_tflite"])
+    if vae.pseudo_inputs is not None:
+        staged["prior"] = os.path.join(staging, PRIOR_FILE)
+        write_prior(vae, staged["prior"])
     return staged
 
 
@@ -131,8 +136,8 @@ def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str,
     for key in ("decoder_saved_model", "encoder_saved_model"):
         model_name = os.path.basename(staged[key])
         paths[key] = publish_version(staged[key], export_dir, model_name, version)
-    for key, name in FILES.items():
-        paths[key] = os.path.join(export_dir, name)
+    for key in staged.keys() - paths.keys():
+        paths[key] = os.path.join(export_dir, os.path.basename(staged[key]))
         os.replace(staged[key], paths[key])
     return paths
 
@@ -142,8 +147,10 @@ def _manifest(decoder, encoder, paths: dict[str, str], export_dir: str, version:
     endpoint_of = {"decoder": decoder, "encoder": encoder}
     artifacts = {}
     for key, path in paths.items():
+        description = (describe(path) if key == "prior"
+                       else endpoint_of[key.split("_")[0]].describe())
         entry = {"path": os.path.relpath(path, export_dir), **fingerprint(path),
-                 **endpoint_of[key.split("_")[0]].describe()}
+                 **description}
         if key in measured["parity"]:
             entry["parity_vs_keras"] = measured["parity"][key]
         if key == "decoder_int8_onnx":

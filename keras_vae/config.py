@@ -16,6 +16,7 @@ IMAGE_SHAPE = (28, 28, 1)
 ARCHITECTURES = ("mlp", "conv")
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
+PRIORS = ("normal", "vamp")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,10 @@ class ModelConfig:
         objective: "elbo" (Kingma & Welling) or "iwae" (the importance-weighted bound of
             Burda et al. with `iwae_k` samples per image; tighter, k times the decoding).
         iwae_k: samples per image of the "iwae" objective.
+        prior: "normal" (N(0, I), the KL in closed form) or "vamp" (the VampPrior of
+            Tomczak & Welling: a mixture of the encoder's posteriors at `pseudo_inputs`
+            learned images; the KL is estimated from the sampled z).
+        pseudo_inputs: number of VampPrior components (0 with the normal prior).
     """
 
     latent_dim: int = 20
@@ -43,6 +48,8 @@ class ModelConfig:
     arch: str = "mlp"
     objective: str = "elbo"
     iwae_k: int = 1
+    prior: str = "normal"
+    pseudo_inputs: int = 0
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims)}

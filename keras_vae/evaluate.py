@@ -39,8 +39,10 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 def make_log_weights(vae: VAE, jit_compile: bool = False):
     """A compiled function (images [B, 28, 28, 1], seed [2], samples) → log w [samples, B].
 
-    log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) with z_i = μ + σ·ε_i.
+    log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) with z_i = μ + σ·ε_i; p(z) is the
+    model's prior, whose VampPrior components are computed once here, not per call.
     """
+    prior = [tf.constant(t) for t in vae.prior()] or None
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def log_weights(images, z_mean, z_log_var, seed, samples: int):
@@ -49,7 +51,7 @@ def make_log_weights(vae: VAE, jit_compile: bool = False):
         z = z_mean + tf.exp(0.5 * z_log_var) * epsilon  # [S, B, d]
         logits = vae.decoder(tf.reshape(z, [-1, z.shape[-1]]), training=False)
         logits = tf.reshape(logits, tf.concat([shape[:2], tf.shape(logits)[1:]], axis=0))
-        return log_importance_weights(images, z, z_mean, z_log_var, logits)
+        return log_importance_weights(images, z, z_mean, z_log_var, logits, prior=prior)
 
     return log_weights
 

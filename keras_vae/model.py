@@ -15,10 +15,10 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.config import IMAGE_SHAPE, ModelConfig
+from keras_vae.densities import gaussian_kl, kl_to_prior, log_normal, log_prior
 from keras_vae.noise import counter_normal
 
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
-LOG_2PI = math.log(2 * math.pi)
 CONV_FILTERS = (32, 64)
 """Channels of the conv encoder's two stride-2 convolutions (28 → 14 → 7 pixels)."""
 
@@ -44,11 +44,6 @@ def conv(filters: int, name: str, *, strides: int = 1,
                          name=name, kernel_initializer=_fan_in_uniform())
 
 
-def gaussian_kl(z_mean, z_log_var):
-    """KL(N(z_mean, exp(z_log_var)) || N(0, I)) per example, summed over latent dims (nats)."""
-    return 0.5 * ops.sum(ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
-
-
 def bernoulli_nll(x, logits):
     """−log p(x|z) for pixels x in [0, 1] under Bernoulli(sigmoid(logits)), in nats.
 
@@ -67,29 +62,29 @@ def bernoulli_nll(x, logits):
     return softplus - ops.sum(x * logits, axis=(-3, -2, -1))
 
 
-def log_normal(x, mean, log_var):
-    """log N(x; mean, exp(log_var)) summed over the last axis (nats); broadcasts."""
-    return -0.5 * ops.sum(LOG_2PI + log_var + ops.square(x - mean) * ops.exp(-log_var),
-                          axis=-1)
-
-
-def log_importance_weights(images, z, z_mean, z_log_var, logits, prior_weight=1.0):
+def log_importance_weights(images, z, z_mean, z_log_var, logits, prior_weight=1.0,
+                           prior=None):
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.
 
     Shapes: images [N, 28, 28, 1]; z [K, N, d]; z_mean, z_log_var [N, d]; logits
-    [K, N, 28, 28, 1] → [K, N]. With `prior_weight` 1 (the default) these are the
+    [K, N, 28, 28, 1] → [K, N]. `prior`: None for N(0, I), else VampPrior components
+    (see `keras_vae.densities`). With `prior_weight` 1 (the default) these are the
     importance weights of p(x) = E_q[p(x, z) / q(z|x)]: the IWAE bound and the
     importance-sampled likelihood are log-mean-exps of them. A `prior_weight` below 1
     tempers the latent term the way β tempers the ELBO's KL (KL warm-up of the IWAE).
     """
     log_px_z = -bernoulli_nll(images, logits)
-    log_ratio = log_normal(z, 0.0, ops.zeros_like(z)) - log_normal(z, z_mean, z_log_var)
+    log_ratio = log_prior(z, prior) - log_normal(z, z_mean, z_log_var)
     return log_px_z + prior_weight * log_ratio
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class Sampling(layers.Layer):
     """Draws z = z_mean + exp(0.5·z_log_var)·ε, ε ~ N(0, I), and adds β·KL with `add_loss`.
+
+    Inputs are [z_mean, z_log_var] for the N(0, I) prior (exact KL), or
+    [z_mean, z_log_var, prior_means, prior_log_vars] for a VampPrior (the KL estimated at
+    the drawn z).
 
     The KL weight β lives in a non-trainable variable so that a callback can change it
     during training (KL warm-up) without rebuilding the model. ε is seeded by a
@@ -118,8 +113,9 @@ class Sampling(layers.Layer):
         )
 
     def call(self, inputs):
-        z_mean, z_log_var = inputs
-        self.add_loss(self.beta * ops.mean(gaussian_kl(z_mean, z_log_var)))
+        z_mean, z_log_var, *prior = inputs
+        if not prior:
+            self.add_loss(self.beta * ops.mean(gaussian_kl(z_mean, z_log_var)))
         # Under a tf.distribute strategy each replica holds one slice of the global batch;
         # offsetting by the replica index gives every example the ε it gets on one device.
         replica = tf.distribute.get_replica_context()
@@ -128,7 +124,10 @@ class Sampling(layers.Layer):
         epsilon = counter_normal(shape, self.seed_generator.next(),
                                  offset=tf.cast(index, tf.int64) * tf.cast(
                                      tf.reduce_prod(shape), tf.int64))
-        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+        z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
+        if prior:
+            self.add_loss(self.beta * ops.mean(kl_to_prior(z, z_mean, z_log_var, prior)))
+        return z
 
     def compute_output_shape(self, input_shape):
         return input_shape[0]
@@ -145,6 +144,32 @@ class Sampling(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "beta": self.initial_beta, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class PseudoInputs(layers.Layer):
+    """The VampPrior's K learned pseudo-images, sigmoid(logits) in [0, 1].
+
+    The prior is the mixture (1/K) Σ_k q(z | u_k) of the encoder's posteriors at these
+    images, so it follows the encoder as both train. Initialized near-black with a little
+    noise (pixel values about 0.05 ± 0.01), as in Tomczak & Welling's code.
+
+    Args:
+        count: K, the number of pseudo-inputs (mixture components).
+    """
+
+    def __init__(self, count: int, **kwargs):
+        super().__init__(**kwargs)
+        self.count = count
+        self.logits = self.add_weight(
+            shape=(count, *IMAGE_SHAPE), name="logits",
+            initializer=keras.initializers.RandomNormal(mean=-2.94, stddev=0.2))
+
+    def images(self):
+        return ops.sigmoid(self.logits)
+
+    def get_config(self):
+        return {**super().get_config(), "count": self.count}
 
 
 def build_encoder(config: ModelConfig) -> keras.Model:
@@ -213,6 +238,8 @@ class VAE(keras.Model):
         self.config = config or ModelConfig()
         self.encoder = build_encoder(self.config)
         self.sampling = Sampling(beta=self.config.beta, seed=self.config.seed, name="sampling")
+        self.pseudo_inputs = (PseudoInputs(self.config.pseudo_inputs, name="pseudo_inputs")
+                              if self.config.prior == "vamp" else None)
         self.decoder = build_decoder(self.config)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
@@ -225,8 +252,15 @@ class VAE(keras.Model):
 
     def call(self, images, training=False):
         z_mean, z_log_var = self.encoder(images, training=training)
-        z = self.sampling([z_mean, z_log_var], training=training)
+        z = self.sampling([z_mean, z_log_var, *self.prior(training)], training=training)
         return self.decoder(z, training=training)
+
+    def prior(self, training=False) -> list:
+        """The prior's components: [] for N(0, I), [means, log_vars] ([K, d] each) for the
+        VampPrior, i.e. the encoder's posteriors at the pseudo-inputs."""
+        if self.pseudo_inputs is None:
+            return []
+        return list(self.encoder(self.pseudo_inputs.images(), training=training))
 
     @property
     def metrics(self):
@@ -241,22 +275,24 @@ class VAE(keras.Model):
         −mean log (1/K) Σ_k w_k, and the reconstruction is averaged over the K samples.
         """
         z_mean, z_log_var = self.encoder(images, training=training)
-        kl = ops.mean(gaussian_kl(z_mean, z_log_var))
+        prior = self.prior(training)
         if self.config.objective != "iwae":
-            z = self.sampling([z_mean, z_log_var], training=training)
+            z = self.sampling([z_mean, z_log_var, *prior], training=training)
             logits = self.decoder(z, training=training)
             reconstruction = ops.mean(bernoulli_nll(images, logits))
+            kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior or None))
             return reconstruction + ops.sum(ops.stack(self.losses)), reconstruction, kl
         k, latent_dim = self.config.iwae_k, self.config.latent_dim
         tiled = [ops.tile(t, (k, 1)) for t in (z_mean, z_log_var)]  # sample-major [K·N, d]
-        z = self.sampling(tiled, training=training)
+        z = self.sampling([*tiled, *prior], training=training)
         logits = self.decoder(z, training=training)
         logits = ops.reshape(logits, (k, -1, *IMAGE_SHAPE))
         z = ops.reshape(z, (k, -1, latent_dim))
         log_w = log_importance_weights(images, z, z_mean, z_log_var, logits,
-                                       prior_weight=self.sampling.beta)
+                                       prior_weight=self.sampling.beta, prior=prior or None)
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
         reconstruction = ops.mean(bernoulli_nll(images, logits))
+        kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior or None))
         return objective, reconstruction, kl
 
     def _update_metrics(self, reconstruction, kl):

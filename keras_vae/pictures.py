@@ -108,7 +108,8 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
              history: list[dict], run_dir: str, seed: int) -> dict[str, str]:
     """Every picture of a run, written into `run_dir`; returns {artifact: file name}.
 
-    Samples and decoded images are Bernoulli means; reconstructions decode z_mean.
+    Samples (z from the model's prior) and decoded images are Bernoulli means;
+    reconstructions decode z_mean.
     The manifold and the scatter need a 2-D latent; the scatter is coloured by label when
     the dataset has labels.
     """
@@ -118,7 +119,8 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
         return ops.convert_to_numpy(ops.sigmoid(vae.decoder(z, training=False)))
 
     latent_dim = vae.config.latent_dim
-    save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed)),
+    prior = [ops.convert_to_numpy(t) for t in vae.prior()] or None
+    save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed, prior)),
               os.path.join(run_dir, SAMPLES_PNG))
     inputs = test_images[:N_RECONSTRUCTIONS]
     z_mean_inputs, _ = vae.encoder(inputs, training=False)

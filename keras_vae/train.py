@@ -43,7 +43,14 @@ from keras_vae.cli import (
     positive_int,
     run_command,
 )
-from keras_vae.config import ARCHITECTURES, LR_SCHEDULES, OBJECTIVES, ModelConfig, TrainConfig
+from keras_vae.config import (
+    ARCHITECTURES,
+    LR_SCHEDULES,
+    OBJECTIVES,
+    PRIORS,
+    ModelConfig,
+    TrainConfig,
+)
 from keras_vae.data import (
     DATASETS,
     epoch_variable,
@@ -97,6 +104,11 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int, bool, bool]:
                              "(default: %(default)s)")
     parser.add_argument("--iwae-k", type=positive_int, default=None,
                         help="samples per image of --objective iwae (default: 5)")
+    parser.add_argument("--prior", choices=PRIORS, default=model_defaults.prior,
+                        help="normal: N(0, I); vamp: the VampPrior, a mixture over learned "
+                             "pseudo-inputs (default: %(default)s)")
+    parser.add_argument("--pseudo-inputs", type=positive_int, default=None,
+                        help="components of --prior vamp (default: 500)")
     parser.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate,
                         help="Adam learning rate (default: %(default)s)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=defaults.lr_schedule,
@@ -142,13 +154,17 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int, bool, bool]:
     if args.iwae_k is not None and args.objective != "iwae":
         raise UsageError("--iwae-k applies to --objective iwae; add that flag or drop it")
     iwae_k = (args.iwae_k or 5) if args.objective == "iwae" else 1
+    if args.pseudo_inputs is not None and args.prior != "vamp":
+        raise UsageError("--pseudo-inputs applies to --prior vamp; add that flag or drop it")
+    pseudo_inputs = (args.pseudo_inputs or 500) if args.prior == "vamp" else 0
     if args.dynamic_binarization and spec_of(args.dataset).is_binary:
         raise UsageError(f"--dynamic-binarization needs a grayscale dataset; "
                          f"{args.dataset} is already binary (use mnist or fashion_mnist)")
     config = TrainConfig(
         model=ModelConfig(latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
                           beta=args.beta, seed=args.seed, arch=args.arch,
-                          objective=args.objective, iwae_k=iwae_k),
+                          objective=args.objective, iwae_k=iwae_k, prior=args.prior,
+                          pseudo_inputs=pseudo_inputs),
         dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, seed=args.seed,
         dynamic_binarization=args.dynamic_binarization, data_dir=args.data_dir,

@@ -11,10 +11,11 @@ listed in requirements-edge.txt beside it:
     numpy, onnxruntime, Pillow
 
 The latent size is read from the model's input shape [N, latent_dim]; z is drawn from the
-prior N(0, I). The PNG shows the decoder's `image` output (Bernoulli means in [0, 1]) as
-dark ink on white. Mistakes (missing or wrong model, bad numbers, unwritable output) end
-in one line on stderr and exit code 2; nothing existing is overwritten unless the new
-image was completely written.
+prior: N(0, I), or for a model trained with --prior vamp the mixture in the prior.npz that
+the export writes beside the decoder (found there, or passed with --prior). The PNG shows
+the decoder's `image` output (Bernoulli means in [0, 1]) as dark ink on white. Mistakes
+(missing or wrong model, bad numbers, unwritable output) end in one line on stderr and
+exit code 2; nothing existing is overwritten unless the new image was completely written.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ from PIL import Image
 
 MAX_IMAGES = 10_000
 """Most images per call: 10,000 × 784 pixels × 2 float32 outputs ≈ 63 MB of output."""
+
+PRIOR_FILE = "prior.npz"
+"""Written beside the decoder by exports of VampPrior models: the mixture's means and
+log-variances. Without it z is drawn from N(0, I)."""
 
 UPSCALE = 2
 """Each pixel becomes UPSCALE×UPSCALE screen pixels so 28×28 digits are legible."""
@@ -107,13 +112,24 @@ def decode(session: ort.InferenceSession, z: np.ndarray) -> np.ndarray:
     return image
 
 
-def prior_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+def prior_latents(n: int, latent_dim: int, seed: int,
+                  prior: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """n seeded draws of z from the model's prior: N(0, I) when `prior` is None, else the
+    VampPrior mixture (means, log_vars), each [K, latent_dim]: a uniformly chosen
+    component k, then N(means_k, exp(log_vars_k))."""
+    rng = np.random.default_rng(seed)
+    if prior is None:
+        return rng.standard_normal((n, latent_dim)).astype(np.float32)
+    means, log_vars = prior
+    k = rng.integers(len(means), size=n)
+    epsilon = rng.standard_normal((n, latent_dim))
+    return (means[k] + np.exp(0.5 * log_vars[k]) * epsilon).astype(np.float32)
 
 
-def interpolation_latents(n: int, latent_dim: int, seed: int) -> np.ndarray:
+def interpolation_latents(n: int, latent_dim: int, seed: int,
+                          prior: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """n points on the straight line between two prior draws (seeded), ends included."""
-    start, end = prior_latents(2, latent_dim, seed)
+    start, end = prior_latents(2, latent_dim, seed, prior)
     weights = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
     return (1.0 - weights) * start + weights * end
 
@@ -137,6 +153,29 @@ def read_latents(path: str, latent_dim: int) -> np.ndarray:
     if not np.all(np.isfinite(z)):
         raise SampleError(f"{path} contains NaN or infinite values")
     return z.astype(np.float32)
+
+
+def default_prior_file(model_path: str) -> str | None:
+    """The export's prior file beside the model, if the model was trained with a VampPrior."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), PRIOR_FILE)
+    return path if os.path.isfile(path) else None
+
+
+def read_prior(path: str, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(means, log_vars) [K, latent_dim] from an export's prior.npz, or explains the
+    problem."""
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            means, log_vars = stored["means"], stored["log_vars"]
+    except (OSError, ValueError, KeyError) as error:
+        raise SampleError(f"cannot read the prior from {path} ({error}); pass the "
+                          f"{PRIOR_FILE} of the same export") from None
+    if (means.ndim != 2 or means.shape[1] != latent_dim or log_vars.shape != means.shape
+            or not (np.all(np.isfinite(means)) and np.all(np.isfinite(log_vars)))):
+        raise SampleError(f"{path} holds a prior of shape {list(means.shape)}, not finite "
+                          f"[K, {latent_dim}] means and log_vars; pass the {PRIOR_FILE} "
+                          f"exported with this decoder")
+    return means.astype(np.float32), log_vars.astype(np.float32)
 
 
 def check_writable(path: str) -> None:
@@ -187,22 +226,30 @@ def main(argv: list[str]) -> str:
                         help="one row of --n images between two seeded latents")
     parser.add_argument("--threads", type=whole_number(1), default=None,
                         help="onnxruntime intra-op threads (default: onnxruntime's)")
+    parser.add_argument("--prior", default=None,
+                        help=f"the VampPrior's {PRIOR_FILE} (default: the one beside the "
+                             f"model, if any; else z ~ N(0, I))")
     args = parser.parse_args(argv)
     if args.latent_file and args.interpolate:
         raise SampleError("--latent-file and --interpolate exclude each other; pass one")
     check_writable(args.out)
 
     session, latent_dim = load_decoder(args.model, args.threads)
+    prior_file = args.prior or default_prior_file(args.model)
+    prior = read_prior(prior_file, latent_dim) if prior_file else None
     if args.latent_file:
         z = read_latents(args.latent_file, latent_dim)
     elif args.interpolate:
-        z = interpolation_latents(args.n, latent_dim, args.seed)
+        z = interpolation_latents(args.n, latent_dim, args.seed, prior)
     else:
-        z = prior_latents(args.n, latent_dim, args.seed)
+        z = prior_latents(args.n, latent_dim, args.seed, prior)
     images = decode(session, z)
     canvas = tile(images, 1, len(images)) if args.interpolate else square_grid(images)
     save_png(canvas, args.out)
-    return f"{len(images)} images from {args.model} (latent_dim {latent_dim}) → {args.out}"
+    source = ("" if args.latent_file or prior is None
+              else f", z from the VampPrior in {prior_file}")
+    return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}) "
+            f"→ {args.out}")
 
 
 def run_script(main, prog: str, exit_codes: dict[type, int]) -> None:

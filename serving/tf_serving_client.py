@@ -130,6 +130,9 @@ def main(argv: list[str]) -> str:
                         help="images (1-4096)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="served_samples.png")
+    parser.add_argument("--prior", default=None,
+                        help=f"the export's {sample.PRIOR_FILE} for a model trained with "
+                             f"--prior vamp (default: z ~ N(0, I))")
     parser.add_argument("--status", action="store_true",
                         help="print the model's version status (REST) and exit")
     args = parser.parse_args(argv)
@@ -141,7 +144,8 @@ def main(argv: list[str]) -> str:
     if args.status:
         return json.dumps(client.status(), indent=2)
     latent_dim = client.latent_dim()
-    images = client.decode(sample.prior_latents(args.n, latent_dim, args.seed))
+    prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
+    images = client.decode(sample.prior_latents(args.n, latent_dim, args.seed, prior))
     sample.save_png(sample.square_grid(images), args.out)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}) → {args.out}")

@@ -104,3 +104,19 @@ def trained_run(binarized_mnist_source, tmp_path_factory) -> str:
             "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0", "--out", run_dir]
     assert run_command(main, "keras_vae.train", args) == 0
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def vamp_export(tmp_path_factory) -> dict:
+    """Like `small_export`, for a model with a VampPrior of 10 pseudo-inputs."""
+    import keras
+
+    from export.pipeline import export_model
+    from keras_vae.config import ModelConfig
+    from keras_vae.model import VAE
+
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=6, hidden_dims=(64,), prior="vamp", pseudo_inputs=10))
+    export_dir = str(tmp_path_factory.mktemp("vamp_export"))
+    run_config = {"dataset": "binarized_mnist", "model": vae.config.to_dict()}
+    return {**export_model(vae, export_dir, run_config), "vae": vae, "export_dir": export_dir}

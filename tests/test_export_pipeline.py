@@ -188,3 +188,19 @@ def test_int8_falls_back_to_per_channel_scales_when_per_tensor_misses_the_bound(
         assert result["int8"]["weight_scales"] == "per channel"
         assert result["int8"]["image_mean_abs_diff"] < per_tensor_mad
     assert calls == [False, True]
+
+
+def test_a_vamp_prior_model_ships_its_prior_beside_the_decoder(vamp_export, small_export):
+    export_dir = vamp_export["export_dir"]
+    assert "prior.npz" in os.listdir(export_dir)
+    assert "prior.npz" not in os.listdir(small_export["export_dir"])
+    assert vamp_export["paths"]["prior"] == os.path.join(export_dir, "prior.npz")
+    with np.load(vamp_export["paths"]["prior"]) as stored:
+        for name, expected in zip(("means", "log_vars"), vamp_export["vae"].prior(),
+                                  strict=True):
+            assert stored[name].dtype == np.float32 and stored[name].shape == (10, LATENT_DIM)
+            np.testing.assert_array_equal(stored[name], keras.ops.convert_to_numpy(expected))
+    with open(os.path.join(export_dir, "manifest.json")) as f:
+        entry = json.load(f)["artifacts"]["prior"]
+    assert entry["path"] == "prior.npz" and entry["means_shape"] == [10, LATENT_DIM]
+    assert entry == {**entry, **fingerprint(vamp_export["paths"]["prior"])}

@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE, Sampling, bernoulli_nll, gaussian_kl
+from keras_vae.densities import gaussian_kl
+from keras_vae.model import VAE, Sampling, bernoulli_nll
 
 
 def _small_vae(**overrides) -> VAE:

@@ -72,6 +72,30 @@ def test_int8_model_with_one_thread_draws_nearly_the_same_images(small_export, t
     assert Image.open(tmp_path / "q.png").size == _cells(8, 8)
 
 
+def test_prior_draws_pick_a_component_then_its_gaussian():
+    means = np.array([[-10.0, 0.0], [10.0, 5.0]], np.float32)
+    log_vars = np.log(np.array([[1e-4, 1e-4], [1e-4, 1e-4]], np.float32))
+    z = sample.prior_latents(400, 2, seed=1, prior=(means, log_vars))
+    nearest = np.argmin(np.abs(z[:, :1] - means[:, 0]), axis=1)
+    np.testing.assert_allclose(z, means[nearest], atol=0.05)
+    assert 150 < np.sum(nearest == 1) < 250  # components chosen uniformly
+
+
+def test_a_vamp_export_is_sampled_from_its_prior_file(vamp_export, tmp_path):
+    paths = vamp_export["paths"]
+    message = sample.main([paths["decoder_onnx"], "--n", "16", "--seed", "4",
+                           "--out", str(tmp_path / "auto.png")])
+    assert f"z from the VampPrior in {paths['prior']}" in message
+    z = sample.prior_latents(16, 6, 4, sample.read_prior(paths["prior"], 6))
+    np.save(tmp_path / "z.npy", z)
+    sample.main([paths["decoder_onnx"], "--latent-file", str(tmp_path / "z.npy"),
+                 "--out", str(tmp_path / "given.png")])
+    np.testing.assert_array_equal(_pixels(tmp_path / "auto.png"),
+                                  _pixels(tmp_path / "given.png"))
+    standard = sample.prior_latents(16, 6, 4)
+    assert not np.allclose(z, standard)  # the prior file was used, not N(0, I)
+
+
 def _write(path, data: bytes) -> str:
     with open(path, "wb") as f:
         f.write(data)
@@ -102,10 +126,22 @@ BAD_INPUTS = [
                                                str(t / "no" / "grid.png")], "does not exist"),
     ("output is a directory", lambda p, t: [p["decoder_onnx"], "--out", str(t)],
      "is a directory"),
+    ("prior file unreadable", lambda p, t: [
+        p["decoder_onnx"], "--prior", _write(t / "prior.npz", b"not npz")],
+     "cannot read the prior from"),
+    ("prior of another latent size", lambda p, t: [
+        p["decoder_onnx"], "--prior", _prior(t, np.zeros((3, 5), np.float32))],
+     "holds a prior of shape [3, 5], not finite [K, 6]"),
     ("both latents and interpolation", lambda p, t: [
         p["decoder_onnx"], "--interpolate", "--latent-file", _npy(t, np.zeros((1, 6)))],
      "exclude each other"),
 ]
+
+
+def _prior(tmp_path, means) -> str:
+    path = str(tmp_path / "other_prior.npz")
+    np.savez(path, means=means, log_vars=np.zeros_like(means))
+    return path
 
 
 def _npy(tmp_path, array) -> str:

@@ -24,7 +24,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from export.saved_model import run_saved_model
 from serving import tf_serving_client as client
-from serving.sample import SampleError, prior_latents
+from serving.sample import SampleError, prior_latents, read_prior, save_png, square_grid
 from tests.tf_serving_double import TfServingDouble
 
 CONFIG_DIR = os.path.join(os.path.dirname(client.__file__), "tf_serving")
@@ -112,6 +112,19 @@ def test_client_command_writes_a_grid(server, tmp_path, protocol):
                            "--n", "9", "--out", str(out)])
     assert f"9 images from vae_decoder over {protocol}" in message
     assert Image.open(out).size == (2 * (3 * 30 - 2),) * 2
+
+
+def test_client_draws_z_from_an_exported_vamp_prior(server, small_export, vamp_export,
+                                                    tmp_path):
+    prior_file = vamp_export["paths"]["prior"]  # latent 6, like the served decoder
+    client.main(["--host", "127.0.0.1", "--port", str(server.rest_port), "--n", "9",
+                 "--seed", "5", "--prior", prior_file, "--out", str(tmp_path / "served.png")])
+    z = prior_latents(9, 6, 5, read_prior(prior_file, 6))
+    local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
+    save_png(square_grid(local), str(tmp_path / "local.png"))
+    served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
+                        for name in ("served.png", "local.png"))
+    assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences
 
 
 def _closed_port() -> int:
