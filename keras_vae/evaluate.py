@@ -85,7 +85,11 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
 
 
 def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000) -> dict:
-    """Active units (Cov_x(E_q[z_u]) > 0.01) and the mean KL of each latent unit (nats)."""
+    """Active units (Cov_x(E_q[z_u]) > 0.01) and the mean KL of each latent unit (nats).
+
+    The KL per unit exists for the N(0, I) prior only; a VampPrior's mixture does not
+    factorize over units, so it is None there.
+    """
     means, kls = [], []
     for start in range(0, len(images), batch_size):
         z_mean, z_log_var = (t.numpy() for t in vae.encoder(images[start:start + batch_size],
@@ -95,7 +99,8 @@ def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000) -> d
     activity = np.var(np.concatenate(means), axis=0)
     return {"active_units": int(np.sum(activity > ACTIVE_UNIT_THRESHOLD)),
             "unit_activity": activity.tolist(),
-            "kl_per_unit": np.concatenate(kls).mean(axis=0).tolist()}
+            "kl_per_unit": (None if vae.pseudo_inputs is not None
+                            else np.concatenate(kls).mean(axis=0).tolist())}
 
 
 def load_run(run_dir: str) -> tuple[VAE, TrainConfig]:

@@ -133,16 +133,16 @@ def test_k_5000_estimate_matches_numerical_integration_over_a_1d_latent(
     proposal fits (a linear encoder's misplaced proposals put the estimate 1.7 nats high,
     and with a deep decoder some digits' posteriors have modes a Gaussian misses). With a
     VampPrior the same check covers the mixture density inside the estimate."""
+    keras.utils.set_random_seed(0)  # before any layer is built: the same model every time
     linear_decoder = model.build_decoder(ModelConfig(latent_dim=1, hidden_dims=()))
     monkeypatch.setattr(model, "build_decoder", lambda config: linear_decoder)
-    keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(latent_dim=1, hidden_dims=(256,), seed=0, **prior))
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     vae.fit(binarized_mnist_splits["train"].as_float()[:10_000], batch_size=100, epochs=5,
             verbose=0)
     images = binarized_mnist_splits["test"].as_float()[:200]
-    exact = _exact_nll_one_d(vae, images, spacing=1e-3)
-    coarse = _exact_nll_one_d(vae, images, spacing=2e-3)
+    exact = _exact_nll_one_d(vae, images, spacing=5e-4)
+    coarse = _exact_nll_one_d(vae, images, spacing=1e-3)
     assert np.abs(exact - coarse).max() < 1e-4  # the grid resolves every posterior
     estimate = importance_nll(vae, images, k=5000, seed=5)
     assert abs(estimate.mean() - exact.mean()) < 0.1, (estimate.mean(), exact.mean())

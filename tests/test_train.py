@@ -44,7 +44,8 @@ def test_summary_reports_the_run_in_nats_per_example(summary):
     assert summary["dataset"] == "binarized_mnist"
     assert summary["config"]["model"] == {"latent_dim": 8, "hidden_dims": [64], "beta": 1.0,
                                           "seed": 0, "arch": "mlp", "objective": "elbo",
-                                          "iwae_k": 1}
+                                          "iwae_k": 1, "prior": "normal",
+                                          "pseudo_inputs": 0}
     assert summary["config"]["epochs"] == summary["epochs_completed"] == 1
     assert len(summary["epoch_seconds"]) == 1 and summary["epoch_seconds"][0] > 0
     for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
