@@ -20,6 +20,7 @@ from keras_vae.run_layout import (
     CURVES_PNG,
     LATENT_PNG,
     MANIFOLD_PNG,
+    PSEUDO_INPUTS_PNG,
     RECONSTRUCTIONS_PNG,
     SAMPLES_PNG,
 )
@@ -110,6 +111,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
 
     Samples (z from the model's prior) and decoded images are Bernoulli means;
     reconstructions decode z_mean.
+    A VampPrior model also gets its first 64 pseudo-inputs (`pseudo_inputs.png`).
     The manifold and the scatter need a 2-D latent; the scatter is coloured by label when
     the dataset has labels.
     """
@@ -126,6 +128,10 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     z_mean_inputs, _ = vae.encoder(inputs, training=False)
     save_reconstructions(inputs, decode(z_mean_inputs), os.path.join(run_dir, RECONSTRUCTIONS_PNG))
     drawn = {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
+    if vae.pseudo_inputs is not None:
+        pseudo = ops.convert_to_numpy(vae.pseudo_inputs.images())[:N_SAMPLES]
+        save_grid(pseudo, os.path.join(run_dir, PSEUDO_INPUTS_PNG))
+        drawn["pseudo_inputs_png"] = PSEUDO_INPUTS_PNG
     if history:
         save_curves(history, os.path.join(run_dir, CURVES_PNG))
         drawn["curves_png"] = CURVES_PNG

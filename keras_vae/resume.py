@@ -30,6 +30,7 @@ from keras_vae.run_layout import (
     LATENT_PNG,
     MANIFOLD_PNG,
     METRICS_CSV,
+    PSEUDO_INPUTS_PNG,
     RECONSTRUCTIONS_PNG,
     RUN_CONFIG,
     SAMPLES_PNG,
@@ -38,8 +39,8 @@ from keras_vae.run_layout import (
 )
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
-             RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, TENSORBOARD_DIR,
-             RUN_CONFIG, "evaluation.json")
+             RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, PSEUDO_INPUTS_PNG,
+             TENSORBOARD_DIR, RUN_CONFIG, "evaluation.json")
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
 MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples")

@@ -21,6 +21,7 @@ RECONSTRUCTIONS_PNG = "reconstructions.png"
 MANIFOLD_PNG = "manifold.png"
 LATENT_PNG = "latent_scatter.png"
 CURVES_PNG = "curves.png"
+PSEUDO_INPUTS_PNG = "pseudo_inputs.png"
 TENSORBOARD_DIR = "tensorboard"
 
 

@@ -53,6 +53,18 @@ def test_without_labels_the_scatter_has_one_colour_and_a_larger_latent_no_maps(t
     assert set(four_d) == {"samples_png", "reconstructions_png"}
 
 
+def test_a_vamp_prior_model_also_shows_its_pseudo_inputs(tmp_path):
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=4, hidden_dims=(8,), prior="vamp", pseudo_inputs=9))
+    drawn = draw_run(vae, np.zeros((40, 28, 28, 1), np.float32), None, [], str(tmp_path),
+                     seed=0)
+    assert drawn["pseudo_inputs_png"] == "pseudo_inputs.png"
+    grid = np.asarray(Image.open(tmp_path / "pseudo_inputs.png"))
+    assert grid.shape == (UPSCALE * (3 * 30 - 2),) * 2  # 9 images, 3×3
+    # near-black images at initialization (pixel ≈ 0.05) are pale ink on white
+    assert 200 < grid.mean() < 255
+
+
 def test_plot_redraws_a_finished_run_and_records_the_pictures(trained_run, capsys):
     for name in ("samples.png", "curves.png"):
         path = os.path.join(trained_run, name)
