@@ -165,11 +165,14 @@ def read_prior(path: str, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(means, log_vars) [K, latent_dim] from an export's prior.npz, or explains the
     problem."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        stored = np.load(path, allow_pickle=False)
+        if not isinstance(stored, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an .npz archive")
+        with stored:
             means, log_vars = stored["means"], stored["log_vars"]
-    except (OSError, ValueError, KeyError) as error:
-        raise SampleError(f"cannot read the prior from {path} ({error}); pass the "
-                          f"{PRIOR_FILE} of the same export") from None
+    except (OSError, ValueError, EOFError, KeyError) as error:
+        raise SampleError(f"cannot read the prior from {path} ({error or 'empty file'}); "
+                          f"pass the {PRIOR_FILE} of the same export") from None
     if (means.ndim != 2 or means.shape[1] != latent_dim or log_vars.shape != means.shape
             or not (np.all(np.isfinite(means)) and np.all(np.isfinite(log_vars)))):
         raise SampleError(f"{path} holds a prior of shape {list(means.shape)}, not finite "

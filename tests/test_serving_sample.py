@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -129,6 +130,14 @@ BAD_INPUTS = [
     ("prior file unreadable", lambda p, t: [
         p["decoder_onnx"], "--prior", _write(t / "prior.npz", b"not npz")],
      "cannot read the prior from"),
+    ("prior file empty", lambda p, t: [p["decoder_onnx"], "--prior", _write(t / "e.npz", b"")],
+     "cannot read the prior from"),
+    ("prior file a single array", lambda p, t: [
+        p["decoder_onnx"], "--prior", _npy(t, np.zeros((3, 6), np.float32))],
+     "not an .npz archive"),
+    ("prior file without means", lambda p, t: [
+        p["decoder_onnx"], "--prior", _write(t / "p.npz", _npz_bytes(scales=np.ones(3)))],
+     "cannot read the prior from"),
     ("prior of another latent size", lambda p, t: [
         p["decoder_onnx"], "--prior", _prior(t, np.zeros((3, 5), np.float32))],
      "holds a prior of shape [3, 5], not finite [K, 6]"),
@@ -136,6 +145,12 @@ BAD_INPUTS = [
         p["decoder_onnx"], "--interpolate", "--latent-file", _npy(t, np.zeros((1, 6)))],
      "exclude each other"),
 ]
+
+
+def _npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
 
 
 def _prior(tmp_path, means) -> str:
