@@ -111,8 +111,10 @@ def test_a_few_hundred_steps_on_a_fixed_batch_lower_the_loss_a_lot(binarized_mni
     assert after < 0.5 * before, (before, after)
 
 
-def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
-    vae = _small_vae()
+@pytest.mark.parametrize("prior", [{}, {"prior": "vamp", "pseudo_inputs": 10}],
+                         ids=["normal", "vamp"])
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, prior):
+    vae = _small_vae(**prior)
     images = (np.random.default_rng(3).random((8, 28, 28, 1)) < 0.2).astype(np.float32)
     vae.fit(images, batch_size=8, epochs=2, verbose=0)
     path = str(tmp_path / "vae.keras")
@@ -123,6 +125,8 @@ def test_keras_file_round_trip_gives_identical_outputs(tmp_path):
     # Same weights and the same position in the ε stream → the same sampled outputs.
     np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(vae(images)))
     np.testing.assert_array_equal(np.asarray(restored(images)), np.asarray(vae(images)))
+    for mine, theirs in zip(vae.prior(), restored.prior(), strict=True):  # VampPrior's
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
 
 
 def test_latent_dim_two_trains_and_samples():

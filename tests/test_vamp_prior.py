@@ -1,4 +1,7 @@
-"""Specification of the VampPrior (--prior vamp): its density, its KL, training, saving."""
+"""Specification of the VampPrior (--prior vamp): its density, its KL, training.
+
+Saving is covered by test_model.py's round trip, for both priors.
+"""
 
 from __future__ import annotations
 
@@ -99,14 +102,3 @@ def test_the_vamp_prior_beats_the_standard_normal_on_the_same_short_training(
             validation, batch_size=500, return_dict=True, verbose=0)["loss"]
     assert losses["vamp"] < losses["normal"] - 0.5, losses
 
-
-def test_keras_file_round_trip_keeps_the_prior(tmp_path):
-    vae = _vamp_vae()
-    images = (np.random.default_rng(3).random((8, 28, 28, 1)) < 0.2).astype(np.float32)
-    vae.fit(images, batch_size=8, epochs=2, verbose=0)
-    path = str(tmp_path / "vae.keras")
-    vae.save(path)
-    restored = keras.models.load_model(path)
-    assert restored.config == vae.config
-    for mine, theirs in zip(vae.prior(), restored.prior(), strict=True):
-        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
