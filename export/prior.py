@@ -13,7 +13,7 @@ from keras import ops
 
 from serving.sample import PRIOR_FILE
 
-__all__ = ["PRIOR_FILE", "write_prior"]
+__all__ = ["PRIOR_FILE", "describe", "write_prior"]
 
 
 def write_prior(vae, path: str) -> None:

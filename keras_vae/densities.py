@@ -3,8 +3,8 @@
 Two priors p(z): the standard Normal N(0, I) of Kingma & Welling, whose KL to the
 Gaussian posterior q(z|x) has a closed form, and the VampPrior of Tomczak & Welling
 (2018), a uniform mixture of the posteriors of K learned pseudo-inputs, whose KL is
-estimated from the sampled z. A prior is passed around as `None` (standard Normal) or as
-its components (means [K, d], log_vars [K, d]).
+estimated from the sampled z. A prior is passed around as its components
+(means [K, d], log_vars [K, d]), or as None or an empty list for the standard Normal.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def log_mixture_normal(z, means, log_vars):
 
 
 def log_prior(z, prior=None):
-    """log p(z) summed over the latent dims: N(0, I) when `prior` is None, else the mixture
+    """log p(z) summed over the latent dims: N(0, I) when `prior` is empty, else the mixture
     of its (means, log_vars)."""
-    if prior is None:
+    if not prior:
         return log_normal(z, 0.0, ops.zeros_like(z))
     return log_mixture_normal(z, *prior)
 
@@ -58,6 +58,6 @@ def kl_to_prior(z, z_mean, z_log_var, prior=None):
     """KL(q(z|x) || p(z)) per example: exact for N(0, I) (z unused), otherwise the
     one-sample estimate log q(z|x) − log p(z) at the sampled z (unbiased, as the
     VampPrior paper trains it)."""
-    if prior is None:
+    if not prior:
         return gaussian_kl(z_mean, z_log_var)
     return log_normal(z, z_mean, z_log_var) - log_mixture_normal(z, *prior)

@@ -42,7 +42,7 @@ def make_log_weights(vae: VAE, jit_compile: bool = False):
     log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) with z_i = μ + σ·ε_i; p(z) is the
     model's prior, whose VampPrior components are computed once here, not per call.
     """
-    prior = [tf.constant(t) for t in vae.prior()] or None
+    prior = [tf.constant(t) for t in vae.prior()]
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def log_weights(images, z_mean, z_log_var, seed, samples: int):

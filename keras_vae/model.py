@@ -15,7 +15,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.config import IMAGE_SHAPE, ModelConfig
-from keras_vae.densities import gaussian_kl, kl_to_prior, log_normal, log_prior
+from keras_vae.densities import kl_to_prior, log_normal, log_prior
 from keras_vae.noise import counter_normal
 
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
@@ -67,7 +67,7 @@ def log_importance_weights(images, z, z_mean, z_log_var, logits, prior_weight=1.
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.
 
     Shapes: images [N, 28, 28, 1]; z [K, N, d]; z_mean, z_log_var [N, d]; logits
-    [K, N, 28, 28, 1] → [K, N]. `prior`: None for N(0, I), else VampPrior components
+    [K, N, 28, 28, 1] → [K, N]. `prior`: empty for N(0, I), else VampPrior components
     (see `keras_vae.densities`). With `prior_weight` 1 (the default) these are the
     importance weights of p(x) = E_q[p(x, z) / q(z|x)]: the IWAE bound and the
     importance-sampled likelihood are log-mean-exps of them. A `prior_weight` below 1
@@ -114,8 +114,6 @@ class Sampling(layers.Layer):
 
     def call(self, inputs):
         z_mean, z_log_var, *prior = inputs
-        if not prior:
-            self.add_loss(self.beta * ops.mean(gaussian_kl(z_mean, z_log_var)))
         # Under a tf.distribute strategy each replica holds one slice of the global batch;
         # offsetting by the replica index gives every example the ε it gets on one device.
         replica = tf.distribute.get_replica_context()
@@ -125,8 +123,7 @@ class Sampling(layers.Layer):
                                  offset=tf.cast(index, tf.int64) * tf.cast(
                                      tf.reduce_prod(shape), tf.int64))
         z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
-        if prior:
-            self.add_loss(self.beta * ops.mean(kl_to_prior(z, z_mean, z_log_var, prior)))
+        self.add_loss(self.beta * ops.mean(kl_to_prior(z, z_mean, z_log_var, prior)))
         return z
 
     def compute_output_shape(self, input_shape):
@@ -280,7 +277,7 @@ class VAE(keras.Model):
             z = self.sampling([z_mean, z_log_var, *prior], training=training)
             logits = self.decoder(z, training=training)
             reconstruction = ops.mean(bernoulli_nll(images, logits))
-            kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior or None))
+            kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
             return reconstruction + ops.sum(ops.stack(self.losses)), reconstruction, kl
         k, latent_dim = self.config.iwae_k, self.config.latent_dim
         tiled = [ops.tile(t, (k, 1)) for t in (z_mean, z_log_var)]  # sample-major [K·N, d]
@@ -289,10 +286,10 @@ class VAE(keras.Model):
         logits = ops.reshape(logits, (k, -1, *IMAGE_SHAPE))
         z = ops.reshape(z, (k, -1, latent_dim))
         log_w = log_importance_weights(images, z, z_mean, z_log_var, logits,
-                                       prior_weight=self.sampling.beta, prior=prior or None)
+                                       prior_weight=self.sampling.beta, prior=prior)
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
         reconstruction = ops.mean(bernoulli_nll(images, logits))
-        kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior or None))
+        kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
         return objective, reconstruction, kl
 
     def _update_metrics(self, reconstruction, kl):

@@ -121,7 +121,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
         return ops.convert_to_numpy(ops.sigmoid(vae.decoder(z, training=False)))
 
     latent_dim = vae.config.latent_dim
-    prior = [ops.convert_to_numpy(t) for t in vae.prior()] or None
+    prior = [ops.convert_to_numpy(t) for t in vae.prior()]
     save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed, prior)),
               os.path.join(run_dir, SAMPLES_PNG))
     inputs = test_images[:N_RECONSTRUCTIONS]

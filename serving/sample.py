@@ -114,11 +114,11 @@ def decode(session: ort.InferenceSession, z: np.ndarray) -> np.ndarray:
 
 def prior_latents(n: int, latent_dim: int, seed: int,
                   prior: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
-    """n seeded draws of z from the model's prior: N(0, I) when `prior` is None, else the
+    """n seeded draws of z from the model's prior: N(0, I) when `prior` is empty, else the
     VampPrior mixture (means, log_vars), each [K, latent_dim]: a uniformly chosen
     component k, then N(means_k, exp(log_vars_k))."""
     rng = np.random.default_rng(seed)
-    if prior is None:
+    if not prior:
         return rng.standard_normal((n, latent_dim)).astype(np.float32)
     means, log_vars = prior
     k = rng.integers(len(means), size=n)
@@ -249,7 +249,7 @@ def main(argv: list[str]) -> str:
     images = decode(session, z)
     canvas = tile(images, 1, len(images)) if args.interpolate else square_grid(images)
     save_png(canvas, args.out)
-    source = ("" if args.latent_file or prior is None
+    source = ("" if args.latent_file or not prior
               else f", z from the VampPrior in {prior_file}")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}) "
             f"→ {args.out}")
