@@ -30,10 +30,14 @@ from keras_vae.data import images_of, load_splits
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE, log_importance_weights
 from keras_vae.noise import counter_normal
-from keras_vae.run_layout import checkpoint_path, load_checkpoint, read_summary
+from keras_vae.run_layout import (
+    EVALUATION_JSON,
+    checkpoint_path,
+    load_checkpoint,
+    read_summary,
+)
 from keras_vae.train import datasets_for
 
-EVALUATION = "evaluation.json"
 ACTIVE_UNIT_THRESHOLD = 0.01
 
 def make_log_weights(vae: VAE, jit_compile: bool = False):
@@ -135,7 +139,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0,
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
     }
-    write_json(os.path.join(run_dir, EVALUATION), result)
+    write_json(os.path.join(run_dir, EVALUATION_JSON), result)
     return result
 
 
@@ -165,7 +169,7 @@ def main(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
     result = evaluate(args.run_dir, args.k, args.seed, args.max_examples)
     print(format_report(result))
-    print(f"→ {os.path.join(args.run_dir, EVALUATION)}")
+    print(f"→ {os.path.join(args.run_dir, EVALUATION_JSON)}")
 
 
 if __name__ == "__main__":

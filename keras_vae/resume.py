@@ -26,6 +26,7 @@ from keras_vae.run_layout import (
     BACKUP_DIR,
     CHECKPOINT,
     CURVES_PNG,
+    EVALUATION_JSON,
     EXPORT_DIR,
     LATENT_PNG,
     MANIFOLD_PNG,
@@ -40,7 +41,7 @@ from keras_vae.run_layout import (
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
              RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, PSEUDO_INPUTS_PNG,
-             TENSORBOARD_DIR, RUN_CONFIG, "evaluation.json")
+             TENSORBOARD_DIR, RUN_CONFIG, EVALUATION_JSON)
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
 MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples")

@@ -24,6 +24,7 @@ import argparse
 import math
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -113,7 +114,7 @@ def decode(session: ort.InferenceSession, z: np.ndarray) -> np.ndarray:
 
 
 def prior_latents(n: int, latent_dim: int, seed: int,
-                  prior: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                  prior: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """n seeded draws of z from the model's prior: N(0, I) when `prior` is empty, else the
     VampPrior mixture (means, log_vars), each [K, latent_dim]: a uniformly chosen
     component k, then N(means_k, exp(log_vars_k))."""
@@ -127,7 +128,7 @@ def prior_latents(n: int, latent_dim: int, seed: int,
 
 
 def interpolation_latents(n: int, latent_dim: int, seed: int,
-                          prior: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                          prior: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """n points on the straight line between two prior draws (seeded), ends included."""
     start, end = prior_latents(2, latent_dim, seed, prior)
     weights = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
