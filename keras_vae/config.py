@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 IMAGE_SHAPE = (28, 28, 1)
 """Every supported dataset is 28×28 grayscale; pixels are in [0, 1]."""
 
-ARCHITECTURES = ("mlp", "conv")
+ARCHITECTURES = ("mlp", "gated", "conv")
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRIORS = ("normal", "vamp")
@@ -29,9 +29,10 @@ class ModelConfig:
             mirrors them. With `arch="conv"` they sit between the convolutions and z.
         beta: weight of the KL term in the training objective (1.0 = the true ELBO).
         seed: seed of the sampling layer's ε draws, so a run is reproducible.
-        arch: "mlp" (dense layers only) or "conv" (two stride-2 convolutions before the
-            dense layers and two upsample-and-convolve steps after them, in the spirit of
-            keras-io's VAE).
+        arch: "mlp" (dense ReLU layers only), "gated" (the same widths as gated dense
+            layers, (W·h + b) ⊙ sigmoid(V·h + c), as in Tomczak & Welling's VampPrior
+            models) or "conv" (two stride-2 convolutions before the dense layers and two
+            upsample-and-convolve steps after them, in the spirit of keras-io's VAE).
         objective: "elbo" (Kingma & Welling) or "iwae" (the importance-weighted bound of
             Burda et al. with `iwae_k` samples per image; tighter, k times the decoding).
         iwae_k: samples per image of the "iwae" objective.

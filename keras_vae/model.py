@@ -37,6 +37,21 @@ def dense(units: int, name: str, activation: str | None = None) -> layers.Dense:
                         kernel_initializer=_fan_in_uniform())
 
 
+def hidden_layer(h, width: int, name: str, gated: bool):
+    """One hidden layer: ReLU(W·h + b), or with `gated` (W·h + b) ⊙ sigmoid(V·h + c).
+
+    The gated form is the GatedDense unit of Dauphin et al. (2017) that Tomczak & Welling
+    use in every VampPrior model: the sigmoid gate lets each unit scale its own output,
+    at twice the weights of a plain layer. Both are ordinary Dense layers, so exports
+    need nothing new.
+    """
+    if not gated:
+        return dense(width, name, "relu")(h)
+    linear = dense(width, f"{name}_linear")(h)
+    gate = dense(width, f"{name}_gate", "sigmoid")(h)
+    return layers.Multiply(name=name)([linear, gate])
+
+
 def conv(filters: int, name: str, *, strides: int = 1,
          activation: str | None = "relu") -> layers.Conv2D:
     """A 3×3 'same' convolution with the same initializer."""
@@ -178,7 +193,7 @@ def build_encoder(config: ModelConfig) -> keras.Model:
             h = conv(filters, f"encoder_conv_{i}", strides=2)(h)
     h = layers.Flatten()(h)
     for i, width in enumerate(config.hidden_dims):
-        h = dense(width, f"encoder_hidden_{i}", "relu")(h)
+        h = hidden_layer(h, width, f"encoder_hidden_{i}", config.arch == "gated")
     z_mean = dense(config.latent_dim, "z_mean")(h)
     z_log_var = dense(config.latent_dim, "z_log_var")(h)
     return keras.Model(images, [z_mean, z_log_var], name="encoder")
@@ -189,7 +204,7 @@ def build_decoder(config: ModelConfig) -> keras.Model:
     z = keras.Input(shape=(config.latent_dim,), name="z")
     h = z
     for i, width in enumerate(reversed(config.hidden_dims)):
-        h = dense(width, f"decoder_hidden_{i}", "relu")(h)
+        h = hidden_layer(h, width, f"decoder_hidden_{i}", config.arch == "gated")
     if config.arch == "conv":
         side = IMAGE_SHAPE[0] // 2 ** len(CONV_FILTERS)
         h = dense(side * side * CONV_FILTERS[-1], "decoder_to_grid", "relu")(h)

@@ -91,7 +91,8 @@ def parse_args(argv: Sequence[str]) -> tuple[TrainConfig, int, bool, bool]:
     parser.add_argument("--hidden-dims", type=int_list, default=model_defaults.hidden_dims,
                         help="MLP hidden widths, e.g. 400 or 512,256 (default: 400)")
     parser.add_argument("--arch", choices=ARCHITECTURES, default=model_defaults.arch,
-                        help="mlp: dense layers; conv: strided convolutions around them "
+                        help="mlp: dense ReLU layers; gated: gated dense layers "
+                             "(h·sigmoid(gate)); conv: strided convolutions around them "
                              "(default: %(default)s)")
     parser.add_argument("--beta", type=non_negative_float, default=model_defaults.beta,
                         help="KL weight in the training objective (default: %(default)s)")

@@ -153,10 +153,12 @@ def test_parity_latents_are_fixed_and_reach_the_tails():
     assert np.abs(z[:4]).max() > 4 and np.abs(z[4:]).max() < 5
 
 
-def test_a_conv_model_exports_with_the_same_names_and_shapes(small_export, tmp_path):
+@pytest.mark.parametrize("arch", ["conv", "gated"])
+def test_other_architectures_export_with_the_same_names_and_shapes(small_export, tmp_path,
+                                                                   arch):
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=LATENT_DIM, hidden_dims=(256,), arch="conv"))
-    export_dir = str(tmp_path / "conv")
+    vae = VAE(ModelConfig(latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
+    export_dir = str(tmp_path / arch)
     pipeline.export_model(vae, export_dir, {"dataset": "binarized_mnist",
                                    "model": vae.config.to_dict()})  # raises if unverified
 

@@ -111,10 +111,10 @@ def test_a_few_hundred_steps_on_a_fixed_batch_lower_the_loss_a_lot(binarized_mni
     assert after < 0.5 * before, (before, after)
 
 
-@pytest.mark.parametrize("prior", [{}, {"prior": "vamp", "pseudo_inputs": 10}],
-                         ids=["normal", "vamp"])
-def test_keras_file_round_trip_gives_identical_outputs(tmp_path, prior):
-    vae = _small_vae(**prior)
+@pytest.mark.parametrize("variant", [{}, {"prior": "vamp", "pseudo_inputs": 10},
+                                     {"arch": "gated"}], ids=["normal", "vamp", "gated"])
+def test_keras_file_round_trip_gives_identical_outputs(tmp_path, variant):
+    vae = _small_vae(**variant)
     images = (np.random.default_rng(3).random((8, 28, 28, 1)) < 0.2).astype(np.float32)
     vae.fit(images, batch_size=8, epochs=2, verbose=0)
     path = str(tmp_path / "vae.keras")
@@ -186,12 +186,26 @@ def test_iwae_training_lowers_its_objective_and_reports_the_elbo(binarized_mnist
                                np.add(history["reconstruction"], history["kl"]), rtol=1e-5)
 
 
-def test_conv_architecture_keeps_the_shapes_and_names_of_the_mlp():
-    conv = _small_vae(arch="conv", hidden_dims=(64,))
+@pytest.mark.parametrize("arch, marker_layer", [("conv", "encoder_conv_0"),
+                                                 ("gated", "encoder_hidden_0_gate")])
+def test_other_architectures_keep_the_shapes_and_names_of_the_mlp(arch, marker_layer):
+    other = _small_vae(arch=arch, hidden_dims=(64,))
     mlp = _small_vae()
     images = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
-    assert conv(images).shape == mlp(images).shape == (3, 28, 28, 1)
-    assert [o.shape for o in conv.encoder(images)] == [o.shape for o in mlp.encoder(images)]
-    assert conv.decoder.layers[-1].name == mlp.decoder.layers[-1].name == "logits"
-    assert conv.decoder.input_shape == mlp.decoder.input_shape == (None, 4)
-    assert any("conv" in layer.name for layer in conv.encoder.layers)
+    assert other(images).shape == mlp(images).shape == (3, 28, 28, 1)
+    assert [o.shape for o in other.encoder(images)] == [o.shape for o in mlp.encoder(images)]
+    assert other.decoder.layers[-1].name == mlp.decoder.layers[-1].name == "logits"
+    assert other.decoder.input_shape == mlp.decoder.input_shape == (None, 4)
+    assert other.encoder.get_layer(marker_layer)
+
+
+def test_a_gated_layer_is_its_linear_part_times_a_sigmoid_of_its_gate():
+    encoder = _small_vae(arch="gated", hidden_dims=(16,)).encoder
+    x = np.random.default_rng(1).random((5, 784)).astype(np.float32)
+    w, b = encoder.get_layer("encoder_hidden_0_linear").get_weights()
+    v, c = encoder.get_layer("encoder_hidden_0_gate").get_weights()
+    expected = (x @ w + b) / (1 + np.exp(-(x @ v + c)))
+    hidden = keras.Model(encoder.input, encoder.get_layer("encoder_hidden_0").output)
+    np.testing.assert_allclose(hidden(x.reshape(5, 28, 28, 1)), expected, rtol=1e-5,
+                               atol=1e-6)
+    assert not np.allclose(w, v)  # two independently initialized kernels
