@@ -4,11 +4,14 @@ Every artifact runs on one fixed batch — latents z for the decoders, the decod
 for the encoder — and is compared with the Keras model on the same batch.
 
 Bounds:
-- fp32 artifacts (SavedModel, ONNX, LiteRT): |diff| / max(1, |Keras value|) ≤ 1e-5 for
-  every output value. For outputs in [0, 1] (`image`) that is the absolute difference.
-  Logits of a trained decoder reach |50| and more, where float32 itself rounds by more
-  than 1e-5 (the Keras decoder is 1.7e-5 from a float64 computation at |logit| ≈ 56),
-  so for large values the bound is relative.
+- fp32 artifacts (SavedModel, ONNX, LiteRT): |diff| / max(1, |Keras value|) ≤ 1e-4 for
+  every output value. For outputs in [0, 1] (`image`) that is the absolute difference;
+  logits of a trained decoder reach |50| and more, so for large values it is relative.
+  The bound is float32's own accuracy with a margin, not a guess: the Keras decoder of a
+  trained gated VampPrior model is itself 1.06e-5 (scaled) from a float64 computation
+  at the same z, and its ONNX file 2.0e-5, as summing hundreds of products in float32
+  leaves errors near 1e-5 even on logits close to 0. A wrong weight, op or layout is
+  off by orders of magnitude more.
 - int8 ONNX decoder: mean |image − fp32 ONNX image| ≤ 0.01 and file size ≤ 30 % of fp32.
 """
 
@@ -20,7 +23,7 @@ import numpy as np
 
 from keras_vae.cli import RunFailure
 
-FP32_TOLERANCE = 1e-5
+FP32_TOLERANCE = 1e-4
 INT8_IMAGE_MAD = 0.01
 INT8_SIZE_RATIO = 0.30
 PARITY_BATCH = 64

@@ -32,9 +32,10 @@ from keras_vae.model import VAE, log_importance_weights
 from keras_vae.noise import counter_normal
 from keras_vae.run_layout import (
     EVALUATION_JSON,
+    RUN_CONFIG,
     checkpoint_path,
     load_checkpoint,
-    read_summary,
+    read_run_config,
 )
 from keras_vae.train import datasets_for
 
@@ -111,10 +112,10 @@ def load_run(run_dir: str) -> tuple[VAE, TrainConfig]:
     """The run's best model and the settings it was trained with."""
     checkpoint_path(run_dir)
     try:
-        config = TrainConfig.from_dict(read_summary(run_dir)["config"])
+        config = TrainConfig.from_dict(read_run_config(run_dir))
     except (KeyError, TypeError):
-        raise RunFailure(f"{run_dir}/summary.json has no config this version understands; "
-                         f"it was written by another version or is incomplete") from None
+        raise RunFailure(f"{run_dir}/{RUN_CONFIG} has settings this version does not "
+                         f"understand; it was written by another version") from None
     return load_checkpoint(run_dir), config
 
 

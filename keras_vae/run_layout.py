@@ -38,6 +38,20 @@ def read_summary(run_dir: str) -> dict:
         raise RunFailure(f"cannot read {path} ({error}); fix or remove it and re-run") from None
 
 
+def read_run_config(run_dir: str) -> dict:
+    """The settings the run was trained with (config.json, written when training starts,
+    so interrupted runs and runs whose export failed have it too)."""
+    path = os.path.join(run_dir, RUN_CONFIG)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise RunFailure(f"{path} is missing; pass a run directory written by "
+                         f"`python -m keras_vae.train`") from None
+    except (OSError, json.JSONDecodeError) as error:
+        raise RunFailure(f"cannot read {path} ({error}); restore it or retrain") from None
+
+
 def checkpoint_path(run_dir: str) -> str:
     """RUN_DIR/best.keras, or a usage error if the directory holds no trained run."""
     path = os.path.join(run_dir, CHECKPOINT)

@@ -316,9 +316,15 @@ def _train_locked(config: TrainConfig, verbose: int, already: int,
                  **draw_run(vae, test_images, splits["test"].labels, history, run_dir,
                             config.seed)}
     export_dir = os.path.join(run_dir, EXPORT_DIR)
-    exported = export_model(vae, export_dir, config.to_dict())
-    export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
-    artifacts.update(export_artifacts)
+    try:
+        exported = export_model(vae, export_dir, config.to_dict())
+    except RunFailure as error:  # the trained run is still complete: record it, then fail
+        export_failure = error
+        export_section = {"error": str(error)}
+    else:
+        export_failure = None
+        export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
+        artifacts.update(export_artifacts)
 
     epoch_seconds = [row["epoch_seconds"] for row in history]
     summary = {
@@ -343,6 +349,9 @@ def _train_locked(config: TrainConfig, verbose: int, already: int,
     }
     write_json(os.path.join(run_dir, SUMMARY), summary)
     report(summary, run_dir)
+    if export_failure:
+        raise RunFailure(f"{export_failure}. Training finished and is saved ({SUMMARY}, "
+                         f"{CHECKPOINT}); retry the export with: python -m export {run_dir}")
     return summary
 
 

@@ -34,8 +34,9 @@ def _snapshot(root) -> dict:
 
 @pytest.fixture
 def workspace(tmp_path, trained_run):
-    """A copy of a trained run, a plain file, a corrupt checkpoint run, a run written by
-    another version, and a damaged copy of the TFDS data."""
+    """A copy of a trained run, a plain file, a corrupt checkpoint run, a checkpoint without
+    its config.json, a run written by another version, and a damaged copy of the TFDS
+    data."""
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     (tmp_path / "a_file").write_text("not a directory")
@@ -43,12 +44,15 @@ def workspace(tmp_path, trained_run):
     corrupt.mkdir()
     data = (run / "best.keras").read_bytes()
     (corrupt / "best.keras").write_bytes(data[: len(data) // 3])
-    shutil.copy(run / "summary.json", corrupt / "summary.json")
+    shutil.copy(run / "config.json", corrupt / "config.json")
+    no_settings = tmp_path / "no_settings"
+    no_settings.mkdir()
+    shutil.copy(run / "best.keras", no_settings / "best.keras")
     other_version = tmp_path / "other_version"
     shutil.copytree(run, other_version)
-    summary = json.loads((other_version / "summary.json").read_text())
-    summary["config"]["setting_from_the_future"] = 1
-    (other_version / "summary.json").write_text(json.dumps(summary))
+    settings = json.loads((other_version / "config.json").read_text())
+    settings["setting_from_the_future"] = 1
+    (other_version / "config.json").write_text(json.dumps(settings))
     other_arch = tmp_path / "other_arch"
     other_arch.mkdir()
     stored = json.loads((run / "config.json").read_text())
@@ -110,6 +114,7 @@ CASES = [
     ("keras_vae.evaluate", lambda w: [f"{w}/run", "--k", "0"], 2, "must be at least 1"),
     ("keras_vae.evaluate", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another"),
     ("keras_vae.evaluate", lambda w: [f"{w}/other_version"], 1, "written by another version"),
+    ("keras_vae.evaluate", lambda w: [f"{w}/no_settings"], 1, "config.json is missing"),
     ("export", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
     ("export", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another version"),
     ("export", lambda w: [f"{w}/run", "--export-dir", f"{w}/a_file"], 2, "is a file"),
