@@ -20,8 +20,8 @@ from keras_vae.run_layout import SUMMARY, checkpoint_path, read_summary
 
 def plot(run_dir: str) -> dict[str, str]:
     """Draws every picture of the run; returns {artifact: path} and records the pictures
-    among the run's artifacts in summary.json. (TensorFlow loads here, after the
-    argument checks.)"""
+    among the run's artifacts in summary.json when the run has one (an interrupted run
+    has not). (TensorFlow loads here, after the argument checks.)"""
     from keras_vae.data import images_of, load_splits
     from keras_vae.evaluate import load_run
     from keras_vae.pictures import draw_run
@@ -35,8 +35,9 @@ def plot(run_dir: str) -> dict[str, str]:
     drawn = draw_run(vae, test_images, splits["test"].labels, read_history(run_dir), run_dir,
                      config.seed)
     summary = read_summary(run_dir)
-    summary["artifacts"] = {**summary.get("artifacts", {}), **drawn}
-    write_json(os.path.join(run_dir, SUMMARY), summary)
+    if summary:  # an unfinished run gets no summary.json: that would mark it finished
+        summary["artifacts"] = {**summary.get("artifacts", {}), **drawn}
+        write_json(os.path.join(run_dir, SUMMARY), summary)
     return {name: os.path.join(run_dir, path) for name, path in drawn.items()}
 
 

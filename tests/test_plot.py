@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -77,3 +78,12 @@ def test_plot_redraws_a_finished_run_and_records_the_pictures(trained_run, capsy
         artifacts = json.load(f)["artifacts"]
     assert artifacts["curves_png"] == "curves.png" and "checkpoint" in artifacts
     assert "curves.png" in capsys.readouterr().out
+
+
+def test_plot_draws_an_unfinished_run_without_marking_it_finished(trained_run, tmp_path):
+    unfinished = tmp_path / "unfinished"  # as an interrupted run: no summary.json yet
+    shutil.copytree(trained_run, unfinished, ignore=shutil.ignore_patterns("summary.json",
+                                                                           "*.png"))
+    assert run_command(main, "keras_vae.plot", [str(unfinished)]) == 0
+    assert os.path.getsize(unfinished / "samples.png") > 1000
+    assert not os.path.exists(unfinished / "summary.json")
