@@ -11,8 +11,16 @@ import os
 import sys
 from collections.abc import Sequence
 
-from keras_vae.cli import ArgumentParser, UsageError, run_command
-from keras_vae.run_layout import EXPORT_DIR, SUMMARY, checkpoint_path, load_checkpoint, read_summary
+from keras_vae.cli import ArgumentParser, UsageError, load_tensorflow, run_command
+from keras_vae.run_layout import (
+    EXPORT_DIR,
+    SUMMARY,
+    checkpoint_path,
+    ensure_not_training,
+    load_run,
+    read_run_config,
+    read_summary,
+)
 
 
 def main(argv: Sequence[str]) -> None:
@@ -23,16 +31,19 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--export-dir", default=None,
                         help="where to export (default: RUN_DIR/export); may be a TF "
                              "Serving model base shared by several runs")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
 
-    checkpoint_path(args.run_dir)  # a usage error answers before TensorFlow loads
+    checkpoint_path(args.run_dir)  # usage errors answer before TensorFlow loads
+    read_run_config(args.run_dir)
+    ensure_not_training(args.run_dir)
     export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export-dir {export_dir} is a file; pass a directory")
     summary = read_summary(args.run_dir)
-    run_config = summary.get("config", {})
-    vae = load_checkpoint(args.run_dir)
+    load_tensorflow(args.debug)
+    vae, config = load_run(args.run_dir)
 
     from export.pipeline import export_model, summary_entries
     from keras_vae.atomic import write_json
@@ -42,9 +53,7 @@ def main(argv: Sequence[str]) -> None:
     except OSError as error:
         raise UsageError(f"cannot create export directory {export_dir}: {error.strerror}; "
                          f"pass a writable --export-dir") from None
-    if not run_config:
-        run_config = {"model": vae.config.to_dict()}
-    result = export_model(vae, export_dir, run_config)
+    result = export_model(vae, export_dir, config)
     artifacts, section = summary_entries(result, args.run_dir, export_dir)
     if summary:
         summary["artifacts"] = {**summary.get("artifacts", {}), **artifacts}

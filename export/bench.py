@@ -17,7 +17,7 @@ import numpy as np
 
 from keras_vae.cli import ArgumentParser, UsageError, positive_float, positive_int, run_command
 from keras_vae.machine import describe_machine
-from keras_vae.run_layout import EXPORT_DIR, load_checkpoint, read_summary
+from keras_vae.run_layout import EXPORT_DIR, load_checkpoint, read_run_config, read_summary
 
 WARMUP_CALLS = 50
 
@@ -64,7 +64,7 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
     if "decoder_tflite" not in summary.get("artifacts", {}):
         raise UsageError(f"{run_dir} has no exported decoder in summary.json; run "
                          f"`python -m export {run_dir}` first")
-    latent_dim = summary["config"]["model"]["latent_dim"]
+    latent_dim = read_run_config(run_dir).model.latent_dim
     rng = np.random.default_rng(0)
     z1 = rng.standard_normal((1, latent_dim)).astype(np.float32)
     z256 = rng.standard_normal((256, latent_dim)).astype(np.float32)

@@ -8,7 +8,10 @@ the same input and output names:
 - `vae_encoder`: `image` float32 [N, 28, 28, 1], pixels in [0, 1] → `z_mean` and
   `z_log_var`, both float32 [N, latent_dim].
 
-N is dynamic everywhere.
+N is dynamic everywhere. A VampPrior model's decoder SavedModel also has the signature
+`vamp_prior`: `index` int64 [N] → `means`, `log_vars` float32 [N, latent_dim], the
+mixture's components at those indices (an index outside [0, K) is an error). Its presence
+tells a TF Serving client that z must come from that mixture, not from N(0, I).
 """
 
 from __future__ import annotations
@@ -69,3 +72,19 @@ def run_keras(endpoint: Endpoint, inputs) -> dict:
     """The reference outputs every artifact is compared with."""
     outputs = endpoint.function(tf.constant(inputs))
     return {name: value.numpy() for name, value in outputs.items()}
+
+
+def prior_endpoint(vae) -> Endpoint | None:
+    """The `vamp_prior` signature of a VampPrior model's decoder; None for N(0, I)."""
+    if vae.pseudo_inputs is None:
+        return None
+    latent_dim = vae.config.latent_dim
+    means, log_vars = (tf.constant(t) for t in vae.prior())
+    spec = tf.TensorSpec([None], tf.int64, name="index")
+
+    @tf.function(input_signature=[spec])
+    def components(index):
+        return {"means": tf.gather(means, index), "log_vars": tf.gather(log_vars, index)}
+
+    return Endpoint("vamp_prior", "index", (None,),
+                    {"means": (None, latent_dim), "log_vars": (None, latent_dim)}, components)

@@ -15,7 +15,8 @@ from keras_vae.atomic import atomic_path
 
 
 def write_tflite(saved_model_dir: str, path: str) -> None:
-    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=["serving_default"])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     flatbuffer = converter.convert()
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -24,7 +24,7 @@ import shutil
 
 import keras_vae
 from export import verify
-from export.endpoints import decoder_endpoint, encoder_endpoint, run_keras
+from export.endpoints import decoder_endpoint, encoder_endpoint, prior_endpoint, run_keras
 from export.litert import run_tflite, write_tflite
 from export.manifest import fingerprint
 from export.onnx_model import run_onnx, write_int8, write_onnx
@@ -33,24 +33,29 @@ from export.saved_model import next_version, publish_version, run_saved_model, w
 from export.verify import int8_quality, misses, parity, parity_latents
 from keras_vae.atomic import write_json
 from keras_vae.cli import RunFailure
+from keras_vae.config import TrainConfig
 
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
          "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
 MANIFEST = "manifest.json"
 
 
-def onnx_metadata(latent_dim: int, run_config: dict) -> dict[str, str]:
-    """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties."""
+def onnx_metadata(config: TrainConfig) -> dict[str, str]:
+    """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties,
+    derived from the run's record. `prior` tells a sampler where z comes from: "normal"
+    (N(0, I)) or "vamp" (the mixture in the prior.npz shipped beside the decoder)."""
     return {
-        "latent_dim": str(latent_dim),
-        "dataset": str(run_config.get("dataset", "")),
-        "model_config": json.dumps(run_config.get("model", {}), sort_keys=True),
+        "latent_dim": str(config.model.latent_dim),
+        "prior": config.model.prior,
+        "dataset": config.dataset,
+        "model_config": json.dumps(config.model.to_dict(), sort_keys=True),
         "keras_vae_version": keras_vae.__version__,
     }
 
 
-def export_model(vae, export_dir: str, run_config: dict) -> dict:
-    """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`.
+def export_model(vae, export_dir: str, config: TrainConfig) -> dict:
+    """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`;
+    `config` is the run's record, from which every file's metadata is derived.
 
     Returns:
         {"version", "paths": {artifact key: absolute path}, "parity": {...}, "int8": {...}}
@@ -65,7 +70,7 @@ def export_model(vae, export_dir: str, run_config: dict) -> dict:
     staging = os.path.join(export_dir, f".staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        staged = _write_all(vae, decoder, encoder, staging, run_config)
+        staged = _write_all(vae, decoder, encoder, staging, config)
         measured = _verify(decoder, encoder, staged)
         problems = misses(measured["parity"], measured["int8"])
         if problems:
@@ -79,13 +84,14 @@ def export_model(vae, export_dir: str, run_config: dict) -> dict:
     return {"version": version, "paths": paths, **measured}
 
 
-def _write_all(vae, decoder, encoder, staging: str, run_config: dict) -> dict[str, str]:
+def _write_all(vae, decoder, encoder, staging: str, config: TrainConfig) -> dict[str, str]:
     staged = {"decoder_saved_model": os.path.join(staging, decoder.name),
               "encoder_saved_model": os.path.join(staging, encoder.name),
               **{key: os.path.join(staging, name) for key, name in FILES.items()}}
-    write_saved_model(decoder, vae.decoder, staged["decoder_saved_model"])
+    write_saved_model(decoder, vae.decoder, staged["decoder_saved_model"],
+                      extra=prior_endpoint(vae))
     write_saved_model(encoder, vae.encoder, staged["encoder_saved_model"])
-    metadata = onnx_metadata(vae.config.latent_dim, run_config)
+    metadata = onnx_metadata(config)
     write_onnx(decoder, staged["decoder_onnx"], metadata)
     write_onnx(encoder, staged["encoder_onnx"], metadata)
     write_tflite(staged["decoder_saved_model"], staged["decoder_tflite"])

@@ -29,11 +29,15 @@ def next_version(base_dir: str, model_names: list[str]) -> int:
                     for v in existing_versions(os.path.join(base_dir, name))), default=0)
 
 
-def write_saved_model(endpoint: Endpoint, resource: keras.Model, path: str) -> None:
-    """Writes a SavedModel whose `serving_default` signature is `endpoint.function`."""
+def write_saved_model(endpoint: Endpoint, resource: keras.Model, path: str,
+                      extra: Endpoint | None = None) -> None:
+    """Writes a SavedModel whose `serving_default` signature is `endpoint.function`, plus
+    `extra` as a signature under its own name (TF Serving serves every signature)."""
     archive = keras.export.ExportArchive()
     archive.track(resource)
     archive.add_endpoint("serving_default", endpoint.function)
+    if extra is not None:
+        archive.add_endpoint(extra.name, extra.function)
     archive.write_out(path, verbose=False)
 
 

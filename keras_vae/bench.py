@@ -37,7 +37,7 @@ from keras_vae.config import IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data import epoch_variable, load_splits, make_dataset
 from keras_vae.machine import describe_machine
 from keras_vae.run_layout import read_summary
-from keras_vae.train import build_model
+from keras_vae.training import build_model
 
 PIXELS = int(np.prod(IMAGE_SHAPE))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -49,6 +50,29 @@ def run_command(main: Callable[[list[str]], object], prog: str,
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def load_tensorflow(debug: bool = False) -> None:
+    """Imports TensorFlow without its C++ start-up lines (unless `debug`).
+
+    TensorFlow's native libraries print 6-30 lines on stderr as they load and first run —
+    among them "failed call to cuInit: ... CUDA error" on any machine without a GPU, which
+    reads as a failure. TF_CPP_MIN_LOG_LEVEL=3 hides the ones logged once absl logging has
+    started; the ones printed while the libraries load come before that, so stderr's file
+    descriptor points at /dev/null for the import alone. Python errors are unaffected.
+    """
+    if debug or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def number(kind: type, minimum: float, *, exclusive: bool = False) -> Callable[[str], float]:

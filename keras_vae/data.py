@@ -13,35 +13,23 @@ from __future__ import annotations
 
 import os
 import socket
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download.checksums import compute_url_info
+from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
 from keras_vae.cli import RunFailure, UsageError
+from keras_vae.config import DATASETS, DatasetSpec, TrainConfig
 
 VALIDATION_HOLDOUT = 10_000
 """Examples held out from the end of `train` for datasets without a validation split."""
 
 HOST_TIMEOUT_SECONDS = 3.0
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How one TFDS dataset maps onto train / validation / test images in [0, 1]."""
-
-    pixel_max: int
-    has_validation_split: bool
-    is_binary: bool
-
-
-DATASETS = {
-    "mnist": DatasetSpec(pixel_max=255, has_validation_split=False, is_binary=False),
-    "binarized_mnist": DatasetSpec(pixel_max=1, has_validation_split=True, is_binary=True),
-    "fashion_mnist": DatasetSpec(pixel_max=255, has_validation_split=False, is_binary=False),
-}
 
 
 @dataclass(frozen=True)
@@ -71,14 +59,16 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
     return data_dir or os.environ.get("TFDS_DATA_DIR") or None
 
 
-def load_splits(name: str, data_dir: str | None = None,
-                max_examples: int | None = None) -> dict[str, Split]:
+def load_splits(name: str, data_dir: str | None = None, max_examples: int | None = None,
+                accept_manual_files: bool = False) -> dict[str, Split]:
     """Loads `train`, `validation` and `test` of a TFDS dataset into memory.
 
     Args:
         name: one of `DATASETS`.
         data_dir: TFDS data directory; see `resolve_data_dir`.
         max_examples: keep only the first N examples of each split (quick runs, tests).
+        accept_manual_files: prepare from source files in `downloads/manual/` even when
+            their checksums differ from TFDS's registered ones (see `ensure_prepared`).
 
     Returns:
         {"train": Split, "validation": Split, "test": Split}.
@@ -90,7 +80,7 @@ def load_splits(name: str, data_dir: str | None = None,
         raise RunFailure(f"cannot open dataset {name!r} in {resolve_data_dir(data_dir)} "
                          f"({type(error).__name__}); its metadata is damaged: delete its "
                          f"folder and prepare it again") from None
-    ensure_prepared(builder)
+    ensure_prepared(builder, accept_manual_files)
     if spec.has_validation_split:
         tfds_splits = {"train": "train", "validation": "validation", "test": "test"}
     else:
@@ -126,33 +116,76 @@ def _to_numpy(dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
     return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
 
 
-def ensure_prepared(builder) -> None:
+def ensure_prepared(builder, accept_manual_files: bool = False) -> None:
     """Makes sure TFDS has the dataset on disk, or fails fast with instructions.
 
     Files placed by hand in `<data_dir>/downloads/manual/` are used by TFDS instead of
-    downloading, which is how to prepare a dataset on a machine without internet.
+    downloading, which is how to prepare a dataset on a machine without internet. TFDS
+    checks them against the checksums it registered for the original downloads, so the
+    same data recompressed (as Linux distributions ship it: Debian's
+    dataset-fashion-mnist) is refused unless `accept_manual_files` says to trust them.
     """
     if builder.is_prepared():
         return
     manual_dir = os.path.join(builder.data_dir_root, "downloads", "manual")
     url_infos = builder.url_infos or {}
-    files = sorted(info.filename or os.path.basename(urlparse(url).path)
-                   for url, info in url_infos.items())
+    files = sorted(_file_name(url, info) for url, info in url_infos.items())
     manual_complete = bool(files) and all(
         os.path.exists(os.path.join(manual_dir, f)) for f in files)
     if not manual_complete:
         hosts = sorted({urlparse(url).hostname for url in url_infos} - {None})
         unreachable = [h for h in hosts if not _host_reachable(h)]
         if unreachable or not hosts:
+            raise RunFailure(f"dataset {builder.name!r} is not prepared in "
+                             f"{builder.data_dir_root} and cannot be downloaded ("
+                             f"{', '.join(unreachable) or 'no download URL'} unreachable); "
+                             f"{_offline_advice(builder, files, manual_dir)}")
+    with _trusting(url_infos, manual_dir, accept_manual_files):
+        try:
+            builder.download_and_prepare(
+                download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        except NonMatchingChecksumError as error:
+            named = [f for f in files if f in str(error)] or files
             raise RunFailure(
-                f"dataset {builder.name!r} is not prepared in {builder.data_dir_root} and "
-                f"cannot be downloaded ({', '.join(unreachable) or 'no download URL'} "
-                f"unreachable); on an offline machine put its source files "
-                f"({', '.join(files) or 'see the TFDS catalog'}) into {manual_dir} and re-run, "
-                f"or copy a prepared {builder.name}/ folder there from `tfds build "
-                f"{builder.name} --data_dir DIR` on a machine with internet")
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+                f"{os.path.join(manual_dir, named[0])} differs from the file TFDS registered "
+                f"for {builder.name!r} (another compression of the same data, as Linux "
+                f"packages ship it?); if you trust it, re-run with --accept-manual-files"
+            ) from None
+
+
+def _file_name(url: str, info) -> str:
+    return info.filename or os.path.basename(urlparse(url).path)
+
+
+def _offline_advice(builder, files: list[str], manual_dir: str) -> str:
+    """What to do offline; notices a --data-dir that points into a dataset's own folder."""
+    root = os.path.abspath(builder.data_dir_root)
+    if os.path.basename(root) == builder.name or os.path.isdir(
+            os.path.join(root, str(builder.version))):
+        return (f"{root} looks like the dataset's own folder: pass its parent, "
+                f"{os.path.dirname(root)}, as --data-dir")
+    return (f"on an offline machine put its source files "
+            f"({', '.join(files) or 'see the TFDS catalog'}) into {manual_dir} and re-run, "
+            f"or copy a prepared {builder.name}/ folder there from `tfds build "
+            f"{builder.name} --data_dir DIR` on a machine with internet")
+
+
+@contextmanager
+def _trusting(url_infos: dict, manual_dir: str, accept: bool):
+    """With `accept`, TFDS checks the manual files against their own size and sha256
+    instead of its registered ones. `url_infos` is TFDS's memoized table for the
+    builder's class, so the entries are swapped only for this preparation and restored."""
+    original = dict(url_infos)
+    if accept:
+        for url, info in original.items():
+            path = os.path.join(manual_dir, _file_name(url, info))
+            if os.path.exists(path):
+                url_infos[url] = compute_url_info(path)
+    try:
+        yield
+    finally:
+        url_infos.clear()
+        url_infos.update(original)
 
 
 def _host_reachable(host: str) -> bool:
@@ -216,6 +249,21 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
     # flat_map hides the length; Keras needs it to know where an epoch ends.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-size // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def datasets_for(config: TrainConfig, splits: dict, epoch: tf.Variable | None = None
+                 ) -> tuple:
+    """(train, validation, test) tf.data pipelines as this run trains and evaluates on them.
+
+    Training reshuffles (and, with dynamic binarization, redraws pixels) every epoch, keyed
+    by `epoch` (see `epoch_variable`, kept current by the `TrainingEpoch` callback);
+    validation and test are fixed, so every evaluation of a run sees the same examples.
+    """
+    binarize = config.seed if config.dynamic_binarization else None
+    return (make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
+                         binarize_seed=binarize, epoch=epoch),
+            make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize),
+            make_dataset(splits["test"], config.batch_size, binarize_seed=binarize))
 
 
 def epoch_variable() -> tf.Variable:

@@ -20,8 +20,9 @@ import os
 import tensorflow as tf
 
 from keras_vae.cli import UsageError
+from keras_vae.config import STRATEGIES
 
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+__all__ = ["STRATEGIES", "is_chief", "make_strategy", "per_replica_batch", "resolve"]
 
 
 def resolve(name: str) -> str:

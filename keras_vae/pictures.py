@@ -24,7 +24,7 @@ from keras_vae.run_layout import (
     RECONSTRUCTIONS_PNG,
     SAMPLES_PNG,
 )
-from serving.sample import prior_latents, save_png, square_grid, tile
+from serving.sample import prior_latents, save_picture, square_grid, tile
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
@@ -34,7 +34,7 @@ CURVES = (("loss", "negative ELBO"), ("reconstruction", "reconstruction"), ("kl"
 
 def save_grid(images: np.ndarray, path: str) -> None:
     """A square-ish grid of images in [0, 1], e.g. 64 prior samples as 8×8."""
-    save_png(square_grid(images), path)
+    save_picture(square_grid(images), path)
 
 
 def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
@@ -46,7 +46,7 @@ def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
             row = images[start:start + per_row]
             blank = np.zeros((per_row - len(row), *row.shape[1:]), dtype=row.dtype)
             rows.append(np.concatenate([row, blank]))
-    save_png(tile(np.concatenate(rows), len(rows), per_row), path)
+    save_picture(tile(np.concatenate(rows), len(rows), per_row), path)
 
 
 def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
@@ -59,7 +59,7 @@ def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
 
 def save_manifold(images: np.ndarray, path: str, side: int = MANIFOLD_SIDE) -> None:
     """Images decoded from `manifold_latents(side)`, tiled in the same order."""
-    save_png(tile(images, side, side, gap=0), path)
+    save_picture(tile(images, side, side, gap=0), path)
 
 
 def _save_figure(figure, path: str) -> None:

@@ -14,20 +14,25 @@ import sys
 from collections.abc import Sequence
 
 from keras_vae.atomic import write_json
-from keras_vae.cli import ArgumentParser, run_command
-from keras_vae.run_layout import SUMMARY, checkpoint_path, read_summary
+from keras_vae.cli import ArgumentParser, load_tensorflow, run_command
+from keras_vae.run_layout import (
+    SUMMARY,
+    checkpoint_path,
+    ensure_not_training,
+    load_run,
+    read_summary,
+)
 
 
 def plot(run_dir: str) -> dict[str, str]:
     """Draws every picture of the run; returns {artifact: path} and records the pictures
     among the run's artifacts in summary.json when the run has one (an interrupted run
     has not). (TensorFlow loads here, after the argument checks.)"""
-    from keras_vae.data import images_of, load_splits
-    from keras_vae.evaluate import load_run
+    from keras_vae.data import datasets_for, images_of, load_splits
     from keras_vae.pictures import draw_run
     from keras_vae.resume import read_history
-    from keras_vae.train import datasets_for
 
+    ensure_not_training(run_dir)
     vae, config = load_run(run_dir)
     splits = load_splits(config.dataset, config.data_dir, config.max_examples)
     _, _, test_data = datasets_for(config, splits)
@@ -46,9 +51,12 @@ def main(argv: Sequence[str]) -> None:
                             description="Redraw a trained run's pictures: samples, "
                                         "reconstructions, curves, 2-D latent maps.")
     parser.add_argument("run_dir", help="a run directory written by keras_vae.train")
-    parser.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    parser.add_argument("--debug", action="store_true",
+                        help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
     checkpoint_path(args.run_dir)  # answer a wrong path before TensorFlow loads
+    ensure_not_training(args.run_dir)
+    load_tensorflow(args.debug)
     for name, path in plot(args.run_dir).items():
         print(f"  {name:<20} {path}")
 

@@ -19,7 +19,7 @@ import math
 import os
 import shutil
 
-from keras_vae.atomic import atomic_path, write_json
+from keras_vae.atomic import atomic_path
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import TrainConfig
 from keras_vae.run_layout import (
@@ -48,21 +48,33 @@ MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_exa
 """Settings a resumed training must share with the run it continues."""
 
 
-def create(run_dir: str) -> None:
-    """Creates the run directory (so that it can be locked), or says why it cannot."""
+def create(run_dir: str) -> bool:
+    """Creates the run directory (so that it can be locked), or says why it cannot.
+    Returns whether it was created here (and so may be removed if nothing starts)."""
     if os.path.exists(run_dir) and not os.path.isdir(run_dir):
         raise UsageError(f"--out {run_dir} is a file, not a directory; choose another path")
+    existed = os.path.isdir(run_dir)
     try:
         os.makedirs(run_dir, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create run directory {run_dir}: {error.strerror}") from None
     if not os.access(run_dir, os.W_OK):
         raise UsageError(f"run directory {run_dir} is not writable; choose another --out")
+    return not existed
+
+
+def remove_if_empty(run_dir: str) -> None:
+    """Removes a run directory that training created but never wrote into."""
+    try:
+        os.rmdir(run_dir)
+    except OSError:
+        pass  # not empty, or already gone
 
 
 def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> int:
     """Applies the rules above to a created, locked run directory; returns the epochs
-    already completed there."""
+    already completed there. Writes nothing but what --overwrite removes: the run's
+    settings are recorded once its data has loaded (`run_layout.write_run_config`)."""
     run_dir = config.out
     if os.path.exists(os.path.join(run_dir, SUMMARY)) and not (resume or overwrite):
         raise UsageError(f"{run_dir} holds a finished run; pass --resume to train it on to "
@@ -80,21 +92,21 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
 
 def _check_same_settings(config: TrainConfig) -> None:
     path = os.path.join(config.out, RUN_CONFIG)
+    if not os.path.exists(path):
+        return
     wanted = config.to_dict()
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                stored = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            raise RunFailure(f"{path} is unreadable; remove the run directory's files or "
-                             f"pass --overwrite") from None
-        differing = [k for k in MUST_MATCH if stored.get(k) != wanted.get(k)]
-        if differing:
-            raise UsageError(
-                f"{config.out} was trained with other settings ({', '.join(differing)}: "
-                f"{', '.join(str(stored.get(k)) for k in differing)}); use the same flags to "
-                f"resume, or --overwrite, or a new --out")
-    write_json(path, wanted)
+    try:
+        with open(path) as f:
+            stored = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        raise RunFailure(f"{path} is unreadable; remove the run directory's files or "
+                         f"pass --overwrite") from None
+    differing = [k for k in MUST_MATCH if stored.get(k) != wanted.get(k)]
+    if differing:
+        raise UsageError(
+            f"{config.out} was trained with other settings ({', '.join(differing)}: "
+            f"{', '.join(str(stored.get(k)) for k in differing)}); use the same flags to "
+            f"resume, or --overwrite, or a new --out")
 
 
 def completed_epochs(run_dir: str) -> int:

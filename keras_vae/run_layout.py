@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import os
 
+from keras_vae.atomic import write_json
 from keras_vae.cli import RunFailure, UsageError
+from keras_vae.config import TrainConfig
+from keras_vae.run_lock import live_owner
 
 CHECKPOINT = "best.keras"
 METRICS_CSV = "metrics.csv"
@@ -38,27 +41,53 @@ def read_summary(run_dir: str) -> dict:
         raise RunFailure(f"cannot read {path} ({error}); fix or remove it and re-run") from None
 
 
-def read_run_config(run_dir: str) -> dict:
-    """The settings the run was trained with (config.json, written when training starts,
-    so interrupted runs and runs whose export failed have it too)."""
+def read_run_config(run_dir: str) -> TrainConfig:
+    """The settings the run was trained with: the one record every command reads.
+
+    config.json is written when training starts, so interrupted runs and runs whose export
+    failed have it too.
+    """
     path = os.path.join(run_dir, RUN_CONFIG)
     try:
         with open(path) as f:
-            return json.load(f)
+            stored = json.load(f)
     except FileNotFoundError:
         raise RunFailure(f"{path} is missing; pass a run directory written by "
                          f"`python -m keras_vae.train`") from None
     except (OSError, json.JSONDecodeError) as error:
         raise RunFailure(f"cannot read {path} ({error}); restore it or retrain") from None
+    try:
+        return TrainConfig.from_dict(stored)
+    except (KeyError, TypeError, UsageError):
+        raise RunFailure(f"{path} has settings this version does not understand; it was "
+                         f"written by another version") from None
+
+
+def write_run_config(config: TrainConfig) -> None:
+    """Records the run's settings in RUN_DIR/config.json, once, as the run starts."""
+    write_json(os.path.join(config.out, RUN_CONFIG), config.to_dict())
+
+
+def ensure_not_training(run_dir: str) -> None:
+    """Refuses a run that a live training process still holds (its lock): its checkpoint
+    is not final, so what a command would compute from it would soon be stale."""
+    owner = live_owner(run_dir)
+    if owner is not None:
+        raise UsageError(f"{run_dir} is being trained by process {owner}; wait until it "
+                         f"finishes, then run this again")
 
 
 def checkpoint_path(run_dir: str) -> str:
-    """RUN_DIR/best.keras, or a usage error if the directory holds no trained run."""
+    """RUN_DIR/best.keras, or a usage error if the directory holds no trained run (saying
+    so when training started there but never finished an epoch)."""
     path = os.path.join(run_dir, CHECKPOINT)
-    if not os.path.isfile(path):
-        raise UsageError(f"{run_dir} has no {CHECKPOINT}; pass a run directory written by "
-                         f"`python -m keras_vae.train`")
-    return path
+    if os.path.isfile(path):
+        return path
+    if os.path.isfile(os.path.join(run_dir, RUN_CONFIG)):
+        raise UsageError(f"{run_dir} has no {CHECKPOINT}: its training never completed an "
+                         f"epoch; train it (the same command resumes it) or pass another run")
+    raise UsageError(f"{run_dir} has no {CHECKPOINT}; pass a run directory written by "
+                     f"`python -m keras_vae.train`")
 
 
 def load_checkpoint(run_dir: str):
@@ -73,3 +102,10 @@ def load_checkpoint(run_dir: str):
     except Exception as error:  # Keras raises many types for a damaged file
         raise RunFailure(f"cannot load {path} ({type(error).__name__}); the file is damaged "
                          f"or from another version: retrain or restore it") from None
+
+
+def load_run(run_dir: str):
+    """(the run's best model, its TrainConfig): what evaluate, plot and export start from."""
+    checkpoint_path(run_dir)
+    config = read_run_config(run_dir)
+    return load_checkpoint(run_dir), config

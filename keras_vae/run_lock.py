@@ -24,6 +24,20 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _read_owner(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            return int(f.read().strip() or "0") or None
+    except (OSError, ValueError):
+        return None
+
+
+def live_owner(run_dir: str) -> int | None:
+    """The PID of another live process holding RUN_DIR's lock, or None."""
+    owner = _read_owner(os.path.join(run_dir, LOCK))
+    return owner if owner is not None and owner != os.getpid() and _alive(owner) else None
+
+
 class RunLock:
     """Context manager: holds RUN_DIR/.lock for this process, or refuses clearly."""
 
@@ -35,8 +49,8 @@ class RunLock:
             try:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                owner = self._owner()
-                if owner is not None and owner != os.getpid() and _alive(owner):
+                owner = live_owner(os.path.dirname(self.path))
+                if owner is not None:
                     raise UsageError(
                         f"{os.path.dirname(self.path)} is in use by training process {owner}; "
                         f"wait for it to finish or choose another --out") from None
@@ -47,12 +61,5 @@ class RunLock:
             return self
 
     def __exit__(self, *exc) -> None:
-        if self._owner() == os.getpid():
+        if _read_owner(self.path) == os.getpid():
             os.remove(self.path)
-
-    def _owner(self) -> int | None:
-        try:
-            with open(self.path) as f:
-                return int(f.read().strip() or "0") or None
-        except (OSError, ValueError):
-            return None

@@ -11,11 +11,15 @@ listed in requirements-edge.txt beside it:
     numpy, onnxruntime, Pillow
 
 The latent size is read from the model's input shape [N, latent_dim]; z is drawn from the
-prior: N(0, I), or for a model trained with --prior vamp the mixture in the prior.npz that
-the export writes beside the decoder (found there, or passed with --prior). The PNG shows
-the decoder's `image` output (Bernoulli means in [0, 1]) as dark ink on white. Mistakes
-(missing or wrong model, bad numbers, unwritable output) end in one line on stderr and
-exit code 2; nothing existing is overwritten unless the new image was completely written.
+prior: N(0, I), or for a model trained with --prior vamp (its metadata says `prior: vamp`)
+the mixture in the prior.npz that the export writes beside the decoder (found there, or
+passed with --prior; without it the model is refused rather than sampled wrongly). The
+picture shows the decoder's `image` output (Bernoulli means in [0, 1]) as dark ink on
+white, in the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
+Mistakes (missing or wrong model, bad numbers, unwritable output) end in one line on
+stderr and exit code 2; nothing existing is overwritten unless the new image was
+completely written. onnxruntime is imported only to run a model, so the picture helpers
+here need numpy and Pillow alone.
 """
 
 from __future__ import annotations
@@ -27,7 +31,6 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-import onnxruntime as ort
 from PIL import Image
 
 MAX_IMAGES = 10_000
@@ -39,6 +42,10 @@ log-variances. Without it z is drawn from N(0, I)."""
 
 UPSCALE = 2
 """Each pixel becomes UPSCALE×UPSCALE screen pixels so 28×28 digits are legible."""
+
+
+SAVE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
+"""Pillow formats a picture may be written in, chosen by the --out file's extension."""
 
 
 class SampleError(Exception):
@@ -65,15 +72,29 @@ def square_grid(images: np.ndarray) -> np.ndarray:
     return tile(images, math.ceil(len(images) / cols), cols)
 
 
-def save_png(canvas: np.ndarray, path: str) -> None:
-    """Writes a canvas in [0, 1] as an 8-bit PNG, dark ink on white, in one rename."""
+def image_format(path: str) -> str:
+    """Pillow's format name for the file name's extension (grid.jpg → JPEG), or explains
+    which extensions work."""
+    extension = os.path.splitext(path)[1].lower()
+    formats = Image.registered_extensions()
+    if extension not in formats or formats[extension] not in SAVE_FORMATS:
+        known = ", ".join(sorted(e for e, f in formats.items() if f in SAVE_FORMATS))
+        raise SampleError(f"--out {path}: cannot tell the picture format from "
+                          f"{extension or 'a name without extension'!r}; end it in one of "
+                          f"{known}")
+    return formats[extension]
+
+
+def save_picture(canvas: np.ndarray, path: str) -> None:
+    """Writes a canvas in [0, 1] as an 8-bit grayscale picture, dark ink on white, in one
+    rename; PNG unless the file name asks for another format (`image_format`)."""
     pixels = np.round((1.0 - np.clip(canvas, 0.0, 1.0)) * 255).astype(np.uint8)
     image = Image.fromarray(pixels, mode="L")
     image = image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST)
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
                        f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
-        image.save(tmp, format="PNG")
+        image.save(tmp, format=image_format(path))
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -82,8 +103,14 @@ def save_png(canvas: np.ndarray, path: str) -> None:
 
 # --- the decoder -------------------------------------------------------------------------
 
-def load_decoder(path: str, threads: int | None = None) -> tuple[ort.InferenceSession, int]:
-    """Opens an ONNX decoder and returns (session, latent_dim), or explains what is wrong."""
+def load_decoder(path: str, threads: int | None = None):
+    """Opens an ONNX decoder and returns (onnxruntime session, latent_dim), or explains
+    what is wrong."""
+    import onnxruntime as ort
+
+    if os.path.isdir(path):
+        raise SampleError(f"{path} is a directory (a SavedModel?); this sampler runs the "
+                          f"ONNX file: pass decoder.onnx from the same export")
     if not os.path.isfile(path):
         raise SampleError(f"{path}: no such file; pass the decoder.onnx of an export")
     options = ort.SessionOptions()
@@ -107,7 +134,13 @@ def load_decoder(path: str, threads: int | None = None) -> tuple[ort.InferenceSe
     return session, shape[1]
 
 
-def decode(session: ort.InferenceSession, z: np.ndarray) -> np.ndarray:
+def trained_prior(session) -> str:
+    """The prior named in the decoder's metadata: "normal" or "vamp" (files exported
+    without that entry were all N(0, I) models)."""
+    return session.get_modelmeta().custom_metadata_map.get("prior", "normal")
+
+
+def decode(session, z: np.ndarray) -> np.ndarray:
     """z [N, latent_dim] float32 → images [N, 28, 28, 1], Bernoulli means in [0, 1]."""
     (image,) = session.run(["image"], {session.get_inputs()[0].name: z})
     return image
@@ -223,7 +256,9 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--n", type=whole_number(1, MAX_IMAGES), default=64,
                         help=f"images to draw, 1-{MAX_IMAGES} (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
-    parser.add_argument("--out", default="samples.png", help="PNG to write")
+    parser.add_argument("--out", default="samples.png",
+                        help="picture to write; its extension sets the format "
+                             "(default: %(default)s)")
     parser.add_argument("--latent-file", default=None,
                         help="decode the latents in this .npy [N, latent_dim] instead")
     parser.add_argument("--interpolate", action="store_true",
@@ -237,9 +272,14 @@ def main(argv: list[str]) -> str:
     if args.latent_file and args.interpolate:
         raise SampleError("--latent-file and --interpolate exclude each other; pass one")
     check_writable(args.out)
+    image_format(args.out)
 
     session, latent_dim = load_decoder(args.model, args.threads)
     prior_file = args.prior or default_prior_file(args.model)
+    if trained_prior(session) == "vamp" and not prior_file and not args.latent_file:
+        raise SampleError(f"{args.model} was trained with a VampPrior, but no {PRIOR_FILE} "
+                          f"is beside it; copy the export's {PRIOR_FILE} there or pass it "
+                          f"with --prior")
     prior = read_prior(prior_file, latent_dim) if prior_file else None
     if args.latent_file:
         z = read_latents(args.latent_file, latent_dim)
@@ -249,7 +289,7 @@ def main(argv: list[str]) -> str:
         z = prior_latents(args.n, latent_dim, args.seed, prior)
     images = decode(session, z)
     canvas = tile(images, 1, len(images)) if args.interpolate else square_grid(images)
-    save_png(canvas, args.out)
+    save_picture(canvas, args.out)
     source = ("" if args.latent_file or not prior
               else f", z from the VampPrior in {prior_file}")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}) "

@@ -4,11 +4,14 @@
     python serving/tf_serving_client.py --protocol grpc --port 8500 --out grid.png
     python serving/tf_serving_client.py --status      # model version status, then exit
 
-REST uses only the standard library, numpy and Pillow: GET /v1/models/vae_decoder
-(status), GET /v1/models/vae_decoder/metadata (signature → latent size) and
+REST needs the standard library, numpy and Pillow only: GET /v1/models/vae_decoder
+(status), GET /v1/models/vae_decoder/metadata (signatures → latent size, prior) and
 POST /v1/models/vae_decoder:predict. gRPC uses tensorflow-serving-api's
 PredictionService (GetModelMetadata, Predict); that package brings TensorFlow's protos.
-An unreachable server or a refused request ends in one line on stderr and exit code 1.
+A decoder whose SavedModel has the `vamp_prior` signature was trained with a VampPrior:
+it is sampled only with its prior.npz (--prior), never from N(0, I). An unreachable
+server or a refused request ends in one line on stderr and exit code 1; a usage mistake
+or a missing package in one line and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ except ImportError:  # run as a script from serving/
 
 MODEL = "vae_decoder"
 SIGNATURE = "serving_default"
+VAMP_PRIOR_SIGNATURE = "vamp_prior"
 TIMEOUT_SECONDS = 10.0
 
 
@@ -57,10 +61,12 @@ class RestClient:
     def status(self) -> list[dict]:
         return self._request(self.base)["model_version_status"]
 
-    def latent_dim(self) -> int:
+    def describe(self) -> tuple[int, set[str]]:
+        """(latent_dim, the names of the model's signatures)."""
         metadata = self._request(f"{self.base}/metadata")
-        signature = metadata["metadata"]["signature_def"]["signature_def"][SIGNATURE]
-        return int(signature["inputs"]["z"]["tensor_shape"]["dim"][1]["size"])
+        signatures = metadata["metadata"]["signature_def"]["signature_def"]
+        z = signatures[SIGNATURE]["inputs"]["z"]
+        return int(z["tensor_shape"]["dim"][1]["size"]), set(signatures)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         body = {"signature_name": SIGNATURE, "inputs": {"z": z.tolist()}}
@@ -72,12 +78,17 @@ class GrpcClient:
     """TF Serving's gRPC PredictionService (port 8500 by default)."""
 
     def __init__(self, host: str, port: int, model: str = MODEL):
-        import grpc
-        from tensorflow_serving.apis import (
-            get_model_metadata_pb2,
-            predict_pb2,
-            prediction_service_pb2_grpc,
-        )
+        try:
+            import grpc
+            from tensorflow_serving.apis import (
+                get_model_metadata_pb2,
+                predict_pb2,
+                prediction_service_pb2_grpc,
+            )
+        except ImportError as error:
+            raise sample.SampleError(f"--protocol grpc needs grpcio and tensorflow-serving-api "
+                                     f"({error.name} is missing): pip install -r "
+                                     f"requirements.txt, or use REST") from None
 
         self._grpc, self._metadata_pb2, self._predict_pb2 = (
             grpc, get_model_metadata_pb2, predict_pb2)
@@ -92,14 +103,15 @@ class GrpcClient:
             raise ServingError(f"TF Serving at {self.address} failed: {error.code().name} "
                                f"{error.details()}") from None
 
-    def latent_dim(self) -> int:
+    def describe(self) -> tuple[int, set[str]]:
+        """(latent_dim, the names of the model's signatures)."""
         request = self._metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         request.model_spec.name = self.model
         response = self._call(self.stub.GetModelMetadata, request)
         signatures = self._metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
         shape = signatures.signature_def[SIGNATURE].inputs["z"].tensor_shape
-        return shape.dim[1].size
+        return shape.dim[1].size, set(signatures.signature_def)
 
     def decode(self, z: np.ndarray) -> np.ndarray:
         from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
@@ -121,15 +133,20 @@ class GrpcClient:
 def main(argv: list[str]) -> str:
     parser = sample.ArgumentParser(prog="tf_serving_client.py",
                                    description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="localhost")
-    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    parser.add_argument("--host", default="localhost",
+                        help="TF Serving's host (default: %(default)s)")
+    parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest",
+                        help="rest (standard library) or grpc (tensorflow-serving-api) "
+                             "(default: %(default)s)")
     parser.add_argument("--port", type=sample.whole_number(1, 65535), default=None,
                         help="default: 8501 for REST, 8500 for gRPC")
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
     parser.add_argument("--n", type=sample.whole_number(1, 4096), default=64,
                         help="images (1-4096)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="served_samples.png")
+    parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
+    parser.add_argument("--out", default="served_samples.png",
+                        help="picture to write; its extension sets the format "
+                             "(default: %(default)s)")
     parser.add_argument("--prior", default=None,
                         help=f"the export's {sample.PRIOR_FILE} for a model trained with "
                              f"--prior vamp (default: z ~ N(0, I))")
@@ -143,10 +160,16 @@ def main(argv: list[str]) -> str:
     client = (RestClient if args.protocol == "rest" else GrpcClient)(args.host, port, args.model)
     if args.status:
         return json.dumps(client.status(), indent=2)
-    latent_dim = client.latent_dim()
+    sample.check_writable(args.out)
+    sample.image_format(args.out)
+    latent_dim, signatures = client.describe()
+    if VAMP_PRIOR_SIGNATURE in signatures and not args.prior:
+        raise sample.SampleError(f"{args.model} was trained with a VampPrior (its "
+                                 f"{VAMP_PRIOR_SIGNATURE} signature); pass the export's "
+                                 f"{sample.PRIOR_FILE} with --prior")
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
     images = client.decode(sample.prior_latents(args.n, latent_dim, args.seed, prior))
-    sample.save_png(sample.square_grid(images), args.out)
+    sample.save_picture(sample.square_grid(images), args.out)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}) → {args.out}")
 

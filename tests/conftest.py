@@ -83,14 +83,14 @@ def small_export(tmp_path_factory) -> dict:
     import keras
 
     from export.pipeline import export_model
-    from keras_vae.config import ModelConfig
+    from keras_vae.config import ModelConfig, TrainConfig
     from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(latent_dim=6, hidden_dims=(64,)))
     export_dir = str(tmp_path_factory.mktemp("export"))
-    run_config = {"dataset": "binarized_mnist", "model": vae.config.to_dict()}
-    return {**export_model(vae, export_dir, run_config), "vae": vae, "export_dir": export_dir}
+    config = TrainConfig(model=vae.config, dataset="binarized_mnist")
+    return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}
 
 
 @pytest.fixture(scope="session")
@@ -112,11 +112,11 @@ def vamp_export(tmp_path_factory) -> dict:
     import keras
 
     from export.pipeline import export_model
-    from keras_vae.config import ModelConfig
+    from keras_vae.config import ModelConfig, TrainConfig
     from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(latent_dim=6, hidden_dims=(64,), prior="vamp", pseudo_inputs=10))
     export_dir = str(tmp_path_factory.mktemp("vamp_export"))
-    run_config = {"dataset": "binarized_mnist", "model": vae.config.to_dict()}
-    return {**export_model(vae, export_dir, run_config), "vae": vae, "export_dir": export_dir}
+    config = TrainConfig(model=vae.config, dataset="binarized_mnist")
+    return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}

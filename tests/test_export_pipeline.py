@@ -10,6 +10,7 @@ import keras
 import numpy as np
 import onnx
 import pytest
+import tensorflow as tf
 
 from export import pipeline, verify
 from export.endpoints import decoder_endpoint, run_keras
@@ -19,10 +20,14 @@ from export.onnx_model import read_metadata, run_onnx
 from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, INT8_IMAGE_MAD, INT8_SIZE_RATIO, parity_latents
 from keras_vae.cli import RunFailure
-from keras_vae.config import ModelConfig
+from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.model import VAE
 
 LATENT_DIM = 6
+
+
+def _config(vae) -> TrainConfig:
+    return TrainConfig(model=vae.config, dataset="binarized_mnist")
 
 
 def test_export_dir_has_the_tf_serving_layout_and_every_file(small_export):
@@ -92,6 +97,7 @@ def test_onnx_files_are_opset_17_with_names_dynamic_batch_and_metadata(small_exp
     metadata = read_metadata(paths["decoder_int8_onnx"])
     assert metadata["latent_dim"] == str(LATENT_DIM)
     assert metadata["dataset"] == "binarized_mnist"
+    assert metadata["prior"] == "normal"
     assert json.loads(metadata["model_config"])["hidden_dims"] == [64]
     assert metadata["quantization"].startswith("dynamic int8")
 
@@ -123,9 +129,9 @@ def test_manifest_lists_sizes_hashes_names_shapes_and_parity(small_export):
 
 def test_a_second_export_adds_version_2_and_keeps_version_1(small_export, tmp_path):
     export_dir = str(tmp_path)
-    first = pipeline.export_model(small_export["vae"], export_dir, {})
+    first = pipeline.export_model(small_export["vae"], export_dir, _config(small_export["vae"]))
     v1 = fingerprint(first["paths"]["decoder_saved_model"])
-    second = pipeline.export_model(small_export["vae"], export_dir, {})
+    second = pipeline.export_model(small_export["vae"], export_dir, _config(small_export["vae"]))
     assert (first["version"], second["version"]) == (1, 2)
     assert sorted(os.listdir(os.path.join(export_dir, "vae_decoder"))) == ["1", "2"]
     assert fingerprint(first["paths"]["decoder_saved_model"]) == v1
@@ -133,7 +139,7 @@ def test_a_second_export_adds_version_2_and_keeps_version_1(small_export, tmp_pa
 
 def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeypatch):
     export_dir = str(tmp_path)
-    pipeline.export_model(small_export["vae"], export_dir, {})
+    pipeline.export_model(small_export["vae"], export_dir, _config(small_export["vae"]))
     before = {path: fingerprint(os.path.join(export_dir, path))
               for path in os.listdir(export_dir)}
 
@@ -142,7 +148,7 @@ def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeyp
 
     monkeypatch.setattr(pipeline, "run_tflite", off_by_a_little)
     with pytest.raises(RunFailure, match=r"decoder_tflite differs by 0\.001"):
-        pipeline.export_model(small_export["vae"], export_dir, {})
+        pipeline.export_model(small_export["vae"], export_dir, _config(small_export["vae"]))
     after = {path: fingerprint(os.path.join(export_dir, path)) for path in os.listdir(export_dir)}
     assert after == before  # no version 2, no staging leftovers, files untouched
 
@@ -159,8 +165,7 @@ def test_other_architectures_export_with_the_same_names_and_shapes(small_export,
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
     export_dir = str(tmp_path / arch)
-    pipeline.export_model(vae, export_dir, {"dataset": "binarized_mnist",
-                                   "model": vae.config.to_dict()})  # raises if unverified
+    pipeline.export_model(vae, export_dir, _config(vae))  # raises if unverified
 
     def names_and_shapes(directory):
         with open(os.path.join(directory, "manifest.json")) as f:
@@ -183,7 +188,7 @@ def test_int8_falls_back_to_per_channel_scales_when_per_tensor_misses_the_bound(
     monkeypatch.setattr(verify, "INT8_IMAGE_MAD", per_tensor_mad * 0.999)
     try:
         result = pipeline.export_model(small_export["vae"], str(tmp_path / "export"),
-                                       {"dataset": "binarized_mnist"})
+                                       _config(small_export["vae"]))
     except RunFailure as error:  # per channel may not fit such a tight bound either
         assert "int8 decoder image MAD" in str(error)
     else:
@@ -206,3 +211,15 @@ def test_a_vamp_prior_model_ships_its_prior_beside_the_decoder(vamp_export, smal
         entry = json.load(f)["artifacts"]["prior"]
     assert entry["path"] == "prior.npz" and entry["means_shape"] == [10, LATENT_DIM]
     assert entry == {**entry, **fingerprint(vamp_export["paths"]["prior"])}
+
+
+def test_a_vamp_prior_decoder_names_its_prior_in_onnx_and_saved_model(vamp_export):
+    assert read_metadata(vamp_export["paths"]["decoder_onnx"])["prior"] == "vamp"
+    signatures = tf.saved_model.load(vamp_export["paths"]["decoder_saved_model"]).signatures
+    assert set(signatures) == {"serving_default", "vamp_prior"}
+    components = signatures["vamp_prior"](index=tf.constant([0, 9], tf.int64))
+    means, log_vars = (keras.ops.convert_to_numpy(t) for t in vamp_export["vae"].prior())
+    np.testing.assert_array_equal(components["means"].numpy(), means[[0, 9]])
+    np.testing.assert_array_equal(components["log_vars"].numpy(), log_vars[[0, 9]])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        signatures["vamp_prior"](index=tf.constant([10], tf.int64))  # K = 10 components

@@ -24,7 +24,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from export.saved_model import run_saved_model
 from serving import tf_serving_client as client
-from serving.sample import SampleError, prior_latents, read_prior, save_png, square_grid
+from serving.sample import SampleError, prior_latents, read_prior, save_picture, square_grid
 from tests.tf_serving_double import TfServingDouble
 
 CONFIG_DIR = os.path.join(os.path.dirname(client.__file__), "tf_serving")
@@ -91,14 +91,14 @@ def test_rest_status_and_metadata(server):
     rest = client.RestClient("127.0.0.1", server.rest_port)
     assert rest.status() == [{"version": "1", "state": "AVAILABLE",
                               "status": {"error_code": "OK", "error_message": ""}}]
-    assert rest.latent_dim() == 6
+    assert rest.describe() == (6, {"serving_default"})
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_decoding_through_serving_equals_the_saved_model(server, small_export, protocol):
     port = server.rest_port if protocol == "rest" else server.grpc_port
     remote = (client.RestClient if protocol == "rest" else client.GrpcClient)("127.0.0.1", port)
-    assert remote.latent_dim() == 6
+    assert remote.describe() == (6, {"serving_default"})
     z = prior_latents(5, 6, seed=2)
     local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
     np.testing.assert_allclose(remote.decode(z), local, atol=1e-6)
@@ -121,7 +121,7 @@ def test_client_draws_z_from_an_exported_vamp_prior(server, small_export, vamp_e
                  "--seed", "5", "--prior", prior_file, "--out", str(tmp_path / "served.png")])
     z = prior_latents(9, 6, 5, read_prior(prior_file, 6))
     local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
-    save_png(square_grid(local), str(tmp_path / "local.png"))
+    save_picture(square_grid(local), str(tmp_path / "local.png"))
     served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
                         for name in ("served.png", "local.png"))
     assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences

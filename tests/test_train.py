@@ -17,7 +17,8 @@ from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, parity_latents
 from keras_vae.cli import run_command
 from keras_vae.config import TrainConfig
-from keras_vae.train import learning_rate, main
+from keras_vae.train import main
+from keras_vae.training import learning_rate
 
 SHORT_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "2000",
              "--latent-dim", "8", "--hidden-dims", "64", "--verbose", "2"]
@@ -172,7 +173,7 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_so
 def test_a_failed_export_still_leaves_a_complete_evaluable_run(
         binarized_mnist_source, tmp_path, monkeypatch, capsys):
     from export import verify
-    from keras_vae.evaluate import load_run
+    from keras_vae.run_layout import load_run
 
     monkeypatch.setattr(verify, "FP32_TOLERANCE", 0.0)  # ONNX never matches bit for bit
     run_dir = str(tmp_path / "run")

@@ -7,8 +7,8 @@ for real:
   POST /v1/models/<name>:predict with {"signature_name", "inputs": {...}} (columnar).
 - gRPC: tensorflow.serving.PredictionService GetModelMetadata and Predict.
 
-Each call runs the SavedModel's `serving_default` signature, which is what TF Serving
-executes.
+Metadata lists every signature of the SavedModel, as TF Serving's does; each predict call
+runs the signature it names (`serving_default` when it names none), as TF Serving does.
 """
 
 from __future__ import annotations
@@ -33,16 +33,19 @@ class ServedModel:
     def __init__(self, base_path: str):
         self.version = max(int(v) for v in os.listdir(base_path) if v.isdigit())
         path = os.path.join(base_path, str(self.version))
-        self.signature = tf.saved_model.load(path).signatures["serving_default"]
+        self.signatures = tf.saved_model.load(path).signatures
         saved_model = saved_model_pb2.SavedModel()
         with open(os.path.join(path, "saved_model.pb"), "rb") as f:
             saved_model.ParseFromString(f.read())
         self.signature_defs = get_model_metadata_pb2.SignatureDefMap()
-        self.signature_defs.signature_def["serving_default"].CopyFrom(
-            saved_model.meta_graphs[0].signature_def["serving_default"])
+        for name, signature_def in saved_model.meta_graphs[0].signature_def.items():
+            if name != "__saved_model_init_op":  # TF Serving does not list it either
+                self.signature_defs.signature_def[name].CopyFrom(signature_def)
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outputs = self.signature(**{k: tf.constant(v, tf.float32) for k, v in inputs.items()})
+    def predict(self, inputs: dict[str, np.ndarray], signature: str = "") -> dict:
+        function = self.signatures[signature or "serving_default"]
+        specs = function.structured_input_signature[1]
+        outputs = function(**{k: tf.constant(v, specs[k].dtype) for k, v in inputs.items()})
         return {k: v.numpy() for k, v in outputs.items()}
 
 
@@ -91,7 +94,8 @@ class _RestHandler(BaseHTTPRequestHandler):
             self._send(400, {"error": f"unsupported verb {verb}"})
             return
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        outputs = model.predict({k: np.asarray(v) for k, v in body["inputs"].items()})
+        outputs = model.predict({k: np.asarray(v) for k, v in body["inputs"].items()},
+                                body.get("signature_name", ""))
         self._send(200, {"outputs": {k: v.tolist() for k, v in outputs.items()}})
 
 
@@ -116,7 +120,7 @@ class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request, context):
         model = self._model(request.model_spec.name, context)
         inputs = {k: tf.make_ndarray(v) for k, v in request.inputs.items()}
-        outputs = model.predict(inputs)
+        outputs = model.predict(inputs, request.model_spec.signature_name)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         for name, value in outputs.items():

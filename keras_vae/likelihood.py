@@ -1,0 +1,97 @@
+"""How likely the model finds data, in nats: the importance-sampled NLL and latent usage.
+
+The negative ELBO only bounds the negative log-likelihood from above. `importance_nll`
+estimates the NLL itself by importance sampling with the encoder as proposal (Burda et
+al., 2015):
+
+    −log p(x) ≈ −log (1/k) Σ_i p(x|z_i) p(z_i) / q(z_i|x),   z_i ~ q(z|x),
+
+computed with log-sum-exp over k samples taken in chunks, so memory stays bounded whatever
+k is. `latent_statistics` counts active latent units (Burda et al.'s criterion:
+Cov_x(E_q[z_u]) > 0.01) and the KL per unit. `python -m keras_vae.evaluate` reports both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+
+from keras_vae.model import VAE, log_importance_weights
+from keras_vae.noise import counter_normal
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+
+
+def make_log_weights(vae: VAE, jit_compile: bool = False):
+    """A compiled function (images [B, 28, 28, 1], seed [2], samples) → log w [samples, B].
+
+    log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) with z_i = μ + σ·ε_i; p(z) is the
+    model's prior, whose VampPrior components are computed once here, not per call.
+    """
+    prior = [tf.constant(t) for t in vae.prior()]
+
+    @tf.function(jit_compile=jit_compile, reduce_retracing=True)
+    def log_weights(images, z_mean, z_log_var, seed, samples: int):
+        shape = tf.concat([[samples], tf.shape(z_mean)], axis=0)
+        epsilon = counter_normal(shape, seed)
+        z = z_mean + tf.exp(0.5 * z_log_var) * epsilon  # [S, B, d]
+        logits = vae.decoder(tf.reshape(z, [-1, z.shape[-1]]), training=False)
+        logits = tf.reshape(logits, tf.concat([shape[:2], tf.shape(logits)[1:]], axis=0))
+        return log_importance_weights(images, z, z_mean, z_log_var, logits, prior=prior)
+
+    return log_weights
+
+
+def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
+                   batch_size: int = 100, chunk: int = 500, jit_compile: bool = False,
+                   progress: Callable[[int, float], None] | None = None) -> np.ndarray:
+    """−log p(x) per image (nats), from k importance samples taken `chunk` at a time.
+
+    XLA is off by default here: the work is two large matmuls and a softplus per pixel,
+    which TensorFlow's own CPU kernels ran faster (287 s vs 354 s projected for k = 5000 on
+    10,000 images) — unlike training, where XLA's fusion wins.
+
+    Peak extra memory is about batch_size × chunk × 784 × 4 bytes × 3 (logits and two
+    temporaries): 470 MB at the defaults, independent of k.
+
+    `progress(images_done, mean_nll_so_far)` is called after every batch of images.
+    """
+    log_weights = make_log_weights(vae, jit_compile)
+    nll = np.empty(len(images))
+    for start in range(0, len(images), batch_size):
+        batch = tf.constant(images[start:start + batch_size])
+        z_mean, z_log_var = vae.encoder(batch, training=False)
+        total = tf.fill([len(batch)], -np.inf)
+        for first in range(0, k, chunk):
+            samples = min(chunk, k - first)
+            seed_pair = tf.constant([seed, start * k + first], tf.int64)
+            chunk_lse = tf.reduce_logsumexp(
+                log_weights(batch, z_mean, z_log_var, seed_pair, samples), axis=0)
+            total = tf.experimental.numpy.logaddexp(total, chunk_lse)
+        nll[start:start + len(batch)] = -(total.numpy() - math.log(k))
+        if progress is not None:
+            done = start + len(batch)
+            progress(done, float(nll[:done].mean()))
+    return nll
+
+
+def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000) -> dict:
+    """Active units (Cov_x(E_q[z_u]) > 0.01) and the mean KL of each latent unit (nats).
+
+    The KL per unit exists for the N(0, I) prior only; a VampPrior's mixture does not
+    factorize over units, so it is None there.
+    """
+    means, kls = [], []
+    for start in range(0, len(images), batch_size):
+        z_mean, z_log_var = (t.numpy() for t in vae.encoder(images[start:start + batch_size],
+                                                             training=False))
+        means.append(z_mean)
+        kls.append(0.5 * (z_mean**2 + np.exp(z_log_var) - 1.0 - z_log_var))
+    activity = np.var(np.concatenate(means), axis=0)
+    return {"active_units": int(np.sum(activity > ACTIVE_UNIT_THRESHOLD)),
+            "unit_activity": activity.tolist(),
+            "kl_per_unit": (None if vae.pseudo_inputs is not None
+                            else np.concatenate(kls).mean(axis=0).tolist())}

@@ -1,0 +1,260 @@
+"""One training run from a `TrainConfig`: the procedure behind `python -m keras_vae.train`.
+
+It reads top to bottom: take the run directory (lock, resume rules), load the data, record
+the settings, build and fit the model with Keras callbacks (progress, best checkpoint,
+crash backup, CSV, TensorBoard), reload the best checkpoint, evaluate it on the test
+split, draw it, export it (`export/`), and write `summary.json` describing all of it.
+This is a library module: the command parses flags and calls `train`; the benchmark
+calls `build_model`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import shutil
+import tempfile
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vae import distribute, resume
+from keras_vae.atomic import write_json
+from keras_vae.callbacks import (
+    BestCheckpoint,
+    EpochSeconds,
+    KLWarmup,
+    NonFiniteLoss,
+    PeakMemory,
+    StopOnNonFinite,
+    TrainingEpoch,
+)
+from keras_vae.cli import RunFailure, UsageError
+from keras_vae.config import TrainConfig
+from keras_vae.data import datasets_for, epoch_variable, images_of, load_splits
+from keras_vae.memory import peak_rss_mb
+from keras_vae.model import VAE
+from keras_vae.pictures import draw_run
+from keras_vae.run_layout import (
+    BACKUP_DIR,
+    CHECKPOINT,
+    EXPORT_DIR,
+    METRICS_CSV,
+    SUMMARY,
+    TENSORBOARD_DIR,
+    write_run_config,
+)
+from keras_vae.run_lock import RunLock
+
+
+class Interrupted(RunFailure):
+    """Ctrl-C: training stopped; the last completed epoch is saved for resuming."""
+
+    exit_code = 130
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int):
+    """Adam's learning rate: a constant, or a cosine decay to 0 over all the run's steps
+    (the optimizer's step count is restored on resume, so the schedule continues)."""
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
+    return config.learning_rate
+
+
+def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
+    vae = VAE(config.model)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
+                jit_compile=config.jit_compile,
+                steps_per_execution=config.steps_per_execution)
+    return vae
+
+
+def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
+                  ) -> list[keras.callbacks.Callback]:
+    # Order matters: StopOnNonFinite raises before anything saves broken weights;
+    # EpochSeconds, PeakMemory and KLWarmup write into the logs before CSVLogger reads them.
+    run_dir = config.out
+    early_stopping = [] if config.early_stopping_patience is None else [
+        keras.callbacks.EarlyStopping(
+            "val_loss", patience=config.early_stopping_patience,
+            start_from_epoch=config.kl_warmup_epochs, restore_best_weights=True)]
+    return [
+        TrainingEpoch(epoch),
+        KLWarmup(config.kl_warmup_epochs, config.model.beta),
+        StopOnNonFinite(),
+        EpochSeconds(),
+        PeakMemory(),
+        BestCheckpoint(os.path.join(run_dir, CHECKPOINT), "val_loss", best_so_far),
+        *early_stopping,
+        keras.callbacks.CSVLogger(os.path.join(run_dir, METRICS_CSV), append=True),
+        keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, TENSORBOARD_DIR)),
+        # Kept after training (not deleted) so that --resume can train a finished run on;
+        # double_checkpoint keeps the previous epoch's state if the newest is damaged.
+        keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR),
+                                         delete_checkpoint=False, double_checkpoint=True),
+    ]
+
+
+def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
+          overwrite: bool = False) -> dict | None:
+    """Runs the whole procedure and returns the summary it wrote to `summary.json`
+    (None on a non-chief worker, which writes nothing that outlives it).
+
+    A run that fails before its data has loaded leaves nothing behind: a run directory
+    created for it is removed again.
+    """
+    strategy = distribute.make_strategy(config.strategy)  # first: workers connect here
+    config = _fit_to_strategy(config, strategy)
+    chief = distribute.is_chief()
+    if not chief:
+        config = dataclasses.replace(config, out=tempfile.mkdtemp(prefix="keras-vae-worker-"))
+    created = resume.create(config.out)
+    try:
+        with RunLock(config.out):
+            already = resume.prepare(config, resume=resume_run, overwrite=overwrite)
+            splits = _load_data(config)
+            write_run_config(config)
+            return _train_locked(config, splits, verbose, already, strategy, chief)
+    finally:
+        if not chief:
+            shutil.rmtree(config.out, ignore_errors=True)
+        elif created:
+            resume.remove_if_empty(config.out)
+
+
+def _fit_to_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainConfig:
+    replicas = strategy.num_replicas_in_sync
+    per_replica = distribute.per_replica_batch(config.batch_size, replicas)
+    if replicas > 1 and (config.steps_per_execution > 1 or config.jit_compile):
+        # Under MirroredStrategy, Keras 3.15's multi-step loop and its XLA-compiled step
+        # both fail ("You must feed a value for placeholder tensor ..."); one plain step
+        # per call works.
+        print(f"{replicas} replicas: training without XLA, one step per call")
+        config = dataclasses.replace(config, steps_per_execution=1, jit_compile=False)
+    print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), global "
+          f"batch {config.batch_size}, per-replica batch {per_replica}")
+    return config
+
+
+def _load_data(config: TrainConfig) -> dict:
+    """The run's splits, checked against the batch size. The global seed is set first: TF
+    folds it into every op seed when the op is built, so datasets built before this call
+    would shuffle differently from those built after."""
+    keras.utils.set_random_seed(config.seed)
+    splits = load_splits(config.dataset, config.data_dir, config.max_examples,
+                         config.accept_manual_files)
+    examples = len(splits["train"])
+    if config.batch_size > examples:
+        raise UsageError(f"--batch-size {config.batch_size} is larger than the {examples} "
+                         f"training examples; pass at most {examples}")
+    print(f"{config.dataset}: train {examples}, validation {len(splits['validation'])}, "
+          f"test {len(splits['test'])} examples; run → {config.out}")
+    return splits
+
+
+def _train_locked(config: TrainConfig, splits: dict, verbose: int, already: int,
+                  strategy: tf.distribute.Strategy, chief: bool) -> dict | None:
+    run_dir = config.out
+    resume.trim_history(run_dir, already)  # epochs after the backup are trained again
+    if already:
+        print(f"resuming {run_dir} after epoch {already} (from {BACKUP_DIR}/)")
+    epoch = epoch_variable()
+    train_data, val_data, test_data = datasets_for(config, splits, epoch)
+    with strategy.scope():
+        vae = build_model(config, steps_per_epoch=len(train_data))
+    _fit(vae, config, train_data, val_data, epoch, verbose)
+    if not chief:
+        return None  # the chief evaluates, draws and exports
+    return _finish(config, splits, test_data, strategy)
+
+
+def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: int) -> None:
+    """`vae.fit`, with Ctrl-C and a non-finite loss turned into one line saying what is
+    kept and how to go on."""
+    run_dir = config.out
+    best_so_far = resume.best_validation(resume.read_history(run_dir))
+    try:
+        # shuffle=False: the training dataset already reshuffles itself, seeded, each epoch.
+        vae.fit(train_data, validation_data=val_data, epochs=config.epochs, shuffle=False,
+                callbacks=callbacks_for(config, best_so_far, epoch), verbose=verbose)
+    except KeyboardInterrupt:
+        saved = resume.completed_epochs(run_dir)
+        raise Interrupted(f"interrupted; {saved} completed epoch(s) are saved in "
+                          f"{os.path.join(run_dir, BACKUP_DIR)}: rerun the same command to "
+                          f"resume") from None
+    except NonFiniteLoss as error:
+        best = resume.best_validation(resume.read_history(run_dir))
+        kept = (f"the last good checkpoint is {os.path.join(run_dir, CHECKPOINT)} "
+                f"(validation {best:.2f})" if math.isfinite(best) else "no epoch finished")
+        raise RunFailure(f"{error}; training stopped, {kept}; try a lower --learning-rate"
+                         ) from None
+
+
+def _finish(config: TrainConfig, splits: dict, test_data, strategy) -> dict:
+    """Evaluates, draws and exports the best checkpoint, then writes summary.json. A
+    failed export still leaves a complete run, and says how to retry it."""
+    from export.pipeline import export_model, summary_entries  # export/ needs keras_vae
+
+    run_dir = config.out
+    history = resume.read_history(run_dir)
+    vae = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
+    test = vae.evaluate(test_data, return_dict=True, verbose=0)
+    artifacts = {"checkpoint": CHECKPOINT,
+                 **draw_run(vae, images_of(test_data), splits["test"].labels, history,
+                            run_dir, config.seed)}
+    export_dir = os.path.join(run_dir, EXPORT_DIR)
+    export_failure = None
+    try:
+        exported = export_model(vae, export_dir, config)
+    except RunFailure as error:  # the trained run is still complete: record it, then fail
+        export_failure, export_section = error, {"error": str(error)}
+    else:
+        export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
+        artifacts.update(export_artifacts)
+    summary = _summary(config, history, len(splits["train"]), test, strategy,
+                       export_section, artifacts)
+    write_json(os.path.join(run_dir, SUMMARY), summary)
+    report(summary, run_dir)
+    if export_failure:
+        raise RunFailure(f"{export_failure}. Training finished and is saved ({SUMMARY}, "
+                         f"{CHECKPOINT}); retry the export with: python -m export {run_dir}")
+    return summary
+
+
+def _summary(config: TrainConfig, history: list[dict], train_examples: int, test: dict,
+             strategy, export_section: dict, artifacts: dict) -> dict:
+    best = min(history, key=lambda row: row["val_loss"])
+    epoch_seconds = [row["epoch_seconds"] for row in history]
+    return {
+        "dataset": config.dataset,
+        "config": config.to_dict(),
+        "strategy": distribute.resolve(config.strategy),
+        "replicas": strategy.num_replicas_in_sync,
+        "per_replica_batch": config.batch_size // strategy.num_replicas_in_sync,
+        "epochs_completed": len(history),
+        "epoch_seconds": epoch_seconds,
+        "train_examples_per_second": train_examples / float(
+            np.median(epoch_seconds[1:] or epoch_seconds)),
+        "training_peak_rss_mb": max(row["peak_rss_mb"] for row in history),
+        "best_epoch": int(best["epoch"]) + 1,
+        "val_neg_elbo": best["val_loss"],
+        "test_neg_elbo": test["loss"],
+        "test_reconstruction": test["reconstruction"],
+        "test_kl": test["kl"],
+        "export": export_section,
+        "artifacts": artifacts,
+        "command_peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def report(summary: dict, run_dir: str) -> None:
+    print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats "
+          f"(reconstruction {summary['test_reconstruction']:.2f} + KL "
+          f"{summary['test_kl']:.2f}); best validation {summary['val_neg_elbo']:.2f} at "
+          f"epoch {summary['best_epoch']}")
+    for name, path in {**summary["artifacts"], "summary": SUMMARY,
+                       "metrics": METRICS_CSV, "tensorboard": TENSORBOARD_DIR}.items():
+        print(f"  {name:<20} {os.path.join(run_dir, path)}")

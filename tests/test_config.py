@@ -1,0 +1,64 @@
+"""Specification of keras_vae/config.py: the run's one record validates itself and holds
+every default, so no command supplies its own."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from keras_vae.cli import UsageError
+from keras_vae.config import DEFAULT_IWAE_K, DEFAULT_PSEUDO_INPUTS, ModelConfig, TrainConfig
+
+
+def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
+    assert ModelConfig(objective="iwae").iwae_k == DEFAULT_IWAE_K == 5
+    assert ModelConfig(prior="vamp").pseudo_inputs == DEFAULT_PSEUDO_INPUTS == 500
+    plain = ModelConfig()
+    assert (plain.iwae_k, plain.pseudo_inputs) == (1, 0)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"iwae_k": 5}, "--iwae-k applies to --objective iwae"),
+    ({"pseudo_inputs": 50}, "--pseudo-inputs applies to --prior vamp"),
+    ({"prior": "vamp", "pseudo_inputs": 0}, "pseudo_inputs must be at least 1"),
+    ({"arch": "rnn"}, "arch 'rnn' is not one of mlp, gated, conv"),
+    ({"latent_dim": 0}, "latent_dim must be at least 1"),
+    ({"hidden_dims": (64, 0)}, "every hidden width must be at least 1"),
+    ({"beta": -1.0}, "beta must be at least 0"),
+])
+def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
+    with pytest.raises(UsageError, match=message):
+        ModelConfig(**settings)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"dataset": "cifar10"}, "dataset 'cifar10' is not one of"),
+    ({"epochs": 0}, "epochs must be at least 1"),
+    ({"learning_rate": 0.0}, "learning_rate must be above 0"),
+    ({"strategy": "tpu"}, "strategy 'tpu' is not one of"),
+    ({"dataset": "binarized_mnist", "dynamic_binarization": True}, "already binary"),
+])
+def test_a_train_config_refuses_what_cannot_be_trained(settings, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(**settings)
+
+
+def test_the_seed_is_stored_once_and_read_through_the_run():
+    config = TrainConfig(model=ModelConfig(seed=7))
+    assert config.seed == 7
+    stored = config.to_dict()
+    assert "seed" not in stored and stored["model"]["seed"] == 7
+
+
+def test_a_config_round_trips_through_its_dict_form():
+    config = TrainConfig(model=ModelConfig(hidden_dims=(300, 300), prior="vamp",
+                                           objective="iwae", iwae_k=10),
+                         dataset="fashion_mnist", max_examples=100, out="runs/x")
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict()["model"]["hidden_dims"] == [300, 300]
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        TrainConfig().epochs = 3
