@@ -45,9 +45,10 @@ def checkpoint_record(run_dir: str) -> dict:
             "epoch": None if best is None else int(best["epoch"]) + 1}
 
 
-def progress_printer(total: int, stream=sys.stdout) -> Callable[[int, float], None]:
+def progress_printer(total: int, stream=None) -> Callable[[int, float], None]:
     """Prints images done, the running NLL and the time left: in place on a terminal,
-    otherwise one line per tenth of the images."""
+    otherwise one line per tenth of the images (to stdout unless `stream` is given)."""
+    stream = stream or sys.stdout
     start, interactive, shown = time.perf_counter(), stream.isatty(), [0]
 
     def show(done: int, mean_nll: float) -> None:

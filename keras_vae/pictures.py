@@ -24,12 +24,14 @@ from keras_vae.run_layout import (
     RECONSTRUCTIONS_PNG,
     SAMPLES_PNG,
 )
-from serving.sample import prior_latents, save_picture, square_grid, tile
+from serving.sample import prior_latents, save_picture, square_grid, tile, to_image, write_image
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
 MANIFOLD_SIDE = 20
 CURVES = (("loss", "negative ELBO"), ("reconstruction", "reconstruction"), ("kl", "KL"))
+LABEL_MARGIN = 48
+"""Pixels left of the reconstruction grid for the row names."""
 
 
 def save_grid(images: np.ndarray, path: str) -> None:
@@ -39,14 +41,24 @@ def save_grid(images: np.ndarray, path: str) -> None:
 
 def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
                          per_row: int = 16) -> None:
-    """Pairs of rows: inputs above, their reconstructions below."""
+    """Pairs of rows: inputs above, their reconstructions below, each row named in a
+    margin on the left ("input", "recon.")."""
+    from PIL import Image, ImageDraw
+
     rows = []
     for start in range(0, len(inputs), per_row):
         for images in (inputs, outputs):
             row = images[start:start + per_row]
             blank = np.zeros((per_row - len(row), *row.shape[1:]), dtype=row.dtype)
             rows.append(np.concatenate([row, blank]))
-    save_picture(tile(np.concatenate(rows), len(rows), per_row), path)
+    grid = to_image(tile(np.concatenate(rows), len(rows), per_row))
+    labelled = Image.new("L", (grid.width + LABEL_MARGIN, grid.height), 255)
+    labelled.paste(grid, (LABEL_MARGIN, 0))
+    draw, row_height = ImageDraw.Draw(labelled), grid.height / len(rows)
+    for i in range(len(rows)):
+        draw.text((4, (i + 0.5) * row_height), ("input", "recon.")[i % 2], fill=0,
+                  anchor="lm")
+    write_image(labelled, path)
 
 
 def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
@@ -90,17 +102,25 @@ def save_curves(history: list[dict], path: str) -> None:
     epochs = [int(row["epoch"]) + 1 for row in history]
     figure, panels = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
     # The first epochs (and a KL warm-up's) dwarf the rest: scale each panel to the
-    # epochs after the first 5 %, so the converged part stays readable.
-    settled = history[max(1, len(history) // 20):] if len(history) > 3 else history
+    # epochs after the first 5 %, so the converged part stays readable, and say which
+    # points that leaves off the chart.
+    first_settled = max(1, len(history) // 20) if len(history) > 3 else 0
     for axes, (key, title) in zip(panels, CURVES, strict=True):
         axes.plot(epochs, [row[key] for row in history], label="training")
         axes.plot(epochs, [row[f"val_{key}"] for row in history], label="validation")
-        axes.set(title=f"{title} (nats)", xlabel="epoch")
+        axes.set(title=title, xlabel="epoch", ylabel="nats per example")
         axes.grid(alpha=0.3)
-        values = [row[k] for row in settled for k in (key, f"val_{key}")]
+        values = [row[k] for row in history[first_settled:] for k in (key, f"val_{key}")]
         margin = 0.05 * (max(values) - min(values)) + 0.5
-        axes.set_ylim(min(values) - margin, max(values) + margin)
-    panels[0].legend()
+        low, high = min(values) - margin, max(values) + margin
+        axes.set_ylim(low, high)
+        clipped = [e for e, row in zip(epochs, history, strict=True)
+                   if not all(low <= row[k] <= high for k in (key, f"val_{key}"))]
+        if clipped:
+            axes.text(0.98, 0.97, f"epochs {clipped[0]}–{clipped[-1]} off the chart"
+                      if len(clipped) > 1 else f"epoch {clipped[0]} off the chart",
+                      transform=axes.transAxes, ha="right", va="top", fontsize=8)
+    panels[0].legend(loc="center right")
     _save_figure(figure, path)
     plt.close(figure)
 

@@ -85,12 +85,22 @@ def image_format(path: str) -> str:
     return formats[extension]
 
 
-def save_picture(canvas: np.ndarray, path: str) -> None:
-    """Writes a canvas in [0, 1] as an 8-bit grayscale picture, dark ink on white, in one
-    rename; PNG unless the file name asks for another format (`image_format`)."""
+def to_image(canvas: np.ndarray) -> Image.Image:
+    """A canvas of ink in [0, 1] as an 8-bit grayscale picture, dark ink on white, each
+    pixel UPSCALE×UPSCALE."""
     pixels = np.round((1.0 - np.clip(canvas, 0.0, 1.0)) * 255).astype(np.uint8)
     image = Image.fromarray(pixels, mode="L")
-    image = image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST)
+    return image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST)
+
+
+def save_picture(canvas: np.ndarray, path: str) -> None:
+    """Writes a canvas in [0, 1] as a picture (`to_image`), in one rename."""
+    write_image(to_image(canvas), path)
+
+
+def write_image(image: Image.Image, path: str) -> None:
+    """Writes a picture in one rename; PNG unless the file name asks for another format
+    (`image_format`)."""
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
                        f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:

@@ -120,3 +120,14 @@ def vamp_export(tmp_path_factory) -> dict:
     export_dir = str(tmp_path_factory.mktemp("vamp_export"))
     config = TrainConfig(model=vae.config, dataset="binarized_mnist")
     return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}
+
+
+@pytest.fixture
+def run_copy(trained_run, tmp_path) -> str:
+    """A private copy of `trained_run` for a test that writes into a run: the shared run
+    itself is never modified."""
+    import shutil
+
+    copy = str(tmp_path / "run")
+    shutil.copytree(trained_run, copy)
+    return copy

@@ -21,8 +21,11 @@ import keras  # noqa: E402
 from keras_vae import distribute  # noqa: E402
 from keras_vae.callbacks import TrainingEpoch  # noqa: E402
 from keras_vae.config import ModelConfig, TrainConfig  # noqa: E402
-from keras_vae.data import epoch_variable, load_splits  # noqa: E402
-from keras_vae.data import datasets_for  # noqa: E402
+from keras_vae.data import (  # noqa: E402
+    datasets_for,  # noqa: E402
+    epoch_variable,
+    load_splits,
+)
 from keras_vae.training import build_model  # noqa: E402
 from tests.conftest import binarized_mnist_data  # noqa: E402
 

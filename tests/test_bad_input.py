@@ -1,10 +1,8 @@
-"""Every command answers bad input with one line on stderr, exit code 2 (usage) or 1
-(runtime), no traceback, and no change to anything already on disk. One table for all.
-
-The TensorFlow commands run in-process through the same `run_command` wrapper that their
-`python -m` entry points use; the standalone scripts raise their own error types, which
-their `__main__` blocks turn into the same one line and exit code
-(tests/test_serving_sample.py runs those for real in a subprocess).
+"""Every TensorFlow command answers bad input with one line on stderr, exit code 2 (usage)
+or 1 (runtime), no traceback, and no change to anything already on disk: one table for
+train, evaluate, plot and export, run in-process through the same `run_command` wrapper
+that their `python -m` entry points use. The standalone scripts keep their tables beside
+their other tests (tests/test_serving_sample.py, tests/test_tf_serving.py).
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 
 import pytest
 
@@ -21,7 +18,6 @@ from keras_vae.cli import run_command
 from keras_vae.evaluate import main as evaluate_main
 from keras_vae.plot import main as plot_main
 from keras_vae.train import main as train_main
-from serving import sample, tf_serving_client
 
 SHARED_TFDS = os.environ.get("TFDS_DATA_DIR")
 
@@ -64,13 +60,14 @@ def workspace(tmp_path, trained_run):
                         damaged / "binarized_mnist")
         for record in (damaged / "binarized_mnist" / "1.0.0").glob("*train.tfrecord*"):
             record.write_bytes(record.read_bytes()[:100_000])  # truncated mid-record
+    never_trained = tmp_path / "never_trained"  # a data load failed: only config.json
+    never_trained.mkdir()
+    shutil.copy(run / "config.json", never_trained / "config.json")
+    locked = tmp_path / "locked"
+    shutil.copytree(run, locked)
+    (locked / ".lock").write_text(str(os.getppid()))  # a live process: pytest's parent
+    (tmp_path / "empty_tfds" / "mnist").mkdir(parents=True)
     return tmp_path
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 TRAIN = "keras_vae.train"
@@ -107,7 +104,20 @@ CASES = [
     (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--latent-dim", "4", "--hidden-dims",
                        "64", "--prior", "vamp", "--out", f"{w}/run", "--resume"], 2,
      "trained with other settings (model"),
+    (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--max-examples", "100",
+                       "--batch-size", "128", "--out", f"{w}/new"], 2,
+     "--batch-size 128 is larger than the 100 training examples; pass at most 100"),
+    (TRAIN, lambda w: ["--dataset", "mnist", "--data-dir", f"{w}/empty_tfds",
+                       "--out", f"{w}/new"], 1, "is not prepared in"),
+    (TRAIN, lambda w: ["--dataset", "mnist", "--data-dir", f"{w}/empty_tfds/mnist",
+                       "--out", f"{w}/new"], 1,
+     "looks like the dataset's own folder: pass its parent"),
     ("keras_vae.plot", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
+    ("keras_vae.plot", lambda w: [f"{w}/never_trained"], 2,
+     "its training never completed an epoch"),
+    ("keras_vae.plot", lambda w: [f"{w}/locked"], 2, "is being trained by process"),
+    ("keras_vae.evaluate", lambda w: [f"{w}/locked"], 2, "is being trained by process"),
+    ("export", lambda w: [f"{w}/locked"], 2, "is being trained by process"),
     ("keras_vae.plot", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another"),
     ("keras_vae.plot", lambda w: [f"{w}/other_version"], 1, "written by another version"),
     ("keras_vae.evaluate", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
@@ -116,19 +126,11 @@ CASES = [
     ("keras_vae.evaluate", lambda w: [f"{w}/other_version"], 1, "written by another version"),
     ("keras_vae.evaluate", lambda w: [f"{w}/no_settings"], 1, "config.json is missing"),
     ("export", lambda w: [f"{w}/missing"], 2, "has no best.keras"),
+    ("export", lambda w: [], 2, "the following arguments are required: run_dir"),
     ("export", lambda w: [f"{w}/corrupt_run"], 1, "damaged or from another version"),
     ("export", lambda w: [f"{w}/run", "--export-dir", f"{w}/a_file"], 2, "is a file"),
     ("export", lambda w: [f"{w}/run", "--export-dir", "/proc/keras-vae"], 2,
      "cannot create export directory"),
-    ("sample.py", lambda w: [f"{w}/run/best.keras"], 2, "not a model onnxruntime can load"),
-    ("sample.py", lambda w: [f"{w}/run/export/encoder.onnx"], 2, "it is not a decoder"),
-    ("sample.py", lambda w: [f"{w}/run/export/decoder.onnx", "--n", "-3"], 2,
-     "must be between 1"),
-    ("sample.py", lambda w: [f"{w}/run/export/decoder.onnx", "--out", f"{w}/no/dir.png"], 2,
-     "does not exist"),
-    ("tf_serving_client.py", lambda w: ["--port", str(_closed_port()), "--host", "127.0.0.1",
-                                        "--out", f"{w}/x.png"], 1, "cannot reach TF Serving"),
-    ("tf_serving_client.py", lambda w: ["--n", "0"], 2, "must be between 1"),
 ]
 if SHARED_TFDS:
     CASES.append((TRAIN, lambda w: ["--dataset", "binarized_mnist", "--data-dir",
@@ -137,9 +139,6 @@ if SHARED_TFDS:
 
 MAINS = {TRAIN: train_main, "keras_vae.evaluate": evaluate_main, "keras_vae.plot": plot_main,
          "export": export_main}
-SCRIPTS = {"sample.py": (sample.main, sample.SampleError),
-           "tf_serving_client.py": (tf_serving_client.main,
-                                    (sample.SampleError, tf_serving_client.ServingError))}
 
 
 @pytest.mark.parametrize("command, make_args, code, message", CASES,
@@ -148,18 +147,10 @@ def test_bad_input_is_one_line_and_changes_nothing(workspace, capsys, command, m
                                                    code, message):
     before = _snapshot(workspace)
     args = make_args(workspace)
-    if command in MAINS:
-        assert run_command(MAINS[command], command, args) == code
-        err = capsys.readouterr().err
-        assert err.count("\n") == 1 and err.startswith(f"{command}: error: "), err
-        assert message in err and "Traceback" not in err
-    else:
-        main, errors = SCRIPTS[command]
-        with pytest.raises(errors) as error:
-            main(args)
-        assert message in str(error.value) and "\n" not in str(error.value)
-        expected = 1 if isinstance(error.value, tf_serving_client.ServingError) else 2
-        assert expected == code
+    assert run_command(MAINS[command], command, args) == code
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"{command}: error: "), err
+    assert message in err and "Traceback" not in err
     after = _snapshot(workspace)
     changed = {path for path, stat in before.items() if after.get(path) != stat}
     assert not changed, changed

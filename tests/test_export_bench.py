@@ -21,7 +21,8 @@ def test_every_runtime_gets_a_row_of_measurements(trained_run):
     assert "intra-op threads: 1" in table and table.count("\n| ") == 6
 
 
-def test_command_writes_bench_json(trained_run, capsys):
+def test_command_writes_bench_json(run_copy, capsys):
+    trained_run = run_copy
     assert run_command(main, "export.bench", [trained_run, "--seconds", "0.02"]) == 0
     with open(os.path.join(trained_run, "export", "bench.json")) as f:
         assert len(json.load(f)["rows"]) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from keras_vae.pictures import save_grid, save_reconstructions
+from keras_vae.pictures import LABEL_MARGIN, save_grid, save_reconstructions
 from serving.sample import UPSCALE, tile
 
 
@@ -31,6 +31,8 @@ def test_reconstructions_alternate_input_and_output_rows(tmp_path):
     inputs, outputs = np.zeros((20, 28, 28, 1)), np.ones((20, 28, 28, 1))
     save_reconstructions(inputs, outputs, str(tmp_path / "r.png"), per_row=16)
     pixels = np.asarray(Image.open(tmp_path / "r.png"))
-    row = UPSCALE * 30
-    assert [pixels[r * row + 5, 5] for r in range(4)] == [255, 0, 255, 0]
-    assert pixels[3 * row + 5, UPSCALE * 30 * 5 + 5] == 255  # only 4 outputs in row pair 2
+    grid, row = pixels[:, LABEL_MARGIN:], UPSCALE * 30
+    assert [grid[r * row + 5, 5] for r in range(4)] == [255, 0, 255, 0]
+    assert grid[3 * row + 5, UPSCALE * 30 * 5 + 5] == 255  # only 4 outputs in row pair 2
+    margin = pixels[:, :LABEL_MARGIN]
+    assert all((margin[r * row:(r + 1) * row] < 128).any() for r in range(4))  # row names

@@ -66,7 +66,8 @@ def test_a_vamp_prior_model_also_shows_its_pseudo_inputs(tmp_path):
     assert 200 < grid.mean() < 255
 
 
-def test_plot_redraws_a_finished_run_and_records_the_pictures(trained_run, capsys):
+def test_plot_redraws_a_finished_run_and_records_the_pictures(run_copy, capsys):
+    trained_run = run_copy
     for name in ("samples.png", "curves.png"):
         path = os.path.join(trained_run, name)
         if os.path.exists(path):

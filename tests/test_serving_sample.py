@@ -105,6 +105,12 @@ def _write(path, data: bytes) -> str:
 
 BAD_INPUTS = [
     ("missing model", lambda p, t: [str(t / "nope.onnx")], "no such file"),
+    ("a SavedModel directory", lambda p, t: [p["decoder_saved_model"]],
+     "is a directory (a SavedModel?); this sampler runs the ONNX file"),
+    ("a checkpoint, not ONNX", lambda p, t: [_write(t / "best.keras", b"PK\x03\x04")],
+     "is not a model onnxruntime can load"),
+    ("unknown picture format", lambda p, t: [p["decoder_onnx"], "--out", str(t / "grid.xyz")],
+     "cannot tell the picture format from '.xyz'"),
     ("not ONNX", lambda p, t: [_write(t / "x.onnx", b"not a model")],
      "is not a model onnxruntime can load"),
     ("encoder instead of decoder", lambda p, t: [p["encoder_onnx"]], "it is not a decoder"),
@@ -214,3 +220,22 @@ def test_command_line_errors_exit_2_with_one_line(edge_python, tmp_path):
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("sample.py: error: ")
+
+
+@pytest.mark.parametrize("name, format_", [("grid.jpg", "JPEG"), ("grid.webp", "WEBP"),
+                                           ("grid.png", "PNG")])
+def test_the_picture_format_follows_the_file_name(small_export, tmp_path, name, format_):
+    sample.main([small_export["paths"]["decoder_onnx"], "--n", "4", "--out",
+                 str(tmp_path / name)])
+    assert Image.open(tmp_path / name).format == format_
+
+
+def test_a_vamp_decoder_without_its_prior_file_is_refused(vamp_export, tmp_path):
+    alone = tmp_path / "decoder.onnx"
+    shutil.copy(vamp_export["paths"]["decoder_onnx"], alone)  # copied without prior.npz
+    with pytest.raises(SampleError, match="trained with a VampPrior, but no prior.npz") as e:
+        sample.main([str(alone), "--out", str(tmp_path / "x.png")])
+    assert "\n" not in str(e.value) and not (tmp_path / "x.png").exists()
+    message = sample.main([str(alone), "--prior", vamp_export["paths"]["prior"], "--out",
+                           str(tmp_path / "x.png")])
+    assert "z from the VampPrior" in message

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -151,3 +153,47 @@ def test_unknown_model_name_is_reported(server, tmp_path):
 def test_status_over_grpc_is_refused_as_usage():
     with pytest.raises(SampleError, match="--status uses TF Serving's REST"):
         client.main(["--protocol", "grpc", "--status"])
+
+
+@pytest.fixture(scope="module")
+def vamp_server(vamp_export):
+    base = vamp_export["export_dir"]
+    with TfServingDouble({"vae_decoder": os.path.join(base, "vae_decoder")}) as double:
+        yield double
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_a_served_vamp_decoder_is_refused_without_its_prior(vamp_server, vamp_export,
+                                                            tmp_path, protocol):
+    port = vamp_server.rest_port if protocol == "rest" else vamp_server.grpc_port
+    args = ["--host", "127.0.0.1", "--protocol", protocol, "--port", str(port), "--n", "4",
+            "--out", str(tmp_path / "x.png")]
+    with pytest.raises(SampleError, match="trained with a VampPrior") as error:
+        client.main(args)
+    assert "\n" not in str(error.value) and not (tmp_path / "x.png").exists()
+    assert "4 images" in client.main([*args, "--prior", vamp_export["paths"]["prior"]])
+
+
+def _run_without(module: str, args: list[str]) -> subprocess.CompletedProcess:
+    """The client as a script, in a Python where `module` cannot be imported."""
+    code = (f"import runpy, sys; sys.modules[{module!r}] = None; "
+            f"sys.argv = ['tf_serving_client.py', *{args!r}]; "
+            f"runpy.run_path({client.__file__!r}, run_name='__main__')")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=os.path.dirname(client.__file__))
+
+
+def test_rest_needs_neither_onnxruntime_nor_grpc(server, tmp_path):
+    for missing in ("onnxruntime", "grpc"):
+        out = tmp_path / f"without-{missing}.png"
+        done = _run_without(missing, ["--host", "127.0.0.1", "--port", str(server.rest_port),
+                                      "--n", "4", "--out", str(out)])
+        assert done.returncode == 0, done.stderr
+        assert Image.open(out).size == (2 * (2 * 30 - 2),) * 2
+
+
+def test_grpc_without_its_packages_is_one_line_naming_them(tmp_path):
+    done = _run_without("grpc", ["--protocol", "grpc", "--out", str(tmp_path / "x.png")])
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "needs grpcio and tensorflow-serving-api" in (
+        done.stderr)

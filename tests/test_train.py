@@ -17,6 +17,7 @@ from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, parity_latents
 from keras_vae.cli import run_command
 from keras_vae.config import TrainConfig
+from keras_vae.pictures import LABEL_MARGIN
 from keras_vae.train import main
 from keras_vae.training import learning_rate
 
@@ -78,7 +79,7 @@ def test_pictures_are_an_8x8_sample_grid_and_input_output_row_pairs(short_run, s
     reconstructions = Image.open(
         os.path.join(short_run, summary["artifacts"]["reconstructions_png"]))
     assert samples.size == (2 * (8 * 30 - 2),) * 2
-    assert reconstructions.size == (2 * (16 * 30 - 2), 2 * (4 * 30 - 2))
+    assert reconstructions.size == (LABEL_MARGIN + 2 * (16 * 30 - 2), 2 * (4 * 30 - 2))
     assert 0 < np.asarray(samples).std()
 
 
