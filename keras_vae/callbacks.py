@@ -6,6 +6,7 @@
   renamed, so a crash mid-save never leaves a truncated best.keras, and seeded with the
   best value so far when a run resumes.
 - `KLWarmup`: raises the KL weight β linearly over the first epochs.
+- `LearningRateLog`: the learning rate each epoch started with, for the CSV.
 - `TrainingEpoch`: tells the training pipeline which epoch it is feeding.
 - `StopOnNonFinite`: stops at the first non-finite loss, before any later callback can
   save the broken weights, and says where it happened.
@@ -144,3 +145,15 @@ class KLWarmup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["kl_weight"] = self.weight(epoch)
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Adds `learning_rate`, the optimizer's rate at the epoch's first step, to the logs:
+    a schedule's progress (and its continuation after a resume) is then in metrics.csv."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._rate = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = self._rate

@@ -26,6 +26,7 @@ from keras_vae.callbacks import (
     BestCheckpoint,
     EpochSeconds,
     KLWarmup,
+    LearningRateLog,
     NonFiniteLoss,
     PeakMemory,
     StopOnNonFinite,
@@ -75,7 +76,8 @@ def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
 def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
                   ) -> list[keras.callbacks.Callback]:
     # Order matters: StopOnNonFinite raises before anything saves broken weights;
-    # EpochSeconds, PeakMemory and KLWarmup write into the logs before CSVLogger reads them.
+    # EpochSeconds, PeakMemory, KLWarmup and LearningRateLog write into the logs before
+    # CSVLogger reads them.
     run_dir = config.out
     early_stopping = [] if config.early_stopping_patience is None else [
         keras.callbacks.EarlyStopping(
@@ -84,6 +86,7 @@ def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
     return [
         TrainingEpoch(epoch),
         KLWarmup(config.kl_warmup_epochs, config.model.beta),
+        LearningRateLog(),
         StopOnNonFinite(),
         EpochSeconds(),
         PeakMemory(),

@@ -131,3 +131,16 @@ def run_copy(trained_run, tmp_path) -> str:
     copy = str(tmp_path / "run")
     shutil.copytree(trained_run, copy)
     return copy
+
+
+TRAINING_FIXTURES = {"trained_run", "run_copy", "short_run", "two_d_vae"}
+"""Fixtures that train a model first: every test using one is marked `slow`."""
+
+
+def pytest_collection_modifyitems(items):
+    """`pytest -m "not slow"` keeps the edit-test loop short: tests that train a run, in
+    this process or in subprocesses, carry the `slow` marker (explicitly, or through a
+    training fixture here)."""
+    for item in items:
+        if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

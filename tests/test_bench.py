@@ -19,6 +19,7 @@ def test_flops_per_example_of_the_default_network_is_3_9_mflop():
         784 * 512 + 512 * 256 + 256 * 40 + 20 * 256 + 256 * 512 + 512 * 784)
 
 
+@pytest.mark.slow
 def test_fast_path_gives_the_plain_path_loss_curve(binarized_mnist_splits):
     splits = {"train": dataclasses.replace(binarized_mnist_splits["train"],
                                            images=binarized_mnist_splits["train"].images[:4096],

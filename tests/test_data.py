@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download.checksums import compute_url_info
 
 from keras_vae import data
 from keras_vae.cli import RunFailure, UsageError
+from keras_vae.data import load_splits
 
 
 def _epoch(dataset) -> np.ndarray:
@@ -106,7 +111,7 @@ def test_datasets_without_validation_split_hold_out_the_last_training_examples(m
                 {"image": np.zeros((3, 28, 28, 1), np.uint8), "label": np.zeros(3)})
 
     monkeypatch.setattr(data.tfds, "builder", lambda name, data_dir: FakeBuilder())
-    monkeypatch.setattr(data, "ensure_prepared", lambda builder: None)
+    monkeypatch.setattr(data, "ensure_prepared", lambda builder, accept: None)
     splits = data.load_splits("mnist")
     assert requested == ["train[:-10000]", "train[-10000:]", "test"]
     assert splits["validation"].labels is not None
@@ -142,3 +147,36 @@ def test_offline_and_unprepared_fails_fast_with_how_to_prepare(offline, empty_da
     assert f"'mnist' is not prepared in {searched} " in message
     assert "train-images-idx3-ubyte.gz" in message
     assert f"{searched}/downloads/manual" in message
+
+
+DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+"""Debian's dataset-fashion-mnist package: Fashion-MNIST's source files, recompressed."""
+
+
+@pytest.fixture
+def recompressed_manual_files(tmp_path) -> str:
+    """A TFDS data directory whose downloads/manual holds Debian's recompressed files."""
+    if not os.path.isdir(DEBIAN_FASHION_MNIST):
+        pytest.skip("apt-get install dataset-fashion-mnist provides the recompressed files")
+    manual = tmp_path / "tfds" / "downloads" / "manual"
+    manual.mkdir(parents=True)
+    for name in os.listdir(DEBIAN_FASHION_MNIST):
+        shutil.copy(os.path.join(DEBIAN_FASHION_MNIST, name), manual / name)
+    return str(tmp_path / "tfds")
+
+
+@pytest.mark.slow
+def test_recompressed_source_files_are_one_line_then_accepted_on_request(
+        offline, recompressed_manual_files):
+    with pytest.raises(RunFailure, match="differs from the file TFDS registered") as error:
+        load_splits("fashion_mnist", recompressed_manual_files, max_examples=10)
+    assert "--accept-manual-files" in str(error.value) and "\n" not in str(error.value)
+    splits = load_splits("fashion_mnist", recompressed_manual_files, max_examples=10,
+                         accept_manual_files=True)
+    assert splits["train"].images.shape == (10, 28, 28, 1)
+    assert splits["test"].labels.max() <= 9
+    registered = {info.checksum for info in tfds.builder("fashion_mnist").url_infos.values()}
+    manual = os.path.join(recompressed_manual_files, "downloads", "manual")
+    accepted = {compute_url_info(os.path.join(manual, name)).checksum
+                for name in os.listdir(manual)}
+    assert not registered & accepted  # TFDS's own table is back as it was

@@ -17,6 +17,7 @@ from keras_vae.cli import UsageError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_mirrored_over_two_devices_follows_the_one_device_loss_curve():
     """Same seed, same global batch, the default shuffled pipeline: the same training to
     float tolerance (the same example order, the loss scaled by the global batch, each
@@ -42,6 +43,7 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+@pytest.mark.slow
 def test_two_workers_train_together_and_only_the_chief_writes(binarized_mnist_source,
                                                               tmp_path):
     run_dir, worker_tmp = tmp_path / "run", tmp_path / "worker-tmp"

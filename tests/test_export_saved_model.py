@@ -24,6 +24,7 @@ def _saved_model_cli(*args: str) -> str:
     ("vae_decoder", {"z": "(-1, 6)"}, {"image": "(-1, 28, 28, 1)", "logits": "(-1, 28, 28, 1)"}),
     ("vae_encoder", {"image": "(-1, 28, 28, 1)"}, {"z_mean": "(-1, 6)", "z_log_var": "(-1, 6)"}),
 ])
+@pytest.mark.slow
 def test_saved_model_cli_shows_the_serving_signature(small_export, model, inputs, outputs):
     shown = _saved_model_cli("show", "--dir", os.path.join(small_export["export_dir"], model, "1"),
                              "--tag_set", "serve", "--signature_def", "serving_default")
@@ -36,6 +37,7 @@ def test_saved_model_cli_shows_the_serving_signature(small_export, model, inputs
     assert "Method name is: tensorflow/serving/predict" in shown
 
 
+@pytest.mark.slow
 def test_saved_model_cli_run_executes_the_decoder(small_export, tmp_path):
     np.save(tmp_path / "z.npy", np.zeros((3, 6), np.float32))
     _saved_model_cli("run", "--dir", small_export["paths"]["decoder_saved_model"],

@@ -32,6 +32,7 @@ def test_nll_never_exceeds_the_negative_elbo(two_d_vae, binarized_mnist_splits):
     assert nll.mean() < neg_elbo
 
 
+@pytest.mark.slow
 def test_with_k_1_the_estimate_is_an_unbiased_elbo(two_d_vae, binarized_mnist_splits):
     images = binarized_mnist_splits["test"].as_float()[:200]
     draws = np.stack([importance_nll(two_d_vae, images, k=1, seed=s) for s in range(40)])
@@ -98,6 +99,7 @@ def _exact_nll_one_d(vae: VAE, images: np.ndarray, spacing: float) -> np.ndarray
     return -(total + np.log(spacing))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prior", [{}, {"prior": "vamp", "pseudo_inputs": 20}],
                          ids=["normal", "vamp"])
 def test_k_5000_estimate_matches_numerical_integration_over_a_1d_latent(

@@ -102,6 +102,7 @@ def test_beta_weights_the_kl_in_the_objective_but_not_in_the_reported_loss():
     assert metrics["loss"] == pytest.approx(metrics["reconstruction"] + metrics["kl"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_a_few_hundred_steps_on_a_fixed_batch_lower_the_loss_a_lot(binarized_mnist_splits):
     vae = _small_vae(latent_dim=8, hidden_dims=(128,))
     images = binarized_mnist_splits["train"].as_float()[:128]
@@ -158,6 +159,7 @@ def _same_weights_with(vae: VAE, **overrides) -> VAE:
     return other
 
 
+@pytest.mark.slow
 def test_the_iwae_bound_tightens_with_k_and_starts_at_the_elbo(binarized_mnist_splits):
     """Burda et al.: ELBO ≤ IWAE_5 ≤ IWAE_50 ≤ log p(x); in nats, the objectives fall."""
     vae = _small_vae()
@@ -177,6 +179,7 @@ def test_the_iwae_bound_tightens_with_k_and_starts_at_the_elbo(binarized_mnist_s
     assert elbo > iwae_5 + 0.5 > iwae_50 + 0.5 + 0.3
 
 
+@pytest.mark.slow
 def test_iwae_training_lowers_its_objective_and_reports_the_elbo(binarized_mnist_splits):
     vae = _small_vae(objective="iwae", iwae_k=5)
     history = vae.fit(binarized_mnist_splits["train"].as_float()[:3000], batch_size=100,

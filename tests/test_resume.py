@@ -6,15 +6,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from keras_vae import resume
 from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.run_lock import RunLock
+from keras_vae.run_layout import write_run_config
 
 
 def _config(tmp_path, **changes) -> TrainConfig:
@@ -23,8 +21,11 @@ def _config(tmp_path, **changes) -> TrainConfig:
 
 
 def _prepared(config, **flags) -> int:
+    """What training does before and after its data loads: check, then record."""
     resume.create(config.out)
-    return resume.prepare(config, **flags)
+    epochs = resume.prepare(config, **flags)
+    write_run_config(config)
+    return epochs
 
 
 def _finish(config) -> None:
@@ -32,9 +33,12 @@ def _finish(config) -> None:
         f.write("{}")
 
 
-def test_a_new_directory_is_created_and_records_its_settings(tmp_path):
+def test_a_new_directory_is_created_and_checking_it_writes_nothing(tmp_path):
     config = _config(tmp_path)
-    assert _prepared(config) == 0
+    assert resume.create(config.out) is True and resume.create(config.out) is False
+    assert resume.prepare(config) == 0
+    assert os.listdir(config.out) == []
+    write_run_config(config)
     with open(os.path.join(config.out, "config.json")) as f:
         assert json.load(f) == config.to_dict()
 
@@ -65,7 +69,7 @@ def test_resuming_with_other_model_settings_is_refused(tmp_path):
     _prepared(_config(tmp_path))
     other = _config(tmp_path, model=ModelConfig(latent_dim=8))
     with pytest.raises(UsageError, match="trained with other settings \\(model"):
-        _prepared(other)
+        resume.prepare(other)
     _prepared(_config(tmp_path, epochs=50))  # more epochs is a resume, not a conflict
 
 
@@ -81,18 +85,3 @@ def test_history_is_trimmed_to_the_epochs_the_backup_holds(tmp_path):
     history = resume.read_history(run_dir)
     assert [row["epoch"] for row in history] == [0, 1]
     assert resume.best_validation(history) == 1.5
-
-
-def test_a_second_process_cannot_take_a_held_lock(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    try:
-        with open(tmp_path / ".lock", "w") as f:
-            f.write(str(holder.pid))
-        with pytest.raises(UsageError, match=f"in use by training process {holder.pid}"):
-            RunLock(str(tmp_path)).__enter__()
-    finally:
-        holder.kill()
-        holder.wait()
-    with RunLock(str(tmp_path)):  # the holder is gone: the lock is stale and taken over
-        assert open(tmp_path / ".lock").read() == str(os.getpid())
-    assert not (tmp_path / ".lock").exists()

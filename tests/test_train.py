@@ -16,10 +16,8 @@ from export.onnx_model import run_onnx
 from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, parity_latents
 from keras_vae.cli import run_command
-from keras_vae.config import TrainConfig
 from keras_vae.pictures import LABEL_MARGIN
 from keras_vae.train import main
-from keras_vae.training import learning_rate
 
 SHORT_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "2000",
              "--latent-dim", "8", "--hidden-dims", "64", "--verbose", "2"]
@@ -95,6 +93,7 @@ def test_onnx_decoder_matches_the_saved_model(short_run, summary):
             <= FP32_TOLERANCE)
 
 
+@pytest.mark.slow
 def test_same_command_and_seed_give_the_same_results(short_run, summary, tmp_path):
     assert _train(str(tmp_path / "again")) == 0
     with open(tmp_path / "again" / "summary.json") as f:
@@ -145,15 +144,7 @@ def test_the_module_entry_point_reports_usage_errors_without_traceback():
     assert result.stderr.strip().splitlines()[-1].startswith("keras_vae.train: error:")
 
 
-def test_cosine_schedule_decays_from_the_learning_rate_to_zero_over_the_run():
-    config = TrainConfig(learning_rate=1e-3, epochs=10, lr_schedule="cosine")
-    schedule = learning_rate(config, steps_per_epoch=50)
-    assert float(schedule(0)) == pytest.approx(1e-3)
-    assert float(schedule(250)) == pytest.approx(5e-4, rel=1e-4)
-    assert float(schedule(500)) == pytest.approx(0.0, abs=1e-9)
-    assert learning_rate(TrainConfig(learning_rate=2e-3), 50) == 2e-3
-
-
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_source,
                                                                tmp_path):
     """100 training images and a wide network overfit within a few epochs."""
@@ -171,6 +162,7 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_so
     assert summary["val_neg_elbo"] == pytest.approx(min(validation))
 
 
+@pytest.mark.slow
 def test_a_failed_export_still_leaves_a_complete_evaluable_run(
         binarized_mnist_source, tmp_path, monkeypatch, capsys):
     from export import verify

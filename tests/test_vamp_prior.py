@@ -73,6 +73,7 @@ def test_prior_components_are_the_encoder_posteriors_at_the_pseudo_inputs():
     assert VAE(ModelConfig()).prior() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", [{}, {"objective": "iwae", "iwae_k": 5}],
                          ids=["elbo", "iwae"])
 def test_training_lowers_the_loss_and_moves_the_pseudo_inputs(binarized_mnist_splits,
@@ -88,6 +89,7 @@ def test_training_lowers_the_loss_and_moves_the_pseudo_inputs(binarized_mnist_sp
     assert moved.mean() > 1e-3
 
 
+@pytest.mark.slow
 def test_the_vamp_prior_beats_the_standard_normal_on_the_same_short_training(
         binarized_mnist_splits):
     """The reason to offer it: on the same data, steps and seed, the validation negative

@@ -1,0 +1,103 @@
+"""Specification of keras_vae/training.py: the run's procedure, resumed runs, the
+architectures, and what a failed start leaves behind."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+
+import pytest
+
+from keras_vae.cli import run_command
+from keras_vae.config import TrainConfig
+from keras_vae.train import main
+from keras_vae.training import learning_rate
+
+TINY_RUN = ["--dataset", "binarized_mnist", "--max-examples", "600", "--hidden-dims", "64",
+            "--latent-dim", "4", "--batch-size", "100", "--verbose", "0"]
+
+
+def _rows(run_dir: str) -> list[dict]:
+    with open(os.path.join(run_dir, "metrics.csv")) as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def _summary(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        return json.load(f)
+
+
+def test_cosine_schedule_decays_from_the_learning_rate_to_zero_over_the_run():
+    config = TrainConfig(learning_rate=1e-3, epochs=10, lr_schedule="cosine")
+    schedule = learning_rate(config, steps_per_epoch=50)
+    assert float(schedule(0)) == pytest.approx(1e-3)
+    assert float(schedule(250)) == pytest.approx(5e-4, rel=1e-4)
+    assert float(schedule(500)) == pytest.approx(0.0, abs=1e-9)
+    assert learning_rate(TrainConfig(learning_rate=2e-3), 50) == 2e-3
+
+
+@pytest.mark.slow
+def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
+        binarized_mnist_source, tmp_path):
+    run_dir = str(tmp_path / "run")
+    flags = [*TINY_RUN, "--kl-warmup-epochs", "3", "--lr-schedule", "cosine",
+             "--learning-rate", "0.002", "--out", run_dir]
+    assert run_command(main, "keras_vae.train", [*flags, "--epochs", "2"]) == 0
+    assert run_command(main, "keras_vae.train", [*flags, "--epochs", "4", "--resume"]) == 0
+    rows = _rows(run_dir)
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3]  # each epoch once
+    assert [row["kl_weight"] for row in rows] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    # Cosine over 2 epochs, then, resumed with --epochs 4, over 4 from the restored step.
+    expected = [1.0, 0.5, 0.5, 0.5 * (1 + math.cos(0.75 * math.pi))]
+    assert [row["learning_rate"] / 0.002 for row in rows] == pytest.approx(expected, rel=1e-5)
+    summary = _summary(run_dir)
+    assert summary["epochs_completed"] == 4 and summary["export"]["version"] == 2
+    assert summary["best_epoch"] == 1 + min(range(4), key=lambda e: rows[e]["val_loss"])
+
+
+@pytest.mark.slow
+def test_the_conv_architecture_trains_and_exports(binarized_mnist_source, tmp_path):
+    run_dir = str(tmp_path / "conv")
+    assert run_command(main, "keras_vae.train", [*TINY_RUN, "--arch", "conv", "--epochs",
+                                                 "2", "--out", run_dir]) == 0
+    rows, summary = _rows(run_dir), _summary(run_dir)
+    assert summary["config"]["model"]["arch"] == "conv"
+    assert summary["config"]["jit_compile"] is False  # XLA's CPU convolutions are slow
+    assert rows[1]["loss"] < rows[0]["loss"]
+    assert "decoder_onnx" in summary["artifacts"]
+
+
+def test_a_run_that_cannot_load_its_data_leaves_no_directory(offline, empty_data_dir,
+                                                             tmp_path, capsys):
+    run_dir = tmp_path / "never"
+    assert run_command(main, "keras_vae.train", ["--dataset", "mnist", "--data-dir",
+                                                 empty_data_dir, "--out", str(run_dir)]) == 1
+    assert "is not prepared" in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_a_run_directory_made_beforehand_is_kept_but_gets_no_settings(offline, empty_data_dir,
+                                                                      tmp_path):
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    assert run_command(main, "keras_vae.train", ["--dataset", "mnist", "--data-dir",
+                                                 empty_data_dir, "--out", str(run_dir)]) == 1
+    assert run_dir.is_dir() and os.listdir(run_dir) == []
+
+
+def test_settings_are_validated_before_anything_is_created(tmp_path, capsys):
+    run_dir = tmp_path / "bad"
+    assert run_command(main, "keras_vae.train", ["--dataset", "binarized_mnist",
+                                                 "--dynamic-binarization",
+                                                 "--out", str(run_dir)]) == 2
+    assert "already binary" in capsys.readouterr().err and not run_dir.exists()
+
+
+def test_the_recorded_config_is_the_summary_s_source(trained_run):
+    from keras_vae.run_layout import read_run_config
+
+    config = read_run_config(trained_run)
+    assert isinstance(config, TrainConfig) and config.out == trained_run
+    assert config.to_dict() == _summary(trained_run)["config"]
