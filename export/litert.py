@@ -12,6 +12,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from keras_vae.atomic import atomic_path
+from keras_vae.cli import native_logs_hidden
 
 
 def write_tflite(saved_model_dir: str, path: str) -> None:
@@ -25,7 +26,8 @@ def write_tflite(saved_model_dir: str, path: str) -> None:
 
 def run_tflite(path: str, inputs: np.ndarray, threads: int = 1) -> dict[str, np.ndarray]:
     """Runs the `serving_default` signature (input and output names as exported)."""
-    runner = Interpreter(model_path=path, num_threads=threads).get_signature_runner(
-        "serving_default")
-    (input_name,) = runner.get_input_details()
-    return runner(**{input_name: inputs})
+    with native_logs_hidden():  # the first call prints which delegate it created
+        runner = Interpreter(model_path=path, num_threads=threads).get_signature_runner(
+            "serving_default")
+        (input_name,) = runner.get_input_details()
+        return runner(**{input_name: inputs})

@@ -10,6 +10,7 @@ traceback for developers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -64,11 +65,24 @@ def load_tensorflow(debug: bool = False) -> None:
     if debug or "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_logs_hidden():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def native_logs_hidden():
+    """Points stderr's file descriptor at /dev/null for the block when TensorFlow's C++
+    logging is off (TF_CPP_MIN_LOG_LEVEL=3, as `load_tensorflow` sets it without --debug):
+    for native libraries that print while loading, before any log level applies (LiteRT's
+    "Created TensorFlow Lite XNNPACK delegate")."""
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
+        yield
+        return
     sys.stderr.flush()
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
-        import tensorflow  # noqa: F401
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
