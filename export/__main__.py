@@ -17,7 +17,7 @@ from keras_vae.run_layout import (
     SUMMARY,
     checkpoint_path,
     ensure_not_training,
-    load_run,
+    load_checkpoint,
     read_run_config,
     read_summary,
 )
@@ -36,14 +36,14 @@ def main(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
 
     checkpoint_path(args.run_dir)  # usage errors answer before TensorFlow loads
-    read_run_config(args.run_dir)
+    config = read_run_config(args.run_dir)
     ensure_not_training(args.run_dir)
     export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export-dir {export_dir} is a file; pass a directory")
     summary = read_summary(args.run_dir)
     load_tensorflow(args.debug)
-    vae, config = load_run(args.run_dir)
+    vae = load_checkpoint(args.run_dir)
 
     from export.pipeline import export_model, summary_entries
     from keras_vae.atomic import write_json

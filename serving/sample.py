@@ -226,6 +226,8 @@ def read_prior(path: str, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def check_writable(path: str) -> None:
+    """Refuses an --out that cannot be written, or whose picture format is unknown, before
+    any work is done."""
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise SampleError(f"--out {path} is a directory; pass a file name such as grid.png")
@@ -235,6 +237,7 @@ def check_writable(path: str) -> None:
                                              and not os.access(path, os.W_OK)):
         raise SampleError(f"--out {path} cannot be written (permission denied); choose "
                           f"another path")
+    image_format(path)
 
 
 # --- the command -------------------------------------------------------------------------
@@ -282,7 +285,6 @@ def main(argv: list[str]) -> str:
     if args.latent_file and args.interpolate:
         raise SampleError("--latent-file and --interpolate exclude each other; pass one")
     check_writable(args.out)
-    image_format(args.out)
 
     session, latent_dim = load_decoder(args.model, args.threads)
     prior_file = args.prior or default_prior_file(args.model)

@@ -161,7 +161,6 @@ def main(argv: list[str]) -> str:
     if args.status:
         return json.dumps(client.status(), indent=2)
     sample.check_writable(args.out)
-    sample.image_format(args.out)
     latent_dim, signatures = client.describe()
     if VAMP_PRIOR_SIGNATURE in signatures and not args.prior:
         raise sample.SampleError(f"{args.model} was trained with a VampPrior (its "
