@@ -150,6 +150,7 @@ class TrainConfig:
     kl_warmup_epochs: int = 0
     lr_schedule: str = "constant"
     early_stopping_patience: int | None = None
+    export: bool = True
 
     def __post_init__(self):
         _choice("dataset", self.dataset, DATASETS)

@@ -11,6 +11,7 @@ fail with one line saying how to prepare the data by hand.
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from contextlib import contextmanager
@@ -26,8 +27,14 @@ from tensorflow_datasets.core.download.download_manager import NonMatchingChecks
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import DATASETS, DatasetSpec, TrainConfig
 
-VALIDATION_HOLDOUT = 10_000
-"""Examples held out from the end of `train` for datasets without a validation split."""
+MAX_HOLDOUT = 10_000
+HOLDOUT_FRACTION = 5
+"""A split a dataset lacks is held out from its training examples: a fifth of them, at
+most `MAX_HOLDOUT` (so MNIST's 60,000 give 50,000 / 10,000)."""
+
+
+def holdout_size(examples: int) -> int:
+    return min(MAX_HOLDOUT, examples // HOLDOUT_FRACTION)
 
 HOST_TIMEOUT_SECONDS = 3.0
 
@@ -81,14 +88,7 @@ def load_splits(name: str, data_dir: str | None = None, max_examples: int | None
                          f"({type(error).__name__}); its metadata is damaged: delete its "
                          f"folder and prepare it again") from None
     ensure_prepared(builder, accept_manual_files)
-    if spec.has_validation_split:
-        tfds_splits = {"train": "train", "validation": "validation", "test": "test"}
-    else:
-        tfds_splits = {
-            "train": f"train[:-{VALIDATION_HOLDOUT}]",
-            "validation": f"train[-{VALIDATION_HOLDOUT}:]",
-            "test": "test",
-        }
+    tfds_splits = tfds_split_names(builder, spec.has_validation_split, max_examples)
     splits = {}
     for split_name, tfds_split in tfds_splits.items():
         try:
@@ -99,11 +99,28 @@ def load_splits(name: str, data_dir: str | None = None, max_examples: int | None
                 f"{type(error).__name__} reading {tfds_split}); delete that folder and "
                 f"prepare it again") from None
         labels = arrays.get("label")
-        splits[split_name] = Split(
-            images=arrays["image"][:max_examples],
-            labels=None if labels is None else labels[:max_examples],
-            pixel_max=spec.pixel_max)
+        splits[split_name] = Split(images=arrays["image"], labels=labels,
+                                   pixel_max=spec.pixel_max)
     return splits
+
+
+def tfds_split_names(builder, has_validation_split: bool, max_examples: int | None
+                     ) -> dict[str, str]:
+    """TFDS split strings of train / validation / test: the dataset's own splits, or the
+    validation examples held out from the end of `train`; each cut to its first
+    `max_examples`, so that TFDS reads no more than that."""
+    if has_validation_split:
+        ranges = {name: (name, 0, builder.info.splits[name].num_examples)
+                  for name in ("train", "validation", "test")}
+    else:
+        total = builder.info.splits["train"].num_examples
+        holdout = holdout_size(total)
+        ranges = {"train": ("train", 0, total - holdout),
+                  "validation": ("train", total - holdout, total),
+                  "test": ("test", 0, builder.info.splits["test"].num_examples)}
+    cap = max_examples or math.inf
+    return {name: f"{split}[{start}:{min(stop, start + cap)}]"
+            for name, (split, start, stop) in ranges.items()}
 
 
 def _to_numpy(dataset: tf.data.Dataset) -> dict[str, np.ndarray]:

@@ -124,6 +124,9 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                        help="Keras verbosity: 1 progress bar, 2 one line per epoch "
                             "(default: 1 on a terminal, else 2)")
+    group.add_argument("--no-export", action="store_true",
+                       help="skip the export at the end (run python -m export RUN_DIR "
+                            "later, e.g. on another machine)")
     group.add_argument("--debug", action="store_true",
                        help="show Python tracebacks and TensorFlow's own log lines")
 
@@ -153,7 +156,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         jit_compile=not args.no_jit and args.arch != "conv",
         steps_per_execution=args.steps_per_execution, max_examples=args.max_examples,
         strategy=args.strategy, kl_warmup_epochs=args.kl_warmup_epochs,
-        lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience)
+        lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience,
+        export=not args.no_export)
 
 
 def default_run_dir(dataset: str) -> str:

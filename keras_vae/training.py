@@ -208,15 +208,16 @@ def _finish(config: TrainConfig, splits: dict, test_data, strategy) -> dict:
     artifacts = {"checkpoint": CHECKPOINT,
                  **draw_run(vae, images_of(test_data), splits["test"].labels, history,
                             run_dir, config.seed)}
-    export_dir = os.path.join(run_dir, EXPORT_DIR)
-    export_failure = None
-    try:
-        exported = export_model(vae, export_dir, config)
-    except RunFailure as error:  # the trained run is still complete: record it, then fail
-        export_failure, export_section = error, {"error": str(error)}
-    else:
-        export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
-        artifacts.update(export_artifacts)
+    export_failure, export_section = None, {"skipped": f"python -m export {run_dir}"}
+    if config.export:
+        export_dir = os.path.join(run_dir, EXPORT_DIR)
+        try:
+            exported = export_model(vae, export_dir, config)
+        except RunFailure as error:  # the trained run is complete: record it, then fail
+            export_failure, export_section = error, {"error": str(error)}
+        else:
+            export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
+            artifacts.update(export_artifacts)
     summary = _summary(config, history, len(splits["train"]), test, strategy,
                        export_section, artifacts)
     write_json(os.path.join(run_dir, SUMMARY), summary)

@@ -18,6 +18,9 @@ import tensorflow_datasets as tfds
 import keras_vae.data
 
 MOCK_EXAMPLES = 2_000
+TRAINED_RUN_FLAGS = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "1000",
+                     "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0"]
+"""The training of the shared `trained_run` fixture."""
 
 
 def _prepared(name: str) -> bool:
@@ -100,9 +103,7 @@ def trained_run(binarized_mnist_source, tmp_path_factory) -> str:
     from keras_vae.train import main
 
     run_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    args = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "1000",
-            "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0", "--out", run_dir]
-    assert run_command(main, "keras_vae.train", args) == 0
+    assert run_command(main, "keras_vae.train", [*TRAINED_RUN_FLAGS, "--out", run_dir]) == 0
     return run_dir
 
 

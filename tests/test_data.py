@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import time
@@ -101,20 +102,14 @@ def test_fixed_binarization_for_evaluation_is_the_same_every_time():
     np.testing.assert_array_equal(_epoch(dataset), _epoch(dataset))
 
 
-def test_datasets_without_validation_split_hold_out_the_last_training_examples(monkeypatch):
-    requested = []
-
-    class FakeBuilder:
-        def as_dataset(self, split):
-            requested.append(split)
-            return data.tf.data.Dataset.from_tensor_slices(
-                {"image": np.zeros((3, 28, 28, 1), np.uint8), "label": np.zeros(3)})
-
-    monkeypatch.setattr(data.tfds, "builder", lambda name, data_dir: FakeBuilder())
-    monkeypatch.setattr(data, "ensure_prepared", lambda builder, accept: None)
-    splits = data.load_splits("mnist")
-    assert requested == ["train[:-10000]", "train[-10000:]", "test"]
-    assert splits["validation"].labels is not None
+def test_datasets_without_validation_split_hold_out_the_last_training_examples():
+    builder = tfds.builder("fashion_mnist", data_dir=data.resolve_data_dir(None))
+    assert data.tfds_split_names(builder, False, None) == {
+        "train": "train[0:50000]", "validation": "train[50000:60000]",
+        "test": "test[0:10000]"}
+    assert data.tfds_split_names(builder, False, 100) == {
+        "train": "train[0:100]", "validation": "train[50000:50100]", "test": "test[0:100]"}
+    assert data.holdout_size(60_000) == 10_000 and data.holdout_size(1000) == 200
 
 
 def test_data_dir_comes_from_flag_then_environment_then_tfds_default(monkeypatch):
@@ -165,9 +160,19 @@ def recompressed_manual_files(tmp_path) -> str:
     return str(tmp_path / "tfds")
 
 
-@pytest.mark.slow
+@pytest.fixture
+def few_examples_prepared(monkeypatch):
+    """TFDS prepares only the first 50 examples of each MNIST-family split: the source
+    files are still read and checked in full, without 30 s of writing 70,000 records."""
+    from tensorflow_datasets.image_classification import mnist
+
+    generate = mnist.MNIST._generate_examples
+    monkeypatch.setattr(mnist.MNIST, "_generate_examples",
+                        lambda self, **kwargs: itertools.islice(generate(self, **kwargs), 50))
+
+
 def test_recompressed_source_files_are_one_line_then_accepted_on_request(
-        offline, recompressed_manual_files):
+        offline, recompressed_manual_files, few_examples_prepared):
     with pytest.raises(RunFailure, match="differs from the file TFDS registered") as error:
         load_splits("fashion_mnist", recompressed_manual_files, max_examples=10)
     assert "--accept-manual-files" in str(error.value) and "\n" not in str(error.value)

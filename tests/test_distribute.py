@@ -22,7 +22,7 @@ def test_mirrored_over_two_devices_follows_the_one_device_loss_curve():
     """Same seed, same global batch, the default shuffled pipeline: the same training to
     float tolerance (the same example order, the loss scaled by the global batch, each
     example keeping its ε)."""
-    result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "4096"],
+    result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "2048"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     curves = json.loads(result.stdout.strip().splitlines()[-1])
@@ -52,7 +52,7 @@ def test_two_workers_train_together_and_only_the_chief_writes(binarized_mnist_so
     command = [sys.executable, "-m", "tests.train_in_subprocess", "--dataset",
                "binarized_mnist", "--epochs", "1", "--max-examples", "1024",
                "--latent-dim", "4", "--hidden-dims", "64", "--batch-size", "128",
-               "--strategy", "multi_worker", "--no-jit", "--verbose", "0",
+               "--strategy", "multi_worker", "--no-jit", "--no-export", "--verbose", "0",
                "--out", str(run_dir)]
     processes = [subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -18,20 +18,20 @@ from export.verify import FP32_TOLERANCE, parity_latents
 from keras_vae.cli import run_command
 from keras_vae.pictures import LABEL_MARGIN
 from keras_vae.train import main
+from tests.conftest import TRAINED_RUN_FLAGS
 
-SHORT_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "2000",
-             "--latent-dim", "8", "--hidden-dims", "64", "--verbose", "2"]
+SMALL_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "300",
+             "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "2"]
 
 
 def _train(run_dir: str, *extra: str) -> int:
-    return run_command(main, "keras_vae.train", [*SHORT_RUN, "--out", run_dir, *extra])
+    return run_command(main, "keras_vae.train", [*SMALL_RUN, "--out", run_dir, *extra])
 
 
 @pytest.fixture(scope="module")
-def short_run(binarized_mnist_source, tmp_path_factory) -> str:
-    run_dir = str(tmp_path_factory.mktemp("runs") / "short")
-    assert _train(run_dir) == 0
-    return run_dir
+def short_run(trained_run) -> str:
+    """The session's shared training run (never modified here)."""
+    return trained_run
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def summary(short_run) -> dict:
 
 def test_summary_reports_the_run_in_nats_per_example(summary):
     assert summary["dataset"] == "binarized_mnist"
-    assert summary["config"]["model"] == {"latent_dim": 8, "hidden_dims": [64], "beta": 1.0,
+    assert summary["config"]["model"] == {"latent_dim": 4, "hidden_dims": [64], "beta": 1.0,
                                           "seed": 0, "arch": "mlp", "objective": "elbo",
                                           "iwae_k": 1, "prior": "normal",
                                           "pseudo_inputs": 0}
@@ -82,7 +82,7 @@ def test_pictures_are_an_8x8_sample_grid_and_input_output_row_pairs(short_run, s
 
 
 def test_onnx_decoder_matches_the_saved_model(short_run, summary):
-    z = parity_latents(8)
+    z = parity_latents(4)
     from_onnx = run_onnx(os.path.join(short_run, summary["artifacts"]["decoder_onnx"]), z)
     from_saved_model = run_saved_model(
         os.path.join(short_run, summary["artifacts"]["decoder_saved_model"]), z)
@@ -95,7 +95,9 @@ def test_onnx_decoder_matches_the_saved_model(short_run, summary):
 
 @pytest.mark.slow
 def test_same_command_and_seed_give_the_same_results(short_run, summary, tmp_path):
-    assert _train(str(tmp_path / "again")) == 0
+    again_dir = str(tmp_path / "again")
+    assert run_command(main, "keras_vae.train",
+                       [*TRAINED_RUN_FLAGS, "--no-export", "--out", again_dir]) == 0
     with open(tmp_path / "again" / "summary.json") as f:
         again = json.load(f)
     for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
@@ -152,7 +154,8 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_so
     assert run_command(main, "keras_vae.train", [
         "--dataset", "binarized_mnist", "--epochs", "60", "--max-examples", "100",
         "--hidden-dims", "256", "--learning-rate", "0.01", "--batch-size", "20",
-        "--early-stopping-patience", "2", "--verbose", "0", "--out", run_dir]) == 0
+        "--early-stopping-patience", "2", "--no-export", "--verbose", "0",
+        "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     with open(os.path.join(run_dir, "metrics.csv")) as f:
@@ -160,6 +163,8 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_so
     assert summary["epochs_completed"] == len(validation) < 60
     assert summary["best_epoch"] == int(np.argmin(validation)) + 1 == len(validation) - 2
     assert summary["val_neg_elbo"] == pytest.approx(min(validation))
+    assert summary["export"] == {"skipped": f"python -m export {run_dir}"}  # --no-export
+    assert not os.path.exists(os.path.join(run_dir, "export"))
 
 
 @pytest.mark.slow

@@ -43,7 +43,7 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
         binarized_mnist_source, tmp_path):
     run_dir = str(tmp_path / "run")
     flags = [*TINY_RUN, "--kl-warmup-epochs", "3", "--lr-schedule", "cosine",
-             "--learning-rate", "0.002", "--out", run_dir]
+             "--learning-rate", "0.002", "--no-export", "--out", run_dir]
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "2"]) == 0
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "4", "--resume"]) == 0
     rows = _rows(run_dir)
@@ -53,7 +53,7 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
     expected = [1.0, 0.5, 0.5, 0.5 * (1 + math.cos(0.75 * math.pi))]
     assert [row["learning_rate"] / 0.002 for row in rows] == pytest.approx(expected, rel=1e-5)
     summary = _summary(run_dir)
-    assert summary["epochs_completed"] == 4 and summary["export"]["version"] == 2
+    assert summary["epochs_completed"] == 4
     assert summary["best_epoch"] == 1 + min(range(4), key=lambda e: rows[e]["val_loss"])
 
 
