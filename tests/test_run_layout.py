@@ -1,0 +1,53 @@
+"""Specification of keras_vae/run_layout.py: the run record is written once and read back
+the same, and a directory that is not a finished run is explained, not guessed at."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from keras_vae.cli import RunFailure, UsageError
+from keras_vae.config import ModelConfig, TrainConfig
+from keras_vae.run_layout import (
+    RUN_CONFIG,
+    checkpoint_path,
+    read_run_config,
+    read_summary,
+    write_run_config,
+)
+
+
+def test_the_run_record_reads_back_equal_to_what_was_written(tmp_path):
+    config = TrainConfig(model=ModelConfig(latent_dim=3, prior="vamp"), out=str(tmp_path),
+                         epochs=7, kl_warmup_epochs=2)
+    write_run_config(config)
+    assert read_run_config(str(tmp_path)) == config
+
+
+def test_a_record_from_another_version_is_one_clear_failure(tmp_path):
+    stored = {**TrainConfig(out=str(tmp_path)).to_dict(), "future_setting": 1}
+    (tmp_path / RUN_CONFIG).write_text(json.dumps(stored))
+    with pytest.raises(RunFailure, match="written by another version"):
+        read_run_config(str(tmp_path))
+    (tmp_path / RUN_CONFIG).write_text("{not json")
+    with pytest.raises(RunFailure, match="cannot read"):
+        read_run_config(str(tmp_path))
+
+
+def test_a_missing_checkpoint_says_whether_training_ever_started(tmp_path):
+    with pytest.raises(UsageError, match="pass a run directory written by"):
+        checkpoint_path(str(tmp_path))
+    write_run_config(TrainConfig(out=str(tmp_path)))
+    with pytest.raises(UsageError, match="its training never completed an epoch"):
+        checkpoint_path(str(tmp_path))
+    (tmp_path / "best.keras").write_bytes(b"")
+    assert checkpoint_path(str(tmp_path)) == os.path.join(str(tmp_path), "best.keras")
+
+
+def test_a_run_without_summary_reads_as_empty_and_a_damaged_one_fails(tmp_path):
+    assert read_summary(str(tmp_path)) == {}
+    (tmp_path / "summary.json").write_text("[1,")
+    with pytest.raises(RunFailure, match="fix or remove it"):
+        read_summary(str(tmp_path))
