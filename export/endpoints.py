@@ -3,10 +3,15 @@
 Every format (SavedModel, ONNX, LiteRT) is made from these functions, so all of them carry
 the same input and output names:
 
-- `vae_decoder`: `z` float32 [N, latent_dim] → `image` (Bernoulli means sigmoid(logits),
-  in [0, 1]) and `logits`, both float32 [N, 28, 28, 1].
-- `vae_encoder`: `image` float32 [N, 28, 28, 1], pixels in [0, 1] → `z_mean` and
+- `vae_decoder`: `z` float32 [N, latent_dim] → `image`, the mean of p(x|z), float32
+  [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.pixels`):
+  - Bernoulli: `logits` [N, H, W, C] (image = sigmoid(logits));
+  - discretized logistic mixture: `mixture_logits`, `locations` and `log_scales`, each
+    [N, H, W, C, M] (M components; locations in pixel units, scales as logs).
+- `vae_encoder`: `image` float32 [N, H, W, C], pixels in [0, 1] → `z_mean` and
   `z_log_var`, both float32 [N, latent_dim].
+
+H, W and C are the training data's (the run record's `image_shape`).
 
 N is dynamic everywhere. A VampPrior model's decoder SavedModel also has the signature
 `vamp_prior`: `index` int64 [N] → `means`, `log_vars` float32 [N, latent_dim], the
@@ -20,8 +25,6 @@ from dataclasses import dataclass
 
 import keras
 import tensorflow as tf
-
-from keras_vae.config import IMAGE_SHAPE
 
 
 @dataclass(frozen=True)
@@ -41,30 +44,33 @@ class Endpoint:
                 "outputs": {k: as_list(v) for k, v in self.output_shapes.items()}}
 
 
-def decoder_endpoint(decoder: keras.Model) -> Endpoint:
+def decoder_endpoint(decoder: keras.Model, likelihood) -> Endpoint:
+    """`likelihood`: the model's `keras_vae.pixels` likelihood (`vae.likelihood`)."""
     latent_dim = decoder.input_shape[-1]
     spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
 
     @tf.function(input_signature=[spec])
     def decode(z):
-        logits = decoder(z, training=False)
-        return {"image": tf.sigmoid(logits), "logits": logits}
+        parameters = decoder(z, training=False)
+        return {"image": likelihood.mean(parameters),
+                **likelihood.named_parameters(parameters)}
 
-    image_shape = (None, *IMAGE_SHAPE)
-    return Endpoint("vae_decoder", "z", (None, latent_dim),
-                    {"image": image_shape, "logits": image_shape}, decode)
+    shapes = {name: (None, *tensor.shape[1:]) for name, tensor in
+              decode(tf.zeros([1, latent_dim])).items()}
+    return Endpoint("vae_decoder", "z", (None, latent_dim), shapes, decode)
 
 
 def encoder_endpoint(encoder: keras.Model) -> Endpoint:
     latent_dim = encoder.output_shape[0][-1]
-    spec = tf.TensorSpec([None, *IMAGE_SHAPE], tf.float32, name="image")
+    image_shape = tuple(encoder.input_shape[1:])
+    spec = tf.TensorSpec([None, *image_shape], tf.float32, name="image")
 
     @tf.function(input_signature=[spec])
     def encode(image):
         z_mean, z_log_var = encoder(image, training=False)
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
-    return Endpoint("vae_encoder", "image", (None, *IMAGE_SHAPE),
+    return Endpoint("vae_encoder", "image", (None, *image_shape),
                     {"z_mean": (None, latent_dim), "z_log_var": (None, latent_dim)}, encode)
 
 

@@ -43,10 +43,15 @@ MANIFEST = "manifest.json"
 def onnx_metadata(config: TrainConfig) -> dict[str, str]:
     """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties,
     derived from the run's record. `prior` tells a sampler where z comes from: "normal"
-    (N(0, I)) or "vamp" (the mixture in the prior.npz shipped beside the decoder)."""
+    (N(0, I)) or "vamp" (the mixture in the prior.npz shipped beside the decoder);
+    `image_shape` ([H, W, C]) and `label_names` are JSON lists; `likelihood` names the
+    decoder's other outputs (see `export.endpoints`)."""
     return {
         "latent_dim": str(config.model.latent_dim),
         "prior": config.model.prior,
+        "image_shape": json.dumps(list(config.model.image_shape)),
+        "likelihood": config.model.likelihood,
+        "label_names": json.dumps(list(config.model.label_names)),
         "dataset": config.dataset,
         "model_config": json.dumps(config.model.to_dict(), sort_keys=True),
         "keras_vae_version": keras_vae.__version__,
@@ -64,7 +69,7 @@ def export_model(vae, export_dir: str, config: TrainConfig) -> dict:
     Raises:
         RunFailure: an artifact misses a verification bound; nothing was published.
     """
-    decoder, encoder = decoder_endpoint(vae.decoder), encoder_endpoint(vae.encoder)
+    decoder, encoder = decoder_endpoint(vae.decoder, vae.likelihood), encoder_endpoint(vae.encoder)
     os.makedirs(export_dir, exist_ok=True)
     version = next_version(export_dir, [decoder.name, encoder.name])
     staging = os.path.join(export_dir, f".staging-{os.getpid()}")

@@ -16,13 +16,13 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.callbacks import EpochSeconds, TrainingEpoch
-from keras_vae.config import IMAGE_SHAPE, ModelConfig, TrainConfig
+from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data import epoch_variable, load_splits, make_dataset
 from keras_vae.machine import describe_machine
 from keras_vae.run_layout import read_summary
 from keras_vae.training import build_model
 
-PIXELS = int(np.prod(IMAGE_SHAPE))
+PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))  # the benchmark trains on binarized_mnist
 
 
 def training_flops_per_example(model: ModelConfig) -> float:

@@ -121,3 +121,14 @@ def int_list(text: str) -> tuple[int, ...]:
     except argparse.ArgumentTypeError as error:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a comma-separated list of positive widths ({error})") from None
+
+
+def size_pair(text: str) -> tuple[int, int]:
+    """'64,48' → (64, 48): an image's height and width in pixels."""
+    try:
+        height, width = (int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHT,WIDTH, e.g. 64,64") from None
+    if min(height, width) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: height and width must be at least 1")
+    return height, width

@@ -11,36 +11,40 @@ check their arguments instantly.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from keras_vae.cli import UsageError
 
-IMAGE_SHAPE = (28, 28, 1)
-"""Every supported dataset is 28×28 grayscale; pixels are in [0, 1]."""
+DEFAULT_IMAGE_SHAPE = (28, 28, 1)
+"""A model's (height, width, channels) unless set; training sets it from the data."""
 
 ARCHITECTURES = ("mlp", "gated", "conv")
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRIORS = ("normal", "vamp")
+LIKELIHOODS = ("bernoulli", "logistic")
+LIKELIHOOD_REQUESTS = ("auto", *LIKELIHOODS)
+PIXEL_KINDS = ("binary", "8-bit")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 DEFAULT_IWAE_K = 5
 DEFAULT_PSEUDO_INPUTS = 500
+DEFAULT_MIXTURE_COMPONENTS = 5
+SOURCE_PREFIXES = ("folder:", "npz:")
+"""`--dataset` is a TFDS name, or one of these followed by a path."""
 
 
-@dataclass(frozen=True)
-class DatasetSpec:
-    """How one TFDS dataset maps onto train / validation / test images in [0, 1]."""
-
-    pixel_max: int
-    has_validation_split: bool
-    is_binary: bool
+def bits_per_dim(nats: float, image_shape) -> float:
+    """Nats per image → bits per dimension (pixel and channel): nats / (H·W·C·ln 2)."""
+    return nats / (math.prod(image_shape) * math.log(2))
 
 
-DATASETS = {
-    "mnist": DatasetSpec(pixel_max=255, has_validation_split=False, is_binary=False),
-    "binarized_mnist": DatasetSpec(pixel_max=1, has_validation_split=True, is_binary=True),
-    "fashion_mnist": DatasetSpec(pixel_max=255, has_validation_split=False, is_binary=False),
-}
+def _check_dataset(dataset: str) -> None:
+    for prefix in SOURCE_PREFIXES:
+        if dataset.startswith(prefix) and not dataset[len(prefix):]:
+            raise UsageError(f"--dataset {dataset}: add the path after {prefix!r}")
+    if not dataset:
+        raise UsageError("--dataset is empty; give a TFDS name, folder:PATH or npz:PATH")
 
 
 def _choice(name: str, value, choices) -> None:
@@ -80,6 +84,12 @@ class ModelConfig:
             Tomczak & Welling: a mixture of the encoder's posteriors at `pseudo_inputs`
             learned images; the KL is estimated from the sampled z).
         pseudo_inputs: VampPrior components (None: 500); always 0 for "normal".
+        image_shape: (height, width, channels) of the images, pixels in [0, 1].
+        likelihood: p(x|z), see `keras_vae.pixels`: "bernoulli" (binary pixels) or
+            "logistic" (a discretized logistic mixture over 8-bit pixels).
+        mixture_components: logistics per pixel and channel of "logistic" (None: 5);
+            always 0 for "bernoulli".
+        label_names: the data's class names, index = label ("" when unlabeled).
 
     Raises:
         UsageError: a setting is out of range, or given where it does not apply.
@@ -94,9 +104,27 @@ class ModelConfig:
     iwae_k: int | None = None
     prior: str = "normal"
     pseudo_inputs: int | None = None
+    image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE
+    likelihood: str = "bernoulli"
+    mixture_components: int | None = None
+    label_names: tuple[str, ...] = ()
 
     def __post_init__(self):
         _at_least("latent_dim", self.latent_dim, 1)
+        object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
+        object.__setattr__(self, "label_names", tuple(self.label_names))
+        if len(self.image_shape) != 3 or min(self.image_shape) < 1:
+            raise UsageError(f"image_shape must be (height, width, channels), not "
+                             f"{self.image_shape!r}")
+        _choice("likelihood", self.likelihood, LIKELIHOODS)
+        if self.likelihood == "logistic":
+            if self.mixture_components is None:
+                object.__setattr__(self, "mixture_components", DEFAULT_MIXTURE_COMPONENTS)
+            _at_least("mixture_components", self.mixture_components, 1)
+        else:
+            _applies_only("--mixture-components", self.mixture_components, 0,
+                          "--likelihood logistic")
+            object.__setattr__(self, "mixture_components", 0)
         for width in self.hidden_dims:
             _at_least("every hidden width", width, 1)
         _at_least("beta", self.beta, 0)
@@ -119,7 +147,8 @@ class ModelConfig:
             object.__setattr__(self, "pseudo_inputs", 0)
 
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims)}
+        return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims),
+                "image_shape": list(self.image_shape), "label_names": list(self.label_names)}
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelConfig:
@@ -129,6 +158,12 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a training run depends on; the CLI flags map one to one onto it.
+
+    `dataset` is a TFDS name (any dataset with an `image` feature), `folder:PATH` or
+    `npz:PATH` (see `keras_vae.sources`). `likelihood` is what was asked for ("auto":
+    Bernoulli for binary pixels, the discretized logistic for 8-bit ones); once the data
+    are loaded, `for_data` records what they are (`pixels`) and fills the model's image
+    shape, likelihood and label names, before the record is written.
 
     Raises:
         UsageError: a setting is out of range or does not fit the dataset.
@@ -151,9 +186,21 @@ class TrainConfig:
     lr_schedule: str = "constant"
     early_stopping_patience: int | None = None
     export: bool = True
+    likelihood: str = "auto"
+    image_size: tuple[int, int] | None = None
+    split_seed: int = 0
+    pixels: str | None = None
 
     def __post_init__(self):
-        _choice("dataset", self.dataset, DATASETS)
+        _check_dataset(self.dataset)
+        _choice("likelihood", self.likelihood, LIKELIHOOD_REQUESTS)
+        if self.image_size is not None:
+            object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
+            if len(self.image_size) != 2 or min(self.image_size) < 1:
+                raise UsageError(f"image_size must be (height, width), not "
+                                 f"{self.image_size!r}")
+        if self.pixels is not None:
+            _choice("pixels", self.pixels, PIXEL_KINDS)
         for name in ("epochs", "batch_size", "steps_per_execution"):
             _at_least(name, getattr(self, name), 1)
         _at_least("kl_warmup_epochs", self.kl_warmup_epochs, 0)
@@ -161,16 +208,47 @@ class TrainConfig:
             raise UsageError(f"learning_rate must be above 0, not {self.learning_rate!r}")
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("strategy", self.strategy, STRATEGIES)
-        if self.dynamic_binarization and DATASETS[self.dataset].is_binary:
-            raise UsageError(f"--dynamic-binarization needs a grayscale dataset; "
-                             f"{self.dataset} is already binary (use mnist or fashion_mnist)")
 
     @property
     def seed(self) -> int:
         return self.model.seed
 
+    @property
+    def measures_likelihood(self) -> bool:
+        """Whether its losses are likelihoods of the data: always, except Bernoulli on
+        8-bit pixels (without dynamic binarization), a cross-entropy against gray levels."""
+        return not (self.model.likelihood == "bernoulli" and self.pixels == "8-bit"
+                    and not self.dynamic_binarization)
+
+    def for_data(self, image_shape, pixels: str, label_names=()) -> TrainConfig:
+        """This record completed by what the loaded data are.
+
+        Raises:
+            UsageError: a setting does not fit the data.
+        """
+        binary = pixels == "binary" or self.dynamic_binarization
+        if self.dynamic_binarization and pixels == "binary":
+            raise UsageError(f"--dynamic-binarization needs 8-bit pixels; {self.dataset} is "
+                             f"already binary")
+        if self.likelihood == "logistic" and binary:
+            raise UsageError(f"--likelihood logistic models 8-bit pixels, and {self.dataset} "
+                             f"{'is binarized' if self.dynamic_binarization else 'is binary'}"
+                             f"; use --likelihood bernoulli (or auto)")
+        likelihood = self.likelihood
+        if likelihood == "auto":
+            likelihood = "bernoulli" if binary else "logistic"
+        asked = self.model.likelihood == "logistic"  # the CLI's way to pass a mixture size
+        components = self.model.mixture_components if likelihood == "logistic" and asked else None
+        model = dataclasses.replace(self.model, image_shape=tuple(image_shape),
+                                    likelihood=likelihood, mixture_components=components,
+                                    label_names=tuple(label_names))
+        return dataclasses.replace(self, model=model, pixels=pixels)
+
     def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "model": self.model.to_dict()}
+        values = {**dataclasses.asdict(self), "model": self.model.to_dict()}
+        if self.image_size is not None:
+            values["image_size"] = list(self.image_size)
+        return values
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:

@@ -1,4 +1,5 @@
-"""Datasets from TensorFlow Datasets, and the tf.data pipeline that feeds training.
+"""Datasets (TFDS, a folder of images, an .npz file), and the tf.data pipeline that feeds
+training.
 
 Splits are loaded once into memory as uint8 (a 70,000-image MNIST-sized set is 55 MB), so
 each epoch only shuffles indices and gathers batches: the pipeline costs microseconds per
@@ -11,6 +12,7 @@ fail with one line saying how to prepare the data by hand.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -24,41 +26,49 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download.checksums import compute_url_info
 from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
+from keras_vae import sources
 from keras_vae.cli import RunFailure, UsageError
-from keras_vae.config import DATASETS, DatasetSpec, TrainConfig
+from keras_vae.config import TrainConfig
 
 MAX_HOLDOUT = 10_000
 HOLDOUT_FRACTION = 5
 """A split a dataset lacks is held out from its training examples: a fifth of them, at
 most `MAX_HOLDOUT` (so MNIST's 60,000 give 50,000 / 10,000)."""
 
+HOST_TIMEOUT_SECONDS = 3.0
+
 
 def holdout_size(examples: int) -> int:
     return min(MAX_HOLDOUT, examples // HOLDOUT_FRACTION)
 
-HOST_TIMEOUT_SECONDS = 3.0
-
 
 @dataclass(frozen=True)
 class Split:
-    """One split in memory: uint8 images [N, 28, 28, 1] and labels [N] (None if unlabeled)."""
+    """One split in memory: uint8 images [N, H, W, C], labels [N] (None if unlabeled), the
+    value of a white pixel (1 for binary sets stored as 0/1, else 255), the class names."""
 
     images: np.ndarray
     labels: np.ndarray | None
     pixel_max: int
+    label_names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.images.shape[1:])
+
+    @property
+    def pixels(self) -> str:
+        """"binary" when every pixel is 0 or white, else "8-bit"."""
+        chunks = (self.images[i:i + 10_000] for i in range(0, len(self.images), 10_000))
+        binary = all(((c == 0) | (c == self.pixel_max)).all() for c in chunks)
+        return "binary" if binary else "8-bit"
+
     def as_float(self) -> np.ndarray:
         """The images as float32 pixels in [0, 1]."""
         return self.images.astype(np.float32) / self.pixel_max
-
-
-def spec_of(name: str) -> DatasetSpec:
-    if name not in DATASETS:
-        raise UsageError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    return DATASETS[name]
 
 
 def resolve_data_dir(data_dir: str | None) -> str | None:
@@ -66,71 +76,151 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
     return data_dir or os.environ.get("TFDS_DATA_DIR") or None
 
 
-def load_splits(name: str, data_dir: str | None = None, max_examples: int | None = None,
-                accept_manual_files: bool = False) -> dict[str, Split]:
-    """Loads `train`, `validation` and `test` of a TFDS dataset into memory.
+def load_splits(dataset: str, data_dir: str | None = None, max_examples: int | None = None,
+                accept_manual_files: bool = False, image_size: tuple[int, int] | None = None,
+                split_seed: int = 0) -> dict[str, Split]:
+    """Loads `train`, `validation` and `test` of a dataset into memory.
 
     Args:
-        name: one of `DATASETS`.
+        dataset: a TFDS name, `folder:PATH` or `npz:PATH` (see `keras_vae.sources`).
         data_dir: TFDS data directory; see `resolve_data_dir`.
         max_examples: keep only the first N examples of each split (quick runs, tests).
         accept_manual_files: prepare from source files in `downloads/manual/` even when
             their checksums differ from TFDS's registered ones (see `ensure_prepared`).
+        image_size: (height, width) to resize every image to; None keeps the data's size.
+        split_seed: seed of the permutation that splits a folder or npz file.
 
     Returns:
         {"train": Split, "validation": Split, "test": Split}.
     """
-    spec = spec_of(name)
-    try:
-        builder = tfds.builder(name, data_dir=resolve_data_dir(data_dir))
-    except Exception as error:  # TFDS raises many types for unreadable metadata
-        raise RunFailure(f"cannot open dataset {name!r} in {resolve_data_dir(data_dir)} "
-                         f"({type(error).__name__}); its metadata is damaged: delete its "
-                         f"folder and prepare it again") from None
+    if dataset.startswith(("folder:", "npz:")):
+        kind, path = dataset.split(":", 1)
+        read = sources.read_folder if kind == "folder" else sources.read_npz
+        splits = seeded_splits(read(path, image_size), split_seed, max_examples, dataset)
+    else:
+        splits = _tfds_splits(dataset, data_dir, max_examples, accept_manual_files,
+                              image_size)
+    return _with_common_scale(splits)
+
+
+def splits_for(config: TrainConfig, max_examples: int | None = None) -> dict[str, Split]:
+    """The splits a run was (or is to be) trained and evaluated on, from its record;
+    `max_examples` overrides the record's."""
+    return load_splits(config.dataset, config.data_dir, max_examples or config.max_examples,
+                       config.accept_manual_files, config.image_size, config.split_seed)
+
+
+def seeded_splits(data: sources.Images, seed: int, max_examples: int | None,
+                  dataset: str) -> dict[str, Split]:
+    """Test, validation and train from one seeded permutation: a fifth each for test and
+    validation (at most 10,000 each), the rest for training. The same seed and files give
+    the same split, so a resumed run and `evaluate` see the same examples."""
+    examples = len(data.images)
+    holdout = holdout_size(examples)
+    if holdout < 1:
+        raise RunFailure(f"{dataset} has {examples} images; a run needs at least "
+                         f"{HOLDOUT_FRACTION} (a fifth each for validation and test)")
+    order = np.random.default_rng(seed).permutation(examples)
+    parts = {"train": order[2 * holdout:], "validation": order[holdout:2 * holdout],
+             "test": order[:holdout]}
+    return {name: Split(images=data.images[ids[:max_examples]],
+                        labels=None if data.labels is None else data.labels[ids[:max_examples]],
+                        pixel_max=255, label_names=data.label_names)
+            for name, ids in parts.items()}
+
+
+def _with_common_scale(splits: dict[str, Split]) -> dict[str, Split]:
+    """Every split scaled by the training split's white: 1 for data stored as 0/1."""
+    pixel_max = 1 if int(splits["train"].images.max(initial=0)) <= 1 else 255
+    return {name: dataclasses.replace(split, pixel_max=pixel_max)
+            for name, split in splits.items()}
+
+
+def _tfds_splits(name: str, data_dir: str | None, max_examples: int | None,
+                 accept_manual_files: bool, image_size) -> dict[str, Split]:
+    builder = _open_builder(name, data_dir)
+    label_names = _check_features(builder, image_size)
     ensure_prepared(builder, accept_manual_files)
-    tfds_splits = tfds_split_names(builder, spec.has_validation_split, max_examples)
     splits = {}
-    for split_name, tfds_split in tfds_splits.items():
+    for split_name, tfds_split in tfds_split_names(builder, max_examples).items():
         try:
-            arrays = _to_numpy(builder.as_dataset(split=tfds_split))
+            arrays = _to_numpy(builder.as_dataset(split=tfds_split), image_size)
         except (tf.errors.OpError, OSError, ValueError) as error:
             raise RunFailure(
                 f"dataset {name!r} in {builder.data_dir} is damaged or truncated ("
                 f"{type(error).__name__} reading {tfds_split}); delete that folder and "
                 f"prepare it again") from None
-        labels = arrays.get("label")
-        splits[split_name] = Split(images=arrays["image"], labels=labels,
-                                   pixel_max=spec.pixel_max)
+        labels = arrays.get("label") if label_names else None
+        splits[split_name] = Split(images=arrays["image"], labels=labels, pixel_max=255,
+                                   label_names=label_names)
     return splits
 
 
-def tfds_split_names(builder, has_validation_split: bool, max_examples: int | None
-                     ) -> dict[str, str]:
-    """TFDS split strings of train / validation / test: the dataset's own splits, or the
-    validation examples held out from the end of `train`; each cut to its first
+def _open_builder(name: str, data_dir: str | None):
+    try:
+        return tfds.builder(name, data_dir=resolve_data_dir(data_dir))
+    except tfds.core.registered.DatasetNotFoundError:
+        raise UsageError(f"unknown dataset {name!r}: give a TFDS name (tfds.list_builders()"
+                         f"), folder:PATH or npz:PATH") from None
+    except Exception as error:  # TFDS raises many types for unreadable metadata
+        raise RunFailure(f"cannot open dataset {name!r} in {resolve_data_dir(data_dir)} "
+                         f"({type(error).__name__}); its metadata is damaged: delete its "
+                         f"folder and prepare it again") from None
+
+
+def _check_features(builder, image_size) -> tuple[str, ...]:
+    """The class names of a TFDS dataset with an `image` feature (() if it has no
+    ClassLabel `label`); one line if it has no images or images of varying size."""
+    features = builder.info.features
+    names = set(features.keys())
+    image = features["image"] if "image" in names else None
+    if not isinstance(image, tfds.features.Image):
+        raise UsageError(f"dataset {builder.name!r} has no 'image' feature (it has: "
+                         f"{', '.join(features.keys())}); keras-vae trains on images")
+    if image_size is None and None in image.shape[:2]:
+        raise UsageError(f"dataset {builder.name!r} has images of varying size; pass "
+                         f"--image-size H,W to resize them")
+    label = features["label"] if "label" in names else None
+    return tuple(label.names) if isinstance(label, tfds.features.ClassLabel) else ()
+
+
+def tfds_split_names(builder, max_examples: int | None) -> dict[str, str]:
+    """TFDS split strings of train / validation / test: the dataset's own splits where it
+    has them, else held out from the end of `train` (test last); each cut to its first
     `max_examples`, so that TFDS reads no more than that."""
-    if has_validation_split:
-        ranges = {name: (name, 0, builder.info.splits[name].num_examples)
-                  for name in ("train", "validation", "test")}
-    else:
-        total = builder.info.splits["train"].num_examples
-        holdout = holdout_size(total)
-        ranges = {"train": ("train", 0, total - holdout),
-                  "validation": ("train", total - holdout, total),
-                  "test": ("test", 0, builder.info.splits["test"].num_examples)}
+    own = builder.info.splits
+    total = own["train"].num_examples
+    ranges = {}
+    for name in ("test", "validation"):
+        if name in own:
+            ranges[name] = (name, 0, own[name].num_examples)
+        else:
+            holdout = holdout_size(own["train"].num_examples)
+            ranges[name] = ("train", total - holdout, total)
+            total -= holdout
+    ranges["train"] = ("train", 0, total)
     cap = max_examples or math.inf
     return {name: f"{split}[{start}:{min(stop, start + cap)}]"
-            for name, (split, start, stop) in ranges.items()}
+            for name, (split, start, stop) in reversed(ranges.items())}
 
 
-def _to_numpy(dataset: tf.data.Dataset) -> dict[str, np.ndarray]:
-    """A TFDS split → {"image": array, ...}, read in large batches.
+def _to_numpy(dataset: tf.data.Dataset, image_size=None) -> dict[str, np.ndarray]:
+    """A TFDS split → {"image": array, ...}, read in large batches, resized if asked.
 
     (TFDS's own batch_size=-1 sizes the batch from split metadata, which mock datasets
     do not carry; batching here works for real and mock data alike.)
     """
+    if image_size is not None:
+        dataset = dataset.map(lambda example: {**example, "image": resize_images(
+            example["image"], image_size)}, num_parallel_calls=tf.data.AUTOTUNE)
     batches = list(tfds.as_numpy(dataset.batch(10_000)))
     return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+
+
+def resize_images(images, image_size):
+    """uint8 image(s) → uint8 at (height, width), Lanczos-resampled with antialiasing."""
+    resized = tf.image.resize(images, image_size, method="lanczos3", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
 def ensure_prepared(builder, accept_manual_files: bool = False) -> None:

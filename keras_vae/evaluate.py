@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 from keras_vae.atomic import write_json
 from keras_vae.cli import ArgumentParser, load_tensorflow, positive_int, run_command
+from keras_vae.config import bits_per_dim
 from keras_vae.memory import peak_rss_mb
 from keras_vae.run_layout import (
     CHECKPOINT,
@@ -68,14 +69,14 @@ def progress_printer(total: int, stream=None) -> Callable[[int, float], None]:
 def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | None = None,
              progress: bool = False) -> dict:
     """Evaluates a run on its dataset's test split and writes RUN_DIR/evaluation.json."""
-    from keras_vae.data import datasets_for, images_of, load_splits
+    from keras_vae.data import datasets_for, images_of, splits_for
     from keras_vae.likelihood import importance_nll, latent_statistics
 
     start = time.perf_counter()
     ensure_not_training(run_dir)
     measured = checkpoint_record(run_dir)
     vae, config = load_run(run_dir)
-    splits = load_splits(config.dataset, config.data_dir, max_examples)
+    splits = splits_for(config, max_examples)
     _, _, test_data = datasets_for(config, splits)
     images = images_of(test_data)
     neg_elbo = vae.evaluate(test_data, return_dict=True, verbose=0)
@@ -83,9 +84,10 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
                          progress=progress_printer(len(images)) if progress else None)
     result = {
         "dataset": config.dataset, "split": "test", "examples": len(images), "k": k,
-        "seed": seed, "checkpoint": measured,
-        "test_nll": float(nll.mean()),
-        "test_nll_standard_error": float(nll.std(ddof=1) / math.sqrt(len(nll))),
+        "seed": seed, "checkpoint": measured, "image_shape": list(config.model.image_shape),
+        "likelihood": config.model.likelihood,
+        **_estimate_entries(config, float(nll.mean()),
+                            float(nll.std(ddof=1) / math.sqrt(len(nll)))),
         "test_neg_elbo": neg_elbo["loss"],
         "test_reconstruction": neg_elbo["reconstruction"], "test_kl": neg_elbo["kl"],
         **latent_statistics(vae, images),
@@ -96,15 +98,31 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     return result
 
 
+def _estimate_entries(config, mean: float, standard_error: float) -> dict:
+    """The importance-sampled estimate under its true name: the NLL (also in bits per
+    dimension) when the likelihood is one of the data, else a Bernoulli cross-entropy
+    against gray levels, which no NLL may be compared with."""
+    if not config.measures_likelihood:
+        return {"test_cross_entropy": mean, "test_cross_entropy_standard_error": standard_error}
+    return {"test_nll": mean, "test_nll_standard_error": standard_error,
+            "test_nll_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
+
+
 def format_report(result: dict) -> str:
     epoch = result["checkpoint"]["epoch"]
+    if "test_nll" in result:
+        estimate = (f"  NLL, k = {result['k']:<6}  {result['test_nll']:8.2f} nats "
+                    f"(± {result['test_nll_standard_error']:.2f} standard error), "
+                    f"{result['test_nll_bits_per_dim']:.4f} bits/dim")
+    else:
+        estimate = (f"  cross-entropy, k = {result['k']}: {result['test_cross_entropy']:.2f} "
+                    f"nats (Bernoulli against gray levels: not a likelihood)")
     return "\n".join([
         f"{result['dataset']} {result['split']}, {result['examples']:,} examples, "
         f"checkpoint of epoch {epoch if epoch is not None else '?'}",
         f"  negative ELBO      {result['test_neg_elbo']:8.2f} nats "
         f"(reconstruction {result['test_reconstruction']:.2f} + KL {result['test_kl']:.2f})",
-        f"  NLL, k = {result['k']:<6}  {result['test_nll']:8.2f} nats "
-        f"(± {result['test_nll_standard_error']:.2f} standard error)",
+        estimate,
         f"  active units       {result['active_units']:5d} of "
         f"{len(result['unit_activity'])}",
         f"  {result['seconds']:.0f} s, peak memory {result['peak_rss_mb']:,.0f} MB"])

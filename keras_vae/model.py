@@ -2,8 +2,9 @@
 
 The code follows the math: the encoder maps x to q(z|x) = N(z_mean, exp(z_log_var)), the
 `Sampling` layer draws z with the reparameterization trick and adds the KL term to the
-model's losses, the decoder maps z to Bernoulli logits over the 784 pixels, and
-`train_step` / `test_step` add the reconstruction term. All losses are in nats per example.
+model's losses, the decoder maps z to the parameters of p(x|z) for every pixel (see
+`keras_vae.pixels`), and `train_step` / `test_step` add the reconstruction term −log p(x|z).
+Images are [N, H, W, C] with pixels in [0, 1]; all losses are in nats per example.
 """
 
 from __future__ import annotations
@@ -14,13 +15,25 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_vae.config import IMAGE_SHAPE, ModelConfig
+from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig
 from keras_vae.densities import kl_to_prior, log_normal, log_prior
 from keras_vae.noise import counter_normal
+from keras_vae.pixels import Bernoulli, pixel_likelihood
 
-PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
-CONV_FILTERS = (32, 64)
-"""Channels of the conv encoder's two stride-2 convolutions (28 → 14 → 7 pixels)."""
+CONV_FILTERS = (32, 64, 128, 256)
+"""Channels of the conv encoder's stride-2 convolutions, one per stage (see `conv_stages`)."""
+
+CONV_SMALLEST_SIDE = 8
+"""The conv encoder halves the image until its shorter side is at most this: 28 → 14 → 7,
+32 → 16 → 8, 64 → 32 → 16 → 8; at least one stage, at most len(CONV_FILTERS)."""
+
+
+def conv_stages(image_shape) -> int:
+    """How many stride-2 convolutions the conv encoder uses for this image size."""
+    side, stages = min(image_shape[:2]), 0
+    while stages < len(CONV_FILTERS) and (stages == 0 or side > CONV_SMALLEST_SIDE):
+        side, stages = -(-side // 2), stages + 1
+    return stages
 
 
 def _fan_in_uniform():
@@ -60,35 +73,25 @@ def conv(filters: int, name: str, *, strides: int = 1,
 
 
 def bernoulli_nll(x, logits):
-    """−log p(x|z) for pixels x in [0, 1] under Bernoulli(sigmoid(logits)), in nats.
-
-    Written as Σ softplus(l) − Σ x·l over the image axes, never with log(sigmoid(·)), so it
-    stays finite for saturated pixels. Two shapes:
-    - x and logits both [N, 28, 28, 1] → [N];
-    - x [N, 28, 28, 1] with logits [K, N, 28, 28, 1] (K samples of z per image) → [K, N].
-      Σ x·l is then a batched matrix-vector product, 2× cheaper than the elementwise form
-      in the importance-sampled evaluation, which is dominated by this and the decoder.
-    """
-    softplus = ops.sum(ops.softplus(logits), axis=(-3, -2, -1))
-    if len(logits.shape) == len(x.shape) + 1:
-        flat_x = ops.reshape(x, (ops.shape(x)[0], PIXELS))
-        flat_logits = ops.reshape(logits, (ops.shape(logits)[0], ops.shape(x)[0], PIXELS))
-        return softplus - ops.einsum("knp,np->kn", flat_logits, flat_x)
-    return softplus - ops.sum(x * logits, axis=(-3, -2, -1))
+    """−log p(x|z) of pixels x in [0, 1] under Bernoulli(sigmoid(logits)), in nats: x and
+    logits [N, H, W, C] → [N], or logits [K, N, H, W, C] → [K, N] (see `pixels.Bernoulli`)."""
+    return Bernoulli(x.shape[1:]).neg_log_prob(x, logits)
 
 
-def log_importance_weights(images, z, z_mean, z_log_var, logits, prior_weight=1.0,
-                           prior=None):
+def log_importance_weights(images, z, z_mean, z_log_var, parameters, prior_weight=1.0,
+                           prior=None, likelihood=None):
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.
 
-    Shapes: images [N, 28, 28, 1]; z [K, N, d]; z_mean, z_log_var [N, d]; logits
-    [K, N, 28, 28, 1] → [K, N]. `prior`: empty for N(0, I), else VampPrior components
+    Shapes: images [N, H, W, C]; z [K, N, d]; z_mean, z_log_var [N, d]; the decoder's
+    parameters [K, N, H, W, C·P] → [K, N]. `likelihood`: a `keras_vae.pixels` likelihood
+    (None: Bernoulli). `prior`: empty for N(0, I), else VampPrior components
     (see `keras_vae.densities`). With `prior_weight` 1 (the default) these are the
     importance weights of p(x) = E_q[p(x, z) / q(z|x)]: the IWAE bound and the
     importance-sampled likelihood are log-mean-exps of them. A `prior_weight` below 1
     tempers the latent term the way β tempers the ELBO's KL (KL warm-up of the IWAE).
     """
-    log_px_z = -bernoulli_nll(images, logits)
+    likelihood = likelihood or Bernoulli(images.shape[1:])
+    log_px_z = -likelihood.neg_log_prob(images, parameters)
     log_ratio = log_prior(z, prior) - log_normal(z, z_mean, z_log_var)
     return log_px_z + prior_weight * log_ratio
 
@@ -170,27 +173,29 @@ class PseudoInputs(layers.Layer):
         count: K, the number of pseudo-inputs (mixture components).
     """
 
-    def __init__(self, count: int, **kwargs):
+    def __init__(self, count: int, image_shape=DEFAULT_IMAGE_SHAPE, **kwargs):
         super().__init__(**kwargs)
         self.count = count
+        self.image_shape = tuple(image_shape)
         self.logits = self.add_weight(
-            shape=(count, *IMAGE_SHAPE), name="logits",
+            shape=(count, *self.image_shape), name="logits",
             initializer=keras.initializers.RandomNormal(mean=-2.94, stddev=0.2))
 
     def images(self):
         return ops.sigmoid(self.logits)
 
     def get_config(self):
-        return {**super().get_config(), "count": self.count}
+        return {**super().get_config(), "count": self.count,
+                "image_shape": list(self.image_shape)}
 
 
 def build_encoder(config: ModelConfig) -> keras.Model:
-    """x [N, 28, 28, 1] in [0, 1] → (z_mean, z_log_var), each [N, latent_dim]."""
-    images = keras.Input(shape=IMAGE_SHAPE, name="image")
+    """x [N, H, W, C] in [0, 1] → (z_mean, z_log_var), each [N, latent_dim]."""
+    images = keras.Input(shape=config.image_shape, name="image")
     h = images
     if config.arch == "conv":
-        for i, filters in enumerate(CONV_FILTERS):
-            h = conv(filters, f"encoder_conv_{i}", strides=2)(h)
+        for i in range(conv_stages(config.image_shape)):
+            h = conv(CONV_FILTERS[i], f"encoder_conv_{i}", strides=2)(h)
     h = layers.Flatten()(h)
     for i, width in enumerate(config.hidden_dims):
         h = hidden_layer(h, width, f"encoder_hidden_{i}", config.arch == "gated")
@@ -200,34 +205,43 @@ def build_encoder(config: ModelConfig) -> keras.Model:
 
 
 def build_decoder(config: ModelConfig) -> keras.Model:
-    """z [N, latent_dim] → Bernoulli logits [N, 28, 28, 1] (the encoder mirrored)."""
+    """z [N, latent_dim] → the parameters of p(x|z), [N, H, W, C·P] (the encoder mirrored;
+    P per channel, from the likelihood)."""
+    height, width, channels = config.image_shape
+    outputs = channels * pixel_likelihood(config.likelihood, config.image_shape,
+                                          config.mixture_components).parameters_per_channel
     z = keras.Input(shape=(config.latent_dim,), name="z")
     h = z
-    for i, width in enumerate(reversed(config.hidden_dims)):
-        h = hidden_layer(h, width, f"decoder_hidden_{i}", config.arch == "gated")
-    if config.arch == "conv":
-        side = IMAGE_SHAPE[0] // 2 ** len(CONV_FILTERS)
-        h = dense(side * side * CONV_FILTERS[-1], "decoder_to_grid", "relu")(h)
-        h = layers.Reshape((side, side, CONV_FILTERS[-1]))(h)
-        # Convolve-and-upsample rather than transposed convolutions: no checkerboard
-        # artifacts, and onnxruntime's dynamic int8 quantizes Conv but not ConvTranspose.
-        # Bilinear, because Keras's nearest upsampling loses the static shape that the
-        # LiteRT converter needs.
-        for i, filters in enumerate(reversed(CONV_FILTERS)):
-            h = conv(filters, f"decoder_conv_{i}")(h)
-            h = layers.UpSampling2D(2, interpolation="bilinear", name=f"decoder_upsample_{i}")(h)
-        logits = conv(IMAGE_SHAPE[-1], "logits", activation=None)(h)
-    else:
-        logits = dense(PIXELS, "pixel_logits")(h)
-        logits = layers.Reshape(IMAGE_SHAPE, name="logits")(logits)
-    return keras.Model(z, logits, name="decoder")
+    for i, hidden in enumerate(reversed(config.hidden_dims)):
+        h = hidden_layer(h, hidden, f"decoder_hidden_{i}", config.arch == "gated")
+    if config.arch != "conv":
+        parameters = dense(height * width * outputs, "pixel_parameters")(h)
+        parameters = layers.Reshape((height, width, outputs), name="parameters")(parameters)
+        return keras.Model(z, parameters, name="decoder")
+    stages = conv_stages(config.image_shape)
+    grid = (-(-height // 2 ** stages), -(-width // 2 ** stages), CONV_FILTERS[stages - 1])
+    h = dense(math.prod(grid), "decoder_to_grid", "relu")(h)
+    h = layers.Reshape(grid)(h)
+    # Convolve-and-upsample rather than transposed convolutions: no checkerboard
+    # artifacts, and onnxruntime's dynamic int8 quantizes Conv but not ConvTranspose.
+    # Bilinear, because Keras's nearest upsampling loses the static shape that the
+    # LiteRT converter needs.
+    for i in reversed(range(stages)):
+        h = conv(CONV_FILTERS[i], f"decoder_conv_{stages - 1 - i}")(h)
+        h = layers.UpSampling2D(2, interpolation="bilinear",
+                                name=f"decoder_upsample_{stages - 1 - i}")(h)
+    excess = (h.shape[1] - height, h.shape[2] - width)  # odd sizes were rounded up
+    if any(excess):
+        h = layers.Cropping2D(((0, excess[0]), (0, excess[1])), name="crop")(h)
+    parameters = conv(outputs, "parameters", activation=None)(h)
+    return keras.Model(z, parameters, name="decoder")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class VAE(keras.Model):
     """A VAE whose `fit` / `evaluate` report `loss` (negative ELBO), `reconstruction`, `kl`.
 
-    Calling the model returns reconstruction logits for a batch of images, through one
+    Calling the model returns the parameters of p(x|z) for a batch of images, through one
     sampled z per image. The training objective is reconstruction + the model's `add_loss`
     terms (β·KL), or with `objective="iwae"` the negative importance-weighted bound over
     `iwae_k` samples. The reported `loss` metric is always the negative ELBO,
@@ -250,13 +264,16 @@ class VAE(keras.Model):
         self.config = config or ModelConfig()
         self.encoder = build_encoder(self.config)
         self.sampling = Sampling(beta=self.config.beta, seed=self.config.seed, name="sampling")
-        self.pseudo_inputs = (PseudoInputs(self.config.pseudo_inputs, name="pseudo_inputs")
+        self.pseudo_inputs = (PseudoInputs(self.config.pseudo_inputs, self.config.image_shape,
+                                           name="pseudo_inputs")
                               if self.config.prior == "vamp" else None)
+        self.likelihood = pixel_likelihood(self.config.likelihood, self.config.image_shape,
+                                           self.config.mixture_components)
         self.decoder = build_decoder(self.config)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.build((None, *IMAGE_SHAPE))
+        self.build((None, *self.config.image_shape))
 
     def build(self, input_shape):
         self.sampling.build([(None, self.config.latent_dim)] * 2)
@@ -274,6 +291,10 @@ class VAE(keras.Model):
             return []
         return list(self.encoder(self.pseudo_inputs.images(), training=training))
 
+    def mean_image(self, z, training=False):
+        """E[x|z]: the decoded images [N, H, W, C] in [0, 1] that pictures show."""
+        return self.likelihood.mean(self.decoder(z, training=training))
+
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
@@ -290,20 +311,21 @@ class VAE(keras.Model):
         prior = self.prior(training)
         if self.config.objective != "iwae":
             z = self.sampling([z_mean, z_log_var, *prior], training=training)
-            logits = self.decoder(z, training=training)
-            reconstruction = ops.mean(bernoulli_nll(images, logits))
+            parameters = self.decoder(z, training=training)
+            reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters))
             kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
             return reconstruction + ops.sum(ops.stack(self.losses)), reconstruction, kl
         k, latent_dim = self.config.iwae_k, self.config.latent_dim
         tiled = [ops.tile(t, (k, 1)) for t in (z_mean, z_log_var)]  # sample-major [K·N, d]
         z = self.sampling([*tiled, *prior], training=training)
-        logits = self.decoder(z, training=training)
-        logits = ops.reshape(logits, (k, -1, *IMAGE_SHAPE))
+        parameters = self.decoder(z, training=training)
+        parameters = ops.reshape(parameters, (k, -1, *parameters.shape[1:]))
         z = ops.reshape(z, (k, -1, latent_dim))
-        log_w = log_importance_weights(images, z, z_mean, z_log_var, logits,
-                                       prior_weight=self.sampling.beta, prior=prior)
+        log_w = log_importance_weights(images, z, z_mean, z_log_var, parameters,
+                                       prior_weight=self.sampling.beta, prior=prior,
+                                       likelihood=self.likelihood)
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
-        reconstruction = ops.mean(bernoulli_nll(images, logits))
+        reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters))
         kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
         return objective, reconstruction, kl
 

@@ -52,11 +52,11 @@ def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
             blank = np.zeros((per_row - len(row), *row.shape[1:]), dtype=row.dtype)
             rows.append(np.concatenate([row, blank]))
     grid = to_image(tile(np.concatenate(rows), len(rows), per_row))
-    labelled = Image.new("L", (grid.width + LABEL_MARGIN, grid.height), 255)
+    labelled = Image.new(grid.mode, (grid.width + LABEL_MARGIN, grid.height), "white")
     labelled.paste(grid, (LABEL_MARGIN, 0))
     draw, row_height = ImageDraw.Draw(labelled), grid.height / len(rows)
     for i in range(len(rows)):
-        draw.text((4, (i + 0.5) * row_height), ("input", "recon.")[i % 2], fill=0,
+        draw.text((4, (i + 0.5) * row_height), ("input", "recon.")[i % 2], fill="black",
                   anchor="lm")
     write_image(labelled, path)
 
@@ -79,17 +79,25 @@ def _save_figure(figure, path: str) -> None:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray | None, path: str) -> None:
-    """Test z_mean of a 2-D latent, one colour per label (one colour without labels)."""
+def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray | None, path: str,
+                        label_names: tuple[str, ...] = ()) -> None:
+    """Test z_mean of a 2-D latent, one colour per label (one colour without labels), the
+    legend naming the classes."""
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(6, 5.2))
+    figure, axes = plt.subplots(figsize=(6.6, 5.2))
     if labels is None:
         axes.scatter(z_mean[:, 0], z_mean[:, 1], s=2, alpha=0.4, rasterized=True)
     else:
-        points = axes.scatter(z_mean[:, 0], z_mean[:, 1], c=labels, cmap="tab10", s=2,
-                              alpha=0.6, rasterized=True)
-        figure.colorbar(points, ax=axes, label="label", ticks=np.unique(labels))
+        classes = np.unique(labels)
+        colours = plt.get_cmap("tab10" if len(classes) <= 10 else "turbo", len(classes))
+        for i, label in enumerate(classes):
+            at = labels == label
+            name = label_names[label] if label < len(label_names) else str(label)
+            axes.scatter(z_mean[at, 0], z_mean[at, 1], s=2, alpha=0.6, color=colours(i),
+                         label=name, rasterized=True)
+        axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=5,
+                    fontsize=8, frameon=False)
     axes.set(xlabel="z₁ (mean of q(z|x))", ylabel="z₂", title="test images in latent space")
     _save_figure(figure, path)
     plt.close(figure)
@@ -129,8 +137,8 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
              history: list[dict], run_dir: str, seed: int) -> dict[str, str]:
     """Every picture of a run, written into `run_dir`; returns {artifact: file name}.
 
-    Samples (z from the model's prior) and decoded images are Bernoulli means;
-    reconstructions decode z_mean.
+    Samples (z from the model's prior) and decoded images are the means of p(x|z), in
+    the data's size and channels; reconstructions decode z_mean.
     A VampPrior model also gets its first 64 pseudo-inputs (`pseudo_inputs.png`).
     The manifold and the scatter need a 2-D latent; the scatter is coloured by label when
     the dataset has labels.
@@ -138,7 +146,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     from keras import ops
 
     def decode(z):
-        return ops.convert_to_numpy(ops.sigmoid(vae.decoder(z, training=False)))
+        return ops.convert_to_numpy(vae.mean_image(z))
 
     latent_dim = vae.config.latent_dim
     prior = [ops.convert_to_numpy(t) for t in vae.prior()]
@@ -161,6 +169,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
         z_mean = np.concatenate([
             ops.convert_to_numpy(vae.encoder(test_images[i:i + 1000], training=False)[0])
             for i in range(0, len(test_images), 1000)])
-        save_latent_scatter(z_mean, test_labels, os.path.join(run_dir, LATENT_PNG))
+        save_latent_scatter(z_mean, test_labels, os.path.join(run_dir, LATENT_PNG),
+                            vae.config.label_names)
         drawn["latent_scatter_png"] = LATENT_PNG
     return drawn

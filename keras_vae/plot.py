@@ -28,13 +28,13 @@ def plot(run_dir: str) -> dict[str, str]:
     """Draws every picture of the run; returns {artifact: path} and records the pictures
     among the run's artifacts in summary.json when the run has one (an interrupted run
     has not). (TensorFlow loads here, after the argument checks.)"""
-    from keras_vae.data import datasets_for, images_of, load_splits
+    from keras_vae.data import datasets_for, images_of, splits_for
     from keras_vae.pictures import draw_run
     from keras_vae.resume import read_history
 
     ensure_not_training(run_dir)
     vae, config = load_run(run_dir)
-    splits = load_splits(config.dataset, config.data_dir, config.max_examples)
+    splits = splits_for(config)
     _, _, test_data = datasets_for(config, splits)
     test_images = images_of(test_data)
     drawn = draw_run(vae, test_images, splits["test"].labels, read_history(run_dir), run_dir,

@@ -44,7 +44,8 @@ RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_P
              TENSORBOARD_DIR, RUN_CONFIG, EVALUATION_JSON)
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
-MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples")
+MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples",
+              "likelihood", "image_size", "split_seed")
 """Settings a resumed training must share with the run it continues."""
 
 
@@ -86,11 +87,12 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
             shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
         if removed:
             print(f"--overwrite: removed the previous run's {', '.join(removed)} from {run_dir}")
-    _check_same_settings(config)
     return completed_epochs(run_dir)
 
 
-def _check_same_settings(config: TrainConfig) -> None:
+def check_same_settings(config: TrainConfig) -> None:
+    """Refuses to continue a run with other settings; `config` is the record completed by
+    the loaded data (`TrainConfig.for_data`), as the stored one is."""
     path = os.path.join(config.out, RUN_CONFIG)
     if not os.path.exists(path):
         return

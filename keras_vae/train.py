@@ -23,10 +23,12 @@ from keras_vae.cli import (
     positive_float,
     positive_int,
     run_command,
+    size_pair,
 )
 from keras_vae.config import (
     ARCHITECTURES,
-    DATASETS,
+    DEFAULT_MIXTURE_COMPONENTS,
+    LIKELIHOOD_REQUESTS,
     LR_SCHEDULES,
     OBJECTIVES,
     PRIORS,
@@ -53,6 +55,14 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                             "pseudo-inputs (default: %(default)s)")
     group.add_argument("--pseudo-inputs", type=positive_int, default=None,
                        help="components of --prior vamp (default: 500)")
+    group.add_argument("--likelihood", choices=LIKELIHOOD_REQUESTS,
+                       default=RUN_DEFAULTS.likelihood,
+                       help="p(x|z): bernoulli for binary pixels, logistic (a discretized "
+                            "logistic mixture) for 8-bit ones; auto picks by the data "
+                            "(default: %(default)s)")
+    group.add_argument("--mixture-components", type=positive_int, default=None,
+                       help=f"logistics per pixel and channel of --likelihood logistic "
+                            f"(default: {DEFAULT_MIXTURE_COMPONENTS})")
     group.add_argument("--seed", type=int, default=MODEL_DEFAULTS.seed,
                        help="seed of weights, shuffling and sampling (default: %(default)s)")
 
@@ -88,8 +98,14 @@ def _add_objective_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_data_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
-    group.add_argument("--dataset", default=RUN_DEFAULTS.dataset, choices=sorted(DATASETS),
-                       help="TFDS dataset (default: %(default)s)")
+    group.add_argument("--dataset", default=RUN_DEFAULTS.dataset,
+                       help="a TFDS dataset with images (e.g. mnist, binarized_mnist, "
+                            "fashion_mnist, cifar10), folder:PATH (image files; class "
+                            "subfolders give labels) or npz:PATH (arrays images, labels, "
+                            "label_names) (default: %(default)s)")
+    group.add_argument("--image-size", type=size_pair, default=None,
+                       help="resize every image to H,W, e.g. 64,64 (default: keep the "
+                            "data's size; a folder of mixed sizes needs it)")
     group.add_argument("--data-dir", default=None,
                        help="TFDS data directory (default: $TFDS_DATA_DIR, else TFDS's)")
     group.add_argument("--accept-manual-files", action="store_true",
@@ -144,10 +160,14 @@ def make_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The run's record from parsed flags; `TrainConfig` validates the combination."""
+    # The likelihood is settled by the data (TrainConfig.for_data); until then the model
+    # holds the mixture size asked for, under the likelihood that would use it.
     model = ModelConfig(latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
                         beta=args.beta, seed=args.seed, arch=args.arch,
                         objective=args.objective, iwae_k=args.iwae_k, prior=args.prior,
-                        pseudo_inputs=args.pseudo_inputs)
+                        pseudo_inputs=args.pseudo_inputs,
+                        likelihood="bernoulli" if args.likelihood == "bernoulli" else "logistic",
+                        mixture_components=args.mixture_components)
     return TrainConfig(
         model=model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, dynamic_binarization=args.dynamic_binarization,
@@ -157,11 +177,12 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         steps_per_execution=args.steps_per_execution, max_examples=args.max_examples,
         strategy=args.strategy, kl_warmup_epochs=args.kl_warmup_epochs,
         lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience,
-        export=not args.no_export)
+        export=not args.no_export, likelihood=args.likelihood, image_size=args.image_size)
 
 
 def default_run_dir(dataset: str) -> str:
-    return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{dataset}")
+    name = os.path.basename(os.path.normpath(dataset.split(":", 1)[-1])) or "data"
+    return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{name}")
 
 
 def main(argv: Sequence[str]) -> None:

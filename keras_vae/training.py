@@ -33,8 +33,8 @@ from keras_vae.callbacks import (
     TrainingEpoch,
 )
 from keras_vae.cli import RunFailure, UsageError
-from keras_vae.config import TrainConfig
-from keras_vae.data import datasets_for, epoch_variable, images_of, load_splits
+from keras_vae.config import TrainConfig, bits_per_dim
+from keras_vae.data import datasets_for, epoch_variable, images_of, splits_for
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
 from keras_vae.pictures import draw_run
@@ -118,7 +118,8 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     try:
         with RunLock(config.out):
             already = resume.prepare(config, resume=resume_run, overwrite=overwrite)
-            splits = _load_data(config)
+            splits, config = _load_data(config)
+            resume.check_same_settings(config)
             write_run_config(config)
             return _train_locked(config, splits, verbose, already, strategy, chief)
     finally:
@@ -142,20 +143,23 @@ def _fit_to_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> T
     return config
 
 
-def _load_data(config: TrainConfig) -> dict:
-    """The run's splits, checked against the batch size. The global seed is set first: TF
-    folds it into every op seed when the op is built, so datasets built before this call
-    would shuffle differently from those built after."""
+def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
+    """The run's splits, checked against the batch size, and the run's record completed
+    by what the data are (`TrainConfig.for_data`). The global seed is set first: TF folds
+    it into every op seed when the op is built, so datasets built before this call would
+    shuffle differently from those built after."""
     keras.utils.set_random_seed(config.seed)
-    splits = load_splits(config.dataset, config.data_dir, config.max_examples,
-                         config.accept_manual_files)
-    examples = len(splits["train"])
-    if config.batch_size > examples:
-        raise UsageError(f"--batch-size {config.batch_size} is larger than the {examples} "
-                         f"training examples; pass at most {examples}")
-    print(f"{config.dataset}: train {examples}, validation {len(splits['validation'])}, "
-          f"test {len(splits['test'])} examples; run → {config.out}")
-    return splits
+    splits = splits_for(config)
+    train = splits["train"]
+    if config.batch_size > len(train):
+        raise UsageError(f"--batch-size {config.batch_size} is larger than the {len(train)} "
+                         f"training examples; pass at most {len(train)}")
+    config = config.for_data(train.image_shape, train.pixels, train.label_names)
+    height, width, channels = config.model.image_shape
+    print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
+          f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
+          f"{config.pixels} pixels, {config.model.likelihood} likelihood; run → {config.out}")
+    return splits, config
 
 
 def _train_locked(config: TrainConfig, splits: dict, verbose: int, already: int,
@@ -244,8 +248,13 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
             np.median(epoch_seconds[1:] or epoch_seconds)),
         "training_peak_rss_mb": max(row["peak_rss_mb"] for row in history),
         "best_epoch": int(best["epoch"]) + 1,
+        "image_shape": list(config.model.image_shape),
+        "likelihood": config.model.likelihood,
+        "measures_likelihood": config.measures_likelihood,
         "val_neg_elbo": best["val_loss"],
         "test_neg_elbo": test["loss"],
+        "test_bits_per_dim": (bits_per_dim(test["loss"], config.model.image_shape)
+                              if config.measures_likelihood else None),
         "test_reconstruction": test["reconstruction"],
         "test_kl": test["kl"],
         "export": export_section,
@@ -255,7 +264,10 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
 
 
 def report(summary: dict, run_dir: str) -> None:
-    print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats "
+    bits = summary.get("test_bits_per_dim")
+    kind = (f"{bits:.4f} bits/dim" if bits is not None
+            else "a Bernoulli cross-entropy against gray levels, not a likelihood")
+    print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats, {kind} "
           f"(reconstruction {summary['test_reconstruction']:.2f} + KL "
           f"{summary['test_kl']:.2f}); best validation {summary['val_neg_elbo']:.2f} at "
           f"epoch {summary['best_epoch']}")

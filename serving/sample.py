@@ -14,8 +14,9 @@ The latent size is read from the model's input shape [N, latent_dim]; z is drawn
 prior: N(0, I), or for a model trained with --prior vamp (its metadata says `prior: vamp`)
 the mixture in the prior.npz that the export writes beside the decoder (found there, or
 passed with --prior; without it the model is refused rather than sampled wrongly). The
-picture shows the decoder's `image` output (Bernoulli means in [0, 1]) as dark ink on
-white, in the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
+picture shows the decoder's `image` output (the mean of p(x|z), [N, H, W, C] in [0, 1], at
+the size and channels the model was trained on: grayscale or RGB) as the data show it, in
+the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
 Mistakes (missing or wrong model, bad numbers, unwritable output) end in one line on
 stderr and exit code 2; nothing existing is overwritten unless the new image was
 completely written. onnxruntime is imported only to run a model, so the picture helpers
@@ -34,14 +35,15 @@ import numpy as np
 from PIL import Image
 
 MAX_IMAGES = 10_000
-"""Most images per call: 10,000 × 784 pixels × 2 float32 outputs ≈ 63 MB of output."""
+"""Most images per call (28×28 Bernoulli decoders: 10,000 × 784 pixels × 2 float32
+outputs ≈ 63 MB of output)."""
 
 PRIOR_FILE = "prior.npz"
 """Written beside the decoder by exports of VampPrior models: the mixture's means and
 log-variances. Without it z is drawn from N(0, I)."""
 
 UPSCALE = 2
-"""Each pixel becomes UPSCALE×UPSCALE screen pixels so 28×28 digits are legible."""
+"""Each pixel becomes UPSCALE×UPSCALE screen pixels so small images (28×28) are legible."""
 
 
 SAVE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
@@ -55,14 +57,15 @@ class SampleError(Exception):
 # --- pictures (also used by keras_vae.pictures and the TF Serving client) ---------------
 
 def tile(images: np.ndarray, rows: int, cols: int, gap: int = 2) -> np.ndarray:
-    """Images [N, H, W, 1] in [0, 1] → one canvas of ink in [0, 1], row-major, blank gaps."""
-    n, h, w = images.shape[:3]
+    """Images [N, H, W, C] in [0, 1] → one canvas [rows·(H+gap)−gap, cols·(W+gap)−gap, C],
+    row-major, with white gaps."""
+    n, h, w, channels = images.shape
     if n > rows * cols:
         raise ValueError(f"{n} images do not fit a {rows}×{cols} grid")
-    canvas = np.zeros((rows * (h + gap) - gap, cols * (w + gap) - gap), dtype=np.float32)
+    canvas = np.ones((rows * (h + gap) - gap, cols * (w + gap) - gap, channels), np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, cols)
-        canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image[..., 0]
+        canvas[r * (h + gap):r * (h + gap) + h, c * (w + gap):c * (w + gap) + w] = image
     return canvas
 
 
@@ -86,10 +89,14 @@ def image_format(path: str) -> str:
 
 
 def to_image(canvas: np.ndarray) -> Image.Image:
-    """A canvas of ink in [0, 1] as an 8-bit grayscale picture, dark ink on white, each
-    pixel UPSCALE×UPSCALE."""
-    pixels = np.round((1.0 - np.clip(canvas, 0.0, 1.0)) * 255).astype(np.uint8)
-    image = Image.fromarray(pixels, mode="L")
+    """A canvas [H, W, C] of pixels in [0, 1] as an 8-bit picture, as the data show them
+    (1 = white): grayscale for one channel, RGB for three (other channel counts show
+    their first channel), each pixel UPSCALE×UPSCALE."""
+    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype(np.uint8)
+    if pixels.shape[-1] == 3:
+        image = Image.fromarray(pixels, mode="RGB")
+    else:
+        image = Image.fromarray(pixels[..., 0], mode="L")
     return image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST)
 
 
@@ -151,7 +158,7 @@ def trained_prior(session) -> str:
 
 
 def decode(session, z: np.ndarray) -> np.ndarray:
-    """z [N, latent_dim] float32 → images [N, 28, 28, 1], Bernoulli means in [0, 1]."""
+    """z [N, latent_dim] float32 → images [N, H, W, C], the means of p(x|z) in [0, 1]."""
     (image,) = session.run(["image"], {session.get_inputs()[0].name: z})
     return image
 

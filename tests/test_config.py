@@ -26,6 +26,9 @@ def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     ({"latent_dim": 0}, "latent_dim must be at least 1"),
     ({"hidden_dims": (64, 0)}, "every hidden width must be at least 1"),
     ({"beta": -1.0}, "beta must be at least 0"),
+    ({"image_shape": (28, 28)}, "image_shape must be"),
+    ({"mixture_components": 3}, "applies to --likelihood logistic"),
+    ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),
 ])
 def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
     with pytest.raises(UsageError, match=message):
@@ -33,15 +36,41 @@ def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"dataset": "cifar10"}, "dataset 'cifar10' is not one of"),
+    ({"dataset": "folder:"}, "add the path after 'folder:'"),
+    ({"likelihood": "gaussian"}, "likelihood 'gaussian' is not one of auto"),
+    ({"image_size": (32, 0)}, "image_size must be"),
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"learning_rate": 0.0}, "learning_rate must be above 0"),
     ({"strategy": "tpu"}, "strategy 'tpu' is not one of"),
-    ({"dataset": "binarized_mnist", "dynamic_binarization": True}, "already binary"),
 ])
 def test_a_train_config_refuses_what_cannot_be_trained(settings, message):
     with pytest.raises(UsageError, match=message):
         TrainConfig(**settings)
+
+
+def test_the_data_complete_the_record_and_auto_picks_the_likelihood_that_fits():
+    request = TrainConfig(dataset="npz:x.npz", model=ModelConfig(likelihood="logistic",
+                                                                  mixture_components=3))
+    gray = request.for_data((32, 32, 3), "8-bit", ("cat", "dog"))
+    assert gray.model.image_shape == (32, 32, 3) and gray.model.label_names == ("cat", "dog")
+    assert (gray.model.likelihood, gray.model.mixture_components) == ("logistic", 3)
+    assert gray.pixels == "8-bit" and gray.measures_likelihood
+    binary = request.for_data((28, 28, 1), "binary")
+    assert (binary.model.likelihood, binary.model.mixture_components) == ("bernoulli", 0)
+    binarized = dataclasses.replace(request, dynamic_binarization=True).for_data(
+        (28, 28, 1), "8-bit")
+    assert binarized.model.likelihood == "bernoulli" and binarized.measures_likelihood
+    cross_entropy = TrainConfig(likelihood="bernoulli").for_data((28, 28, 1), "8-bit")
+    assert not cross_entropy.measures_likelihood
+
+
+@pytest.mark.parametrize("settings, pixels, message", [
+    ({"dynamic_binarization": True}, "binary", "already binary"),
+    ({"likelihood": "logistic"}, "binary", "use --likelihood bernoulli"),
+])
+def test_settings_that_do_not_fit_the_data_are_refused(settings, pixels, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(**settings).for_data((28, 28, 1), pixels)
 
 
 def test_the_seed_is_stored_once_and_read_through_the_run():
@@ -54,7 +83,8 @@ def test_the_seed_is_stored_once_and_read_through_the_run():
 def test_a_config_round_trips_through_its_dict_form():
     config = TrainConfig(model=ModelConfig(hidden_dims=(300, 300), prior="vamp",
                                            objective="iwae", iwae_k=10),
-                         dataset="fashion_mnist", max_examples=100, out="runs/x")
+                         dataset="fashion_mnist", max_examples=100, out="runs/x",
+                         image_size=(20, 24)).for_data((20, 24, 1), "8-bit", ("a", "b"))
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.to_dict()["model"]["hidden_dims"] == [300, 300]
 

@@ -104,10 +104,10 @@ def test_fixed_binarization_for_evaluation_is_the_same_every_time():
 
 def test_datasets_without_validation_split_hold_out_the_last_training_examples():
     builder = tfds.builder("fashion_mnist", data_dir=data.resolve_data_dir(None))
-    assert data.tfds_split_names(builder, False, None) == {
+    assert data.tfds_split_names(builder, None) == {
         "train": "train[0:50000]", "validation": "train[50000:60000]",
         "test": "test[0:10000]"}
-    assert data.tfds_split_names(builder, False, 100) == {
+    assert data.tfds_split_names(builder, 100) == {
         "train": "train[0:100]", "validation": "train[50000:50100]", "test": "test[0:100]"}
     assert data.holdout_size(60_000) == 10_000 and data.holdout_size(1000) == 200
 
@@ -121,7 +121,7 @@ def test_data_dir_comes_from_flag_then_environment_then_tfds_default(monkeypatch
 
 
 def test_unknown_dataset_is_a_usage_error_naming_the_choices():
-    with pytest.raises(UsageError, match="unknown dataset 'cifar'.*binarized_mnist"):
+    with pytest.raises(UsageError, match="unknown dataset 'cifar': give a TFDS name.*npz:PATH"):
         data.load_splits("cifar")
 
 

@@ -11,7 +11,7 @@ from export.endpoints import decoder_endpoint, encoder_endpoint, prior_endpoint,
 def test_endpoints_name_their_inputs_and_outputs_with_a_dynamic_batch(small_export):
     vae = small_export["vae"]
     latent_dim = vae.config.latent_dim
-    decoder, encoder = decoder_endpoint(vae.decoder), encoder_endpoint(vae.encoder)
+    decoder, encoder = decoder_endpoint(vae.decoder, vae.likelihood), encoder_endpoint(vae.encoder)
     assert decoder.describe() == {"inputs": {"z": [-1, latent_dim]},
                                   "outputs": {"image": [-1, 28, 28, 1],
                                               "logits": [-1, 28, 28, 1]}}

@@ -4,6 +4,7 @@ checkpoint it says it measured, and what it refuses."""
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import subprocess
@@ -69,5 +70,8 @@ def test_the_command_writes_evaluation_json_and_no_tensorflow_log_lines(run_copy
         result = json.load(f)
     assert result["k"] == 200 and result["examples"] == 300
     assert 0 < result["test_nll"] < result["test_neg_elbo"]
+    assert result["test_nll_bits_per_dim"] == pytest.approx(
+        result["test_nll"] / (784 * math.log(2)))
+    assert result["image_shape"] == [28, 28, 1] and result["likelihood"] == "bernoulli"
     assert 0 <= result["active_units"] <= 4 and len(result["kl_per_unit"]) == 4
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0

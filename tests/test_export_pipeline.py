@@ -63,7 +63,8 @@ def test_int8_decoder_is_small_and_close_to_fp32(small_export):
 @pytest.mark.parametrize("batch", [1, 7, 300])
 def test_decoders_in_every_format_take_any_batch_size(small_export, batch):
     z = np.random.default_rng(batch).standard_normal((batch, LATENT_DIM)).astype(np.float32)
-    expected = run_keras(decoder_endpoint(small_export["vae"].decoder), z)
+    vae = small_export["vae"]
+    expected = run_keras(decoder_endpoint(vae.decoder, vae.likelihood), z)
     paths = small_export["paths"]
     for run, path in ((run_onnx, paths["decoder_onnx"]),
                       (run_saved_model, paths["decoder_saved_model"]),

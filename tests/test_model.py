@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_vae import model
 from keras_vae.config import ModelConfig
 from keras_vae.model import VAE, Sampling, bernoulli_nll
 
@@ -192,9 +193,34 @@ def test_other_architectures_keep_the_shapes_and_names_of_the_mlp(arch, marker_l
     images = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
     assert other(images).shape == mlp(images).shape == (3, 28, 28, 1)
     assert [o.shape for o in other.encoder(images)] == [o.shape for o in mlp.encoder(images)]
-    assert other.decoder.layers[-1].name == mlp.decoder.layers[-1].name == "logits"
+    assert other.decoder.layers[-1].name == mlp.decoder.layers[-1].name == "parameters"
     assert other.decoder.input_shape == mlp.decoder.input_shape == (None, 4)
     assert other.encoder.get_layer(marker_layer)
+
+
+@pytest.mark.parametrize("shape, stages", [((8, 8, 1), 1), ((28, 28, 1), 2), ((32, 32, 3), 2),
+                                           ((64, 64, 3), 3), ((27, 19, 3), 2),
+                                           ((5, 7, 1), 1)])
+def test_the_conv_network_derives_its_stages_from_the_image_size(shape, stages):
+    assert model.conv_stages(shape) == stages
+    config = ModelConfig(latent_dim=3, hidden_dims=(16,), arch="conv", image_shape=shape,
+                         likelihood="logistic", mixture_components=2)
+    vae = VAE(config)
+    images = np.random.default_rng(0).random((2, *shape)).astype(np.float32)
+    assert vae(images).shape == (2, *shape[:2], shape[2] * 3 * 2)
+    assert len([layer for layer in vae.encoder.layers if "conv" in layer.name]) == stages
+    vae.compile(optimizer="adam")
+    losses = vae.evaluate(images, batch_size=2, return_dict=True, verbose=0)
+    assert np.isfinite(losses["loss"])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "gated"])
+def test_dense_networks_take_any_image_shape(arch):
+    shape = (12, 10, 3)
+    vae = VAE(ModelConfig(latent_dim=3, hidden_dims=(16,), arch=arch, image_shape=shape))
+    images = np.random.default_rng(0).random((2, *shape)).astype(np.float32)
+    assert vae(images).shape == (2, *shape)
+    assert [t.shape for t in vae.encoder(images)] == [(2, 3), (2, 3)]
 
 
 def test_a_gated_layer_is_its_linear_part_times_a_sigmoid_of_its_gate():

@@ -45,7 +45,13 @@ def test_summary_reports_the_run_in_nats_per_example(summary):
     assert summary["config"]["model"] == {"latent_dim": 4, "hidden_dims": [64], "beta": 1.0,
                                           "seed": 0, "arch": "mlp", "objective": "elbo",
                                           "iwae_k": 1, "prior": "normal",
-                                          "pseudo_inputs": 0}
+                                          "pseudo_inputs": 0, "image_shape": [28, 28, 1],
+                                          "likelihood": "bernoulli",
+                                          "mixture_components": 0, "label_names": []}
+    assert summary["config"]["pixels"] == "binary" and summary["measures_likelihood"]
+    assert summary["image_shape"] == [28, 28, 1] and summary["likelihood"] == "bernoulli"
+    assert summary["test_bits_per_dim"] == pytest.approx(
+        summary["test_neg_elbo"] / (784 * np.log(2)))
     assert summary["config"]["epochs"] == summary["epochs_completed"] == 1
     assert len(summary["epoch_seconds"]) == 1 and summary["epoch_seconds"][0] > 0
     for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
@@ -117,7 +123,7 @@ def test_a_finished_run_is_refused_and_left_untouched(short_run, capsys):
     (["--batch-size", "ten"], "argument --batch-size: 'ten' is not a whole number"),
     (["--learning-rate", "nan"], "argument --learning-rate: 'nan' is not a finite number"),
     (["--hidden-dims", "400,-3"], "argument --hidden-dims: '400,-3' is not a comma-separated"),
-    (["--dataset", "cifar10"], "argument --dataset: invalid choice: 'cifar10'"),
+    (["--dataset", "no_such_set"], "unknown dataset 'no_such_set': give a TFDS name"),
     (["--dynamic-binarization"], "binarized_mnist is already binary"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])

@@ -1,0 +1,211 @@
+"""Images from a folder of files or from an .npz file, as uint8 arrays [N, H, W, C].
+
+`--dataset folder:PATH` reads PNG, JPEG, BMP and GIF files. Class subfolders of PATH (one
+level) give labels, named after the folders in sorted order; files directly in PATH are
+unlabeled (a folder may hold one kind or the other, not both). Pixels are read as what
+they are:
+
+- grayscale (modes L, 1, I;16 scaled to 8 bits) → 1 channel; colour (RGB, CMYK, YCbCr) → 3;
+- transparent images (RGBA, LA, palette images with transparency) are composited over
+  white, as a viewer shows them on a white page; other palette images become RGB, or
+  grayscale when every palette colour is gray;
+- a folder that mixes grayscale and colour images is read as colour (gray → R = G = B).
+
+All images must share one size, unless `--image-size H,W` resizes them (Lanczos).
+
+`--dataset npz:PATH` reads the arrays `images` (uint8, [N, H, W] or [N, H, W, C]), and
+optionally `labels` (integers, [N]) and `label_names` (strings, one per label value).
+
+Mistakes in the data are one line naming the file (`RunFailure`, exit 1).
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from keras_vae.cli import RunFailure, UsageError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+READ_THREADS = 8
+"""Pillow decodes outside Python's lock, so threads read a folder in parallel."""
+
+
+@dataclass(frozen=True)
+class Images:
+    """A whole data set in memory: uint8 images [N, H, W, C], labels [N] or None."""
+
+    images: np.ndarray
+    labels: np.ndarray | None
+    label_names: tuple[str, ...]
+
+
+# --- folders ---------------------------------------------------------------------------
+
+def read_folder(path: str, image_size: tuple[int, int] | None = None) -> Images:
+    """Every image under `path` (see the module docstring), resized to `image_size`."""
+    files, labels, label_names = _list_folder(path)
+    print(f"reading {len(files)} images from {path}", flush=True)
+    with ThreadPoolExecutor(READ_THREADS) as pool:
+        pictures = list(pool.map(lambda f: _read_image(f, image_size), files))
+    _check_one_size(pictures, path)
+    colour = any(p.ndim == 3 for p in pictures)
+    images = np.stack([_as_channels(p, colour) for p in pictures])
+    return Images(images, labels, label_names)
+
+
+def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ...]]:
+    if not os.path.isdir(path):
+        raise UsageError(f"folder:{path}: no such directory; pass a folder of images")
+    entries = sorted(os.scandir(path), key=lambda e: e.name)
+    loose = [e.path for e in entries if e.is_file() and _is_image(e.name)]
+    classes = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    by_class = {c.name: sorted(os.path.join(c.path, f) for f in os.listdir(c.path)
+                               if _is_image(f)) for c in classes}
+    by_class = {name: files for name, files in by_class.items() if files}
+    if loose and by_class:
+        raise RunFailure(f"folder:{path} holds both images and class folders "
+                         f"({', '.join(by_class)}); move the {len(loose)} loose images "
+                         f"into class folders, or point at a folder of one kind")
+    if not loose and not by_class:
+        raise RunFailure(f"folder:{path} has no images ({', '.join(IMAGE_EXTENSIONS)}), "
+                         f"neither directly nor in class subfolders")
+    if loose:
+        return loose, None, ()
+    files = [f for fs in by_class.values() for f in fs]
+    labels = np.concatenate([np.full(len(fs), i, np.int64)
+                             for i, fs in enumerate(by_class.values())])
+    return files, labels, tuple(by_class)
+
+
+def _is_image(name: str) -> bool:
+    return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def _read_image(file: str, image_size: tuple[int, int] | None) -> np.ndarray:
+    """One file → uint8 [H, W] (grayscale) or [H, W, 3] (colour)."""
+    try:
+        with Image.open(file) as image:
+            image.load()
+            picture = _natural_mode(image, file)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise RunFailure(f"{file}: cannot read this image ({error}); remove or replace it"
+                         ) from None
+    if image_size is not None and picture.size != (image_size[1], image_size[0]):
+        picture = picture.resize((image_size[1], image_size[0]), Image.Resampling.LANCZOS)
+    return np.asarray(picture, dtype=np.uint8)
+
+
+def _natural_mode(image: Image.Image, file: str) -> Image.Image:
+    """The image as L (grayscale) or RGB, transparency composited over white."""
+    if image.mode == "P":
+        has_alpha = "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "RGB")
+        if not has_alpha and _all_gray(image):
+            image = image.convert("L")
+    if image.mode in ("RGBA", "LA", "PA"):
+        base = "L" if image.mode == "LA" else "RGB"
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, image.convert("RGBA")).convert(base)
+    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8))
+    if image.mode in ("1", "L"):
+        return image.convert("L")
+    if image.mode in ("RGB", "CMYK", "YCbCr"):
+        return image.convert("RGB")
+    raise RunFailure(f"{file}: pixel mode {image.mode} is not supported; save it as 8-bit "
+                     f"grayscale or RGB")
+
+
+def _all_gray(image: Image.Image) -> bool:
+    pixels = np.asarray(image)
+    return bool((pixels[..., 0] == pixels[..., 1]).all()
+                and (pixels[..., 1] == pixels[..., 2]).all())
+
+
+def _check_one_size(pictures: list[np.ndarray], path: str) -> None:
+    sizes = collections.Counter(p.shape[:2] for p in pictures)
+    if len(sizes) > 1:
+        found = ", ".join(f"{h}×{w} ({n})" for (h, w), n in sizes.most_common())
+        raise RunFailure(f"folder:{path} has images of {len(sizes)} sizes: {found}; "
+                         f"pass --image-size H,W to resize them all")
+
+
+def _as_channels(picture: np.ndarray, colour: bool) -> np.ndarray:
+    if picture.ndim == 3:
+        return picture
+    return np.repeat(picture[..., None], 3 if colour else 1, axis=-1)
+
+
+# --- npz files -------------------------------------------------------------------------
+
+def read_npz(path: str, image_size: tuple[int, int] | None = None) -> Images:
+    """`images`, `labels` and `label_names` from an .npz file (see the module docstring)."""
+    try:
+        with np.load(path, allow_pickle=False) as arrays:
+            contents = {key: arrays[key] for key in arrays.files}
+    except FileNotFoundError:
+        raise UsageError(f"npz:{path}: no such file") from None
+    except (OSError, ValueError) as error:
+        raise RunFailure(f"npz:{path}: cannot read it as an .npz file ({error})") from None
+    images = _npz_images(contents, path)
+    labels = _npz_labels(contents, len(images), path)
+    names = _npz_label_names(contents, labels, path)
+    if image_size is not None and images.shape[1:3] != tuple(image_size):
+        images = resize(images, image_size)
+    return Images(images, labels, names)
+
+
+def _npz_images(contents: dict, path: str) -> np.ndarray:
+    if "images" not in contents:
+        raise RunFailure(f"npz:{path} has no array 'images' (it has: "
+                         f"{', '.join(contents) or 'nothing'})")
+    images = contents["images"]
+    if images.dtype != np.uint8 or images.ndim not in (3, 4):
+        raise RunFailure(f"npz:{path}: 'images' is {images.dtype} of rank {images.ndim}; "
+                         f"it must be uint8 [N, H, W] or [N, H, W, C]")
+    return images[..., None] if images.ndim == 3 else images
+
+
+def _npz_labels(contents: dict, examples: int, path: str) -> np.ndarray | None:
+    if "labels" not in contents:
+        return None
+    labels = contents["labels"]
+    if labels.shape != (examples,) or not np.issubdtype(labels.dtype, np.integer):
+        raise RunFailure(f"npz:{path}: 'labels' is {labels.dtype} {list(labels.shape)}; it "
+                         f"must hold one integer per image, [{examples}]")
+    if labels.min() < 0:
+        raise RunFailure(f"npz:{path}: 'labels' has negative values; use 0 … classes − 1")
+    return labels.astype(np.int64)
+
+
+def _npz_label_names(contents: dict, labels: np.ndarray | None, path: str
+                     ) -> tuple[str, ...]:
+    if labels is None:
+        return ()
+    classes = int(labels.max()) + 1
+    if "label_names" not in contents:
+        return tuple(str(i) for i in range(classes))
+    names = tuple(str(n) for n in contents["label_names"])
+    if len(names) < classes:
+        raise RunFailure(f"npz:{path}: {len(names)} label_names for labels up to "
+                         f"{classes - 1}; give one name per label value")
+    return names
+
+
+def resize(images: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
+    """uint8 [N, H, W, C] → uint8 [N, *image_size, C], each image resized with Lanczos."""
+    height, width = image_size
+    channels = images.shape[-1]
+    out = np.empty((len(images), height, width, channels), np.uint8)
+    for i, image in enumerate(images):
+        planes = [Image.fromarray(image[..., c]).resize((width, height),
+                                                        Image.Resampling.LANCZOS)
+                  for c in range(channels)]
+        out[i] = np.stack([np.asarray(p) for p in planes], axis=-1)
+    return out
