@@ -4,8 +4,8 @@ checkpoint it says it measured, and what it refuses."""
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 import subprocess
 import sys

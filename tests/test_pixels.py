@@ -1,0 +1,73 @@
+"""Specification of keras_vae/pixels.py: p(x|z) is a probability of the data's pixels."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from keras import ops
+
+from keras_vae.pixels import Bernoulli, DiscretizedLogistic, log_bin_probability
+
+LEVELS = np.arange(256, dtype=np.float32) / 255
+
+
+def _random_parameters(rng, shape, components, spread=3.0):
+    return rng.normal(0, spread, (*shape, 3 * components)).astype(np.float32)
+
+
+def test_the_256_levels_of_a_pixel_have_probabilities_summing_to_one():
+    """For random mixtures on a 1×1×1 image, Σ_k p(x = k/255) = 1 to 1e-5."""
+    rng = np.random.default_rng(0)
+    likelihood = DiscretizedLogistic((1, 1, 1), components=4)
+    for _ in range(20):
+        parameters = np.repeat(_random_parameters(rng, (1, 1, 1), 4), 256, axis=0)
+        x = LEVELS.reshape(256, 1, 1, 1)
+        log_p = ops.convert_to_numpy(-likelihood.neg_log_prob(x, parameters)).astype(np.float64)
+        assert np.exp(log_p).sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_edge_bins_take_the_tails():
+    """A logistic centred far below 0 puts (almost) all its mass on 0, far above 1 on 255;
+    a narrow one at 0.5 on the middle level."""
+    x = LEVELS[:, None]
+    for location, mode in ((-3.0, 0), (4.0, 255), (128 / 255, 128)):
+        log_p = ops.convert_to_numpy(log_bin_probability(x, location, math.log(0.0002)))
+        assert int(np.argmax(log_p)) == mode and np.exp(log_p[mode]) > 0.99
+
+
+def test_the_log_probability_stays_finite_for_extreme_parameters():
+    likelihood = DiscretizedLogistic((2, 2, 3), components=2)
+    extreme = np.array([-1e4, -50.0, 0.0, 50.0, 1e4], np.float32)
+    rng = np.random.default_rng(1)
+    parameters = rng.choice(extreme, size=(64, 2, 2, 3 * 3 * 2)).astype(np.float32)
+    x = rng.choice(LEVELS, size=(64, 2, 2, 3)).astype(np.float32)
+    nll = ops.convert_to_numpy(likelihood.neg_log_prob(x, parameters))
+    assert np.isfinite(nll).all() and (nll >= 0).all()
+
+
+def test_the_mean_image_is_in_the_pixel_range_and_follows_the_locations():
+    likelihood = DiscretizedLogistic((1, 1, 1), components=1)
+    parameters = np.array([[[[0.0, -0.2, -5.0]]], [[[0.0, 0.9, -5.0]]]], np.float32)
+    mean = ops.convert_to_numpy(likelihood.mean(parameters))
+    np.testing.assert_allclose(mean.ravel(), [0.3, 1.0], atol=1e-6)  # 0.5 + 0.9 is clipped
+
+
+def test_k_samples_per_image_give_the_same_values_as_one_at_a_time():
+    rng = np.random.default_rng(2)
+    for likelihood, per_channel in ((DiscretizedLogistic((4, 3, 2), 3), 9),
+                                    (Bernoulli((4, 3, 2)), 1)):
+        x = rng.choice(LEVELS, size=(5, 4, 3, 2)).astype(np.float32)
+        parameters = rng.normal(size=(7, 5, 4, 3, 2 * per_channel)).astype(np.float32)
+        together = ops.convert_to_numpy(likelihood.neg_log_prob(x, parameters))
+        one_by_one = np.stack([ops.convert_to_numpy(likelihood.neg_log_prob(x, p))
+                               for p in parameters])
+        np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
+
+
+def test_the_bernoulli_nll_of_binary_pixels_is_their_log_probability():
+    x = np.array([[[[0.0], [1.0]]]], np.float32)
+    logits = np.array([[[[0.3], [-1.2]]]], np.float32)
+    expected = -(math.log(1 - 1 / (1 + math.exp(-0.3))) + math.log(1 / (1 + math.exp(1.2))))
+    assert float(Bernoulli((1, 2, 1)).neg_log_prob(x, logits)[0]) == pytest.approx(expected)

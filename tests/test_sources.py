@@ -1,0 +1,105 @@
+"""Specification of keras_vae/sources.py: people's own images, read as what they are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_vae.cli import RunFailure, UsageError
+from keras_vae.sources import read_folder, read_npz
+
+
+def _save(path, array, mode=None):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, np.uint8), mode).save(path)
+
+
+def test_class_folders_give_labels_named_after_them(tmp_path):
+    for name, value in (("cat", 10), ("dog", 200)):
+        for i in range(3):
+            _save(tmp_path / name / f"{i}.png", np.full((6, 5), value + i))
+    data = read_folder(str(tmp_path))
+    assert data.images.shape == (6, 6, 5, 1) and data.images.dtype == np.uint8
+    assert data.label_names == ("cat", "dog") and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert data.images[4, 0, 0, 0] == 201
+
+
+def test_loose_images_are_unlabeled_and_grayscale_joins_colour_as_rgb(tmp_path):
+    _save(tmp_path / "a.png", np.full((4, 4), 100))
+    _save(tmp_path / "b.jpg", np.full((4, 4, 3), (255, 0, 0)))
+    data = read_folder(str(tmp_path))
+    assert data.labels is None and data.label_names == ()
+    assert data.images.shape == (2, 4, 4, 3)
+    assert data.images[0, 0, 0].tolist() == [100, 100, 100]
+
+
+def test_transparency_is_composited_over_white(tmp_path):
+    rgba = np.zeros((4, 4, 4), np.uint8)
+    rgba[..., 0] = 255  # red, fully transparent on the left half
+    rgba[:, 2:, 3] = 255
+    _save(tmp_path / "x.png", rgba, "RGBA")
+    image = read_folder(str(tmp_path)).images[0]
+    assert image[0, 0].tolist() == [255, 255, 255] and image[0, 3].tolist() == [255, 0, 0]
+
+
+def test_mixed_sizes_are_listed_unless_resized(tmp_path):
+    for i, size in enumerate([(8, 8), (8, 8), (10, 6)]):
+        _save(tmp_path / f"{i}.png", np.zeros(size))
+    with pytest.raises(RunFailure, match=r"2 sizes: 8×8 \(2\), 10×6 \(1\); pass --image-size"):
+        read_folder(str(tmp_path))
+    assert read_folder(str(tmp_path), image_size=(5, 7)).images.shape == (3, 5, 7, 1)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "has no images"),
+    (lambda p: (p / "x.png").write_bytes(b"not an image"), "x.png: cannot read this image"),
+    (lambda p: (_save(p / "c" / "1.png", np.zeros((2, 2))), _save(p / "2.png", np.zeros((2, 2)))),
+     "holds both images and class folders"),
+])
+def test_bad_folders_are_one_line_naming_the_problem(tmp_path, make, message):
+    make(tmp_path)
+    with pytest.raises(RunFailure, match=message) as error:
+        read_folder(str(tmp_path))
+    assert "\n" not in str(error.value)
+
+
+def test_a_truncated_image_is_named(tmp_path):
+    _save(tmp_path / "whole.png", np.random.default_rng(0).integers(0, 255, (32, 32)))
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[:len(data) // 2])
+    with pytest.raises(RunFailure, match="cut.png: cannot read this image"):
+        read_folder(str(tmp_path))
+
+
+def test_npz_arrays_with_labels_and_names(tmp_path):
+    path = str(tmp_path / "d.npz")
+    np.savez(path, images=np.zeros((4, 3, 2), np.uint8), labels=np.array([0, 1, 1, 0]),
+             label_names=np.array(["no", "yes"]))
+    data = read_npz(path)
+    assert data.images.shape == (4, 3, 2, 1) and data.label_names == ("no", "yes")
+    np.savez(path, images=np.zeros((4, 3, 2, 3), np.uint8))
+    assert read_npz(path, image_size=(6, 4)).images.shape == (4, 6, 4, 3)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"pixels": np.zeros((2, 2, 2), np.uint8)}, "has no array 'images'"),
+    ({"images": np.zeros((2, 2, 2), np.float32)}, "must be uint8"),
+    ({"images": np.zeros((2, 2), np.uint8)}, "must be uint8 \\[N, H, W\\]"),
+    ({"images": np.zeros((2, 2, 2), np.uint8), "labels": np.zeros(3, int)},
+     "one integer per image, \\[2\\]"),
+    ({"images": np.zeros((2, 2, 2), np.uint8), "labels": np.array([0, 2]),
+      "label_names": np.array(["a", "b"])}, "2 label_names for labels up to 2"),
+])
+def test_bad_npz_files_are_one_line(tmp_path, arrays, message):
+    path = str(tmp_path / "d.npz")
+    np.savez(path, **arrays)
+    with pytest.raises(RunFailure, match=message):
+        read_npz(path)
+
+
+def test_missing_paths_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="no such directory"):
+        read_folder(str(tmp_path / "nope"))
+    with pytest.raises(UsageError, match="no such file"):
+        read_npz(str(tmp_path / "nope.npz"))
