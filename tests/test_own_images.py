@@ -38,9 +38,9 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
     _colour_folder(tmp_path / "pictures")
     run_dir = str(tmp_path / "run")
     assert run_command(main, "keras_vae.train", [
-        "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "conv", "--epochs", "20",
+        "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "conv", "--epochs", "12",
         "--batch-size", "16", "--latent-dim", "4", "--hidden-dims", "64",
-        "--mixture-components", "3", "--learning-rate", "0.003", "--verbose", "0",
+        "--mixture-components", "3", "--learning-rate", "0.005", "--verbose", "0",
         "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
