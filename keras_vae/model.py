@@ -72,12 +72,6 @@ def conv(filters: int, name: str, *, strides: int = 1,
                          name=name, kernel_initializer=_fan_in_uniform())
 
 
-def bernoulli_nll(x, logits):
-    """−log p(x|z) of pixels x in [0, 1] under Bernoulli(sigmoid(logits)), in nats: x and
-    logits [N, H, W, C] → [N], or logits [K, N, H, W, C] → [K, N] (see `pixels.Bernoulli`)."""
-    return Bernoulli(x.shape[1:]).neg_log_prob(x, logits)
-
-
 def log_importance_weights(images, z, z_mean, z_log_var, parameters, prior_weight=1.0,
                            prior=None, likelihood=None):
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from keras_vae import model
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE, Sampling, bernoulli_nll
+from keras_vae.model import VAE, Sampling
+from keras_vae.pixels import Bernoulli
 
 
 def _small_vae(**overrides) -> VAE:
@@ -72,7 +73,7 @@ def test_both_encoder_heads_receive_gradients_from_the_reconstruction_term():
 def test_reconstruction_is_finite_for_saturated_pixels():
     images = np.ones((2, 28, 28, 1), dtype=np.float32)
     logits = np.full((2, 28, 28, 1), -1000.0, dtype=np.float32)
-    nll = np.asarray(bernoulli_nll(images, logits))
+    nll = np.asarray(Bernoulli(images.shape[1:]).neg_log_prob(images, logits))
     np.testing.assert_allclose(nll, 784 * 1000.0, rtol=1e-6)  # −log sigmoid(−1000) ≈ 1000
 
 
@@ -136,16 +137,6 @@ def test_latent_dim_two_trains_and_samples():
     history = vae.fit(images, batch_size=32, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert vae.decoder(np.zeros((5, 2), np.float32)).shape == (5, 28, 28, 1)
-
-
-def test_bernoulli_nll_with_k_samples_per_image_matches_one_at_a_time():
-    rng = np.random.default_rng(5)
-    images = (rng.random((3, 28, 28, 1)) < 0.3).astype(np.float32)
-    logits = rng.normal(0, 5, (4, 3, 28, 28, 1)).astype(np.float32)
-    together = np.asarray(bernoulli_nll(images, logits))
-    one_by_one = np.stack([np.asarray(bernoulli_nll(images, logits[k])) for k in range(4)])
-    assert together.shape == (4, 3)
-    np.testing.assert_allclose(together, one_by_one, rtol=1e-5)
 
 
 def _same_weights_with(vae: VAE, **overrides) -> VAE:
