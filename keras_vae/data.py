@@ -28,7 +28,7 @@ from tensorflow_datasets.core.download.download_manager import NonMatchingChecks
 
 from keras_vae import sources
 from keras_vae.cli import RunFailure, UsageError
-from keras_vae.config import TrainConfig
+from keras_vae.config import SOURCE_PREFIXES, TrainConfig
 
 MAX_HOLDOUT = 10_000
 HOLDOUT_FRACTION = 5
@@ -93,7 +93,7 @@ def load_splits(dataset: str, data_dir: str | None = None, max_examples: int | N
     Returns:
         {"train": Split, "validation": Split, "test": Split}.
     """
-    if dataset.startswith(("folder:", "npz:")):
+    if dataset.startswith(SOURCE_PREFIXES):
         kind, path = dataset.split(":", 1)
         read = sources.read_folder if kind == "folder" else sources.read_npz
         splits = seeded_splits(read(path, image_size), split_seed, max_examples, dataset)

@@ -96,9 +96,17 @@ def _read_image(file: str, image_size: tuple[int, int] | None) -> np.ndarray:
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise RunFailure(f"{file}: cannot read this image ({error}); remove or replace it"
                          ) from None
-    if image_size is not None and picture.size != (image_size[1], image_size[0]):
-        picture = picture.resize((image_size[1], image_size[0]), Image.Resampling.LANCZOS)
+    if image_size is not None:
+        picture = _resized(picture, image_size)
     return np.asarray(picture, dtype=np.uint8)
+
+
+def _resized(picture: Image.Image, image_size: tuple[int, int]) -> Image.Image:
+    """The picture at (height, width), Lanczos-resampled; the same picture if it fits."""
+    height, width = image_size
+    if picture.size == (width, height):
+        return picture
+    return picture.resize((width, height), Image.Resampling.LANCZOS)
 
 
 def _natural_mode(image: Image.Image, file: str) -> Image.Image:
@@ -200,12 +208,8 @@ def _npz_label_names(contents: dict, labels: np.ndarray | None, path: str
 
 def resize(images: np.ndarray, image_size: tuple[int, int]) -> np.ndarray:
     """uint8 [N, H, W, C] → uint8 [N, *image_size, C], each image resized with Lanczos."""
-    height, width = image_size
-    channels = images.shape[-1]
-    out = np.empty((len(images), height, width, channels), np.uint8)
-    for i, image in enumerate(images):
-        planes = [Image.fromarray(image[..., c]).resize((width, height),
-                                                        Image.Resampling.LANCZOS)
-                  for c in range(channels)]
-        out[i] = np.stack([np.asarray(p) for p in planes], axis=-1)
+    out = np.empty((len(images), *image_size, images.shape[-1]), np.uint8)
+    for i, image in enumerate(images):  # a plane at a time: Pillow has no C-channel mode
+        out[i] = np.stack([np.asarray(_resized(Image.fromarray(plane), image_size))
+                           for plane in np.moveaxis(image, -1, 0)], axis=-1)
     return out
