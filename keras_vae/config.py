@@ -160,7 +160,9 @@ class TrainConfig:
     """Everything a training run depends on; the CLI flags map one to one onto it.
 
     `dataset` is a TFDS name (any dataset with an `image` feature), `folder:PATH` or
-    `npz:PATH` (see `keras_vae.sources`). `likelihood` is what was asked for ("auto":
+    `npz:PATH` (see `keras_vae.sources`). Images above `memory_budget_mb` (None: a quarter
+    of the machine's memory) stream from a memory-mapped file instead of memory; the two
+    give the same batches. `likelihood` is what was asked for ("auto":
     Bernoulli for binary pixels, the discretized logistic for 8-bit ones); once the data
     are loaded, `for_data` records what they are (`pixels`) and fills the model's image
     shape, likelihood and label names, before the record is written.
@@ -190,6 +192,7 @@ class TrainConfig:
     image_size: tuple[int, int] | None = None
     split_seed: int = 0
     pixels: str | None = None
+    memory_budget_mb: int | None = None
 
     def __post_init__(self):
         _check_dataset(self.dataset)
@@ -203,6 +206,8 @@ class TrainConfig:
             _choice("pixels", self.pixels, PIXEL_KINDS)
         for name in ("epochs", "batch_size", "steps_per_execution"):
             _at_least(name, getattr(self, name), 1)
+        if self.memory_budget_mb is not None:
+            _at_least("memory_budget_mb", self.memory_budget_mb, 0)
         _at_least("kl_warmup_epochs", self.kl_warmup_epochs, 0)
         if not self.learning_rate > 0:
             raise UsageError(f"learning_rate must be above 0, not {self.learning_rate!r}")

@@ -1,9 +1,14 @@
 """Datasets (TFDS, a folder of images, an .npz file), and the tf.data pipeline that feeds
 training.
 
-Splits are loaded once into memory as uint8 (a 70,000-image MNIST-sized set is 55 MB), so
+Splits are decoded once into uint8 arrays (a 70,000-image MNIST-sized set is 55 MB), so
 each epoch only shuffles indices and gathers batches: the pipeline costs microseconds per
 batch and never limits a training step. Pixels become float32 in [0, 1] per batch.
+
+A data set larger than the memory budget (`--memory-budget-mb`, by default a quarter of
+the machine's memory) is decoded once into memory-mapped files instead, and batches are
+read from them by parallel tf.data workers: the same indices, the same order, the same
+pixels as in memory, with the operating system paging images in from disk.
 
 Offline use matters: TFDS retries a failed download for minutes, so before asking TFDS to
 download we check within seconds that the dataset's hosts are reachable, and otherwise
@@ -29,6 +34,7 @@ from tensorflow_datasets.core.download.download_manager import NonMatchingChecks
 from keras_vae import sources
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import SOURCE_PREFIXES, TrainConfig
+from keras_vae.memory import default_data_budget_mb
 
 MAX_HOLDOUT = 10_000
 HOLDOUT_FRACTION = 5
@@ -78,8 +84,9 @@ def resolve_data_dir(data_dir: str | None) -> str | None:
 
 def load_splits(dataset: str, data_dir: str | None = None, max_examples: int | None = None,
                 accept_manual_files: bool = False, image_size: tuple[int, int] | None = None,
-                split_seed: int = 0) -> dict[str, Split]:
-    """Loads `train`, `validation` and `test` of a dataset into memory.
+                split_seed: int = 0, storage: sources.Storage = sources.IN_MEMORY
+                ) -> dict[str, Split]:
+    """Loads `train`, `validation` and `test` of a dataset, decoded to uint8.
 
     Args:
         dataset: a TFDS name, `folder:PATH` or `npz:PATH` (see `keras_vae.sources`).
@@ -89,29 +96,40 @@ def load_splits(dataset: str, data_dir: str | None = None, max_examples: int | N
             their checksums differ from TFDS's registered ones (see `ensure_prepared`).
         image_size: (height, width) to resize every image to; None keeps the data's size.
         split_seed: seed of the permutation that splits a folder or npz file.
+        storage: where the images go (memory, or memory-mapped files above a budget).
 
     Returns:
         {"train": Split, "validation": Split, "test": Split}.
     """
     if dataset.startswith(SOURCE_PREFIXES):
         kind, path = dataset.split(":", 1)
-        read = sources.read_folder if kind == "folder" else sources.read_npz
-        splits = seeded_splits(read(path, image_size), split_seed, max_examples, dataset)
+        data = (sources.read_folder(path, image_size, storage) if kind == "folder"
+                else sources.read_npz(path, image_size))
+        splits = seeded_splits(data, split_seed, max_examples, dataset, storage)
     else:
         splits = _tfds_splits(dataset, data_dir, max_examples, accept_manual_files,
-                              image_size)
+                              image_size, storage)
     return _with_common_scale(splits)
 
 
 def splits_for(config: TrainConfig, max_examples: int | None = None) -> dict[str, Split]:
     """The splits a run was (or is to be) trained and evaluated on, from its record;
-    `max_examples` overrides the record's."""
+    `max_examples` overrides the record's. Images above the run's memory budget go to
+    memory-mapped files in its run directory."""
     return load_splits(config.dataset, config.data_dir, max_examples or config.max_examples,
-                       config.accept_manual_files, config.image_size, config.split_seed)
+                       config.accept_manual_files, config.image_size, config.split_seed,
+                       storage_for(config))
+
+
+def storage_for(config: TrainConfig) -> sources.Storage:
+    budget = (default_data_budget_mb() if config.memory_budget_mb is None
+              else config.memory_budget_mb)
+    return sources.Storage(budget_bytes=budget * 2**20, spill_dir=config.out)
 
 
 def seeded_splits(data: sources.Images, seed: int, max_examples: int | None,
-                  dataset: str) -> dict[str, Split]:
+                  dataset: str, storage: sources.Storage = sources.IN_MEMORY
+                  ) -> dict[str, Split]:
     """Test, validation and train from one seeded permutation: a fifth each for test and
     validation (at most 10,000 each), the rest for training. The same seed and files give
     the same split, so a resumed run and `evaluate` see the same examples."""
@@ -123,7 +141,8 @@ def seeded_splits(data: sources.Images, seed: int, max_examples: int | None,
     order = np.random.default_rng(seed).permutation(examples)
     parts = {"train": order[2 * holdout:], "validation": order[holdout:2 * holdout],
              "test": order[:holdout]}
-    return {name: Split(images=data.images[ids[:max_examples]],
+    on_disk = isinstance(data.images, np.memmap)
+    return {name: Split(images=sources.take(data.images, ids[:max_examples], storage, on_disk),
                         labels=None if data.labels is None else data.labels[ids[:max_examples]],
                         pixel_max=255, label_names=data.label_names)
             for name, ids in parts.items()}
@@ -137,14 +156,20 @@ def _with_common_scale(splits: dict[str, Split]) -> dict[str, Split]:
 
 
 def _tfds_splits(name: str, data_dir: str | None, max_examples: int | None,
-                 accept_manual_files: bool, image_size) -> dict[str, Split]:
+                 accept_manual_files: bool, image_size, storage: sources.Storage
+                 ) -> dict[str, Split]:
     builder = _open_builder(name, data_dir)
     label_names = _check_features(builder, image_size)
     ensure_prepared(builder, accept_manual_files)
+    split_names = tfds_split_names(builder, max_examples)
+    image_shape = _image_shape(builder, image_size)
+    examples = sum(builder.info.splits[s].num_examples for s in split_names.values())
+    on_disk = storage.on_disk((examples, *image_shape))
     splits = {}
-    for split_name, tfds_split in tfds_split_names(builder, max_examples).items():
+    for split_name, tfds_split in split_names.items():
         try:
-            arrays = _to_numpy(builder.as_dataset(split=tfds_split), image_size)
+            arrays = _to_numpy(builder.as_dataset(split=tfds_split), image_size,
+                               storage if on_disk else None)
         except (tf.errors.OpError, OSError, ValueError) as error:
             raise RunFailure(
                 f"dataset {name!r} in {builder.data_dir} is damaged or truncated ("
@@ -204,8 +229,15 @@ def tfds_split_names(builder, max_examples: int | None) -> dict[str, str]:
             for name, (split, start, stop) in reversed(ranges.items())}
 
 
-def _to_numpy(dataset: tf.data.Dataset, image_size=None) -> dict[str, np.ndarray]:
-    """A TFDS split → {"image": array, ...}, read in large batches, resized if asked.
+def _image_shape(builder, image_size) -> tuple[int, int, int]:
+    height, width, channels = builder.info.features["image"].shape
+    return (*(image_size or (height, width)), channels or 3)
+
+
+def _to_numpy(dataset: tf.data.Dataset, image_size=None,
+              spill: sources.Storage | None = None) -> dict[str, np.ndarray]:
+    """A TFDS split → {"image": array, ...}, read in large batches, resized if asked;
+    with `spill`, the images are written batch by batch into a memory-mapped file.
 
     (TFDS's own batch_size=-1 sizes the batch from split metadata, which mock datasets
     do not carry; batching here works for real and mock data alike.)
@@ -213,8 +245,19 @@ def _to_numpy(dataset: tf.data.Dataset, image_size=None) -> dict[str, np.ndarray
     if image_size is not None:
         dataset = dataset.map(lambda example: {**example, "image": resize_images(
             example["image"], image_size)}, num_parallel_calls=tf.data.AUTOTUNE)
-    batches = list(tfds.as_numpy(dataset.batch(10_000)))
-    return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+    batches = tfds.as_numpy(dataset.batch(10_000))
+    if spill is None:
+        batches = list(batches)
+        return {key: np.concatenate([batch[key] for batch in batches]) for key in batches[0]}
+    images, others, count = None, [], 0
+    for batch in batches:
+        if images is None:
+            images = spill.new_images((len(dataset), *batch["image"].shape[1:]), True)
+        images[count:count + len(batch["image"])] = batch["image"]
+        count += len(batch["image"])
+        others.append({k: v for k, v in batch.items() if k != "image"})
+    return {"image": images[:count],
+            **{key: np.concatenate([o[key] for o in others]) for key in others[0]}}
 
 
 def resize_images(images, image_size):
@@ -308,7 +351,7 @@ def _host_reachable(host: str) -> bool:
 def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = None,
                  binarize_seed: int | None = None,
                  epoch: tf.Variable | None = None) -> tf.data.Dataset:
-    """Batches of float32 images [B, 28, 28, 1] in [0, 1], prefetched.
+    """Batches of float32 images [B, H, W, C] in [0, 1], prefetched.
 
     Training randomness is a stateless function of (seed, epoch, batch), with the epoch
     read from the `epoch` variable when an iteration starts; the `TrainingEpoch` callback
@@ -316,9 +359,10 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
     is iterated: the same on one device and under a tf.distribute strategy (whose Keras
     loop opens one extra iterator to build the model, and whose dataset rewrite re-seeds
     TF's stateful shuffle), and a resumed run continues the uninterrupted run's epochs.
+    A split held in a memory-mapped file gives the same batches as one in memory.
 
     Args:
-        split: the images, held in memory.
+        split: the images, in memory or memory-mapped.
         batch_size: examples per batch; the last batch may be smaller.
         shuffle_seed: if set, a fresh permutation every epoch, keyed by (seed, epoch).
         binarize_seed: if set, each pixel becomes a Bernoulli draw with its gray level as
@@ -328,7 +372,7 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
         epoch: scalar int64 variable holding the epoch being trained (with `shuffle_seed`;
             without one, iterations count as epoch 0).
     """
-    images = tf.constant(split.images)
+    read_rows = _row_reader(split)
     scale = 1.0 / split.pixel_max
     size = len(split)
 
@@ -342,7 +386,7 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
         return batches.map(lambda batch, ids: (ids, tf.stack([current, batch])))
 
     def gather(batch_indices, epoch_and_batch):
-        gray = tf.cast(tf.gather(images, batch_indices), tf.float32) * scale
+        gray = tf.cast(read_rows(batch_indices), tf.float32) * scale
         if binarize_seed is None:
             return gray
         seed = tf.random.experimental.stateless_fold_in(
@@ -352,10 +396,33 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
         return tf.cast(draws < gray, tf.float32)
 
     dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).flat_map(epoch_batches)
-    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    # Parallel, in order: batch i is always the i-th batch of the epoch's permutation.
+    dataset = dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     # flat_map hides the length; Keras needs it to know where an epoch ends.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-size // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _row_reader(split: Split):
+    """indices [B] → uint8 images [B, H, W, C]: a gather from a tensor in memory, or rows
+    read from the memory-mapped file (outside the graph, so several batches are read at
+    once by tf.data's parallel map)."""
+    if not isinstance(split.images, np.memmap):
+        images = tf.constant(split.images)
+        return lambda ids: tf.gather(images, ids)
+    source = split.images
+
+    def read(ids: np.ndarray) -> np.ndarray:
+        order = np.argsort(ids)  # ascending offsets: sequential reads where ids allow
+        rows = np.empty((len(ids), *source.shape[1:]), np.uint8)
+        rows[order] = source[ids[order]]
+        return rows
+
+    def read_rows(ids):
+        rows = tf.numpy_function(read, [ids], tf.uint8, stateful=False)
+        return tf.ensure_shape(rows, [None, *source.shape[1:]])
+
+    return read_rows
 
 
 def datasets_for(config: TrainConfig, splits: dict, epoch: tf.Variable | None = None

@@ -12,9 +12,13 @@ they are:
 - a folder that mixes grayscale and colour images is read as colour (gray → R = G = B).
 
 All images must share one size, unless `--image-size H,W` resizes them (Lanczos).
+Sizes and modes are read from the files' headers first, so a mixed folder is refused
+before anything is decoded, and the decoded images go straight into one array: in memory,
+or, for a data set above the memory budget, a memory-mapped file (`new_images`).
 
 `--dataset npz:PATH` reads the arrays `images` (uint8, [N, H, W] or [N, H, W, C]), and
-optionally `labels` (integers, [N]) and `label_names` (strings, one per label value).
+optionally `labels` (integers, [N]) and `label_names` (strings, one per label value). An
+.npz file is read into memory whole, whatever its size.
 
 Mistakes in the data are one line naming the file (`RunFailure`, exit 1).
 """
@@ -22,7 +26,9 @@ Mistakes in the data are one line naming the file (`RunFailure`, exit 1).
 from __future__ import annotations
 
 import collections
+import math
 import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -38,24 +44,78 @@ READ_THREADS = 8
 
 @dataclass(frozen=True)
 class Images:
-    """A whole data set in memory: uint8 images [N, H, W, C], labels [N] or None."""
+    """A whole data set: uint8 images [N, H, W, C] (in memory or memory-mapped), labels
+    [N] or None."""
 
     images: np.ndarray
     labels: np.ndarray | None
     label_names: tuple[str, ...]
 
 
+# --- where images are held -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Storage:
+    """Where a data set's uint8 images go: memory up to `budget_bytes`, above it a
+    memory-mapped file in `spill_dir` (None: the system's temporary directory)."""
+
+    budget_bytes: float = math.inf
+    spill_dir: str | None = None
+
+    def on_disk(self, shape) -> bool:
+        return math.prod(shape) > self.budget_bytes
+
+    def new_images(self, shape, on_disk: bool | None = None) -> np.ndarray:
+        """An uninitialized uint8 array of `shape`: in memory, or on disk when `on_disk`
+        (default: when the array alone is above the budget).
+
+        On disk it is a memory-mapped file whose name is removed as soon as it is mapped:
+        the operating system frees its space when the array is gone or the process ends,
+        however it ends, and pages it in and out as training reads it.
+        """
+        if not (self.on_disk(shape) if on_disk is None else on_disk):
+            return np.empty(shape, np.uint8)
+        if self.spill_dir:
+            os.makedirs(self.spill_dir, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=self.spill_dir, prefix="keras-vae-images-",
+                                         suffix=".u8") as file:
+            return np.memmap(file.name, np.uint8, "w+", shape=tuple(shape))
+
+
+IN_MEMORY = Storage()
+"""Everything in memory, whatever its size."""
+
+
+def take(images: np.ndarray, ids: np.ndarray, storage: Storage, on_disk: bool
+         ) -> np.ndarray:
+    """images[ids] copied into `storage` a block at a time (a memory-mapped source is never
+    read whole)."""
+    out = storage.new_images((len(ids), *images.shape[1:]), on_disk)
+    for start in range(0, len(ids), 4096):
+        out[start:start + 4096] = images[ids[start:start + 4096]]
+    return out
+
+
 # --- folders ---------------------------------------------------------------------------
 
-def read_folder(path: str, image_size: tuple[int, int] | None = None) -> Images:
+def read_folder(path: str, image_size: tuple[int, int] | None = None,
+                storage: Storage = IN_MEMORY) -> Images:
     """Every image under `path` (see the module docstring), resized to `image_size`."""
     files, labels, label_names = _list_folder(path)
-    print(f"reading {len(files)} images from {path}", flush=True)
     with ThreadPoolExecutor(READ_THREADS) as pool:
-        pictures = list(pool.map(lambda f: _read_image(f, image_size), files))
-    _check_one_size(pictures, path)
-    colour = any(p.ndim == 3 for p in pictures)
-    images = np.stack([_as_channels(p, colour) for p in pictures])
+        headers = list(pool.map(_read_header, files))
+        sizes = [image_size or size for size, _ in headers]
+        _check_one_size(sizes, path)
+        channels = 3 if any(colour for _, colour in headers) else 1
+        images = storage.new_images((len(files), *sizes[0], channels))
+        where = "a memory-mapped file" if isinstance(images, np.memmap) else "memory"
+        print(f"reading {len(files)} images from {path} into {where}", flush=True)
+
+        def read_into(index: int) -> None:
+            images[index] = _as_channels(_read_image(files[index], image_size), channels)
+
+        for _ in pool.map(read_into, range(len(files))):
+            pass
     return Images(images, labels, label_names)
 
 
@@ -87,18 +147,44 @@ def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def _read_header(file: str) -> tuple[tuple[int, int], bool]:
+    """((height, width), whether it is colour) from the file's header, pixels unread."""
+    with _opened(file) as image:
+        return (image.height, image.width), _colour_mode(image, file)
+
+
 def _read_image(file: str, image_size: tuple[int, int] | None) -> np.ndarray:
     """One file → uint8 [H, W] (grayscale) or [H, W, 3] (colour)."""
-    try:
-        with Image.open(file) as image:
-            image.load()
-            picture = _natural_mode(image, file)
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise RunFailure(f"{file}: cannot read this image ({error}); remove or replace it"
-                         ) from None
+    with _opened(file) as image:
+        image.load()
+        picture = _natural_mode(image, file)
     if image_size is not None:
         picture = _resized(picture, image_size)
     return np.asarray(picture, dtype=np.uint8)
+
+
+class _opened:
+    """`Image.open(file)`; a file Pillow cannot read is one line naming it."""
+
+    def __init__(self, file: str):
+        self.file = file
+
+    def __enter__(self) -> Image.Image:
+        try:
+            self.image = Image.open(self.file)
+        except (UnidentifiedImageError, OSError, SyntaxError) as error:
+            raise _unreadable(self.file, error) from None
+        return self.image
+
+    def __exit__(self, kind, error, traceback) -> bool:
+        self.image.close()
+        if isinstance(error, (OSError, SyntaxError)):  # truncated or damaged pixel data
+            raise _unreadable(self.file, error) from None
+        return False
+
+
+def _unreadable(file: str, error: Exception) -> RunFailure:
+    return RunFailure(f"{file}: cannot read this image ({error}); remove or replace it")
 
 
 def _resized(picture: Image.Image, image_size: tuple[int, int]) -> Image.Image:
@@ -109,13 +195,26 @@ def _resized(picture: Image.Image, image_size: tuple[int, int]) -> Image.Image:
     return picture.resize((width, height), Image.Resampling.LANCZOS)
 
 
+GRAY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L")
+COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr")
+
+
+def _colour_mode(image: Image.Image, file: str) -> bool:
+    """Whether `_natural_mode` makes this image RGB (True) or L (False)."""
+    if image.mode in ("P", "PA"):
+        return image.mode == "PA" or "transparency" in image.info or not _gray_palette(image)
+    if image.mode in GRAY_MODES or image.mode in COLOUR_MODES:
+        return image.mode in COLOUR_MODES
+    raise RunFailure(f"{file}: pixel mode {image.mode} is not supported; save it as 8-bit "
+                     f"grayscale or RGB")
+
+
 def _natural_mode(image: Image.Image, file: str) -> Image.Image:
     """The image as L (grayscale) or RGB, transparency composited over white."""
     if image.mode == "P":
         has_alpha = "transparency" in image.info
-        image = image.convert("RGBA" if has_alpha else "RGB")
-        if not has_alpha and _all_gray(image):
-            image = image.convert("L")
+        gray = not has_alpha and _gray_palette(image)
+        image = image.convert("L" if gray else "RGBA" if has_alpha else "RGB")
     if image.mode in ("RGBA", "LA", "PA"):
         base = "L" if image.mode == "LA" else "RGB"
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
@@ -130,24 +229,24 @@ def _natural_mode(image: Image.Image, file: str) -> Image.Image:
                      f"grayscale or RGB")
 
 
-def _all_gray(image: Image.Image) -> bool:
-    pixels = np.asarray(image)
-    return bool((pixels[..., 0] == pixels[..., 1]).all()
-                and (pixels[..., 1] == pixels[..., 2]).all())
+def _gray_palette(image: Image.Image) -> bool:
+    """Whether every colour of a palette image's palette is gray (R = G = B)."""
+    colours = np.asarray(image.getpalette("RGB") or [], np.uint8).reshape(-1, 3)
+    return bool((colours == colours[:, :1]).all())
 
 
-def _check_one_size(pictures: list[np.ndarray], path: str) -> None:
-    sizes = collections.Counter(p.shape[:2] for p in pictures)
+def _check_one_size(image_sizes: list[tuple[int, int]], path: str) -> None:
+    sizes = collections.Counter(tuple(size) for size in image_sizes)
     if len(sizes) > 1:
         found = ", ".join(f"{h}×{w} ({n})" for (h, w), n in sizes.most_common())
         raise RunFailure(f"folder:{path} has images of {len(sizes)} sizes: {found}; "
                          f"pass --image-size H,W to resize them all")
 
 
-def _as_channels(picture: np.ndarray, colour: bool) -> np.ndarray:
+def _as_channels(picture: np.ndarray, channels: int) -> np.ndarray:
     if picture.ndim == 3:
         return picture
-    return np.repeat(picture[..., None], 3 if colour else 1, axis=-1)
+    return np.repeat(picture[..., None], channels, axis=-1)
 
 
 # --- npz files -------------------------------------------------------------------------

@@ -114,6 +114,11 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
                             "TFDS's (the same data recompressed, as Linux packages ship it)")
     group.add_argument("--max-examples", type=positive_int, default=None,
                        help="use only the first N examples of each split (quick runs)")
+    group.add_argument("--memory-budget-mb", type=non_negative_int, default=None,
+                       help="hold the images in memory up to this size; a larger data set "
+                            "is decoded once into memory-mapped files in the run directory "
+                            "and streamed from disk, with the same batches (default: a "
+                            "quarter of this machine's memory)")
     group.add_argument("--dynamic-binarization", action="store_true",
                        help="grayscale datasets: train on a fresh Bernoulli draw of the "
                             "pixels each epoch (IWAE paper); evaluate on one fixed draw")
@@ -177,7 +182,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         steps_per_execution=args.steps_per_execution, max_examples=args.max_examples,
         strategy=args.strategy, kl_warmup_epochs=args.kl_warmup_epochs,
         lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience,
-        export=not args.no_export, likelihood=args.likelihood, image_size=args.image_size)
+        export=not args.no_export, likelihood=args.likelihood, image_size=args.image_size,
+        memory_budget_mb=args.memory_budget_mb)
 
 
 def default_run_dir(dataset: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
@@ -15,6 +16,7 @@ from tensorflow_datasets.core.download.checksums import compute_url_info
 from keras_vae import data
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.data import load_splits
+from keras_vae.sources import Storage
 
 
 def _epoch(dataset) -> np.ndarray:
@@ -94,6 +96,34 @@ def test_dynamic_binarization_draws_fresh_pixels_each_epoch_with_gray_level_odds
     ink = lambda images: sorted(images.sum(axis=(1, 2, 3)))  # noqa: E731
     assert ink(first) != ink(second)
     assert first.mean() == pytest.approx(split.as_float().mean(), abs=0.01)
+
+
+def test_a_memory_mapped_split_gives_the_same_batches_as_one_in_memory(tmp_path):
+    """Above the memory budget only where the images live changes: the same order, draws
+    and pixels every epoch, and the file's name is gone once it is mapped."""
+    split = _small_split(gray=True)
+    mapped = Storage(budget_bytes=0, spill_dir=str(tmp_path)).new_images(split.images.shape)
+    mapped[:] = split.images
+    assert isinstance(mapped, np.memmap) and os.listdir(tmp_path) == []
+    on_disk = dataclasses.replace(split, images=mapped)
+    for epoch_number in (0, 1):
+        epochs = []
+        for source in (split, on_disk):
+            epoch = data.epoch_variable()
+            epoch.assign(epoch_number)
+            epochs.append(_epoch(data.make_dataset(source, 64, shuffle_seed=5,
+                                                   binarize_seed=3, epoch=epoch)))
+        np.testing.assert_array_equal(*epochs)
+
+
+def test_a_tfds_set_above_the_budget_loads_into_memory_mapped_files(tmp_path,
+                                                                     binarized_mnist_splits):
+    splits = load_splits("binarized_mnist", max_examples=300,
+                         storage=Storage(budget_bytes=100_000, spill_dir=str(tmp_path)))
+    for name, split in splits.items():
+        assert isinstance(split.images, np.memmap), name
+        np.testing.assert_array_equal(split.images, binarized_mnist_splits[name].images[:300])
+    assert splits["train"].pixel_max == 1 and os.listdir(tmp_path) == []
 
 
 def test_fixed_binarization_for_evaluation_is_the_same_every_time():

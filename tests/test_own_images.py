@@ -41,12 +41,15 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
         "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "conv", "--epochs", "12",
         "--batch-size", "16", "--latent-dim", "4", "--hidden-dims", "64",
         "--mixture-components", "3", "--learning-rate", "0.005", "--verbose", "0",
-        "--out", run_dir]) == 0
+        "--memory-budget-mb", "0", "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     assert summary["image_shape"] == [20, 16, 3] and summary["likelihood"] == "logistic"
     assert summary["config"]["model"]["label_names"] == ["blue", "red"]
     assert summary["config"]["model"]["mixture_components"] == 3
+    # Streamed from a memory-mapped file (budget 0), which vanished with its mapping.
+    assert summary["config"]["memory_budget_mb"] == 0
+    assert not [f for f in os.listdir(run_dir) if f.startswith("keras-vae-images-")]
     assert 0 < summary["test_bits_per_dim"] < 8  # a real likelihood of 8-bit pixels
     samples = Image.open(os.path.join(run_dir, summary["artifacts"]["samples_png"]))
     assert samples.mode == "RGB"

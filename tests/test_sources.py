@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from keras_vae.cli import RunFailure, UsageError
-from keras_vae.sources import read_folder, read_npz
+from keras_vae.sources import Storage, read_folder, read_npz
 
 
 def _save(path, array, mode=None):
@@ -23,6 +25,18 @@ def test_class_folders_give_labels_named_after_them(tmp_path):
     assert data.images.shape == (6, 6, 5, 1) and data.images.dtype == np.uint8
     assert data.label_names == ("cat", "dog") and data.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert data.images[4, 0, 0, 0] == 201
+
+
+def test_a_folder_above_the_memory_budget_is_decoded_into_a_memory_mapped_file(tmp_path):
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        _save(tmp_path / "in" / f"{i}.png", rng.integers(0, 256, (6, 5, 3)))
+    in_memory = read_folder(str(tmp_path / "in"))
+    mapped = read_folder(str(tmp_path / "in"), storage=Storage(500, str(tmp_path / "spill")))
+    assert not isinstance(in_memory.images, np.memmap)  # 540 bytes: within the default
+    assert isinstance(mapped.images, np.memmap)
+    np.testing.assert_array_equal(mapped.images, in_memory.images)
+    assert os.listdir(tmp_path / "spill") == []  # the file has no name: nothing to clean
 
 
 def test_loose_images_are_unlabeled_and_grayscale_joins_colour_as_rgb(tmp_path):
