@@ -17,12 +17,19 @@ import tensorflow as tf
 
 from keras_vae.callbacks import EpochSeconds, TrainingEpoch
 from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig, TrainConfig
-from keras_vae.data import epoch_variable, load_splits, make_dataset
+from keras_vae.data import Split, epoch_variable, load_splits, make_dataset
 from keras_vae.machine import describe_machine
+from keras_vae.model import conv_stages
+from keras_vae.pixels import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE_RANGE
 from keras_vae.run_layout import read_summary
+from keras_vae.sources import Storage
 from keras_vae.training import build_model
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))  # the benchmark trains on binarized_mnist
+COLOUR_SHAPE = (32, 32, 3)
+COLOUR_EXAMPLES = 10_000
+"""The conv network's benchmark: 10,000 random 8-bit 32×32 RGB images (their content does
+not change the cost of a step), with the default logistic mixture."""
 
 
 def training_flops_per_example(model: ModelConfig) -> float:
@@ -58,6 +65,23 @@ def pipeline_throughput(split, batch_size: int, epochs: int = 3) -> float:
             pass
         times.append(time.perf_counter() - start)
     return len(split) / float(np.median(times))
+
+
+def memory_mapped(split: Split, spill_dir: str | None = None) -> Split:
+    """The same split, its images copied into a memory-mapped file (the streaming path)."""
+    images = Storage(budget_bytes=0, spill_dir=spill_dir).new_images(split.images.shape)
+    images[:] = split.images
+    return dataclasses.replace(split, images=images)
+
+
+def pipeline_paths(split: Split, batch_size: int, training_examples_per_s: float) -> dict:
+    """Examples/s of the input pipeline held in memory and streamed from a memory-mapped
+    file, each as a multiple of the training step's examples/s."""
+    rates = {"in_memory": pipeline_throughput(split, batch_size),
+             "memory_mapped": pipeline_throughput(memory_mapped(split), batch_size)}
+    return {**{f"{path}_examples_per_s": rate for path, rate in rates.items()},
+            **{f"{path}_vs_training": rate / training_examples_per_s
+               for path, rate in rates.items()}}
 
 
 def measure_training(config: TrainConfig, splits, epochs: int) -> dict:
@@ -139,6 +163,119 @@ def side_by_side_with_torch(splits, rounds: int = 5) -> dict | None:
             "torch_version": torch_vae.torch.__version__}
 
 
+def colour_split(examples: int = COLOUR_EXAMPLES) -> Split:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (examples, *COLOUR_SHAPE), dtype=np.uint8)
+    return Split(images=images, labels=None, pixel_max=255)
+
+
+def colour_conv_config(jit_compile: bool) -> TrainConfig:
+    """What `python -m keras_vae.train --arch conv` trains on 32×32 RGB 8-bit images."""
+    model = ModelConfig(arch="conv", image_shape=COLOUR_SHAPE, likelihood="logistic")
+    return TrainConfig(model=model, dataset="npz:random", jit_compile=jit_compile,
+                       pixels="8-bit")
+
+
+class TorchConvVAE:
+    """keras-vae's conv network for 32×32×3 images in PyTorch eager mode: two stride-2
+    3×3 convolutions (32, 64), dense 400, z of 20; mirrored by dense layers,
+    convolve-and-upsample (bilinear) steps and a 3×3 convolution to the discretized
+    logistic mixture's parameters; the same loss (negative ELBO, batch mean) and Adam."""
+
+    def __init__(self, images: np.ndarray, batch_size: int = 128, components: int = 5):
+        import torch
+
+        torch.manual_seed(0)
+        torch.set_num_threads(os.cpu_count() or 1)
+        nn = torch.nn
+        self.torch, self.batch_size, self.components = torch, batch_size, components
+        self.x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+        channels, side = images.shape[-1], images.shape[1] // 4
+        self.layers = nn.ModuleDict({
+            "enc0": nn.Conv2d(channels, 32, 3, 2, 1), "enc1": nn.Conv2d(32, 64, 3, 2, 1),
+            "hidden": nn.Linear(64 * side * side, 400), "mu": nn.Linear(400, 20),
+            "logvar": nn.Linear(400, 20), "dec": nn.Linear(20, 400),
+            "grid": nn.Linear(400, 64 * side * side), "dec0": nn.Conv2d(64, 64, 3, 1, 1),
+            "dec1": nn.Conv2d(64, 32, 3, 1, 1),
+            "out": nn.Conv2d(32, channels * 3 * components, 3, 1, 1)})
+        self.side = side
+        self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=1e-3)
+
+    def _neg_log_prob(self, x, parameters):
+        torch, functional = self.torch, self.torch.nn.functional
+        n, channels, height, width = x.shape
+        shaped = parameters.reshape(n, channels, 3, self.components, height, width)
+        logits = shaped[:, :, 0]
+        locations = 0.5 + shaped[:, :, 1]
+        log_scales = torch.clamp(shaped[:, :, 2] + LOG_SCALE_OFFSET, *LOG_SCALE_RANGE)
+        x = x.unsqueeze(2)
+        inverse_scale = torch.exp(-log_scales)
+        upper = (x - locations + HALF_BIN) * inverse_scale
+        lower = (x - locations - HALF_BIN) * inverse_scale
+        left, right = -functional.softplus(-upper), -functional.softplus(lower)
+        middle = left + right + torch.log(-torch.expm1(-2 * HALF_BIN * inverse_scale))
+        log_bins = torch.where(x < HALF_BIN, left, torch.where(x > 1 - HALF_BIN, right,
+                                                                middle))
+        log_mixture = torch.logsumexp(log_bins + torch.log_softmax(logits, dim=2), dim=2)
+        return -log_mixture.sum(dim=(1, 2, 3))
+
+    def epoch(self) -> float:
+        torch, layers, functional = self.torch, self.layers, self.torch.nn.functional
+        start = time.perf_counter()
+        for batch in self.x[torch.randperm(len(self.x))].split(self.batch_size):
+            h = torch.relu(layers["enc1"](torch.relu(layers["enc0"](batch))))
+            h = torch.relu(layers["hidden"](h.flatten(1)))
+            mu, logvar = layers["mu"](h), layers["logvar"](h)
+            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+            h = torch.relu(layers["grid"](torch.relu(layers["dec"](z))))
+            h = h.reshape(-1, 64, self.side, self.side)
+            for name in ("dec0", "dec1"):
+                h = functional.interpolate(torch.relu(layers[name](h)), scale_factor=2,
+                                           mode="bilinear", align_corners=False)
+            reconstruction = self._neg_log_prob(batch, layers["out"](h))
+            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+            loss = (reconstruction + kl).mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+        return time.perf_counter() - start
+
+
+def conv_side_by_side(rounds: int = 3, examples: int = COLOUR_EXAMPLES) -> dict:
+    """The conv network on 32×32×3 images: keras-vae with and without XLA, and the same
+    network in PyTorch (if installed), alternating epochs as `side_by_side_with_torch`
+    does; then both input pipelines against the faster Keras step."""
+    split = colour_split(examples)
+    assert conv_stages(COLOUR_SHAPE) == 2  # the network TorchConvVAE mirrors
+    try:
+        torch_vae = TorchConvVAE(split.images)
+    except ImportError:
+        torch_vae = None
+    data = make_dataset(split, 128, shuffle_seed=0)
+    seconds, models = {}, {}
+    for name, jit in (("keras_xla", True), ("keras_no_xla", False)):
+        keras.utils.set_random_seed(0)
+        models[name] = build_model(colour_conv_config(jit))
+    for _ in range(rounds + 1):  # the first round: tracing, compilation, warm-up
+        for name, vae in models.items():
+            timer = EpochSeconds()
+            vae.fit(data, epochs=1, callbacks=[timer], verbose=0, shuffle=False)
+            seconds.setdefault(name, []).extend(timer.seconds)
+        if torch_vae is not None:
+            seconds.setdefault("torch", []).append(torch_vae.epoch())
+    rates = {f"{name}_examples_per_s": len(split) / float(np.median(times[1:]))
+             for name, times in seconds.items()}
+    best_keras = max(rates["keras_xla_examples_per_s"], rates["keras_no_xla_examples_per_s"])
+    result = {"rounds": rounds, "image_shape": list(COLOUR_SHAPE), "examples": len(split),
+              **rates, "xla_speedup": rates["keras_xla_examples_per_s"]
+              / rates["keras_no_xla_examples_per_s"],
+              "pipeline": pipeline_paths(split, 128, best_keras)}
+    if torch_vae is not None:
+        result.update(torch_version=torch_vae.torch.__version__,
+                      keras_vs_torch=best_keras / rates["torch_examples_per_s"])
+    return result
+
+
 def training_peak_memory_mb(epochs: int = 2) -> tuple[float, float]:
     """Peak RSS (MB) of the real `python -m keras_vae.train` command (default settings),
     as its summary.json records it: (while training, whole command with export)."""
@@ -151,13 +288,23 @@ def training_peak_memory_mb(epochs: int = 2) -> tuple[float, float]:
     return summary["training_peak_rss_mb"], summary["command_peak_rss_mb"]
 
 
-def run_benchmark(epochs: int = 4) -> dict:
+def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv")) -> dict:
+    """`parts`: "mlp" (the default network on binarized MNIST, every measurement but the
+    conv one) and / or "conv" (`conv_side_by_side`)."""
+    result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
+              "tensorflow": tf.__version__, "keras": keras.__version__, "epochs": epochs}
+    if "mlp" in parts:
+        result.update(_mlp_benchmark(epochs))
+    if "conv" in parts:
+        result["conv_32x32x3"] = conv_side_by_side()
+    return result
+
+
+def _mlp_benchmark(epochs: int) -> dict:
     splits = load_splits("binarized_mnist")
     base = TrainConfig(dataset="binarized_mnist")
     roofline = matmul_roofline()
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-              "tensorflow": tf.__version__, "keras": keras.__version__, "epochs": epochs,
-              "matmul_roofline_gflops": roofline, "rows": []}
+    result = {"matmul_roofline_gflops": roofline, "rows": []}
 
     def row(name: str, config: TrainConfig) -> dict:
         measured = measure_training(config, splits, epochs)
@@ -191,9 +338,7 @@ def run_benchmark(epochs: int = 4) -> dict:
     result["fast_vs_plain_max_relative_loss_diff"] = float(np.max(
         np.abs(np.array(fast["loss_per_epoch"]) - slow["loss_per_epoch"])
         / np.array(slow["loss_per_epoch"])))
-    result["pipeline_examples_per_s"] = pipeline_throughput(splits["train"], 128)
-    result["pipeline_vs_default_step"] = result["pipeline_examples_per_s"] / fast[
-        "examples_per_s"]
+    result["pipeline"] = pipeline_paths(splits["train"], 128, fast["examples_per_s"])
     result["torch_side_by_side"] = side_by_side_with_torch(splits)
     result["training_peak_rss_mb"], result["command_peak_rss_mb"] = training_peak_memory_mb()
     return result
@@ -210,6 +355,23 @@ def _format_row(row: dict) -> str:
 
 
 def summarize(result: dict) -> str:
+    lines = [f"{result['machine']}; TensorFlow {result['tensorflow']}, Keras "
+             f"{result['keras']}; {result['date']}"]
+    if "rows" in result:
+        lines += _summarize_mlp(result)
+    if "conv_32x32x3" in result:
+        lines += _summarize_conv(result["conv_32x32x3"])
+    return "\n".join(lines)
+
+
+def _pipeline_line(pipeline: dict) -> str:
+    return (f"tf.data pipeline alone: in memory {pipeline['in_memory_examples_per_s']:,.0f} "
+            f"examples/s = {pipeline['in_memory_vs_training']:.0f}× the training step; "
+            f"memory-mapped {pipeline['memory_mapped_examples_per_s']:,.0f} examples/s = "
+            f"{pipeline['memory_mapped_vs_training']:.0f}×")
+
+
+def _summarize_mlp(result: dict) -> list[str]:
     torch = result["torch_side_by_side"]
     torch_line = ("PyTorch eager, same network: not installed (pip install torch==2.13.0)"
                   if torch is None else
@@ -217,15 +379,26 @@ def summarize(result: dict) -> str:
                   f"{torch['keras_examples_per_s']:,.0f} examples/s, PyTorch "
                   f"{torch['torch_version']} eager {torch['torch_examples_per_s']:,.0f} → "
                   f"{torch['speedup']:.2f}×")
-    return "\n".join([
-        f"{result['machine']}; TensorFlow {result['tensorflow']}, Keras {result['keras']}; "
-        f"{result['date']}",
+    return [
         f"matmul roofline (2048² float32): {result['matmul_roofline_gflops']:.1f} GFLOP/s",
-        f"tf.data pipeline alone: {result['pipeline_examples_per_s']:,.0f} examples/s "
-        f"= {result['pipeline_vs_default_step']:.0f}× the default training step",
+        _pipeline_line(result["pipeline"]),
         torch_line,
         f"fast vs plain path, per-epoch loss over {result['epochs']} epochs: max relative "
         f"difference {result['fast_vs_plain_max_relative_loss_diff']:.2e}",
         f"peak RSS of `python -m keras_vae.train` (2 epochs): "
         f"{result['training_peak_rss_mb']:,.0f} MB while training, "
-        f"{result['command_peak_rss_mb']:,.0f} MB for the whole command with export"])
+        f"{result['command_peak_rss_mb']:,.0f} MB for the whole command with export"]
+
+
+def _summarize_conv(conv: dict) -> list[str]:
+    torch = ("PyTorch: not installed (pip install torch==2.13.0)"
+             if "torch_examples_per_s" not in conv else
+             f"PyTorch {conv['torch_version']} eager {conv['torch_examples_per_s']:,.0f} → "
+             f"keras-vae (faster path) at {conv['keras_vs_torch']:.2f}× PyTorch")
+    return [
+        f"conv network, {conv['examples']:,} random 32×32×3 8-bit images, logistic "
+        f"likelihood, batch 128, {conv['rounds']} alternating epochs:",
+        f"  keras-vae with XLA {conv['keras_xla_examples_per_s']:,.0f} examples/s, without "
+        f"{conv['keras_no_xla_examples_per_s']:,.0f} (XLA ×{conv['xla_speedup']:.2f}); "
+        + torch,
+        "  " + _pipeline_line(conv["pipeline"])]
