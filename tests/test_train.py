@@ -21,7 +21,7 @@ from keras_vae.train import main
 from tests.conftest import TRAINED_RUN_FLAGS
 
 SMALL_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "300",
-             "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "2"]
+             "--latent-dim", "4", "--hidden-dims", "64", "--no-jit", "--verbose", "2"]
 
 
 def _train(run_dir: str, *extra: str) -> int:
@@ -160,7 +160,7 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_so
     assert run_command(main, "keras_vae.train", [
         "--dataset", "binarized_mnist", "--epochs", "60", "--max-examples", "100",
         "--hidden-dims", "256", "--learning-rate", "0.01", "--batch-size", "20",
-        "--early-stopping-patience", "2", "--no-export", "--verbose", "0",
+        "--early-stopping-patience", "2", "--no-export", "--no-jit", "--verbose", "0",
         "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)

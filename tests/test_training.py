@@ -16,7 +16,7 @@ from keras_vae.train import main
 from keras_vae.training import learning_rate
 
 TINY_RUN = ["--dataset", "binarized_mnist", "--max-examples", "600", "--hidden-dims", "64",
-            "--latent-dim", "4", "--batch-size", "100", "--verbose", "0"]
+            "--latent-dim", "4", "--batch-size", "100", "--no-jit", "--verbose", "0"]
 
 
 def _rows(run_dir: str) -> list[dict]:
