@@ -5,6 +5,7 @@ Kept free of TensorFlow imports so that commands can check their arguments insta
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
@@ -57,7 +58,9 @@ def read_run_config(run_dir: str) -> TrainConfig:
     except (OSError, json.JSONDecodeError) as error:
         raise RunFailure(f"cannot read {path} ({error}); restore it or retrain") from None
     try:
-        return TrainConfig.from_dict(stored)
+        # `out` is where the run is now: it may have been moved, or recorded relative to
+        # another working directory.
+        return dataclasses.replace(TrainConfig.from_dict(stored), out=run_dir)
     except (KeyError, TypeError, UsageError):
         raise RunFailure(f"{path} has settings this version does not understand; it was "
                          f"written by another version") from None

@@ -26,6 +26,14 @@ def test_the_run_record_reads_back_equal_to_what_was_written(tmp_path):
     assert read_run_config(str(tmp_path)) == config
 
 
+def test_a_moved_run_reads_as_where_it_is_now(tmp_path):
+    """Commands write into the run (pictures, evaluation, memory-mapped data): a run moved
+    or recorded relative to another directory must not send them elsewhere."""
+    write_run_config(TrainConfig(out=str(tmp_path / "before")))
+    os.rename(tmp_path / "before", tmp_path / "after")
+    assert read_run_config(str(tmp_path / "after")).out == str(tmp_path / "after")
+
+
 def test_a_record_from_another_version_is_one_clear_failure(tmp_path):
     stored = {**TrainConfig(out=str(tmp_path)).to_dict(), "future_setting": 1}
     (tmp_path / RUN_CONFIG).write_text(json.dumps(stored))
