@@ -29,11 +29,13 @@ import collections
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from keras_vae.cli import RunFailure, UsageError
 
@@ -163,24 +165,15 @@ def _read_image(file: str, image_size: tuple[int, int] | None) -> np.ndarray:
     return np.asarray(picture, dtype=np.uint8)
 
 
-class _opened:
-    """`Image.open(file)`; a file Pillow cannot read is one line naming it."""
-
-    def __init__(self, file: str):
-        self.file = file
-
-    def __enter__(self) -> Image.Image:
-        try:
-            self.image = Image.open(self.file)
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise _unreadable(self.file, error) from None
-        return self.image
-
-    def __exit__(self, kind, error, traceback) -> bool:
-        self.image.close()
-        if isinstance(error, (OSError, SyntaxError)):  # truncated or damaged pixel data
-            raise _unreadable(self.file, error) from None
-        return False
+@contextmanager
+def _opened(file: str) -> Iterator[Image.Image]:
+    """`Image.open(file)`; a file Pillow cannot open or decode (unknown format, truncated
+    or damaged pixel data) is one line naming it."""
+    try:
+        with Image.open(file) as image:
+            yield image
+    except (OSError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
+        raise _unreadable(file, error) from None
 
 
 def _unreadable(file: str, error: Exception) -> RunFailure:
