@@ -35,7 +35,8 @@ def time_calls(call: Callable[[], object], seconds: float) -> np.ndarray:
 
 
 def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
-    """name → factory(z) returning a zero-argument call that decodes z."""
+    """name → factory(inputs) returning a zero-argument call that decodes `inputs`
+    ({"z": …}, and a conditional decoder's {"label": …})."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
@@ -49,13 +50,19 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     onnx_int8 = session(path("decoder_int8_onnx"), threads)
     litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
                          ).get_signature_runner("serving_default")
+    def keras_inputs(inputs):
+        return list(inputs.values()) if len(inputs) > 1 else inputs["z"]
+
+    def tensors(inputs):
+        return {k: tf.constant(v) for k, v in inputs.items()}
+
     return {
-        "Keras model (eager call)": lambda z: lambda: decoder(z, training=False),
-        "SavedModel (serving_default)": lambda z: (lambda t: lambda: signature(z=t))(
-            tf.constant(z)),
-        "ONNX fp32 (onnxruntime)": lambda z: lambda: onnx_fp32.run(["image"], {"z": z}),
-        "ONNX int8 (onnxruntime)": lambda z: lambda: onnx_int8.run(["image"], {"z": z}),
-        "LiteRT (ai_edge_litert)": lambda z: lambda: litert(z=z),
+        "Keras model (eager call)": lambda x: lambda: decoder(keras_inputs(x), training=False),
+        "SavedModel (serving_default)": lambda x: (lambda t: lambda: signature(**t))(
+            tensors(x)),
+        "ONNX fp32 (onnxruntime)": lambda x: lambda: onnx_fp32.run(["image"], x),
+        "ONNX int8 (onnxruntime)": lambda x: lambda: onnx_int8.run(["image"], x),
+        "LiteRT (ai_edge_litert)": lambda x: lambda: litert(**x),
     }
 
 
@@ -64,14 +71,18 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
     if "decoder_tflite" not in summary.get("artifacts", {}):
         raise UsageError(f"{run_dir} has no exported decoder in summary.json; run "
                          f"`python -m export {run_dir}` first")
-    latent_dim = read_run_config(run_dir).model.latent_dim
-    rng = np.random.default_rng(0)
-    z1 = rng.standard_normal((1, latent_dim)).astype(np.float32)
-    z256 = rng.standard_normal((256, latent_dim)).astype(np.float32)
+    model = read_run_config(run_dir).model
+    latent_dim, rng = model.latent_dim, np.random.default_rng(0)
+
+    def inputs(n: int) -> dict:
+        z = {"z": rng.standard_normal((n, latent_dim)).astype(np.float32)}
+        return {**z, "label": np.arange(n) % model.classes} if model.conditional else z
+
+    one, batch = inputs(1), inputs(256)
     rows = []
     for name, make_call in runners(run_dir, summary, threads).items():
-        single = time_calls(make_call(z1), seconds)
-        batched = time_calls(make_call(z256), seconds)
+        single = time_calls(make_call(one), seconds)
+        batched = time_calls(make_call(batch), seconds)
         rows.append({"runtime": name,
                      "batch1_p50_us": float(np.percentile(single, 50)),
                      "batch1_p99_us": float(np.percentile(single, 99)),

@@ -13,10 +13,20 @@ the same input and output names:
 
 H, W and C are the training data's (the run record's `image_shape`).
 
-N is dynamic everywhere. A VampPrior model's decoder SavedModel also has the signature
-`vamp_prior`: `index` int64 [N] → `means`, `log_vars` float32 [N, latent_dim], the
-mixture's components at those indices (an index outside [0, K) is an error). Its presence
-tells a TF Serving client that z must come from that mixture, not from N(0, I).
+A conditional model's decoder and encoder take a second input, `label` int64 [N], the class
+index of each example (the run record's `label_names` give the names). A label outside
+[0, classes) is not an error: it enters the networks as the all-zero one-hot vector
+("no class"; `keras_vae.model.OneHot`), the same in every format.
+
+A conditional model's decoder SavedModel also has the signature `label_names`: `index`
+int64 [C] → `name` string [C], the class names at those indices. C, the number of
+classes, is static in its signature, so a TF Serving client reads it from the model's
+metadata (as it reads latent_dim from `z`), then asks for the names of 0 … C − 1.
+
+N is dynamic everywhere (except in `label_names`). A VampPrior model's decoder SavedModel
+also has the signature `vamp_prior`: `index` int64 [N] → `means`, `log_vars` float32
+[N, latent_dim], the mixture's components at those indices (an index outside [0, K) is an
+error). Its presence tells a TF Serving client that z must come from that mixture, not from N(0, I).
 """
 
 from __future__ import annotations
@@ -26,57 +36,92 @@ from dataclasses import dataclass
 import keras
 import tensorflow as tf
 
+LABEL_SPEC = tf.TensorSpec([None], tf.int64, name="label")
+"""A conditional model's second input: one class index per example."""
+
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One exported model: its TF Serving name, its single input, its named outputs."""
+    """One exported model: its TF Serving name, its inputs' names and shapes (in call
+    order), its named outputs."""
 
     name: str
-    input_name: str
-    input_shape: tuple[int | None, ...]
+    inputs: dict[str, tuple[int | None, ...]]
     output_shapes: dict[str, tuple[int | None, ...]]
     function: tf.types.experimental.GenericFunction
 
     def describe(self) -> dict:
         """Names and shapes for manifests (None → -1, TF Serving's notation)."""
         as_list = lambda shape: [-1 if d is None else d for d in shape]  # noqa: E731
-        return {"inputs": {self.input_name: as_list(self.input_shape)},
+        return {"inputs": {k: as_list(v) for k, v in self.inputs.items()},
                 "outputs": {k: as_list(v) for k, v in self.output_shapes.items()}}
+
+
+def named_inputs(names, inputs) -> dict:
+    """`inputs` as {input name: array}: a dict as it is, or the one array of a model with
+    a single input."""
+    if isinstance(inputs, dict):
+        return inputs
+    (name,) = names
+    return {name: inputs}
+
+
+def _conditional(model: keras.Model) -> bool:
+    return len(model.inputs) > 1
 
 
 def decoder_endpoint(decoder: keras.Model, likelihood) -> Endpoint:
     """`likelihood`: the model's `keras_vae.pixels` likelihood (`vae.likelihood`)."""
-    latent_dim = decoder.input_shape[-1]
-    spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+    latent_dim = decoder.inputs[0].shape[-1]
+    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
 
-    @tf.function(input_signature=[spec])
-    def decode(z):
-        parameters = decoder(z, training=False)
-        return {"image": likelihood.mean(parameters),
-                **likelihood.named_parameters(parameters)}
+    def outputs(parameters):
+        return {"image": likelihood.mean(parameters), **likelihood.named_parameters(parameters)}
 
-    shapes = {name: (None, *tensor.shape[1:]) for name, tensor in
-              decode(tf.zeros([1, latent_dim])).items()}
-    return Endpoint("vae_decoder", "z", (None, latent_dim), shapes, decode)
+    if _conditional(decoder):
+        @tf.function(input_signature=[z_spec, LABEL_SPEC])
+        def decode(z, label):
+            return outputs(decoder([z, label], training=False))
+        example = {"z": tf.zeros([1, latent_dim]), "label": tf.zeros([1], tf.int64)}
+    else:
+        @tf.function(input_signature=[z_spec])
+        def decode(z):
+            return outputs(decoder(z, training=False))
+        example = {"z": tf.zeros([1, latent_dim])}
+
+    shapes = {name: (None, *tensor.shape[1:]) for name, tensor in decode(**example).items()}
+    inputs = {"z": (None, latent_dim), **({"label": (None,)} if _conditional(decoder) else {})}
+    return Endpoint("vae_decoder", inputs, shapes, decode)
 
 
 def encoder_endpoint(encoder: keras.Model) -> Endpoint:
     latent_dim = encoder.output_shape[0][-1]
-    image_shape = tuple(encoder.input_shape[1:])
-    spec = tf.TensorSpec([None, *image_shape], tf.float32, name="image")
+    image_shape = tuple(encoder.inputs[0].shape[1:])
+    image_spec = tf.TensorSpec([None, *image_shape], tf.float32, name="image")
 
-    @tf.function(input_signature=[spec])
-    def encode(image):
-        z_mean, z_log_var = encoder(image, training=False)
+    def outputs(z_mean, z_log_var):
         return {"z_mean": z_mean, "z_log_var": z_log_var}
 
-    return Endpoint("vae_encoder", "image", (None, *image_shape),
+    if _conditional(encoder):
+        @tf.function(input_signature=[image_spec, LABEL_SPEC])
+        def encode(image, label):
+            return outputs(*encoder([image, label], training=False))
+    else:
+        @tf.function(input_signature=[image_spec])
+        def encode(image):
+            return outputs(*encoder(image, training=False))
+
+    inputs = {"image": (None, *image_shape),
+              **({"label": (None,)} if _conditional(encoder) else {})}
+    return Endpoint("vae_encoder", inputs,
                     {"z_mean": (None, latent_dim), "z_log_var": (None, latent_dim)}, encode)
 
 
 def run_keras(endpoint: Endpoint, inputs) -> dict:
-    """The reference outputs every artifact is compared with."""
-    outputs = endpoint.function(tf.constant(inputs))
+    """The reference outputs every artifact is compared with; `inputs`: see
+    `named_inputs`."""
+    named = named_inputs(endpoint.inputs, inputs)
+    outputs = endpoint.function(**{k: tf.constant(v) for k, v in named.items()})
     return {name: value.numpy() for name, value in outputs.items()}
 
 
@@ -92,5 +137,20 @@ def prior_endpoint(vae) -> Endpoint | None:
     def components(index):
         return {"means": tf.gather(means, index), "log_vars": tf.gather(log_vars, index)}
 
-    return Endpoint("vamp_prior", "index", (None,),
+    return Endpoint("vamp_prior", {"index": (None,)},
                     {"means": (None, latent_dim), "log_vars": (None, latent_dim)}, components)
+
+
+def label_names_endpoint(vae) -> Endpoint | None:
+    """The `label_names` signature of a conditional model's decoder; None otherwise."""
+    if not vae.config.conditional:
+        return None
+    names = tf.constant(list(vae.config.label_names))
+    classes = vae.config.classes
+    spec = tf.TensorSpec([classes], tf.int64, name="index")
+
+    @tf.function(input_signature=[spec])
+    def label_names(index):
+        return {"name": tf.gather(names, index)}
+
+    return Endpoint("label_names", {"index": (classes,)}, {"name": (classes,)}, label_names)

@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from export.endpoints import named_inputs
 from keras_vae.atomic import atomic_path
 from keras_vae.cli import native_logs_hidden
 
@@ -24,10 +25,10 @@ def write_tflite(saved_model_dir: str, path: str) -> None:
         f.write(flatbuffer)
 
 
-def run_tflite(path: str, inputs: np.ndarray, threads: int = 1) -> dict[str, np.ndarray]:
-    """Runs the `serving_default` signature (input and output names as exported)."""
+def run_tflite(path: str, inputs, threads: int = 1) -> dict[str, np.ndarray]:
+    """Runs the `serving_default` signature (input and output names as exported);
+    `inputs`: an array, or {input name: array} (`named_inputs`)."""
     with native_logs_hidden():  # the first call prints which delegate it created
         runner = Interpreter(model_path=path, num_threads=threads).get_signature_runner(
             "serving_default")
-        (input_name,) = runner.get_input_details()
-        return runner(**{input_name: inputs})
+        return runner(**named_inputs(list(runner.get_input_details()), inputs))

@@ -23,7 +23,7 @@ from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import keras_vae
-from export.endpoints import Endpoint
+from export.endpoints import Endpoint, named_inputs
 from keras_vae.atomic import atomic_path
 
 ONNX_OPSET = 17
@@ -82,8 +82,10 @@ def session(path: str, threads: int | None = None) -> ort.InferenceSession:
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
-def run_onnx(path: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
+def run_onnx(path: str, inputs) -> dict[str, np.ndarray]:
+    """`inputs`: an array, or {input name: array} (`named_inputs`)."""
     onnx_session = session(path)
     names = [o.name for o in onnx_session.get_outputs()]
-    values = onnx_session.run(names, {onnx_session.get_inputs()[0].name: inputs})
+    values = onnx_session.run(names, named_inputs(
+        [i.name for i in onnx_session.get_inputs()], inputs))
     return dict(zip(names, values, strict=True))

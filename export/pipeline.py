@@ -24,13 +24,19 @@ import shutil
 
 import keras_vae
 from export import verify
-from export.endpoints import decoder_endpoint, encoder_endpoint, prior_endpoint, run_keras
+from export.endpoints import (
+    decoder_endpoint,
+    encoder_endpoint,
+    label_names_endpoint,
+    prior_endpoint,
+    run_keras,
+)
 from export.litert import run_tflite, write_tflite
 from export.manifest import fingerprint
 from export.onnx_model import run_onnx, write_int8, write_onnx
 from export.prior import PRIOR_FILE, describe, write_prior
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
-from export.verify import int8_quality, misses, parity, parity_latents
+from export.verify import int8_quality, misses, parity, parity_labels, parity_latents
 from keras_vae.atomic import write_json
 from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig
@@ -44,11 +50,13 @@ def onnx_metadata(config: TrainConfig) -> dict[str, str]:
     """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties,
     derived from the run's record. `prior` tells a sampler where z comes from: "normal"
     (N(0, I)) or "vamp" (the mixture in the prior.npz shipped beside the decoder);
+    `conditional` ("true" / "false") whether the decoder takes a `label` input;
     `image_shape` ([H, W, C]) and `label_names` are JSON lists; `likelihood` names the
     decoder's other outputs (see `export.endpoints`)."""
     return {
         "latent_dim": str(config.model.latent_dim),
         "prior": config.model.prior,
+        "conditional": str(config.model.conditional).lower(),
         "image_shape": json.dumps(list(config.model.image_shape)),
         "likelihood": config.model.likelihood,
         "label_names": json.dumps(list(config.model.label_names)),
@@ -76,7 +84,7 @@ def export_model(vae, export_dir: str, config: TrainConfig) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staged = _write_all(vae, decoder, encoder, staging, config)
-        measured = _verify(decoder, encoder, staged)
+        measured = _verify(decoder, encoder, staged, vae.config.classes)
         problems = misses(measured["parity"], measured["int8"])
         if problems:
             raise RunFailure(f"export not published, verification failed: "
@@ -94,7 +102,7 @@ def _write_all(vae, decoder, encoder, staging: str, config: TrainConfig) -> dict
               "encoder_saved_model": os.path.join(staging, encoder.name),
               **{key: os.path.join(staging, name) for key, name in FILES.items()}}
     write_saved_model(decoder, vae.decoder, staged["decoder_saved_model"],
-                      extra=prior_endpoint(vae))
+                      extra=(prior_endpoint(vae), label_names_endpoint(vae)))
     write_saved_model(encoder, vae.encoder, staged["encoder_saved_model"])
     metadata = onnx_metadata(config)
     write_onnx(decoder, staged["decoder_onnx"], metadata)
@@ -106,12 +114,13 @@ def _write_all(vae, decoder, encoder, staging: str, config: TrainConfig) -> dict
     return staged
 
 
-def _verify(decoder, encoder, staged: dict[str, str]) -> dict:
+def _verify(decoder, encoder, staged: dict[str, str], classes: int) -> dict:
     """Measures every staged artifact against Keras. The int8 decoder is written here, as
     its weight scales are chosen by this measurement (`_quantize_decoder`)."""
-    z = parity_latents(decoder.input_shape[-1])
+    labels = {"label": parity_labels(classes)} if "label" in decoder.inputs else {}
+    z = {"z": parity_latents(decoder.inputs["z"][-1]), **labels}
     decoded = run_keras(decoder, z)
-    images = decoded["image"]  # digit-like encoder inputs, no dataset needed
+    images = {"image": decoded["image"], **labels}  # data-like inputs, no dataset needed
     encoded = run_keras(encoder, images)
     fp32_onnx = run_onnx(staged["decoder_onnx"], z)
     return {

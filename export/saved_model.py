@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from export.endpoints import Endpoint
+from export.endpoints import Endpoint, named_inputs
 
 
 def existing_versions(model_dir: str) -> list[int]:
@@ -30,14 +30,16 @@ def next_version(base_dir: str, model_names: list[str]) -> int:
 
 
 def write_saved_model(endpoint: Endpoint, resource: keras.Model, path: str,
-                      extra: Endpoint | None = None) -> None:
+                      extra: tuple[Endpoint | None, ...] = ()) -> None:
     """Writes a SavedModel whose `serving_default` signature is `endpoint.function`, plus
-    `extra` as a signature under its own name (TF Serving serves every signature)."""
+    every `extra` endpoint as a signature under its own name (TF Serving serves every
+    signature); None entries are skipped."""
     archive = keras.export.ExportArchive()
     archive.track(resource)
     archive.add_endpoint("serving_default", endpoint.function)
-    if extra is not None:
-        archive.add_endpoint(extra.name, extra.function)
+    for other in extra:
+        if other is not None:
+            archive.add_endpoint(other.name, other.function)
     archive.write_out(path, verbose=False)
 
 
@@ -56,9 +58,11 @@ def publish_version(staged: str, base_dir: str, model_name: str, version: int) -
     return final
 
 
-def run_saved_model(path: str, inputs: np.ndarray) -> dict[str, np.ndarray]:
-    """Calls the `serving_default` signature, as TF Serving does."""
+def run_saved_model(path: str, inputs) -> dict[str, np.ndarray]:
+    """Calls the `serving_default` signature, as TF Serving does; `inputs`: an array, or
+    {input name: array} (`named_inputs`)."""
     signature = tf.saved_model.load(path).signatures["serving_default"]
-    input_name = next(iter(signature.structured_input_signature[1]))
-    outputs = signature(**{input_name: tf.constant(inputs)})
+    specs = signature.structured_input_signature[1]
+    named = named_inputs(list(specs), inputs)
+    outputs = signature(**{k: tf.constant(v, specs[k].dtype) for k, v in named.items()})
     return {name: value.numpy() for name, value in outputs.items()}

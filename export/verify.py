@@ -1,7 +1,9 @@
 """Proof that each exported file computes what the trained Keras model computes.
 
 Every artifact runs on one fixed batch — latents z for the decoders, the decoded images
-for the encoder — and is compared with the Keras model on the same batch.
+for the encoder, and for a conditional model labels for both (every class in turn, and
+two out of range, so every format is held to the same answer for those) — and is
+compared with the Keras model on the same batch.
 
 Bounds:
 - fp32 artifacts (SavedModel, ONNX, LiteRT): |diff| / max(1, |Keras value|) ≤ 1e-4 for
@@ -35,6 +37,14 @@ def parity_latents(latent_dim: int) -> np.ndarray:
     z = np.random.default_rng(PARITY_SEED).standard_normal((PARITY_BATCH, latent_dim))
     z[:4] *= 4.0
     return z.astype(np.float32)
+
+
+def parity_labels(classes: int) -> np.ndarray:
+    """int64 labels of the parity batch: 0, 1, …, classes − 1 in turn, the last two rows
+    −1 and `classes` (out of range)."""
+    labels = np.arange(PARITY_BATCH) % classes
+    labels[-2:] = (-1, classes)
+    return labels.astype(np.int64)
 
 
 def parity(outputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:

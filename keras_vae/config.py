@@ -90,6 +90,9 @@ class ModelConfig:
         mixture_components: logistics per pixel and channel of "logistic" (None: 5);
             always 0 for "bernoulli".
         label_names: the data's class names, index = label ("" when unlabeled).
+        conditional: a conditional VAE (Sohn et al. 2015): q(z|x, y) and p(x|z, y) for a
+            label y, prior N(0, I), so its losses bound log p(x|y), not log p(x). Needs
+            labelled data; not with the VampPrior, whose pseudo-inputs have no labels.
 
     Raises:
         UsageError: a setting is out of range, or given where it does not apply.
@@ -108,6 +111,7 @@ class ModelConfig:
     likelihood: str = "bernoulli"
     mixture_components: int | None = None
     label_names: tuple[str, ...] = ()
+    conditional: bool = False
 
     def __post_init__(self):
         _at_least("latent_dim", self.latent_dim, 1)
@@ -145,6 +149,19 @@ class ModelConfig:
         else:
             _applies_only("--pseudo-inputs", self.pseudo_inputs, 0, "--prior vamp")
             object.__setattr__(self, "pseudo_inputs", 0)
+        if self.conditional and self.prior == "vamp":
+            raise UsageError("--conditional does not support --prior vamp (its pseudo-inputs "
+                             "carry no label); drop one of them")
+
+    @property
+    def losses_bound(self) -> str:
+        """What the model's losses bound: "log p(x|y)" when conditional, else "log p(x)"."""
+        return "log p(x|y)" if self.conditional else "log p(x)"
+
+    @property
+    def classes(self) -> int:
+        """How many labels the data have (0 when unlabeled)."""
+        return len(self.label_names)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims),
@@ -239,6 +256,10 @@ class TrainConfig:
             raise UsageError(f"--likelihood logistic models 8-bit pixels, and {self.dataset} "
                              f"{'is binarized' if self.dynamic_binarization else 'is binary'}"
                              f"; use --likelihood bernoulli (or auto)")
+        if self.model.conditional and not label_names:
+            raise UsageError(f"--conditional needs labelled data, and {self.dataset} has no "
+                             f"labels (class subfolders, npz 'labels' or a TFDS ClassLabel "
+                             f"give them); drop --conditional")
         likelihood = self.likelihood
         if likelihood == "auto":
             likelihood = "bernoulli" if binary else "logistic"

@@ -350,8 +350,10 @@ def _host_reachable(host: str) -> bool:
 
 def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = None,
                  binarize_seed: int | None = None,
-                 epoch: tf.Variable | None = None) -> tf.data.Dataset:
-    """Batches of float32 images [B, H, W, C] in [0, 1], prefetched.
+                 epoch: tf.Variable | None = None, with_labels: bool = False
+                 ) -> tf.data.Dataset:
+    """Batches of float32 images [B, H, W, C] in [0, 1], prefetched; with `with_labels`,
+    (images, int64 labels [B]) pairs, as a conditional model trains on.
 
     Training randomness is a stateless function of (seed, epoch, batch), with the epoch
     read from the `epoch` variable when an iteration starts; the `TrainingEpoch` callback
@@ -371,8 +373,10 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
             time, a fixed binarization for evaluation.
         epoch: scalar int64 variable holding the epoch being trained (with `shuffle_seed`;
             without one, iterations count as epoch 0).
+        with_labels: pair each batch with its labels (the split must have them).
     """
     read_rows = _row_reader(split)
+    labels = tf.constant(split.labels, tf.int64) if with_labels else None
     scale = 1.0 / split.pixel_max
     size = len(split)
 
@@ -386,6 +390,10 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
         return batches.map(lambda batch, ids: (ids, tf.stack([current, batch])))
 
     def gather(batch_indices, epoch_and_batch):
+        images = pixels(batch_indices, epoch_and_batch)
+        return images if labels is None else (images, tf.gather(labels, batch_indices))
+
+    def pixels(batch_indices, epoch_and_batch):
         gray = tf.cast(read_rows(batch_indices), tf.float32) * scale
         if binarize_seed is None:
             return gray
@@ -434,10 +442,13 @@ def datasets_for(config: TrainConfig, splits: dict, epoch: tf.Variable | None = 
     validation and test are fixed, so every evaluation of a run sees the same examples.
     """
     binarize = config.seed if config.dynamic_binarization else None
+    labelled = config.model.conditional
     return (make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed,
-                         binarize_seed=binarize, epoch=epoch),
-            make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize),
-            make_dataset(splits["test"], config.batch_size, binarize_seed=binarize))
+                         binarize_seed=binarize, epoch=epoch, with_labels=labelled),
+            make_dataset(splits["validation"], config.batch_size, binarize_seed=binarize,
+                         with_labels=labelled),
+            make_dataset(splits["test"], config.batch_size, binarize_seed=binarize,
+                         with_labels=labelled))
 
 
 def epoch_variable() -> tf.Variable:
@@ -446,5 +457,7 @@ def epoch_variable() -> tf.Variable:
 
 
 def images_of(dataset: tf.data.Dataset) -> np.ndarray:
-    """All images of a finite `make_dataset` pipeline, in its order, as one array."""
-    return np.concatenate([batch.numpy() for batch in dataset])
+    """All images of a finite `make_dataset` pipeline, in its order, as one array (the
+    images alone where batches are (images, labels))."""
+    return np.concatenate([(batch[0] if isinstance(batch, tuple) else batch).numpy()
+                           for batch in dataset])

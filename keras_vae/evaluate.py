@@ -2,7 +2,11 @@
 
 Reports, on the test split of the run's dataset: the negative ELBO (one z per image), the
 importance-sampled NLL with k samples per image (default 5000, as in the IWAE paper; see
-`keras_vae.likelihood`), active latent units and the KL per unit. Results go to
+`keras_vae.likelihood`), active latent units and the KL per unit. A conditional model's
+figures are those of log p(x|y), and its NLL is stored as `test_nll_given_label`, so it
+is never compared with an unconditional NLL by mistake. On labelled data a classifier
+judges the model's samples (`keras_vae.classifier`): their class accuracy for a
+conditional model, their class histogram for an unconditional one. Results go to
 RUN_DIR/evaluation.json together with the checkpoint they measured (its epoch and
 sha256), so an evaluation can be told apart from one of an older checkpoint. A run that
 is still training is refused: its best checkpoint is not final.
@@ -67,8 +71,9 @@ def progress_printer(total: int, stream=None) -> Callable[[int, float], None]:
 
 
 def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | None = None,
-             progress: bool = False) -> dict:
-    """Evaluates a run on its dataset's test split and writes RUN_DIR/evaluation.json."""
+             progress: bool = False, class_check: bool = True) -> dict:
+    """Evaluates a run on its dataset's test split and writes RUN_DIR/evaluation.json;
+    `class_check` (labelled data only) adds what a classifier sees in its samples."""
     from keras_vae.data import datasets_for, images_of, splits_for
     from keras_vae.likelihood import importance_nll, latent_statistics
 
@@ -79,18 +84,21 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     splits = splits_for(config, max_examples)
     _, _, test_data = datasets_for(config, splits)
     images = images_of(test_data)
+    labels = splits["test"].labels if config.model.conditional else None
     neg_elbo = vae.evaluate(test_data, return_dict=True, verbose=0)
-    nll = importance_nll(vae, images, k, seed,
+    nll = importance_nll(vae, images, k, seed, labels=labels,
                          progress=progress_printer(len(images)) if progress else None)
     result = {
         "dataset": config.dataset, "split": "test", "examples": len(images), "k": k,
         "seed": seed, "checkpoint": measured, "image_shape": list(config.model.image_shape),
-        "likelihood": config.model.likelihood,
+        "likelihood": config.model.likelihood, "losses_bound": config.model.losses_bound,
         **_estimate_entries(config, float(nll.mean()),
                             float(nll.std(ddof=1) / math.sqrt(len(nll)))),
         "test_neg_elbo": neg_elbo["loss"],
         "test_reconstruction": neg_elbo["reconstruction"], "test_kl": neg_elbo["kl"],
-        **latent_statistics(vae, images),
+        **latent_statistics(vae, images, labels=labels),
+        **(_class_check(vae, run_dir, splits, seed)
+           if class_check and config.model.label_names else {}),
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -101,31 +109,61 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
 def _estimate_entries(config, mean: float, standard_error: float) -> dict:
     """The importance-sampled estimate under its true name: the NLL (also in bits per
     dimension) when the likelihood is one of the data, else a Bernoulli cross-entropy
-    against gray levels, which no NLL may be compared with."""
+    against gray levels, which no NLL may be compared with; `_given_label` for a
+    conditional model's −log p(x|y)."""
+    given = "_given_label" if config.model.conditional else ""
     if not config.measures_likelihood:
-        return {"test_cross_entropy": mean, "test_cross_entropy_standard_error": standard_error}
-    return {"test_nll": mean, "test_nll_standard_error": standard_error,
-            "test_nll_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
+        return {f"test_cross_entropy{given}": mean,
+                f"test_cross_entropy{given}_standard_error": standard_error}
+    return {f"test_nll{given}": mean, f"test_nll{given}_standard_error": standard_error,
+            f"test_nll{given}_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
+
+
+def _class_check(vae, run_dir: str, splits: dict, seed: int) -> dict:
+    from keras_vae.classifier import SAMPLES_PER_CLASS, sample_classes, trained_classifier
+
+    print("classifier: judging the samples' classes (trained once per run)")
+    classifier, record = trained_classifier(run_dir, splits, seed)
+    return {"classifier": record, "samples_per_class": SAMPLES_PER_CLASS,
+            **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed)}
 
 
 def format_report(result: dict) -> str:
     epoch = result["checkpoint"]["epoch"]
-    if "test_nll" in result:
-        estimate = (f"  NLL, k = {result['k']:<6}  {result['test_nll']:8.2f} nats "
-                    f"(± {result['test_nll_standard_error']:.2f} standard error), "
-                    f"{result['test_nll_bits_per_dim']:.4f} bits/dim")
+    given = "_given_label" if result["losses_bound"] == "log p(x|y)" else ""
+    of = f"−{result['losses_bound']}"
+    if f"test_nll{given}" in result:
+        estimate = (f"  NLL {of}, k = {result['k']}: {result[f'test_nll{given}']:.2f} nats "
+                    f"(± {result[f'test_nll{given}_standard_error']:.2f} standard error), "
+                    f"{result[f'test_nll{given}_bits_per_dim']:.4f} bits/dim")
     else:
-        estimate = (f"  cross-entropy, k = {result['k']}: {result['test_cross_entropy']:.2f} "
-                    f"nats (Bernoulli against gray levels: not a likelihood)")
+        estimate = (f"  cross-entropy, k = {result['k']}: "
+                    f"{result[f'test_cross_entropy{given}']:.2f} nats (Bernoulli against "
+                    f"gray levels: not a likelihood)")
     return "\n".join([
         f"{result['dataset']} {result['split']}, {result['examples']:,} examples, "
         f"checkpoint of epoch {epoch if epoch is not None else '?'}",
-        f"  negative ELBO      {result['test_neg_elbo']:8.2f} nats "
+        f"  negative ELBO (bound on {of}) {result['test_neg_elbo']:.2f} nats "
         f"(reconstruction {result['test_reconstruction']:.2f} + KL {result['test_kl']:.2f})",
         estimate,
-        f"  active units       {result['active_units']:5d} of "
-        f"{len(result['unit_activity'])}",
+        f"  active units {result['active_units']} of {len(result['unit_activity'])}",
+        *_class_lines(result),
         f"  {result['seconds']:.0f} s, peak memory {result['peak_rss_mb']:,.0f} MB"])
+
+
+def _class_lines(result: dict) -> list[str]:
+    if "classifier" not in result:
+        return []
+    judge = (f"(classifier test accuracy {result['classifier']['test_accuracy']:.1%}, "
+             f"{result['samples_per_class']:,} samples per class)")
+    if "mean_sample_class_accuracy" in result:
+        per_class = ", ".join(f"{name} {value:.0%}"
+                              for name, value in result["sample_class_accuracy"].items())
+        return [f"  samples of the class asked for: {result['mean_sample_class_accuracy']:.1%} "
+                f"{judge}", f"    {per_class}"]
+    histogram = ", ".join(f"{name} {value:.0%}"
+                          for name, value in result["sample_class_histogram"].items())
+    return [f"  classes of the prior samples {judge}:", f"    {histogram}"]
 
 
 def main(argv: Sequence[str]) -> None:
@@ -139,13 +177,17 @@ def main(argv: Sequence[str]) -> None:
                         help="seed of the importance samples (default: %(default)s)")
     parser.add_argument("--max-examples", type=positive_int, default=None,
                         help="evaluate only the first N test examples")
+    parser.add_argument("--no-class-check", action="store_true",
+                        help="labelled data: skip training a classifier to judge the "
+                             "classes of the model's samples")
     parser.add_argument("--debug", action="store_true",
                         help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
     checkpoint_path(args.run_dir)  # answer a wrong path before TensorFlow loads
     ensure_not_training(args.run_dir)
     load_tensorflow(args.debug)
-    result = evaluate(args.run_dir, args.k, args.seed, args.max_examples, progress=True)
+    result = evaluate(args.run_dir, args.k, args.seed, args.max_examples, progress=True,
+                      class_check=not args.no_class_check)
     print(format_report(result))
     print(f"→ {os.path.join(args.run_dir, EVALUATION_JSON)}")
 

@@ -5,6 +5,10 @@ The code follows the math: the encoder maps x to q(z|x) = N(z_mean, exp(z_log_va
 model's losses, the decoder maps z to the parameters of p(x|z) for every pixel (see
 `keras_vae.pixels`), and `train_step` / `test_step` add the reconstruction term −log p(x|z).
 Images are [N, H, W, C] with pixels in [0, 1]; all losses are in nats per example.
+
+A conditional model (`ModelConfig.conditional`, Sohn et al. 2015) gives the encoder and the
+decoder the label y as a second input, so they become q(z|x, y) and p(x|z, y), and its
+batches are (images, labels).
 """
 
 from __future__ import annotations
@@ -70,6 +74,49 @@ def conv(filters: int, name: str, *, strides: int = 1,
     """A 3×3 'same' convolution with the same initializer."""
     return layers.Conv2D(filters, 3, strides=strides, padding="same", activation=activation,
                          name=name, kernel_initializer=_fan_in_uniform())
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class OneHot(layers.Layer):
+    """Labels int [N] → one-hot float32 [N, classes]; a label outside [0, classes) → zeros.
+
+    Built from Equal and Cast rather than `one_hot`, so that every exported format does the
+    same with an out-of-range label: ONNX's OneHot counts negative labels from the end,
+    where TensorFlow's gives zeros. Zeros make the label's term vanish from the first
+    dense layer: the network then sees "no class".
+
+    Args:
+        classes: how many labels there are.
+    """
+
+    def __init__(self, classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes = classes
+
+    def call(self, labels):
+        labels = ops.expand_dims(ops.cast(labels, "int64"), -1)
+        return ops.cast(ops.equal(labels, ops.arange(self.classes, dtype="int64")),
+                        self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.classes)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes}
+
+
+def with_label(config: ModelConfig, inputs: list, h):
+    """For a conditional model: adds a `label` input (int64 [N]) to `inputs` and returns h
+    with the label's one-hot vector appended, for the first dense layer. A dense layer over
+    [h, one-hot(y)] is W·h + E[y] + b: a learned embedding of y as wide as the layer."""
+    if not config.conditional:
+        return h
+    if config.classes < 1:
+        raise ValueError("a conditional model needs label_names (the classes) in its config")
+    label = keras.Input(shape=(), dtype="int64", name="label")
+    inputs.append(label)
+    return layers.Concatenate(name="with_label")([h, OneHot(config.classes,
+                                                            name="label_one_hot")(label)])
 
 
 def log_importance_weights(images, z, z_mean, z_log_var, parameters, prior_weight=1.0,
@@ -184,34 +231,42 @@ class PseudoInputs(layers.Layer):
 
 
 def build_encoder(config: ModelConfig) -> keras.Model:
-    """x [N, H, W, C] in [0, 1] → (z_mean, z_log_var), each [N, latent_dim]."""
+    """x [N, H, W, C] in [0, 1] (and a conditional model's label [N]) → (z_mean,
+    z_log_var), each [N, latent_dim]. The label joins after the convolutions: they learn
+    features shared by every class, the dense layers what the class changes."""
     images = keras.Input(shape=config.image_shape, name="image")
+    inputs = [images]
     h = images
     if config.arch == "conv":
         for i in range(conv_stages(config.image_shape)):
             h = conv(CONV_FILTERS[i], f"encoder_conv_{i}", strides=2)(h)
-    h = layers.Flatten()(h)
+    h = with_label(config, inputs, layers.Flatten()(h))
     for i, width in enumerate(config.hidden_dims):
         h = hidden_layer(h, width, f"encoder_hidden_{i}", config.arch == "gated")
     z_mean = dense(config.latent_dim, "z_mean")(h)
     z_log_var = dense(config.latent_dim, "z_log_var")(h)
-    return keras.Model(images, [z_mean, z_log_var], name="encoder")
+    return keras.Model(inputs if config.conditional else images, [z_mean, z_log_var],
+                       name="encoder")
 
 
 def build_decoder(config: ModelConfig) -> keras.Model:
-    """z [N, latent_dim] → the parameters of p(x|z), [N, H, W, C·P] (the encoder mirrored;
-    P per channel, from the likelihood)."""
+    """z [N, latent_dim] (and a conditional model's label [N]) → the parameters of p(x|z),
+    [N, H, W, C·P] (the encoder mirrored; P per channel, from the likelihood). The label
+    joins z before the first dense layer, so for `conv` it shapes the grid the
+    convolutions start from."""
     height, width, channels = config.image_shape
     outputs = channels * pixel_likelihood(config.likelihood, config.image_shape,
                                           config.mixture_components).parameters_per_channel
     z = keras.Input(shape=(config.latent_dim,), name="z")
-    h = z
+    inputs = [z]
+    h = with_label(config, inputs, z)
+    decoder_input = inputs if config.conditional else z
     for i, hidden in enumerate(reversed(config.hidden_dims)):
         h = hidden_layer(h, hidden, f"decoder_hidden_{i}", config.arch == "gated")
     if config.arch != "conv":
         parameters = dense(height * width * outputs, "pixel_parameters")(h)
         parameters = layers.Reshape((height, width, outputs), name="parameters")(parameters)
-        return keras.Model(z, parameters, name="decoder")
+        return keras.Model(decoder_input, parameters, name="decoder")
     stages = conv_stages(config.image_shape)
     grid = (-(-height // 2 ** stages), -(-width // 2 ** stages), CONV_FILTERS[stages - 1])
     h = dense(math.prod(grid), "decoder_to_grid", "relu")(h)
@@ -228,7 +283,7 @@ def build_decoder(config: ModelConfig) -> keras.Model:
     if any(excess):
         h = layers.Cropping2D(((0, excess[0]), (0, excess[1])), name="crop")(h)
     parameters = conv(outputs, "parameters", activation=None)(h)
-    return keras.Model(z, parameters, name="decoder")
+    return keras.Model(decoder_input, parameters, name="decoder")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -244,6 +299,9 @@ class VAE(keras.Model):
 
     Args:
         config: a `ModelConfig`, or its dict form (as stored in a `.keras` file).
+
+    A conditional model trains on (images, labels) pairs, as Keras passes x and y:
+    `vae.fit(images, labels)`, or a dataset of such pairs.
 
     Example:
         >>> vae = VAE(ModelConfig(latent_dim=2))
@@ -273,10 +331,34 @@ class VAE(keras.Model):
         self.sampling.build([(None, self.config.latent_dim)] * 2)
         self.built = True
 
-    def call(self, images, training=False):
-        z_mean, z_log_var = self.encoder(images, training=training)
+    def call(self, inputs, training=False):
+        """images → parameters of p(x|z); a conditional model takes (images, labels)."""
+        images, labels = self.batch_parts(inputs)
+        z_mean, z_log_var = self.encode(images, labels, training=training)
         z = self.sampling([z_mean, z_log_var, *self.prior(training)], training=training)
-        return self.decoder(z, training=training)
+        return self.decode(z, labels, training=training)
+
+    def encode(self, images, labels=None, training=False):
+        """q(z|x) (or q(z|x, y)): (z_mean, z_log_var), each [N, latent_dim]."""
+        return self.encoder(self._with_labels(images, labels), training=training)
+
+    def decode(self, z, labels=None, training=False):
+        """The parameters of p(x|z) (or p(x|z, y)), [N, H, W, C·P]."""
+        return self.decoder(self._with_labels(z, labels), training=training)
+
+    def _with_labels(self, x, labels):
+        if not self.config.conditional:
+            return x
+        if labels is None:
+            raise ValueError("this model is conditional: pass the labels [N] as well")
+        return [x, labels]
+
+    def batch_parts(self, data):
+        """(images, labels) of a batch: images alone, or an (images, labels) tuple as the
+        pipeline gives a conditional model (labels None for an unconditional one)."""
+        if not isinstance(data, (tuple, list)):
+            return data, None
+        return data[0], (data[1] if self.config.conditional and len(data) > 1 else None)
 
     def prior(self, training=False) -> list:
         """The prior's components: [] for N(0, I), [means, log_vars] ([K, d] each) for the
@@ -285,34 +367,38 @@ class VAE(keras.Model):
             return []
         return list(self.encoder(self.pseudo_inputs.images(), training=training))
 
-    def mean_image(self, z, training=False):
-        """E[x|z]: the decoded images [N, H, W, C] in [0, 1] that pictures show."""
-        return self.likelihood.mean(self.decoder(z, training=training))
+    def mean_image(self, z, labels=None, training=False):
+        """E[x|z] (or E[x|z, y]): the decoded images [N, H, W, C] in [0, 1] that pictures
+        show."""
+        return self.likelihood.mean(self.decode(z, labels, training=training))
 
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
-    def _neg_elbo_terms(self, images, training):
+    def _neg_elbo_terms(self, images, labels=None, training=False):
         """One forward pass → (objective, reconstruction, kl), batch means in nats.
 
         ELBO: the objective sums the reconstruction and every `add_loss` term of this pass;
         the Sampling layer clears its losses at each call, so the KL is counted once per
         step. IWAE: K = iwae_k samples of z per image; the objective is
         −mean log (1/K) Σ_k w_k, and the reconstruction is averaged over the K samples.
+        A conditional model's terms are those of log p(x|y), with `labels` given to both
+        networks.
         """
-        z_mean, z_log_var = self.encoder(images, training=training)
+        z_mean, z_log_var = self.encode(images, labels, training=training)
         prior = self.prior(training)
         if self.config.objective != "iwae":
             z = self.sampling([z_mean, z_log_var, *prior], training=training)
-            parameters = self.decoder(z, training=training)
+            parameters = self.decode(z, labels, training=training)
             reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters))
             kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
             return reconstruction + ops.sum(ops.stack(self.losses)), reconstruction, kl
         k, latent_dim = self.config.iwae_k, self.config.latent_dim
         tiled = [ops.tile(t, (k, 1)) for t in (z_mean, z_log_var)]  # sample-major [K·N, d]
         z = self.sampling([*tiled, *prior], training=training)
-        parameters = self.decoder(z, training=training)
+        tiled_labels = None if labels is None else ops.tile(labels, (k,))
+        parameters = self.decode(z, tiled_labels, training=training)
         parameters = ops.reshape(parameters, (k, -1, *parameters.shape[1:]))
         z = ops.reshape(z, (k, -1, latent_dim))
         log_w = log_importance_weights(images, z, z_mean, z_log_var, parameters,
@@ -335,9 +421,9 @@ class VAE(keras.Model):
         return results
 
     def train_step(self, data):
-        images = _images_of(data)
+        images, labels = self.batch_parts(data)
         with tf.GradientTape() as tape:
-            objective, reconstruction, kl = self._neg_elbo_terms(images, training=True)
+            objective, reconstruction, kl = self._neg_elbo_terms(images, labels, training=True)
             # Under a tf.distribute strategy gradients are summed over replicas; dividing
             # by the replica count makes the update that of the global-batch mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -347,8 +433,8 @@ class VAE(keras.Model):
         return self._update_metrics(reconstruction, kl)
 
     def test_step(self, data):
-        images = _images_of(data)
-        _, reconstruction, kl = self._neg_elbo_terms(images, training=False)
+        images, labels = self.batch_parts(data)
+        _, reconstruction, kl = self._neg_elbo_terms(images, labels, training=False)
         return self._update_metrics(reconstruction, kl)
 
     def get_config(self):
@@ -358,7 +444,3 @@ class VAE(keras.Model):
     def from_config(cls, config):
         return cls(**config)
 
-
-def _images_of(data):
-    """Accepts a batch of images, or (images, anything) as Keras passes (x, y) tuples."""
-    return data[0] if isinstance(data, (tuple, list)) else data

@@ -24,14 +24,22 @@ from keras_vae.run_layout import (
     RECONSTRUCTIONS_PNG,
     SAMPLES_PNG,
 )
-from serving.sample import prior_latents, save_picture, square_grid, tile, to_image, write_image
+from serving.sample import (
+    class_grid_inputs,
+    named_rows,
+    prior_latents,
+    save_picture,
+    square_grid,
+    tile,
+    write_image,
+)
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
 MANIFOLD_SIDE = 20
 CURVES = (("loss", "negative ELBO"), ("reconstruction", "reconstruction"), ("kl", "KL"))
-LABEL_MARGIN = 48
-"""Pixels left of the reconstruction grid for the row names."""
+SAMPLES_PER_CLASS = 10
+"""Columns of a conditional model's samples.png; column j shares one z across classes."""
 
 
 def save_grid(images: np.ndarray, path: str) -> None:
@@ -43,22 +51,21 @@ def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
                          per_row: int = 16) -> None:
     """Pairs of rows: inputs above, their reconstructions below, each row named in a
     margin on the left ("input", "recon.")."""
-    from PIL import Image, ImageDraw
-
     rows = []
     for start in range(0, len(inputs), per_row):
         for images in (inputs, outputs):
             row = images[start:start + per_row]
             blank = np.zeros((per_row - len(row), *row.shape[1:]), dtype=row.dtype)
             rows.append(np.concatenate([row, blank]))
-    grid = to_image(tile(np.concatenate(rows), len(rows), per_row))
-    labelled = Image.new(grid.mode, (grid.width + LABEL_MARGIN, grid.height), "white")
-    labelled.paste(grid, (LABEL_MARGIN, 0))
-    draw, row_height = ImageDraw.Draw(labelled), grid.height / len(rows)
-    for i in range(len(rows)):
-        draw.text((4, (i + 0.5) * row_height), ("input", "recon.")[i % 2], fill="black",
-                  anchor="lm")
-    write_image(labelled, path)
+    canvas = tile(np.concatenate(rows), len(rows), per_row)
+    write_image(named_rows(canvas, ["input", "recon."] * (len(rows) // 2)), path)
+
+
+def save_class_rows(images: np.ndarray, label_names, path: str) -> None:
+    """Samples of a conditional model, [classes·n, H, W, C] class-major: one row per class,
+    named in the margin."""
+    per_row = len(images) // len(label_names)
+    write_image(named_rows(tile(images, len(label_names), per_row), label_names), path)
 
 
 def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
@@ -138,23 +145,28 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     """Every picture of a run, written into `run_dir`; returns {artifact: file name}.
 
     Samples (z from the model's prior) and decoded images are the means of p(x|z), in
-    the data's size and channels; reconstructions decode z_mean.
+    the data's size and channels; reconstructions decode z_mean. A conditional model's
+    samples have one row per class, each column one z decoded with every label, and its
+    reconstructions use the test images' own labels.
     A VampPrior model also gets its first 64 pseudo-inputs (`pseudo_inputs.png`).
     The manifold and the scatter need a 2-D latent; the scatter is coloured by label when
-    the dataset has labels.
+    the dataset has labels. A conditional model has no manifold: its picture would need
+    one per class.
     """
     from keras import ops
 
-    def decode(z):
-        return ops.convert_to_numpy(vae.mean_image(z))
+    def decode(z, labels=None):
+        return ops.convert_to_numpy(vae.mean_image(z, labels))
 
-    latent_dim = vae.config.latent_dim
-    prior = [ops.convert_to_numpy(t) for t in vae.prior()]
-    save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed, prior)),
-              os.path.join(run_dir, SAMPLES_PNG))
+    def encode(images, labels):
+        return ops.convert_to_numpy(vae.encode(images, labels)[0])
+
+    labels = test_labels if vae.config.conditional else None
+    _draw_samples(vae, decode, os.path.join(run_dir, SAMPLES_PNG), seed)
     inputs = test_images[:N_RECONSTRUCTIONS]
-    z_mean_inputs, _ = vae.encoder(inputs, training=False)
-    save_reconstructions(inputs, decode(z_mean_inputs), os.path.join(run_dir, RECONSTRUCTIONS_PNG))
+    first = None if labels is None else labels[:N_RECONSTRUCTIONS]
+    save_reconstructions(inputs, decode(encode(inputs, first), first),
+                         os.path.join(run_dir, RECONSTRUCTIONS_PNG))
     drawn = {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
     if vae.pseudo_inputs is not None:
         pseudo = ops.convert_to_numpy(vae.pseudo_inputs.images())[:N_SAMPLES]
@@ -163,13 +175,28 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     if history:
         save_curves(history, os.path.join(run_dir, CURVES_PNG))
         drawn["curves_png"] = CURVES_PNG
-    if latent_dim == 2:
-        save_manifold(decode(manifold_latents()), os.path.join(run_dir, MANIFOLD_PNG))
-        drawn["manifold_png"] = MANIFOLD_PNG
+    if vae.config.latent_dim == 2:
+        if not vae.config.conditional:
+            save_manifold(decode(manifold_latents()), os.path.join(run_dir, MANIFOLD_PNG))
+            drawn["manifold_png"] = MANIFOLD_PNG
         z_mean = np.concatenate([
-            ops.convert_to_numpy(vae.encoder(test_images[i:i + 1000], training=False)[0])
+            encode(test_images[i:i + 1000], None if labels is None else labels[i:i + 1000])
             for i in range(0, len(test_images), 1000)])
         save_latent_scatter(z_mean, test_labels, os.path.join(run_dir, LATENT_PNG),
                             vae.config.label_names)
         drawn["latent_scatter_png"] = LATENT_PNG
     return drawn
+
+
+def _draw_samples(vae, decode, path: str, seed: int) -> None:
+    """samples.png: 64 draws from the prior, or for a conditional model one row per class
+    (`class_grid_inputs`)."""
+    from keras import ops
+
+    prior = [ops.convert_to_numpy(t) for t in vae.prior()]
+    if not vae.config.conditional:
+        save_grid(decode(prior_latents(N_SAMPLES, vae.config.latent_dim, seed, prior)), path)
+        return
+    z, labels = class_grid_inputs(SAMPLES_PER_CLASS, vae.config.latent_dim,
+                                  vae.config.classes, seed)
+    save_class_rows(decode(z, labels), vae.config.label_names, path)

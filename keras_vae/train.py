@@ -55,6 +55,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                             "pseudo-inputs (default: %(default)s)")
     group.add_argument("--pseudo-inputs", type=positive_int, default=None,
                        help="components of --prior vamp (default: 500)")
+    group.add_argument("--conditional", action="store_true",
+                       help="a conditional VAE: encoder and decoder also take the label, so "
+                            "samples can be asked for by class (labelled data; not with "
+                            "--prior vamp)")
     group.add_argument("--likelihood", choices=LIKELIHOOD_REQUESTS,
                        default=RUN_DEFAULTS.likelihood,
                        help="p(x|z): bernoulli for binary pixels, logistic (a discretized "
@@ -172,7 +176,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
                         objective=args.objective, iwae_k=args.iwae_k, prior=args.prior,
                         pseudo_inputs=args.pseudo_inputs,
                         likelihood="bernoulli" if args.likelihood == "bernoulli" else "logistic",
-                        mixture_components=args.mixture_components)
+                        mixture_components=args.mixture_components,
+                        conditional=args.conditional)
     return TrainConfig(
         model=model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, dynamic_binarization=args.dynamic_binarization,

@@ -250,6 +250,7 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
         "best_epoch": int(best["epoch"]) + 1,
         "image_shape": list(config.model.image_shape),
         "likelihood": config.model.likelihood,
+        "losses_bound": config.model.losses_bound,
         "measures_likelihood": config.measures_likelihood,
         "val_neg_elbo": best["val_loss"],
         "test_neg_elbo": test["loss"],
@@ -267,7 +268,8 @@ def report(summary: dict, run_dir: str) -> None:
     bits = summary.get("test_bits_per_dim")
     kind = (f"{bits:.4f} bits/dim" if bits is not None
             else "a Bernoulli cross-entropy against gray levels, not a likelihood")
-    print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats, {kind} "
+    print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats (bound on "
+          f"−{summary['losses_bound']}), {kind} "
           f"(reconstruction {summary['test_reconstruction']:.2f} + KL "
           f"{summary['test_kl']:.2f}); best validation {summary['val_neg_elbo']:.2f} at "
           f"epoch {summary['best_epoch']}")

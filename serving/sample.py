@@ -4,6 +4,7 @@
     python sample.py decoder.onnx --latent-file z.npy --out decoded.png
     python sample.py decoder.onnx --interpolate --n 10 --seed 3 --out row.png
     python sample.py decoder_int8.onnx --threads 1 --out grid.png
+    python sample.py decoder.onnx --label Sneaker --n 16 --out sneakers.png   # conditional
 
 This file runs on its own (copy it onto a device) and needs exactly three packages, also
 listed in requirements-edge.txt beside it:
@@ -17,6 +18,10 @@ passed with --prior; without it the model is refused rather than sampled wrongly
 picture shows the decoder's `image` output (the mean of p(x|z), [N, H, W, C] in [0, 1], at
 the size and channels the model was trained on: grayscale or RGB) as the data show it, in
 the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
+
+A conditional model (trained with --conditional; its decoder has a second input `label`)
+draws the class named by --label (a name from the metadata's `label_names`, or an index);
+without --label it draws one row per class, the same z in each column.
 Mistakes (missing or wrong model, bad numbers, unwritable output) end in one line on
 stderr and exit code 2; nothing existing is overwritten unless the new image was
 completely written. onnxruntime is imported only to run a model, so the picture helpers
@@ -26,6 +31,7 @@ here need numpy and Pillow alone.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -42,9 +48,15 @@ PRIOR_FILE = "prior.npz"
 """Written beside the decoder by exports of VampPrior models: the mixture's means and
 log-variances. Without it z is drawn from N(0, I)."""
 
+CLASS_ROW_LENGTH = 10
+"""Images per class row when a conditional model is drawn without --label."""
+
 UPSCALE = 2
 """Each pixel becomes UPSCALE×UPSCALE screen pixels so small images (28×28) are legible."""
 
+
+LABEL_MARGIN = 48
+"""Least width in pixels of the margin that names the rows of a picture (`named_rows`)."""
 
 SAVE_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF", "TIFF")
 """Pillow formats a picture may be written in, chosen by the --out file's extension."""
@@ -100,6 +112,22 @@ def to_image(canvas: np.ndarray) -> Image.Image:
     return image.resize((image.width * UPSCALE, image.height * UPSCALE), Image.NEAREST)
 
 
+def named_rows(canvas: np.ndarray, names: Sequence[str]) -> Image.Image:
+    """A canvas of len(names) equal rows (`tile`) as a picture (`to_image`) with each row's
+    name written in a white margin on the left, wide enough for the longest name."""
+    from PIL import ImageDraw
+
+    grid = to_image(canvas)
+    measure = ImageDraw.Draw(grid)
+    margin = max(LABEL_MARGIN, 8 + max(int(measure.textlength(n)) for n in names))
+    picture = Image.new(grid.mode, (grid.width + margin, grid.height), "white")
+    picture.paste(grid, (margin, 0))
+    draw, row_height = ImageDraw.Draw(picture), grid.height / len(names)
+    for i, name in enumerate(names):
+        draw.text((4, (i + 0.5) * row_height), name, fill="black", anchor="lm")
+    return picture
+
+
 def save_picture(canvas: np.ndarray, path: str) -> None:
     """Writes a canvas in [0, 1] as a picture (`to_image`), in one rename."""
     write_image(to_image(canvas), path)
@@ -141,8 +169,10 @@ def load_decoder(path: str, threads: int | None = None):
         raise SampleError(f"{path} is not a model onnxruntime can load ({reason}); pass "
                           f"decoder.onnx or decoder_int8.onnx from an export") from None
     inputs = session.get_inputs()
-    shape = inputs[0].shape if len(inputs) == 1 else None
-    if shape is None or len(shape) != 2 or not isinstance(shape[1], int):
+    shape = inputs[0].shape if inputs[0].name == "z" else None
+    extra = [i.name for i in inputs[1:]]
+    if shape is None or len(shape) != 2 or not isinstance(shape[1], int) or extra not in (
+            [], ["label"]):
         found = [f"{i.name}{list(i.shape)}" for i in inputs]
         raise SampleError(f"{path} takes {', '.join(found)}, not a latent z [N, latent_dim]: "
                           f"it is not a decoder (an encoder?); pass decoder.onnx")
@@ -157,9 +187,29 @@ def trained_prior(session) -> str:
     return session.get_modelmeta().custom_metadata_map.get("prior", "normal")
 
 
-def decode(session, z: np.ndarray) -> np.ndarray:
-    """z [N, latent_dim] float32 → images [N, H, W, C], the means of p(x|z) in [0, 1]."""
-    (image,) = session.run(["image"], {session.get_inputs()[0].name: z})
+def label_names(session) -> list[str] | None:
+    """A conditional decoder's class names (index = label), None for an unconditional one."""
+    if "label" not in {i.name for i in session.get_inputs()}:
+        return None
+    names = json.loads(session.get_modelmeta().custom_metadata_map.get("label_names", "[]"))
+    return [str(n) for n in names]
+
+
+def resolve_label(text: str, names: list[str]) -> int:
+    """--label: a class name, or an index in [0, classes); else the known names."""
+    if text in names:
+        return names.index(text)
+    if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
+        return int(text)
+    known = ", ".join(f"{i} {n}" for i, n in enumerate(names))
+    raise SampleError(f"--label {text!r} is not a class of this model; known: {known}")
+
+
+def decode(session, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """z [N, latent_dim] float32 (and a conditional decoder's labels int64 [N]) → images
+    [N, H, W, C], the means of p(x|z) (or p(x|z, y)) in [0, 1]."""
+    feed = {"z": z} if labels is None else {"z": z, "label": labels.astype(np.int64)}
+    (image,) = session.run(["image"], feed)
     return image
 
 
@@ -175,6 +225,20 @@ def prior_latents(n: int, latent_dim: int, seed: int,
     k = rng.integers(len(means), size=n)
     epsilon = rng.standard_normal((n, latent_dim))
     return (means[k] + np.exp(0.5 * log_vars[k]) * epsilon).astype(np.float32)
+
+
+def class_grid_inputs(per_class: int, latent_dim: int, classes: int, seed: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """(z [classes·per_class, latent_dim], labels int64 [classes·per_class]) for a grid with
+    one row per class: `per_class` seeded draws from N(0, I), the same in every row, so a
+    column shows one z as every class."""
+    return for_every_class(prior_latents(per_class, latent_dim, seed), classes)
+
+
+def for_every_class(z: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every z with every label, class-major: (z tiled `classes` times, labels int64)."""
+    return (np.tile(z, (classes, 1)),
+            np.repeat(np.arange(classes, dtype=np.int64), len(z)))
 
 
 def interpolation_latents(n: int, latent_dim: int, seed: int,
@@ -273,8 +337,12 @@ class ArgumentParser(argparse.ArgumentParser):
 def main(argv: list[str]) -> str:
     parser = ArgumentParser(prog="sample.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="decoder.onnx or decoder_int8.onnx from an export")
-    parser.add_argument("--n", type=whole_number(1, MAX_IMAGES), default=64,
-                        help=f"images to draw, 1-{MAX_IMAGES} (default: %(default)s)")
+    parser.add_argument("--n", type=whole_number(1, MAX_IMAGES), default=None,
+                        help=f"images to draw, 1-{MAX_IMAGES} (default: 64; a conditional "
+                             f"model without --label: {CLASS_ROW_LENGTH} per class)")
+    parser.add_argument("--label", default=None,
+                        help="conditional models: the class to draw, by name or index "
+                             "(default: one row per class)")
     parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
     parser.add_argument("--out", default="samples.png",
                         help="picture to write; its extension sets the format "
@@ -294,6 +362,32 @@ def main(argv: list[str]) -> str:
     check_writable(args.out)
 
     session, latent_dim = load_decoder(args.model, args.threads)
+    names = label_names(session)
+    if args.label is not None and names is None:
+        raise SampleError(f"{args.model} is not a conditional model (it has no 'label' "
+                          f"input); drop --label")
+    label = None if args.label is None else resolve_label(args.label, names)
+    class_rows = names is not None and label is None
+    n = args.n or (CLASS_ROW_LENGTH if class_rows else 64)
+    z, prior_file = latents(args, session, latent_dim, n)
+    if class_rows:
+        images = decode(session, *for_every_class(z, len(names)))
+        write_image(named_rows(tile(images, len(names), len(z)), names), args.out)
+    else:
+        images = decode(session, z, None if label is None else np.full(len(z), label))
+        save_picture(tile(images, 1, len(images)) if args.interpolate else square_grid(images),
+                     args.out)
+    source = ("" if args.latent_file or not prior_file
+              else f", z from the VampPrior in {prior_file}")
+    drawn = ("" if names is None else ", one row per class" if class_rows
+             else f", class {names[label]}")
+    return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
+            f"{drawn}) → {args.out}")
+
+
+def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | None]:
+    """(z [N, latent_dim], the prior file z came from or None): from --latent-file, or n
+    seeded draws from the prior (in a line with --interpolate)."""
     prior_file = args.prior or default_prior_file(args.model)
     if trained_prior(session) == "vamp" and not prior_file and not args.latent_file:
         raise SampleError(f"{args.model} was trained with a VampPrior, but no {PRIOR_FILE} "
@@ -301,18 +395,9 @@ def main(argv: list[str]) -> str:
                           f"with --prior")
     prior = read_prior(prior_file, latent_dim) if prior_file else None
     if args.latent_file:
-        z = read_latents(args.latent_file, latent_dim)
-    elif args.interpolate:
-        z = interpolation_latents(args.n, latent_dim, args.seed, prior)
-    else:
-        z = prior_latents(args.n, latent_dim, args.seed, prior)
-    images = decode(session, z)
-    canvas = tile(images, 1, len(images)) if args.interpolate else square_grid(images)
-    save_picture(canvas, args.out)
-    source = ("" if args.latent_file or not prior
-              else f", z from the VampPrior in {prior_file}")
-    return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}) "
-            f"→ {args.out}")
+        return read_latents(args.latent_file, latent_dim), None
+    draw = interpolation_latents if args.interpolate else prior_latents
+    return draw(n, latent_dim, args.seed, prior), prior_file
 
 
 def run_script(main, prog: str, exit_codes: dict[type, int]) -> None:

@@ -3,13 +3,17 @@
     python serving/tf_serving_client.py --n 64 --seed 0 --out grid.png            # REST
     python serving/tf_serving_client.py --protocol grpc --port 8500 --out grid.png
     python serving/tf_serving_client.py --status      # model version status, then exit
+    python serving/tf_serving_client.py --label Sneaker --n 16 --out sneakers.png
 
 REST needs the standard library, numpy and Pillow only: GET /v1/models/vae_decoder
 (status), GET /v1/models/vae_decoder/metadata (signatures → latent size, prior) and
 POST /v1/models/vae_decoder:predict. gRPC uses tensorflow-serving-api's
 PredictionService (GetModelMetadata, Predict); that package brings TensorFlow's protos.
 A decoder whose SavedModel has the `vamp_prior` signature was trained with a VampPrior:
-it is sampled only with its prior.npz (--prior), never from N(0, I). An unreachable
+it is sampled only with its prior.npz (--prior), never from N(0, I). A conditional
+decoder (its `serving_default` takes `label` int64 [N] beside `z`) draws the class given
+by --label (a name, from its `label_names` signature, or an index), or one row per class
+without it. An unreachable
 server or a refused request ends in one line on stderr and exit code 1; a usage mistake
 or a missing package in one line and exit code 2.
 """
@@ -30,6 +34,7 @@ except ImportError:  # run as a script from serving/
 MODEL = "vae_decoder"
 SIGNATURE = "serving_default"
 VAMP_PRIOR_SIGNATURE = "vamp_prior"
+LABEL_NAMES_SIGNATURE = "label_names"
 TIMEOUT_SECONDS = 10.0
 
 
@@ -61,17 +66,17 @@ class RestClient:
     def status(self) -> list[dict]:
         return self._request(self.base)["model_version_status"]
 
-    def describe(self) -> tuple[int, set[str]]:
-        """(latent_dim, the names of the model's signatures)."""
+    def signatures(self) -> dict:
+        """The model's signature_def map, as JSON."""
         metadata = self._request(f"{self.base}/metadata")
-        signatures = metadata["metadata"]["signature_def"]["signature_def"]
-        z = signatures[SIGNATURE]["inputs"]["z"]
-        return int(z["tensor_shape"]["dim"][1]["size"]), set(signatures)
+        return metadata["metadata"]["signature_def"]["signature_def"]
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        body = {"signature_name": SIGNATURE, "inputs": {"z": z.tolist()}}
+    def predict(self, signature: str, inputs: dict[str, np.ndarray], output: str
+                ) -> np.ndarray:
+        body = {"signature_name": signature,
+                "inputs": {name: value.tolist() for name, value in inputs.items()}}
         outputs = self._request(f"{self.base}:predict", body)["outputs"]
-        return np.asarray(outputs["image"], dtype=np.float32)
+        return np.asarray(outputs[output])
 
 
 class GrpcClient:
@@ -103,31 +108,77 @@ class GrpcClient:
             raise ServingError(f"TF Serving at {self.address} failed: {error.code().name} "
                                f"{error.details()}") from None
 
-    def describe(self) -> tuple[int, set[str]]:
-        """(latent_dim, the names of the model's signatures)."""
+    def signatures(self) -> dict:
+        """The model's signature_def map, as JSON (the form the REST API gives)."""
+        from google.protobuf import json_format
+
         request = self._metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         request.model_spec.name = self.model
         response = self._call(self.stub.GetModelMetadata, request)
         signatures = self._metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
-        shape = signatures.signature_def[SIGNATURE].inputs["z"].tensor_shape
-        return shape.dim[1].size, set(signatures.signature_def)
+        return json_format.MessageToDict(signatures, preserving_proto_field_name=True
+                                         )["signature_def"]
 
-    def decode(self, z: np.ndarray) -> np.ndarray:
-        from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
+    def predict(self, signature: str, inputs: dict[str, np.ndarray], output: str
+                ) -> np.ndarray:
         request = self._predict_pb2.PredictRequest()
-        request.model_spec.name, request.model_spec.signature_name = self.model, SIGNATURE
-        request.output_filter.append("image")
-        request.inputs["z"].CopyFrom(tensor_pb2.TensorProto(
-            dtype=types_pb2.DT_FLOAT, tensor_content=z.astype("<f4").tobytes(),
-            tensor_shape=tensor_shape_pb2.TensorShapeProto(
-                dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in z.shape])))
-        image = self._call(self.stub.Predict, request).outputs["image"]
-        shape = [d.size for d in image.tensor_shape.dim]
-        values = (np.frombuffer(image.tensor_content, dtype="<f4") if image.tensor_content
-                  else np.asarray(image.float_val, dtype=np.float32))
-        return values.reshape(shape)
+        request.model_spec.name, request.model_spec.signature_name = self.model, signature
+        request.output_filter.append(output)
+        for name, value in inputs.items():
+            request.inputs[name].CopyFrom(_tensor_proto(value))
+        return _array(self._call(self.stub.Predict, request).outputs[output])
+
+
+# TensorProto conversions for the three dtypes used here, with the protos alone (importing
+# TensorFlow for tf.make_tensor_proto would take seconds).
+_DTYPES = {np.dtype(np.float32): ("DT_FLOAT", "<f4"), np.dtype(np.int64): ("DT_INT64", "<i8")}
+
+
+def _tensor_proto(value: np.ndarray):
+    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+
+    dtype, layout = _DTYPES[value.dtype]
+    return tensor_pb2.TensorProto(
+        dtype=types_pb2.DataType.Value(dtype), tensor_content=value.astype(layout).tobytes(),
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in value.shape]))
+
+
+def _array(proto) -> np.ndarray:
+    from tensorflow.core.framework import types_pb2
+
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if proto.dtype == types_pb2.DT_STRING:
+        return np.asarray([v.decode() for v in proto.string_val]).reshape(shape)
+    kind = {types_pb2.DT_FLOAT: ("<f4", "float_val"), types_pb2.DT_INT64: ("<i8", "int64_val")}
+    layout, field = kind[proto.dtype]
+    values = (np.frombuffer(proto.tensor_content, dtype=layout) if proto.tensor_content
+              else np.asarray(getattr(proto, field), dtype=layout))
+    return values.reshape(shape)
+
+
+def describe(client) -> dict:
+    """What the served decoder is, from its metadata: {"latent_dim", "signatures",
+    "label_names" (None for an unconditional decoder)}."""
+    signatures = client.signatures()
+    inputs = signatures[SIGNATURE]["inputs"]
+    latent_dim = int(inputs["z"]["tensor_shape"]["dim"][1]["size"])
+    names = None
+    if "label" in inputs:
+        index = signatures[LABEL_NAMES_SIGNATURE]["inputs"]["index"]
+        classes = int(index["tensor_shape"]["dim"][0]["size"])
+        names = [str(n) for n in client.predict(
+            LABEL_NAMES_SIGNATURE, {"index": np.arange(classes, dtype=np.int64)}, "name")]
+    return {"latent_dim": latent_dim, "signatures": set(signatures), "label_names": names}
+
+
+def decode(client, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
+    """The served decoder's `image` for z (and a conditional decoder's labels)."""
+    inputs = {"z": z.astype(np.float32)}
+    if labels is not None:
+        inputs["label"] = labels.astype(np.int64)
+    return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
 
 
 def main(argv: list[str]) -> str:
@@ -141,8 +192,12 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--port", type=sample.whole_number(1, 65535), default=None,
                         help="default: 8501 for REST, 8500 for gRPC")
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
-    parser.add_argument("--n", type=sample.whole_number(1, 4096), default=64,
-                        help="images (1-4096)")
+    parser.add_argument("--n", type=sample.whole_number(1, 4096), default=None,
+                        help=f"images, 1-4096 (default: 64; a conditional model without "
+                             f"--label: {sample.CLASS_ROW_LENGTH} per class)")
+    parser.add_argument("--label", default=None,
+                        help="conditional models: the class to draw, by name or index "
+                             "(default: one row per class)")
     parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
     parser.add_argument("--out", default="served_samples.png",
                         help="picture to write; its extension sets the format "
@@ -161,16 +216,31 @@ def main(argv: list[str]) -> str:
     if args.status:
         return json.dumps(client.status(), indent=2)
     sample.check_writable(args.out)
-    latent_dim, signatures = client.describe()
-    if VAMP_PRIOR_SIGNATURE in signatures and not args.prior:
+    served = describe(client)
+    latent_dim, names = served["latent_dim"], served["label_names"]
+    if VAMP_PRIOR_SIGNATURE in served["signatures"] and not args.prior:
         raise sample.SampleError(f"{args.model} was trained with a VampPrior (its "
                                  f"{VAMP_PRIOR_SIGNATURE} signature); pass the export's "
                                  f"{sample.PRIOR_FILE} with --prior")
+    if args.label is not None and names is None:
+        raise sample.SampleError(f"{args.model} is not a conditional model (no 'label' "
+                                 f"input); drop --label")
+    label = None if args.label is None else sample.resolve_label(args.label, names)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
-    images = client.decode(sample.prior_latents(args.n, latent_dim, args.seed, prior))
-    sample.save_picture(sample.square_grid(images), args.out)
+    class_rows = names is not None and label is None
+    n = args.n or (sample.CLASS_ROW_LENGTH if class_rows else 64)
+    z = sample.prior_latents(n, latent_dim, args.seed, prior)
+    if class_rows:
+        images = decode(client, *sample.for_every_class(z, len(names)))
+        sample.write_image(sample.named_rows(sample.tile(images, len(names), n), names),
+                           args.out)
+    else:
+        images = decode(client, z, None if label is None else np.full(n, label))
+        sample.save_picture(sample.square_grid(images), args.out)
+    drawn = ("" if names is None else ", one row per class" if class_rows
+             else f", class {names[label]}")
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
-            f"{args.host}:{port} (latent_dim {latent_dim}) → {args.out}")
+            f"{args.host}:{port} (latent_dim {latent_dim}{drawn}) → {args.out}")
 
 
 if __name__ == "__main__":

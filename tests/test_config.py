@@ -29,6 +29,7 @@ def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     ({"image_shape": (28, 28)}, "image_shape must be"),
     ({"mixture_components": 3}, "applies to --likelihood logistic"),
     ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),
+    ({"conditional": True, "prior": "vamp"}, "--conditional does not support --prior vamp"),
 ])
 def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
     with pytest.raises(UsageError, match=message):
@@ -67,6 +68,7 @@ def test_the_data_complete_the_record_and_auto_picks_the_likelihood_that_fits():
 @pytest.mark.parametrize("settings, pixels, message", [
     ({"dynamic_binarization": True}, "binary", "already binary"),
     ({"likelihood": "logistic"}, "binary", "use --likelihood bernoulli"),
+    ({"model": ModelConfig(conditional=True)}, "binary", "--conditional needs labelled data"),
 ])
 def test_settings_that_do_not_fit_the_data_are_refused(settings, pixels, message):
     with pytest.raises(UsageError, match=message):
@@ -92,3 +94,9 @@ def test_a_config_round_trips_through_its_dict_form():
 def test_configs_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainConfig().epochs = 3
+
+
+def test_a_conditional_model_bounds_log_p_of_x_given_y_over_its_classes():
+    conditional = ModelConfig(conditional=True, label_names=("cat", "dog"))
+    assert (conditional.losses_bound, conditional.classes) == ("log p(x|y)", 2)
+    assert ModelConfig().losses_bound == "log p(x)"

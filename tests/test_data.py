@@ -61,6 +61,18 @@ def test_every_example_appears_once_per_epoch_in_a_new_seeded_order():
     np.testing.assert_array_equal(first, _epoch(data.make_dataset(split, 64, shuffle_seed=5)))
 
 
+def test_with_labels_each_shuffled_batch_pairs_images_with_their_own_labels():
+    split = _small_split(n=200)
+    labelled = data.Split(images=split.images, labels=np.arange(200) % 7, pixel_max=1)
+    batches = list(data.make_dataset(labelled, 64, shuffle_seed=3, with_labels=True))
+    images = np.concatenate([b[0].numpy() for b in batches])
+    labels = np.concatenate([b[1].numpy() for b in batches])
+    assert labels.dtype == np.int64
+    np.testing.assert_array_equal(images, _epoch(data.make_dataset(split, 64, shuffle_seed=3)))
+    order = [np.flatnonzero((split.images == image).all(axis=(1, 2, 3)))[0] for image in images]
+    np.testing.assert_array_equal(labels, np.asarray(order) % 7)
+
+
 def test_the_epoch_variable_alone_decides_the_order_and_draws():
     split = _small_split(gray=True)
     epoch = data.epoch_variable()

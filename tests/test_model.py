@@ -224,3 +224,22 @@ def test_a_gated_layer_is_its_linear_part_times_a_sigmoid_of_its_gate():
     np.testing.assert_allclose(hidden(x.reshape(5, 28, 28, 1)), expected, rtol=1e-5,
                                atol=1e-6)
     assert not np.allclose(w, v)  # two independently initialized kernels
+
+
+def test_one_hot_labels_are_all_zero_outside_the_classes():
+    one_hot = np.asarray(model.OneHot(3)(np.array([0, 2, -1, 3, 99])))
+    np.testing.assert_array_equal(one_hot, [[1, 0, 0], [0, 0, 1], [0, 0, 0], [0, 0, 0],
+                                            [0, 0, 0]])
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_a_conditional_model_takes_the_label_in_both_networks(arch):
+    vae = VAE(ModelConfig(latent_dim=3, hidden_dims=(32,), arch=arch, conditional=True,
+                          label_names=("a", "b", "c"), image_shape=(8, 8, 1)))
+    assert [i.name for i in vae.encoder.inputs] == ["image", "label"]
+    assert [i.name for i in vae.decoder.inputs] == ["z", "label"]
+    z = np.zeros((3, 3), np.float32)
+    images = np.asarray(vae.mean_image(z, np.arange(3)))
+    assert np.abs(images[0] - images[1]).max() > 0 and np.abs(images[1] - images[2]).max() > 0
+    with pytest.raises(ValueError, match="pass the labels"):
+        vae.mean_image(z)

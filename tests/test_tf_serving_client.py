@@ -93,17 +93,18 @@ def test_rest_status_and_metadata(server):
     rest = client.RestClient("127.0.0.1", server.rest_port)
     assert rest.status() == [{"version": "1", "state": "AVAILABLE",
                               "status": {"error_code": "OK", "error_message": ""}}]
-    assert rest.describe() == (6, {"serving_default"})
+    assert client.describe(rest) == {"latent_dim": 6, "signatures": {"serving_default"},
+                                     "label_names": None}
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_decoding_through_serving_equals_the_saved_model(server, small_export, protocol):
     port = server.rest_port if protocol == "rest" else server.grpc_port
     remote = (client.RestClient if protocol == "rest" else client.GrpcClient)("127.0.0.1", port)
-    assert remote.describe() == (6, {"serving_default"})
+    assert client.describe(remote)["latent_dim"] == 6
     z = prior_latents(5, 6, seed=2)
     local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
-    np.testing.assert_allclose(remote.decode(z), local, atol=1e-6)
+    np.testing.assert_allclose(client.decode(remote, z), local, atol=1e-6)
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])

@@ -96,7 +96,14 @@ class _RestHandler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         outputs = model.predict({k: np.asarray(v) for k, v in body["inputs"].items()},
                                 body.get("signature_name", ""))
-        self._send(200, {"outputs": {k: v.tolist() for k, v in outputs.items()}})
+        self._send(200, {"outputs": {k: _json_value(v) for k, v in outputs.items()}})
+
+
+def _json_value(value: np.ndarray):
+    """A tensor as TF Serving's REST API writes it: nested lists, strings as UTF-8 text."""
+    if value.dtype.kind in "OS":
+        return np.vectorize(lambda b: b.decode(), otypes=[object])(value).tolist()
+    return value.tolist()
 
 
 class _PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):

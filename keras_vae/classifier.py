@@ -1,0 +1,119 @@
+"""Do samples show the class that was asked for? A plain CNN classifier as the judge.
+
+A conditional VAE's decoder is asked for a class; whether its pictures show that class is
+measured the way conditional generative models usually are: a classifier trained on the
+same dataset's training split labels the decoded samples (the means of p(x|z, y), as the
+pictures show them). Per class, the fraction labelled as the class asked for is the class
+accuracy of the samples; the classifier's own test accuracy says how far to trust it.
+An unconditional model gets the class histogram of its prior samples instead: a check
+for classes it never draws.
+
+The classifier is trained once per run and kept in the run directory
+(`classifier.keras` with `classifier.json`), so evaluating again reuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+from keras import layers
+
+from keras_vae.atomic import atomic_path, write_json
+from keras_vae.callbacks import TrainingEpoch
+from keras_vae.data import epoch_variable, make_dataset
+from serving.sample import class_grid_inputs, prior_latents
+
+CLASSIFIER = "classifier.keras"
+CLASSIFIER_JSON = "classifier.json"
+EPOCHS = 5
+BATCH_SIZE = 128
+SAMPLES_PER_CLASS = 1000
+
+
+def build_classifier(image_shape, classes: int) -> keras.Model:
+    """Two 3×3 convolutions with max pooling, a dense layer, dropout: a small,
+    conventional image classifier (images [N, H, W, C] in [0, 1] → logits [N, classes])."""
+    images = keras.Input(shape=tuple(image_shape), name="image")
+    h = layers.Conv2D(32, 3, padding="same", activation="relu")(images)
+    h = layers.MaxPooling2D(2, padding="same")(h)
+    h = layers.Conv2D(64, 3, padding="same", activation="relu")(h)
+    h = layers.MaxPooling2D(2, padding="same")(h)
+    h = layers.Dense(128, activation="relu")(layers.Flatten()(h))
+    logits = layers.Dense(classes)(layers.Dropout(0.3)(h))
+    model = keras.Model(images, logits, name="classifier")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def trained_classifier(run_dir: str, splits: dict, seed: int = 0,
+                       verbose: int = 0) -> tuple[keras.Model, dict]:
+    """The run's classifier and its record ({"train_examples", "epochs",
+    "test_accuracy"}): loaded from the run directory when it was trained on as many
+    examples, else trained on `splits["train"]` and saved there."""
+    path, record_path = (os.path.join(run_dir, name) for name in (CLASSIFIER, CLASSIFIER_JSON))
+    train = splits["train"]
+    if os.path.exists(path) and os.path.exists(record_path):
+        with open(record_path) as f:
+            record = json.load(f)
+        if record.get("train_examples") == len(train) and record.get("epochs") == EPOCHS:
+            return keras.models.load_model(path), record
+    keras.utils.set_random_seed(seed)
+    classifier = build_classifier(train.image_shape, len(train.label_names))
+    epoch = epoch_variable()
+    classifier.fit(make_dataset(train, BATCH_SIZE, shuffle_seed=seed, epoch=epoch,
+                                with_labels=True),
+                   epochs=EPOCHS, callbacks=[TrainingEpoch(epoch)], shuffle=False,
+                   verbose=verbose)
+    test = classifier.evaluate(make_dataset(splits["test"], 1000, with_labels=True),
+                               return_dict=True, verbose=0)
+    record = {"train_examples": len(train), "epochs": EPOCHS,
+              "test_accuracy": float(test["accuracy"])}
+    with atomic_path(path) as tmp:
+        classifier.save(tmp)
+    write_json(record_path, record)
+    return classifier, record
+
+
+def predicted_classes(classifier: keras.Model, images: np.ndarray) -> np.ndarray:
+    return np.argmax(classifier.predict(images, batch_size=1000, verbose=0), axis=-1)
+
+
+def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CLASS,
+                   seed: int = 0) -> dict:
+    """What the classifier sees in the model's samples.
+
+    Conditional model: `per_class` prior draws decoded with each label →
+    {"sample_class_accuracy": {name: fraction}, "mean_sample_class_accuracy"}.
+    Unconditional model: per_class × classes prior draws →
+    {"sample_class_histogram": {name: fraction of the samples}}.
+    """
+    from keras import ops
+
+    names, latent_dim = vae.config.label_names, vae.config.latent_dim
+    if vae.config.conditional:
+        z, labels = class_grid_inputs(per_class, latent_dim, len(names), seed)
+        images = _decoded(vae, z, labels)
+        correct = predicted_classes(classifier, images) == labels
+        accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
+        return {"sample_class_accuracy": accuracy,
+                "mean_sample_class_accuracy": float(np.mean(list(accuracy.values())))}
+    prior = [ops.convert_to_numpy(t) for t in vae.prior()]
+    z = prior_latents(per_class * len(names), latent_dim, seed, prior)
+    counts = np.bincount(predicted_classes(classifier, _decoded(vae, z)),
+                         minlength=len(names))
+    return {"sample_class_histogram": {name: float(c / counts.sum())
+                                       for name, c in zip(names, counts, strict=True)}}
+
+
+def _decoded(vae, z: np.ndarray, labels: np.ndarray | None = None,
+             batch_size: int = 1000) -> np.ndarray:
+    from keras import ops
+
+    return np.concatenate([
+        ops.convert_to_numpy(vae.mean_image(
+            z[i:i + batch_size], None if labels is None else labels[i:i + batch_size]))
+        for i in range(0, len(z), batch_size)])
