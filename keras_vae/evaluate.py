@@ -97,7 +97,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
         "test_neg_elbo": neg_elbo["loss"],
         "test_reconstruction": neg_elbo["reconstruction"], "test_kl": neg_elbo["kl"],
         **latent_statistics(vae, images, labels=labels),
-        **(_class_check(vae, run_dir, splits, seed)
+        **(_class_check(vae, run_dir, splits, seed, progress)
            if class_check and config.model.label_names else {}),
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
@@ -119,11 +119,12 @@ def _estimate_entries(config, mean: float, standard_error: float) -> dict:
             f"test_nll{given}_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
 
 
-def _class_check(vae, run_dir: str, splits: dict, seed: int) -> dict:
+def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool) -> dict:
     from keras_vae.classifier import SAMPLES_PER_CLASS, sample_classes, trained_classifier
 
-    print("classifier: judging the samples' classes (trained once per run)")
-    classifier, record = trained_classifier(run_dir, splits, seed)
+    if progress:
+        print("classifier: judging the samples' classes (trained once per run, then kept)")
+    classifier, record = trained_classifier(run_dir, splits, seed, verbose=2 if progress else 0)
     return {"classifier": record, "samples_per_class": SAMPLES_PER_CLASS,
             **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed)}
 

@@ -65,7 +65,7 @@ def test_the_command_writes_evaluation_json_and_no_tensorflow_log_lines(run_copy
                                             if k != "TF_CPP_MIN_LOG_LEVEL"})
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert "NLL, k = 200" in done.stdout
+    assert "NLL −log p(x), k = 200" in done.stdout
     with open(os.path.join(run_copy, "evaluation.json")) as f:
         result = json.load(f)
     assert result["k"] == 200 and result["examples"] == 300

@@ -47,8 +47,10 @@ def test_summary_reports_the_run_in_nats_per_example(summary):
                                           "iwae_k": 1, "prior": "normal",
                                           "pseudo_inputs": 0, "image_shape": [28, 28, 1],
                                           "likelihood": "bernoulli",
-                                          "mixture_components": 0, "label_names": []}
+                                          "mixture_components": 0, "label_names": [],
+                                          "conditional": False}
     assert summary["config"]["pixels"] == "binary" and summary["measures_likelihood"]
+    assert summary["losses_bound"] == "log p(x)"
     assert summary["image_shape"] == [28, 28, 1] and summary["likelihood"] == "bernoulli"
     assert summary["test_bits_per_dim"] == pytest.approx(
         summary["test_neg_elbo"] / (784 * np.log(2)))

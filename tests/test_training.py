@@ -57,18 +57,6 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
     assert summary["best_epoch"] == 1 + min(range(4), key=lambda e: rows[e]["val_loss"])
 
 
-@pytest.mark.slow
-def test_the_conv_architecture_trains_and_exports(binarized_mnist_source, tmp_path):
-    run_dir = str(tmp_path / "conv")
-    assert run_command(main, "keras_vae.train", [*TINY_RUN, "--arch", "conv", "--epochs",
-                                                 "2", "--out", run_dir]) == 0
-    rows, summary = _rows(run_dir), _summary(run_dir)
-    assert summary["config"]["model"]["arch"] == "conv"
-    assert summary["config"]["jit_compile"] is False  # XLA's CPU convolutions are slow
-    assert rows[1]["loss"] < rows[0]["loss"]
-    assert "decoder_onnx" in summary["artifacts"]
-
-
 def test_a_run_that_cannot_load_its_data_leaves_no_directory(offline, empty_data_dir,
                                                              tmp_path, capsys):
     run_dir = tmp_path / "never"
