@@ -126,7 +126,7 @@ def test_a_finished_run_is_refused_and_left_untouched(short_run, capsys):
     (["--learning-rate", "nan"], "argument --learning-rate: 'nan' is not a finite number"),
     (["--hidden-dims", "400,-3"], "argument --hidden-dims: '400,-3' is not a comma-separated"),
     (["--dataset", "no_such_set"], "unknown dataset 'no_such_set': give a TFDS name"),
-    (["--dynamic-binarization"], "binarized_mnist is already binary"),
+    (["--dynamic-binarization", "--max-examples", "300"], "binarized_mnist is already binary"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
 ])
 def test_bad_flags_get_one_line_and_exit_code_2(flags, message, capsys, tmp_path):

@@ -75,14 +75,6 @@ def test_a_run_directory_made_beforehand_is_kept_but_gets_no_settings(offline, e
     assert run_dir.is_dir() and os.listdir(run_dir) == []
 
 
-def test_settings_are_validated_before_anything_is_created(tmp_path, capsys):
-    run_dir = tmp_path / "bad"
-    assert run_command(main, "keras_vae.train", ["--dataset", "binarized_mnist",
-                                                 "--dynamic-binarization",
-                                                 "--out", str(run_dir)]) == 2
-    assert "already binary" in capsys.readouterr().err and not run_dir.exists()
-
-
 def test_the_recorded_config_is_the_summary_s_source(trained_run):
     from keras_vae.run_layout import read_run_config
 
