@@ -370,19 +370,29 @@ def main(argv: list[str]) -> str:
     class_rows = names is not None and label is None
     n = args.n or (CLASS_ROW_LENGTH if class_rows else 64)
     z, prior_file = latents(args, session, latent_dim, n)
-    if class_rows:
-        images = decode(session, *for_every_class(z, len(names)))
-        write_image(named_rows(tile(images, len(names), len(z)), names), args.out)
-    else:
-        images = decode(session, z, None if label is None else np.full(len(z), label))
-        save_picture(tile(images, 1, len(images)) if args.interpolate else square_grid(images),
-                     args.out)
+    images = draw(lambda *inputs: decode(session, *inputs), z, names, label, args.out,
+                  one_row=args.interpolate)
     source = ("" if args.latent_file or not prior_file
               else f", z from the VampPrior in {prior_file}")
     drawn = ("" if names is None else ", one row per class" if class_rows
              else f", class {names[label]}")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
             f"{drawn}) → {args.out}")
+
+
+def draw(decode_latents, z: np.ndarray, names: list[str] | None, label: int | None,
+         out: str, one_row: bool = False) -> np.ndarray:
+    """Decodes z with `decode_latents(z, labels)` and writes the picture both samplers
+    write: for a conditional model without a label, one named row per class (each z
+    decoded as every class); else a square grid (or one row) of z decoded with `label`
+    (None: an unconditional model). Returns the decoded images."""
+    if names is not None and label is None:
+        images = decode_latents(*for_every_class(z, len(names)))
+        write_image(named_rows(tile(images, len(names), len(z)), names), out)
+        return images
+    images = decode_latents(z, None if label is None else np.full(len(z), label))
+    save_picture(tile(images, 1, len(images)) if one_row else square_grid(images), out)
+    return images
 
 
 def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | None]:

@@ -230,13 +230,7 @@ def main(argv: list[str]) -> str:
     class_rows = names is not None and label is None
     n = args.n or (sample.CLASS_ROW_LENGTH if class_rows else 64)
     z = sample.prior_latents(n, latent_dim, args.seed, prior)
-    if class_rows:
-        images = decode(client, *sample.for_every_class(z, len(names)))
-        sample.write_image(sample.named_rows(sample.tile(images, len(names), n), names),
-                           args.out)
-    else:
-        images = decode(client, z, None if label is None else np.full(n, label))
-        sample.save_picture(sample.square_grid(images), args.out)
+    images = sample.draw(lambda *inputs: decode(client, *inputs), z, names, label, args.out)
     drawn = ("" if names is None else ", one row per class" if class_rows
              else f", class {names[label]}")
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
