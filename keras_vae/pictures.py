@@ -25,7 +25,7 @@ from keras_vae.run_layout import (
     SAMPLES_PNG,
 )
 from serving.sample import (
-    class_grid_inputs,
+    draw,
     named_rows,
     prior_latents,
     save_picture,
@@ -59,13 +59,6 @@ def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
             rows.append(np.concatenate([row, blank]))
     canvas = tile(np.concatenate(rows), len(rows), per_row)
     write_image(named_rows(canvas, ["input", "recon."] * (len(rows) // 2)), path)
-
-
-def save_class_rows(images: np.ndarray, label_names, path: str) -> None:
-    """Samples of a conditional model, [classes·n, H, W, C] class-major: one row per class,
-    named in the margin."""
-    per_row = len(images) // len(label_names)
-    write_image(named_rows(tile(images, len(label_names), per_row), label_names), path)
 
 
 def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
@@ -189,14 +182,14 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
 
 
 def _draw_samples(vae, decode, path: str, seed: int) -> None:
-    """samples.png: 64 draws from the prior, or for a conditional model one row per class
-    (`class_grid_inputs`)."""
+    """samples.png: 64 draws from the prior, or for a conditional model one named row per
+    class, each column one z decoded as every class (the edge sampler's picture)."""
     from keras import ops
 
-    prior = [ops.convert_to_numpy(t) for t in vae.prior()]
+    latent_dim = vae.config.latent_dim
     if not vae.config.conditional:
-        save_grid(decode(prior_latents(N_SAMPLES, vae.config.latent_dim, seed, prior)), path)
+        prior = [ops.convert_to_numpy(t) for t in vae.prior()]
+        save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed, prior)), path)
         return
-    z, labels = class_grid_inputs(SAMPLES_PER_CLASS, vae.config.latent_dim,
-                                  vae.config.classes, seed)
-    save_class_rows(decode(z, labels), vae.config.label_names, path)
+    draw(decode, prior_latents(SAMPLES_PER_CLASS, latent_dim, seed),
+         list(vae.config.label_names), None, path)

@@ -122,40 +122,15 @@ class GrpcClient:
 
     def predict(self, signature: str, inputs: dict[str, np.ndarray], output: str
                 ) -> np.ndarray:
+        import tensorflow as tf  # already loaded: tensorflow_serving.apis imports it
+
         request = self._predict_pb2.PredictRequest()
         request.model_spec.name, request.model_spec.signature_name = self.model, signature
         request.output_filter.append(output)
         for name, value in inputs.items():
-            request.inputs[name].CopyFrom(_tensor_proto(value))
-        return _array(self._call(self.stub.Predict, request).outputs[output])
-
-
-# TensorProto conversions for the three dtypes used here, with the protos alone (importing
-# TensorFlow for tf.make_tensor_proto would take seconds).
-_DTYPES = {np.dtype(np.float32): ("DT_FLOAT", "<f4"), np.dtype(np.int64): ("DT_INT64", "<i8")}
-
-
-def _tensor_proto(value: np.ndarray):
-    from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
-
-    dtype, layout = _DTYPES[value.dtype]
-    return tensor_pb2.TensorProto(
-        dtype=types_pb2.DataType.Value(dtype), tensor_content=value.astype(layout).tobytes(),
-        tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in value.shape]))
-
-
-def _array(proto) -> np.ndarray:
-    from tensorflow.core.framework import types_pb2
-
-    shape = [d.size for d in proto.tensor_shape.dim]
-    if proto.dtype == types_pb2.DT_STRING:
-        return np.asarray([v.decode() for v in proto.string_val]).reshape(shape)
-    kind = {types_pb2.DT_FLOAT: ("<f4", "float_val"), types_pb2.DT_INT64: ("<i8", "int64_val")}
-    layout, field = kind[proto.dtype]
-    values = (np.frombuffer(proto.tensor_content, dtype=layout) if proto.tensor_content
-              else np.asarray(getattr(proto, field), dtype=layout))
-    return values.reshape(shape)
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+        result = tf.make_ndarray(self._call(self.stub.Predict, request).outputs[output])
+        return np.vectorize(bytes.decode)(result) if result.dtype == object else result
 
 
 def describe(client) -> dict:
