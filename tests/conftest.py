@@ -96,15 +96,38 @@ def small_export(tmp_path_factory) -> dict:
     return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}
 
 
+@contextlib.contextmanager
+def _exclusive(lock_path: str):
+    """Holds an exclusive lock on `lock_path` (created if missing)."""
+    import fcntl
+
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def trained_run(binarized_mnist_source, tmp_path_factory) -> str:
-    """A run directory from one short real training (1 epoch, 1,000 examples)."""
+    """A run directory from one short real training (1 epoch, 1,000 examples).
+
+    Trained once for the whole session: under pytest-xdist the workers share one base
+    directory, and the first worker to need the run trains it while the others wait.
+    Tests only read it (`run_copy` gives a private copy to write into)."""
     from keras_vae.cli import run_command
     from keras_vae.train import main
 
-    run_dir = str(tmp_path_factory.mktemp("runs") / "run")
-    assert run_command(main, "keras_vae.train", [*TRAINED_RUN_FLAGS, "--out", run_dir]) == 0
-    return run_dir
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # common to every worker of this session
+    run_dir = base / "trained_run"
+    with _exclusive(str(base / "trained_run.lock")):
+        if not (run_dir / "summary.json").exists():
+            assert run_command(main, "keras_vae.train",
+                               [*TRAINED_RUN_FLAGS, "--out", str(run_dir)]) == 0
+    return str(run_dir)
 
 
 @pytest.fixture(scope="session")
