@@ -29,10 +29,10 @@ def test_reexport_adds_a_version_and_updates_summary_and_manifest(run_copy):
     assert sorted(os.listdir(os.path.join(trained_run, "export", "vae_decoder"))) == ["1", "2"]
 
 
-def test_export_to_a_shared_serving_base_prints_no_tensorflow_log_lines(trained_run,
-                                                                       tmp_path):
+def test_export_to_a_shared_serving_base_prints_no_tensorflow_log_lines(run_copy, tmp_path):
+    # A private copy: exporting records the new export in the run's summary.
     base = str(tmp_path / "models")
-    done = subprocess.run([sys.executable, "-m", "export", trained_run, "--export-dir", base],
+    done = subprocess.run([sys.executable, "-m", "export", run_copy, "--export-dir", base],
                           capture_output=True, text=True, timeout=300,
                           env={k: v for k, v in os.environ.items()
                                if k != "TF_CPP_MIN_LOG_LEVEL"})
