@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def _command(run_dir: str) -> list[str]:
     return [sys.executable, "-m", "tests.train_in_subprocess", "--dataset", "binarized_mnist",
-            "--epochs", str(EPOCHS), "--max-examples", "4000", "--steps-per-execution", "1",
+            "--epochs", str(EPOCHS), "--max-examples", "2000", "--steps-per-execution", "1",
             "--no-jit", "--no-export", "--verbose", "0", "--out", run_dir]
 
 
