@@ -61,7 +61,7 @@ def test_the_vamp_prior_beats_the_standard_normal_on_the_same_short_training(
     losses = {}
     for prior in ({"prior": "normal", "pseudo_inputs": 0}, {}):
         vae = _vamp_vae(latent_dim=20, hidden_dims=(200,), **prior)
-        vae.fit(train, batch_size=100, epochs=4, verbose=0)
+        vae.fit(train, batch_size=100, epochs=2, verbose=0)
         losses[prior.get("prior", "vamp")] = vae.evaluate(
             validation, batch_size=500, return_dict=True, verbose=0)["loss"]
     assert losses["vamp"] < losses["normal"] - 0.5, losses
