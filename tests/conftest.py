@@ -17,6 +17,11 @@ import tensorflow_datasets as tfds
 
 import keras_vae.data
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The xdist workers share the machine's cores; one op thread each keeps them from
+    # oversubscribing it (set before TensorFlow runs its first op).
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+
 MOCK_EXAMPLES = 2_000
 TRAINED_RUN_FLAGS = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "1000",
                      "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0"]
