@@ -195,6 +195,30 @@ def label_names(session) -> list[str] | None:
     return [str(n) for n in names]
 
 
+def asked_label(text: str | None, names: list[str] | None, model: str) -> int | None:
+    """--label as a class index (None when not given); refused for an unconditional
+    model (`names` None), whose decoder has no label input."""
+    if text is None:
+        return None
+    if names is None:
+        raise SampleError(f"{model} is not a conditional model (it has no 'label' input); "
+                          f"drop --label")
+    return resolve_label(text, names)
+
+
+def sample_count(n: int | None, names: list[str] | None, label: int | None) -> int:
+    """--n, by default 64, or for class rows (a conditional model, no label)
+    CLASS_ROW_LENGTH per class."""
+    return n or (CLASS_ROW_LENGTH if names is not None and label is None else 64)
+
+
+def drawn_description(names: list[str] | None, label: int | None) -> str:
+    """What the picture shows, for the commands' closing line."""
+    if names is None:
+        return ""
+    return ", one row per class" if label is None else f", class {names[label]}"
+
+
 def resolve_label(text: str, names: list[str]) -> int:
     """--label: a class name, or an index in [0, classes); else the known names."""
     if text in names:
@@ -363,21 +387,14 @@ def main(argv: list[str]) -> str:
 
     session, latent_dim = load_decoder(args.model, args.threads)
     names = label_names(session)
-    if args.label is not None and names is None:
-        raise SampleError(f"{args.model} is not a conditional model (it has no 'label' "
-                          f"input); drop --label")
-    label = None if args.label is None else resolve_label(args.label, names)
-    class_rows = names is not None and label is None
-    n = args.n or (CLASS_ROW_LENGTH if class_rows else 64)
-    z, prior_file = latents(args, session, latent_dim, n)
+    label = asked_label(args.label, names, args.model)
+    z, prior_file = latents(args, session, latent_dim, sample_count(args.n, names, label))
     images = draw(lambda *inputs: decode(session, *inputs), z, names, label, args.out,
                   one_row=args.interpolate)
     source = ("" if args.latent_file or not prior_file
               else f", z from the VampPrior in {prior_file}")
-    drawn = ("" if names is None else ", one row per class" if class_rows
-             else f", class {names[label]}")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
-            f"{drawn}) → {args.out}")
+            f"{drawn_description(names, label)}) → {args.out}")
 
 
 def draw(decode_latents, z: np.ndarray, names: list[str] | None, label: int | None,

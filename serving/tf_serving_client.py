@@ -197,19 +197,14 @@ def main(argv: list[str]) -> str:
         raise sample.SampleError(f"{args.model} was trained with a VampPrior (its "
                                  f"{VAMP_PRIOR_SIGNATURE} signature); pass the export's "
                                  f"{sample.PRIOR_FILE} with --prior")
-    if args.label is not None and names is None:
-        raise sample.SampleError(f"{args.model} is not a conditional model (no 'label' "
-                                 f"input); drop --label")
-    label = None if args.label is None else sample.resolve_label(args.label, names)
+    label = sample.asked_label(args.label, names, args.model)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
-    class_rows = names is not None and label is None
-    n = args.n or (sample.CLASS_ROW_LENGTH if class_rows else 64)
-    z = sample.prior_latents(n, latent_dim, args.seed, prior)
+    z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
+                             args.seed, prior)
     images = sample.draw(lambda *inputs: decode(client, *inputs), z, names, label, args.out)
-    drawn = ("" if names is None else ", one row per class" if class_rows
-             else f", class {names[label]}")
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
-            f"{args.host}:{port} (latent_dim {latent_dim}{drawn}) → {args.out}")
+            f"{args.host}:{port} (latent_dim {latent_dim}"
+            f"{sample.drawn_description(names, label)}) → {args.out}")
 
 
 if __name__ == "__main__":
