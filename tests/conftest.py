@@ -163,10 +163,25 @@ TRAINING_FIXTURES = {"trained_run", "run_copy", "short_run", "two_d_vae"}
 """Fixtures that train a model first: every test using one is marked `slow`."""
 
 
+LONGEST_FILES = ("test_likelihood.py", "test_crash_recovery.py", "test_benchmarks.py",
+                 "test_model.py", "test_bad_input.py", "test_distribute.py", "test_train.py")
+"""The files that take longest (39-64 s each in a full run, 2026-11-22), longest first.
+They run first so that the two xdist workers finish together: `--dist loadfile` hands
+out whole files in collection order (with `--no-loadscope-reorder`, set in
+pyproject.toml; xdist otherwise orders files by test count, which put the two-test,
+62-second crash-recovery file last, on one worker, while the other idled)."""
+
+
+def _file_rank(item) -> int:
+    name = item.path.name
+    return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+
 def pytest_collection_modifyitems(items):
     """`pytest -m "not slow"` keeps the edit-test loop short: tests that train a run, in
     this process or in subprocesses, carry the `slow` marker (explicitly, or through a
-    training fixture here)."""
+    training fixture here). The longest files go first (`LONGEST_FILES`)."""
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    items.sort(key=_file_rank)  # stable: the rest keep their order

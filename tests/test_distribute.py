@@ -22,7 +22,7 @@ def test_mirrored_over_two_devices_follows_the_one_device_loss_curve():
     """Same seed, same global batch, the default shuffled pipeline: the same training to
     float tolerance (the same example order, the loss scaled by the global batch, each
     example keeping its ε)."""
-    result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "2048"],
+    result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "1024"],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     curves = json.loads(result.stdout.strip().splitlines()[-1])
