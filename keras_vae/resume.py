@@ -90,25 +90,42 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     return completed_epochs(run_dir)
 
 
-def check_same_settings(config: TrainConfig) -> None:
-    """Refuses to continue a run with other settings; `config` is the record completed by
-    the loaded data (`TrainConfig.for_data`), as the stored one is."""
+MODEL_FIELDS_FROM_DATA = ("image_shape", "likelihood", "mixture_components", "label_names")
+"""Fields of the model's record that `TrainConfig.for_data` fills in from the loaded data."""
+
+
+def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
+    """Refuses to continue a run with other settings. `config` is the record completed by
+    the loaded data (`TrainConfig.for_data`), as the stored one is; or, with
+    `before_data`, the record from the flags alone, checked on every setting but
+    `MODEL_FIELDS_FROM_DATA`, so that a wrong flag is refused before a large data set is
+    read."""
     path = os.path.join(config.out, RUN_CONFIG)
     if not os.path.exists(path):
         return
-    wanted = config.to_dict()
     try:
         with open(path) as f:
             stored = json.load(f)
     except (OSError, json.JSONDecodeError):
         raise RunFailure(f"{path} is unreadable; remove the run directory's files or "
                          f"pass --overwrite") from None
+    wanted = config.to_dict()
+    if before_data:
+        stored, wanted = _without_data_fields(stored), _without_data_fields(wanted)
     differing = [k for k in MUST_MATCH if stored.get(k) != wanted.get(k)]
     if differing:
         raise UsageError(
             f"{config.out} was trained with other settings ({', '.join(differing)}: "
             f"{', '.join(str(stored.get(k)) for k in differing)}); use the same flags to "
             f"resume, or --overwrite, or a new --out")
+
+
+def _without_data_fields(record: dict) -> dict:
+    model = record.get("model")
+    if not isinstance(model, dict):
+        return record
+    return {**record, "model": {k: v for k, v in model.items()
+                                if k not in MODEL_FIELDS_FROM_DATA}}
 
 
 def completed_epochs(run_dir: str) -> int:

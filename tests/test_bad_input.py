@@ -87,6 +87,10 @@ CASES = [
                        "--out", f"{w}/other_arch"], 2, "trained with other settings"),
     (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--latent-dim", "16", "--arch", "conv",
                        "--out", f"{w}/other_arch"], 2, "trained with other settings (model"),
+    # refused before the data load: with no data at hand, the settings are what is named
+    (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--data-dir", f"{w}/empty_tfds",
+                       "--latent-dim", "16", "--out", f"{w}/other_arch"], 2,
+     "trained with other settings (model"),
     (TRAIN, lambda w: ["--resume", "--overwrite", "--out", f"{w}/run"], 2, "exclude each other"),
     (TRAIN, lambda w: ["--arch", "rnn", "--out", f"{w}/new"], 2, "invalid choice: 'rnn'"),
     (TRAIN, lambda w: ["--objective", "iwae", "--iwae-k", "0", "--out", f"{w}/new"], 2,

@@ -74,6 +74,22 @@ def test_resuming_with_other_model_settings_is_refused(tmp_path):
     _prepared(_config(tmp_path, epochs=50))  # more epochs is a resume, not a conflict
 
 
+def test_flags_are_checked_before_the_data_load_on_all_but_what_the_data_fill_in(tmp_path):
+    """The stored record was completed by the data; the flags' record has no image shape,
+    likelihood or label names yet. Only a real difference is refused at that point."""
+    stored = _config(tmp_path, model=ModelConfig(image_shape=(32, 32, 3), likelihood="logistic",
+                                                 mixture_components=5, label_names=("a", "b")))
+    _prepared(stored)
+    from_flags = _config(tmp_path)
+    assert from_flags.model.image_shape != stored.model.image_shape
+    resume.check_same_settings(from_flags, before_data=True)  # passes: only data fields differ
+    with pytest.raises(UsageError, match="trained with other settings"):
+        resume.check_same_settings(from_flags)  # the full check, after the data load
+    other = _config(tmp_path, model=ModelConfig(latent_dim=8))
+    with pytest.raises(UsageError, match="trained with other settings \\(model"):
+        resume.check_same_settings(other, before_data=True)
+
+
 def test_history_is_trimmed_to_the_epochs_the_backup_holds(tmp_path):
     run_dir = str(tmp_path)
     with open(os.path.join(run_dir, "metrics.csv"), "w") as f:
