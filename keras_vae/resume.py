@@ -48,6 +48,9 @@ MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_exa
               "likelihood", "image_size", "split_seed")
 """Settings a resumed training must share with the run it continues."""
 
+MODEL_FIELDS_FROM_DATA = ("image_shape", "likelihood", "mixture_components", "label_names")
+"""Fields of the model's record that `TrainConfig.for_data` fills in from the loaded data."""
+
 
 def create(run_dir: str) -> bool:
     """Creates the run directory (so that it can be locked), or says why it cannot.
@@ -90,10 +93,6 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
     return completed_epochs(run_dir)
 
 
-MODEL_FIELDS_FROM_DATA = ("image_shape", "likelihood", "mixture_components", "label_names")
-"""Fields of the model's record that `TrainConfig.for_data` fills in from the loaded data."""
-
-
 def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
     """Refuses to continue a run with other settings. `config` is the record completed by
     the loaded data (`TrainConfig.for_data`), as the stored one is; or, with
@@ -121,9 +120,7 @@ def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
 
 
 def _without_data_fields(record: dict) -> dict:
-    model = record.get("model")
-    if not isinstance(model, dict):
-        return record
+    model = record.get("model") or {}
     return {**record, "model": {k: v for k, v in model.items()
                                 if k not in MODEL_FIELDS_FROM_DATA}}
 
