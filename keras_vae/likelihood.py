@@ -55,8 +55,9 @@ def make_log_weights(vae: VAE, jit_compile: bool = False):
 
 def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
                    batch_size: int = 100, chunk: int = 500, jit_compile: bool = False,
-                   progress: Callable[[int, float], None] | None = None,
-                   labels: np.ndarray | None = None) -> np.ndarray:
+                   progress: Callable[[np.ndarray], None] | None = None,
+                   labels: np.ndarray | None = None,
+                   known: np.ndarray | None = None) -> np.ndarray:
     """−log p(x) per image (nats), from k importance samples taken `chunk` at a time; for
     a conditional model, −log p(x|y) given each image's label in `labels`.
 
@@ -69,13 +70,22 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     defaults, independent of k. `chunk` shrinks so that larger images or the logistic
     mixture's parameters stay within that.
 
-    `progress(images_done, mean_nll_so_far)` is called after every batch of images.
+    `progress(nll_so_far)` is called after every batch of images with the NLLs of the
+    images done so far. `known` holds those of the first images from an interrupted call
+    with the same arguments (a whole number of batches): they are kept, and the rest come
+    out as the uninterrupted call would have given them, since every batch draws its ε
+    by its position.
     """
     log_weights = make_log_weights(vae, jit_compile)
     outputs_per_image = int(np.prod(vae.decoder.output_shape[1:]))
     chunk = max(1, min(chunk, CHUNK_BUDGET // (batch_size * outputs_per_image)))
     nll = np.empty(len(images))
-    for start in range(0, len(images), batch_size):
+    first = 0 if known is None else len(known)
+    if first % batch_size and first != len(images):
+        raise ValueError(f"{first} known NLLs are not a whole number of {batch_size}-batches")
+    if first:
+        nll[:first] = known
+    for start in range(first, len(images), batch_size):
         batch = tf.constant(images[start:start + batch_size])
         batch_labels = None if labels is None else tf.constant(labels[start:start + batch_size])
         z_mean, z_log_var = vae.encode(batch, batch_labels)
@@ -89,8 +99,7 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
             total = tf.experimental.numpy.logaddexp(total, chunk_lse)
         nll[start:start + len(batch)] = -(total.numpy() - math.log(k))
         if progress is not None:
-            done = start + len(batch)
-            progress(done, float(nll[:done].mean()))
+            progress(nll[:start + len(batch)])
     return nll
 
 

@@ -27,6 +27,7 @@ from keras_vae.run_layout import (
     CHECKPOINT,
     CURVES_PNG,
     EVALUATION_JSON,
+    EVALUATION_PARTIAL,
     EXPORT_DIR,
     LATENT_PNG,
     MANIFOLD_PNG,
@@ -41,7 +42,7 @@ from keras_vae.run_layout import (
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
              RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, PSEUDO_INPUTS_PNG,
-             TENSORBOARD_DIR, RUN_CONFIG, EVALUATION_JSON)
+             TENSORBOARD_DIR, RUN_CONFIG, EVALUATION_JSON, EVALUATION_PARTIAL)
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
 MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples",

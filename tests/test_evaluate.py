@@ -10,11 +10,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+import keras_vae.likelihood
 from keras_vae.cli import run_command
 from keras_vae.evaluate import evaluate, main
-from keras_vae.run_layout import CHECKPOINT
+from keras_vae.run_layout import CHECKPOINT, EVALUATION_PARTIAL
 
 
 def test_evaluate_function_agrees_with_its_parts(run_copy):
@@ -52,7 +54,7 @@ def test_progress_shows_images_done_running_nll_and_time_left(capsys):
 
     show = progress_printer(total=200)
     for done in (100, 200):
-        show(done, 90.0 + done / 100)
+        show(np.full(done, 90.0 + done / 100))
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("NLL 100/200 images: 91.00 nats so far")
     assert "s left" in lines[0] and lines[-1].startswith("NLL 200/200 images: 92.00")
@@ -75,3 +77,38 @@ def test_the_command_writes_evaluation_json_and_no_tensorflow_log_lines(run_copy
     assert result["image_shape"] == [28, 28, 1] and result["likelihood"] == "bernoulli"
     assert 0 <= result["active_units"] <= 4 and len(result["kl_per_unit"]) == 4
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0
+
+
+def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypatch, capsys):
+    """Stopped after two batches of 100 images, the same evaluation run again computes only
+    the remaining ones and ends with the NLLs of an uninterrupted evaluation."""
+    real = keras_vae.likelihood.importance_nll
+    computed = []
+
+    def stopping_after_two_batches(*args, progress, **kwargs):
+        def progress_then_stop(nll_so_far):
+            progress(nll_so_far)
+            if len(nll_so_far) == 200:
+                raise KeyboardInterrupt
+        return real(*args, progress=progress_then_stop, **kwargs)
+
+    def counting(*args, known=None, **kwargs):
+        computed.append(len(args[1]) - (0 if known is None else len(known)))
+        return real(*args, known=known, **kwargs)
+
+    settings = {"k": 20, "max_examples": 500, "class_check": False}
+    monkeypatch.setattr(keras_vae.likelihood, "importance_nll", stopping_after_two_batches)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(run_copy, **settings)
+    partial = os.path.join(run_copy, EVALUATION_PARTIAL)
+    with np.load(partial) as saved:
+        assert len(saved["nll"]) == 200 and saved["k"].item() == 20
+    monkeypatch.setattr(keras_vae.likelihood, "importance_nll", counting)
+    resumed = evaluate(run_copy, **settings)
+    assert "resuming the NLL after 200 images" in capsys.readouterr().out
+    assert computed == [300] and not os.path.exists(partial)
+    uninterrupted = evaluate(run_copy, **settings)
+    assert computed == [300, 500]
+    assert resumed["test_nll"] == pytest.approx(uninterrupted["test_nll"], rel=1e-6)
+    assert resumed["test_nll_standard_error"] == pytest.approx(
+        uninterrupted["test_nll_standard_error"], rel=1e-6)
