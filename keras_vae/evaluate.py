@@ -125,16 +125,19 @@ class PartialNll:
         self.path, self.key = os.path.join(run_dir, EVALUATION_PARTIAL), key
         self.known = self._load()
         if len(self.known):
-            print(f"resuming the NLL after {len(self.known):,} images, from {self.path}")
+            print(f"resuming the NLL after {len(self.known):,} images, from {self.path}",
+                  flush=True)
 
     def _load(self):
+        import zipfile
+
         import numpy as np
 
         try:
             with np.load(self.path) as saved:
                 if all(saved[name].item() == value for name, value in self.key.items()):
                     return saved["nll"]
-        except (OSError, KeyError, ValueError):
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # none, damaged or from another evaluation: start over
         return np.empty(0)
 

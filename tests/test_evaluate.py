@@ -112,3 +112,15 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
     assert resumed["test_nll"] == pytest.approx(uninterrupted["test_nll"], rel=1e-6)
     assert resumed["test_nll_standard_error"] == pytest.approx(
         uninterrupted["test_nll_standard_error"], rel=1e-6)
+
+
+def test_saved_nlls_of_another_evaluation_or_a_damaged_file_are_not_used(tmp_path):
+    from keras_vae.evaluate import PartialNll
+
+    path = tmp_path / EVALUATION_PARTIAL
+    np.savez(path, nll=np.arange(100.0), k=20, seed=0)
+    assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0}).known) == 100
+    assert len(PartialNll(str(tmp_path), {"k": 5000, "seed": 0}).known) == 0
+    assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0, "sha256": "x"}).known) == 0
+    path.write_bytes(b"not an npz file")
+    assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0}).known) == 0
