@@ -133,6 +133,18 @@ def _exact_nll_one_d(vae: VAE, images: np.ndarray, spacing: float) -> np.ndarray
         total = np.logaddexp(total, peak + np.log(np.exp(joint - peak).sum(axis=0)))
     return -(total + np.log(spacing))
 
+def test_known_nlls_are_kept_and_the_rest_are_those_of_one_uninterrupted_call():
+    """What a resumed evaluation relies on: each batch draws its ε by its position."""
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=3, hidden_dims=(16,)))
+    images = (np.random.default_rng(0).random((120, 28, 28, 1)) < 0.2).astype(np.float32)
+    whole = importance_nll(vae, images, k=10, seed=7, batch_size=50)
+    resumed = importance_nll(vae, images, k=10, seed=7, batch_size=50, known=whole[:50])
+    np.testing.assert_allclose(resumed, whole, rtol=1e-6)
+    with pytest.raises(ValueError, match="not a whole number of 50-batches"):
+        importance_nll(vae, images, k=10, seed=7, batch_size=50, known=whole[:30])
+
+
 
 @pytest.mark.slow
 @pytest.mark.parametrize("prior", [{}, {"prior": "vamp", "pseudo_inputs": 20}],
