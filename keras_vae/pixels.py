@@ -43,6 +43,8 @@ class Bernoulli:
 
     name = "bernoulli"
     parameters_per_channel = 1
+    fuse_in_evaluation = False
+    """One softplus and a matmul per pixel: XLA gains nothing to fuse."""
 
     def __init__(self, image_shape: tuple[int, int, int], components: int = 0):
         self.image_shape = tuple(image_shape)
@@ -78,6 +80,9 @@ class DiscretizedLogistic:
     """
 
     name = "logistic"
+    fuse_in_evaluation = True
+    """Some twenty elementwise operations per component: XLA fuses them (1.2× faster
+    importance-sampled NLL)."""
 
     def __init__(self, image_shape: tuple[int, int, int], components: int):
         self.image_shape = tuple(image_shape)

@@ -11,8 +11,9 @@ import pytest
 
 from keras_vae import model
 from keras_vae.config import ModelConfig
-from keras_vae.likelihood import importance_nll
+from keras_vae.likelihood import FusedLikelihood, evaluation_likelihood, importance_nll
 from keras_vae.model import VAE
+from keras_vae.pixels import Bernoulli, DiscretizedLogistic
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +32,25 @@ def test_nll_never_exceeds_the_negative_elbo(two_d_vae, binarized_mnist_splits):
     nll = importance_nll(two_d_vae, images, k=1000, seed=2)
     neg_elbo = two_d_vae.evaluate(images, batch_size=200, return_dict=True, verbose=0)["loss"]
     assert nll.mean() < neg_elbo
+
+
+def test_the_logistic_fused_by_xla_scores_pixels_as_the_plain_one_does():
+    """The evaluation's XLA-compiled logistic gives the plain one's values (to float
+    rounding), extreme parameters included, and stays finite; Bernoulli stays plain."""
+    rng = np.random.default_rng(3)
+    logistic = DiscretizedLogistic((4, 3, 2), components=3)
+    fused = evaluation_likelihood(logistic, jit_compile=False)
+    assert isinstance(fused, FusedLikelihood)
+    x = rng.choice(np.arange(256, dtype=np.float32) / 255, size=(5, 4, 3, 2))
+    parameters = rng.normal(0, 3, size=(7, 5, 4, 3, 2 * 9)).astype(np.float32)
+    parameters[0] = rng.choice(np.float32([-1e4, -50, 0, 50, 1e4]), size=parameters[0].shape)
+    plain_nll = keras.ops.convert_to_numpy(logistic.neg_log_prob(x, parameters))
+    fused_nll = fused.neg_log_prob(x, parameters).numpy()
+    assert np.isfinite(fused_nll).all()
+    np.testing.assert_allclose(fused_nll, plain_nll, rtol=1e-5)
+    bernoulli = Bernoulli((4, 3, 2))
+    assert evaluation_likelihood(bernoulli, jit_compile=False) is bernoulli
+    assert evaluation_likelihood(logistic, jit_compile=True) is logistic
 
 
 @pytest.mark.slow
