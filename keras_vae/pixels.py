@@ -101,8 +101,11 @@ class DiscretizedLogistic:
 
     def neg_log_prob(self, x, parameters):
         logits, locations, log_scales = self.split(parameters)
-        return -_sum_over_image(log_mixture_probability(x[..., None], logits, locations,
-                                                        log_scales))
+        log_bins = log_bin_probability(x[..., None], locations, log_scales)
+        # log Σ softmax(l)·p = logsumexp(l + log p) − logsumexp(l): cheaper than log_softmax.
+        log_mixture = (ops.logsumexp(log_bins + logits, axis=-1)
+                       - ops.logsumexp(logits, axis=-1))
+        return -_sum_over_image(log_mixture)
 
     def mean(self, parameters):
         """The mixture of the locations clipped to [0, 1]: the image the model expects,
@@ -116,25 +119,15 @@ class DiscretizedLogistic:
         return {"mixture_logits": logits, "locations": locations, "log_scales": log_scales}
 
 
-def log_mixture_probability(x, logits, location, log_scale):
-    """log Σ_m softmax(logits)_m · P_m(bin of x), P_m a logistic(location_m,
-    exp(log_scale_m)), over the last axis; x in {k/255}.
+def log_bin_probability(x, location, log_scale):
+    """log P(bin of x) under one logistic(location, exp(log_scale)), x in {k/255}.
 
-    With u and l the bin's upper and lower edges in units of the scale, each bin's
-    probability is a factor e^E, which may be vanishingly small, times a ratio R in
-    (0, 1], which cannot underflow:
-
-        middle   σ(u) − σ(l) = e^(−relu(−u) − relu(l)) · (1 − e^(l−u)) / (1 + e^−|u|)(1 + e^−|l|)
-        bin 0    σ(u)        = e^(−relu(−u)) / (1 + e^−|u|)          (the left tail)
-        bin 255  1 − σ(l)    = e^(−relu(l)) / (1 + e^−|l|)           (the right tail)
-
-    The mixture is then top + log Σ_m e^(E_m + logit_m − top)·R_m with top the largest
-    exponent, so no component's log is taken: six exponentials per component and two
-    logs per pixel, where adding log σ terms (softplus, log −expm1) takes nine
-    transcendentals per component. Every R ≥ (1 − e^(−e^−7/255)) / 4 ≈ 9e-7, since
-    log-scales are clipped to ≥ −7, so the largest term keeps the sum above 0. The bin
-    terms are chosen by 0/1 masks of x, whose backward pass multiplies instead of
-    selecting among full-size gradients.
+    The middle bins use σ(a) − σ(b) = σ(a)·(1 − σ(b))·(1 − e^(b−a)), a − b = 1/(255·s),
+    whose log is a sum of softplus terms and log(−expm1(b − a)): finite and accurate for
+    any location and scale, with no fallback branch. Bin 0 keeps only the first term (the
+    left tail), bin 255 only the second (the right tail). The terms are chosen by 0/1
+    masks of x rather than `where`: the same values, and a backward pass that multiplies
+    instead of building three full-size gradients and selecting among them.
     """
     inverse_scale = ops.exp(-log_scale)
     centred = x - location
@@ -142,17 +135,11 @@ def log_mixture_probability(x, logits, location, log_scale):
     lower = (centred - HALF_BIN) * inverse_scale
     below_top = ops.cast(x < 1.0 - HALF_BIN, upper.dtype)  # every bin but 255
     above_bottom = ops.cast(x > HALF_BIN, upper.dtype)  # every bin but 0
-    middle = below_top * above_bottom
-    width = -ops.expm1(-2.0 * HALF_BIN * inverse_scale)  # 1 − e^(l−u)
-    ratio = ((1.0 - middle + middle * width)
-             / ((1.0 + below_top * ops.exp(-ops.abs(upper)))
-                * (1.0 + above_bottom * ops.exp(-ops.abs(lower)))))
-    exponent = logits - below_top * ops.relu(-upper) - above_bottom * ops.relu(lower)
-    # The value does not depend on `top`, so no gradient needs to flow through it.
-    top = ops.stop_gradient(ops.max(exponent, axis=-1, keepdims=True))
-    return (ops.squeeze(top, axis=-1)
-            + ops.log(ops.sum(ops.exp(exponent - top) * ratio, axis=-1))
-            - ops.logsumexp(logits, axis=-1))
+    log_left_tail = -ops.softplus(-upper)  # log σ(upper): bin 0 and everything below
+    log_right_tail = -ops.softplus(lower)  # log (1 − σ(lower)): bin 255 and above
+    log_width = ops.log(-ops.expm1(-2.0 * HALF_BIN * inverse_scale))
+    return (below_top * log_left_tail + above_bottom * log_right_tail
+            + below_top * above_bottom * log_width)
 
 
 LIKELIHOODS = {"bernoulli": Bernoulli, "logistic": DiscretizedLogistic}
