@@ -39,7 +39,6 @@ class FusedLikelihood:
     """
 
     def __init__(self, likelihood):
-        self.name = likelihood.name
         self.neg_log_prob = tf.function(likelihood.neg_log_prob, jit_compile=True,
                                         reduce_retracing=True)
 
