@@ -43,15 +43,26 @@ class FusedLikelihood:
                                         reduce_retracing=True)
 
 
-def evaluation_likelihood(likelihood, jit_compile: bool):
-    """The likelihood to score importance samples with: fused by XLA where that measured
-    faster (the logistic mixture), as is otherwise (Bernoulli: one softplus and a matmul
-    per pixel) or when the whole function is compiled anyway."""
-    return (FusedLikelihood(likelihood) if likelihood.fuse_in_evaluation and not jit_compile
-            else likelihood)
+FUSED_FROM_SAMPLES = 200_000
+"""Images × k from which the logistic is compiled by XLA: each of the up to four shapes
+of a call (full and last chunk, full and last batch) costs seconds to compile (a small
+test evaluation took 10-24 s fused, 5-7 s unfused), against about 0.2 s saved per
+image at k = 5000, so small evaluations run unfused."""
 
 
-def make_log_weights(vae: VAE, jit_compile: bool = False):
+def evaluation_likelihood(likelihood, jit_compile: bool,
+                          total_samples: int = FUSED_FROM_SAMPLES):
+    """The likelihood to score `total_samples` (images × k) importance samples with: fused by
+    XLA where that measured faster (the logistic mixture, once compiling pays), as is
+    otherwise (Bernoulli: one softplus and a matmul per pixel) or when the whole
+    function is compiled anyway."""
+    fuse = (likelihood.fuse_in_evaluation and not jit_compile
+            and total_samples >= FUSED_FROM_SAMPLES)
+    return FusedLikelihood(likelihood) if fuse else likelihood
+
+
+def make_log_weights(vae: VAE, jit_compile: bool = False,
+                     total_samples: int = FUSED_FROM_SAMPLES):
     """A compiled function (images [B, H, W, C], z_mean, z_log_var, seed [2], samples,
     labels [B] or None) → log w [samples, B].
 
@@ -60,7 +71,7 @@ def make_log_weights(vae: VAE, jit_compile: bool = False):
     a conditional model the decoder is p(x|z, y) and the weights are those of p(x|y).
     """
     prior = [tf.constant(t) for t in vae.prior()]
-    likelihood = evaluation_likelihood(vae.likelihood, jit_compile)
+    likelihood = evaluation_likelihood(vae.likelihood, jit_compile, total_samples)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
     def log_weights(images, z_mean, z_log_var, seed, samples: int, labels=None):
@@ -101,7 +112,7 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     out as the uninterrupted call would have given them, since every batch draws its ε
     by its position.
     """
-    log_weights = make_log_weights(vae, jit_compile)
+    log_weights = make_log_weights(vae, jit_compile, total_samples=len(images) * k)
     outputs_per_image = int(np.prod(vae.decoder.output_shape[1:]))
     chunk = max(1, min(chunk, CHUNK_BUDGET // (batch_size * outputs_per_image)))
     nll = np.empty(len(images))

@@ -51,6 +51,7 @@ def test_the_logistic_fused_by_xla_scores_pixels_as_the_plain_one_does():
     bernoulli = Bernoulli((4, 3, 2))
     assert evaluation_likelihood(bernoulli, jit_compile=False) is bernoulli
     assert evaluation_likelihood(logistic, jit_compile=True) is logistic
+    assert evaluation_likelihood(logistic, jit_compile=False, total_samples=100 * 1000) is logistic
 
 
 @pytest.mark.slow
