@@ -99,7 +99,7 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     XLA is off by default here for the decoder: the work is large matmuls, which
     TensorFlow's own CPU kernels ran faster (Bernoulli: 287 s vs 354 s projected for
     k = 5000 on 10,000 images). The logistic mixture's per-pixel terms alone are fused by
-    XLA (`FusedLikelihood`).
+    XLA (`FusedLikelihood`) once images × k reaches `FUSED_FROM_SAMPLES`.
 
     Peak extra memory is about batch_size × chunk × (decoder outputs per image) × 4 bytes
     × 3 (the parameters and two temporaries): 470 MB for 28×28 Bernoulli images at the
