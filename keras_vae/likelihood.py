@@ -61,14 +61,15 @@ def evaluation_likelihood(likelihood, jit_compile: bool,
     return FusedLikelihood(likelihood) if fuse else likelihood
 
 
-def make_log_weights(vae: VAE, jit_compile: bool = False,
-                     total_samples: int = FUSED_FROM_SAMPLES):
+def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
     """A compiled function (images [B, H, W, C], z_mean, z_log_var, seed [2], samples,
     labels [B] or None) → log w [samples, B].
 
     log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) with z_i = μ + σ·ε_i; p(z) is the
     model's prior, whose VampPrior components are computed once here, not per call. For
     a conditional model the decoder is p(x|z, y) and the weights are those of p(x|y).
+    `total_samples` (images × k of the whole evaluation) decides whether the likelihood
+    is fused by XLA (`evaluation_likelihood`).
     """
     prior = [tf.constant(t) for t in vae.prior()]
     likelihood = evaluation_likelihood(vae.likelihood, jit_compile, total_samples)
