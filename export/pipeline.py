@@ -159,6 +159,9 @@ def _quantize_decoder(staged: dict[str, str], z) -> dict:
 
 
 def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str, str]:
+    """Moves the staged artifacts into place; a prior file left by an earlier export of a
+    VampPrior model is removed when this model has none, so no sampler can take it for
+    this decoder's prior."""
     paths = {}
     for key in ("decoder_saved_model", "encoder_saved_model"):
         model_name = os.path.basename(staged[key])
@@ -166,6 +169,9 @@ def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str,
     for key in staged.keys() - paths.keys():
         paths[key] = os.path.join(export_dir, os.path.basename(staged[key]))
         os.replace(staged[key], paths[key])
+    stale_prior = os.path.join(export_dir, PRIOR_FILE)
+    if "prior" not in staged and os.path.exists(stale_prior):
+        os.remove(stale_prior)
     return paths
 
 

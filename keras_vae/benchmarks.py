@@ -33,13 +33,16 @@ not change the cost of a step), with the default logistic mixture."""
 
 
 def training_flops_per_example(model: ModelConfig) -> float:
-    """Forward multiply-adds of the MLP × 2 FLOP × 3 (forward + the two backward matmuls)."""
+    """FLOPs that one training step spends per example on the MLP's matmuls: 2 per
+    multiply-add forward, and 4 backward (the gradient of the weights and of the layer's
+    input), except for the first layer, whose input is the data and gets no gradient."""
     widths = [PIXELS, *model.hidden_dims]
     encoder = sum(a * b for a, b in zip(widths, widths[1:], strict=False))
     encoder += widths[-1] * 2 * model.latent_dim
     decoder_widths = [model.latent_dim, *reversed(model.hidden_dims), PIXELS]
     decoder = sum(a * b for a, b in zip(decoder_widths, decoder_widths[1:], strict=False))
-    return 6.0 * (encoder + decoder)
+    first_layer = PIXELS * widths[1] if len(widths) > 1 else PIXELS * 2 * model.latent_dim
+    return 6.0 * (encoder + decoder) - 2.0 * first_layer
 
 
 def matmul_roofline(n: int = 2048, seconds: float = 3.0) -> float:

@@ -1,7 +1,7 @@
 """Keras callbacks of a training run that Keras does not provide as needed.
 
-- `EpochSeconds`, `PeakMemory`: per-epoch wall time and peak memory, added to the logs so
-  that CSVLogger records them (and a resumed run keeps them).
+- `EpochSeconds`, `PeakMemory`: per-epoch wall time (whole, and training alone) and peak
+  memory, added to the logs so that CSVLogger records them (and a resumed run keeps them).
 - `BestCheckpoint`: ModelCheckpoint(save_best_only) written under a temporary name and
   renamed, so a crash mid-save never leaves a truncated best.keras, and seeded with the
   best value so far when a run resumes.
@@ -25,19 +25,32 @@ from keras_vae.memory import peak_rss_mb
 
 
 class EpochSeconds(keras.callbacks.Callback):
-    """Records each epoch's wall time (`self.seconds`) and adds it to the logs."""
+    """Records each epoch's wall time (`self.seconds`, logged as `epoch_seconds`) and the
+    part of it spent on training steps (`self.train_seconds`, logged as `train_seconds`):
+    up to the validation pass that `fit` runs at the epoch's end, whose `on_test_begin`
+    reaches the same callbacks. Training speed is examples / train_seconds."""
 
     def __init__(self):
         super().__init__()
         self.seconds: list[float] = []
+        self.train_seconds: list[float] = []
+        self._start = self._train_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start, self._train_end = time.perf_counter(), None
+
+    def on_test_begin(self, logs=None):
+        if self._start is not None and self._train_end is None:  # fit's validation
+            self._train_end = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
+        end = time.perf_counter()
+        self.seconds.append(end - self._start)
+        self.train_seconds.append((self._train_end or end) - self._start)
+        self._start = None
         if logs is not None:
             logs["epoch_seconds"] = self.seconds[-1]
+            logs["train_seconds"] = self.train_seconds[-1]
 
 
 class PeakMemory(keras.callbacks.Callback):

@@ -30,28 +30,47 @@ def gaussian_kl(z_mean, z_log_var):
 def log_mixture_normal(z, means, log_vars):
     """log (1/K) Σ_k N(z; means_k, exp(log_vars_k)) for z [..., d] and components [K, d].
 
-    The squared distances are expanded into matrix products, Σ z²/σ² − 2 z·μ/σ² + μ²/σ²,
-    so the work is two [M, d] × [d, K] matmuls instead of an [M, K, d] tensor: the
-    importance-sampled evaluation calls this for millions of z against 500 components.
+    Each component's squared distance is computed as written, (z − μ_k)²/σ_k², on an
+    [M, K, d] tensor: exact in float32 however sharp a component is. (Expanding it into
+    z²/σ² − 2zμ/σ² + μ²/σ² subtracts terms of order 1/σ² from each other and lost whole
+    nats at log-variances near −10.) Training holds a batch of z (times IWAE's k), for
+    which the tensor is small; the evaluation's millions of z use
+    `log_mixture_normal_by_matmul`.
     """
+    flat = ops.reshape(z, (-1, 1, ops.shape(z)[-1]))  # [M, 1, d]
+    return _log_mean_exp(log_normal(flat, means, log_vars), ops.shape(z)[:-1])
+
+
+def log_mixture_normal_by_matmul(z, means, log_vars):
+    """`log_mixture_normal` for many z at once: the squared distances expanded into two
+    [M, d] × [d, K] matmuls instead of an [M, K, d] tensor, computed in float64 so that
+    the cancellation of the expanded terms stays far below float32's own rounding (sharp
+    components have 1/σ² of 10⁵ and more). Returns z's dtype."""
+    dtype = z.dtype
+    z, means, log_vars = (ops.cast(t, "float64") for t in (z, means, log_vars))
     precisions = ops.exp(-log_vars)  # [K, d]
     flat = ops.reshape(z, (-1, ops.shape(z)[-1]))  # [M, d]
     squared = (ops.matmul(ops.square(flat), ops.transpose(precisions))
                - 2.0 * ops.matmul(flat, ops.transpose(means * precisions))
                + ops.sum(ops.square(means) * precisions, axis=-1))  # [M, K]
     log_components = -0.5 * (squared + ops.sum(log_vars, axis=-1)
-                             + ops.shape(means)[-1] * LOG_2PI)
-    k = ops.cast(ops.shape(means)[0], log_components.dtype)
-    log_p = ops.logsumexp(log_components, axis=-1) - ops.log(k)
-    return ops.reshape(log_p, ops.shape(z)[:-1])
+                             + ops.cast(ops.shape(means)[-1], "float64") * LOG_2PI)
+    return ops.cast(_log_mean_exp(log_components, ops.shape(z)[:-1]), dtype)
 
 
-def log_prior(z, prior=None):
+def _log_mean_exp(log_components, shape):
+    """log (1/K) Σ_k exp(log_components[:, k]), reshaped to `shape`."""
+    k = ops.cast(ops.shape(log_components)[-1], log_components.dtype)
+    return ops.reshape(ops.logsumexp(log_components, axis=-1) - ops.log(k), shape)
+
+
+def log_prior(z, prior=None, by_matmul: bool = False):
     """log p(z) summed over the latent dims: N(0, I) when `prior` is empty, else the mixture
-    of its (means, log_vars)."""
+    of its (means, log_vars); `by_matmul` for millions of z (the evaluation)."""
     if not prior:
         return log_normal(z, 0.0, ops.zeros_like(z))
-    return log_mixture_normal(z, *prior)
+    mixture = log_mixture_normal_by_matmul if by_matmul else log_mixture_normal
+    return mixture(z, *prior)
 
 
 def kl_to_prior(z, z_mean, z_log_var, prior=None):

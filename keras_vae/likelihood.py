@@ -84,7 +84,7 @@ def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
         parameters = tf.reshape(parameters,
                                 tf.concat([shape[:2], tf.shape(parameters)[1:]], axis=0))
         return log_importance_weights(images, z, z_mean, z_log_var, parameters, prior=prior,
-                                      likelihood=likelihood)
+                                      likelihood=likelihood, many_z=True)
 
     return log_weights
 

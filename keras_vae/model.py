@@ -120,7 +120,7 @@ def with_label(config: ModelConfig, inputs: list, h):
 
 
 def log_importance_weights(images, z, z_mean, z_log_var, parameters, prior_weight=1.0,
-                           prior=None, likelihood=None):
+                           prior=None, likelihood=None, many_z: bool = False):
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.
 
     Shapes: images [N, H, W, C]; z [K, N, d]; z_mean, z_log_var [N, d]; the decoder's
@@ -130,10 +130,12 @@ def log_importance_weights(images, z, z_mean, z_log_var, parameters, prior_weigh
     importance weights of p(x) = E_q[p(x, z) / q(z|x)]: the IWAE bound and the
     importance-sampled likelihood are log-mean-exps of them. A `prior_weight` below 1
     tempers the latent term the way β tempers the ELBO's KL (KL warm-up of the IWAE).
+    `many_z`: the evaluation's chunks of z, whose VampPrior density is computed by
+    matmuls in float64 (`keras_vae.densities.log_mixture_normal_by_matmul`).
     """
     likelihood = likelihood or Bernoulli(images.shape[1:])
     log_px_z = -likelihood.neg_log_prob(images, parameters)
-    log_ratio = log_prior(z, prior) - log_normal(z, z_mean, z_log_var)
+    log_ratio = log_prior(z, prior, by_matmul=many_z) - log_normal(z, z_mean, z_log_var)
     return log_px_z + prior_weight * log_ratio
 
 
@@ -377,7 +379,8 @@ class VAE(keras.Model):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
     def _neg_elbo_terms(self, images, labels=None, training=False):
-        """One forward pass → (objective, reconstruction, kl), batch means in nats.
+        """One forward pass → (objective: the batch mean in nats; reconstruction and kl:
+        one value per example [N], in nats, which the metrics average over examples).
 
         ELBO: the objective sums the reconstruction and every `add_loss` term of this pass;
         the Sampling layer clears its losses at each call, so the KL is counted once per
@@ -391,9 +394,10 @@ class VAE(keras.Model):
         if self.config.objective != "iwae":
             z = self.sampling([z_mean, z_log_var, *prior], training=training)
             parameters = self.decode(z, labels, training=training)
-            reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters))
-            kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
-            return reconstruction + ops.sum(ops.stack(self.losses)), reconstruction, kl
+            reconstruction = self.likelihood.neg_log_prob(images, parameters)
+            kl = kl_to_prior(z, z_mean, z_log_var, prior)
+            objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))
+            return objective, reconstruction, kl
         k, latent_dim = self.config.iwae_k, self.config.latent_dim
         tiled = [ops.tile(t, (k, 1)) for t in (z_mean, z_log_var)]  # sample-major [K·N, d]
         z = self.sampling([*tiled, *prior], training=training)
@@ -405,11 +409,15 @@ class VAE(keras.Model):
                                        prior_weight=self.sampling.beta, prior=prior,
                                        likelihood=self.likelihood)
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
-        reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters))
-        kl = ops.mean(kl_to_prior(z, z_mean, z_log_var, prior))
+        reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters), axis=0)
+        kl = kl_to_prior(z, z_mean, z_log_var, prior)  # [N] for N(0, I), [K, N] estimated
+        kl = ops.mean(kl, axis=0) if len(kl.shape) == 2 else kl
         return objective, reconstruction, kl
 
     def _update_metrics(self, reconstruction, kl):
+        """Adds a batch's per-example terms: each metric is the mean over every example
+        seen, whatever the batch sizes (a short last batch weighs as its examples) and
+        however many replicas share a batch."""
         self.loss_tracker.update_state(reconstruction + kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)

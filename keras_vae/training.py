@@ -237,6 +237,7 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
              strategy, export_section: dict, artifacts: dict) -> dict:
     best = min(history, key=lambda row: row["val_loss"])
     epoch_seconds = [row["epoch_seconds"] for row in history]
+    train_seconds = [row["train_seconds"] for row in history]
     return {
         "dataset": config.dataset,
         "config": config.to_dict(),
@@ -245,8 +246,9 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
         "per_replica_batch": config.batch_size // strategy.num_replicas_in_sync,
         "epochs_completed": len(history),
         "epoch_seconds": epoch_seconds,
+        "train_seconds": train_seconds,
         "train_examples_per_second": train_examples / float(
-            np.median(epoch_seconds[1:] or epoch_seconds)),
+            np.median(train_seconds[1:] or train_seconds)),
         "training_peak_rss_mb": max(row["peak_rss_mb"] for row in history),
         "best_epoch": int(best["epoch"]) + 1,
         "image_shape": list(config.model.image_shape),

@@ -12,9 +12,10 @@ listed in requirements-edge.txt beside it:
     numpy, onnxruntime, Pillow
 
 The latent size is read from the model's input shape [N, latent_dim]; z is drawn from the
-prior: N(0, I), or for a model trained with --prior vamp (its metadata says `prior: vamp`)
-the mixture in the prior.npz that the export writes beside the decoder (found there, or
-passed with --prior; without it the model is refused rather than sampled wrongly). The
+prior its metadata names: N(0, I), or for a model trained with --prior vamp (`prior:
+vamp`) the mixture in the prior.npz that the export writes beside the decoder (found
+there, or passed with --prior; without it the model is refused rather than sampled
+wrongly). A prior file is never used for an N(0, I) model. The
 picture shows the decoder's `image` output (the mean of p(x|z), [N, H, W, C] in [0, 1], at
 the size and channels the model was trained on: grayscale or RGB) as the data show it, in
 the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
@@ -378,8 +379,8 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--threads", type=whole_number(1), default=None,
                         help="onnxruntime intra-op threads (default: onnxruntime's)")
     parser.add_argument("--prior", default=None,
-                        help=f"the VampPrior's {PRIOR_FILE} (default: the one beside the "
-                             f"model, if any; else z ~ N(0, I))")
+                        help=f"a VampPrior model's {PRIOR_FILE} (default: the one beside the "
+                             f"model); N(0, I) models take none")
     args = parser.parse_args(argv)
     if args.latent_file and args.interpolate:
         raise SampleError("--latent-file and --interpolate exclude each other; pass one")
@@ -414,15 +415,22 @@ def draw(decode_latents, z: np.ndarray, names: list[str] | None, label: int | No
 
 def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | None]:
     """(z [N, latent_dim], the prior file z came from or None): from --latent-file, or n
-    seeded draws from the prior (in a line with --interpolate)."""
-    prior_file = args.prior or default_prior_file(args.model)
-    if trained_prior(session) == "vamp" and not prior_file and not args.latent_file:
+    seeded draws from the prior (in a line with --interpolate). Only a decoder whose
+    metadata names the VampPrior uses a prior file; a prior.npz beside any other decoder
+    is left alone, and one passed with --prior is refused."""
+    vamp = trained_prior(session) == "vamp"
+    if args.prior and not vamp:
+        raise SampleError(f"{args.model} was trained with the N(0, I) prior (its metadata "
+                          f"says prior: {trained_prior(session)}); a {PRIOR_FILE} belongs to "
+                          f"a VampPrior model: drop --prior")
+    prior_file = (args.prior or default_prior_file(args.model)) if vamp else None
+    if vamp and not prior_file and not args.latent_file:
         raise SampleError(f"{args.model} was trained with a VampPrior, but no {PRIOR_FILE} "
                           f"is beside it; copy the export's {PRIOR_FILE} there or pass it "
                           f"with --prior")
-    prior = read_prior(prior_file, latent_dim) if prior_file else None
     if args.latent_file:
         return read_latents(args.latent_file, latent_dim), None
+    prior = read_prior(prior_file, latent_dim) if prior_file else None
     draw = interpolation_latents if args.interpolate else prior_latents
     return draw(n, latent_dim, args.seed, prior), prior_file
 

@@ -178,8 +178,8 @@ def main(argv: list[str]) -> str:
                         help="picture to write; its extension sets the format "
                              "(default: %(default)s)")
     parser.add_argument("--prior", default=None,
-                        help=f"the export's {sample.PRIOR_FILE} for a model trained with "
-                             f"--prior vamp (default: z ~ N(0, I))")
+                        help=f"the export's {sample.PRIOR_FILE}, for a model trained with "
+                             f"--prior vamp only (others draw z ~ N(0, I))")
     parser.add_argument("--status", action="store_true",
                         help="print the model's version status (REST) and exit")
     args = parser.parse_args(argv)
@@ -193,10 +193,14 @@ def main(argv: list[str]) -> str:
     sample.check_writable(args.out)
     served = describe(client)
     latent_dim, names = served["latent_dim"], served["label_names"]
-    if VAMP_PRIOR_SIGNATURE in served["signatures"] and not args.prior:
+    vamp = VAMP_PRIOR_SIGNATURE in served["signatures"]
+    if vamp and not args.prior:
         raise sample.SampleError(f"{args.model} was trained with a VampPrior (its "
                                  f"{VAMP_PRIOR_SIGNATURE} signature); pass the export's "
                                  f"{sample.PRIOR_FILE} with --prior")
+    if args.prior and not vamp:
+        raise sample.SampleError(f"{args.model} was trained with the N(0, I) prior (it has "
+                                 f"no {VAMP_PRIOR_SIGNATURE} signature); drop --prior")
     label = sample.asked_label(args.label, names, args.model)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
     z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,

@@ -1,6 +1,8 @@
 """Trains the same short run with one device and with MirroredStrategy over two logical CPU
-devices, in one process, and prints both per-epoch loss curves as JSON. Logical devices
-must be configured before TensorFlow starts, hence a separate process.
+devices, in one process, and prints both per-epoch loss curves as JSON, with each trained
+model's evaluation of its validation split beside that split's mean per-example negative
+ELBO. Logical devices must be configured before TensorFlow starts, hence a separate
+process.
 
 Both use the run's own shuffled training pipeline: its per-epoch order is keyed by
 (seed, epoch), so TensorFlow's rewrite of a distributed dataset does not change it."""
@@ -28,6 +30,7 @@ from keras_vae.data import (  # noqa: E402
 )
 from keras_vae.training import build_model  # noqa: E402
 from tests.conftest import binarized_mnist_data  # noqa: E402
+from tests.test_model import deterministic_neg_elbo  # noqa: E402
 
 
 def losses(strategy_name: str, splits) -> dict:
@@ -42,7 +45,11 @@ def losses(strategy_name: str, splits) -> dict:
         vae = build_model(config)
     history = vae.fit(train_data, validation_data=val_data, epochs=3, verbose=0,
                       shuffle=False, callbacks=[TrainingEpoch(epoch)])
-    return {"replicas": strategy.num_replicas_in_sync, **history.history}
+    per_example = deterministic_neg_elbo(vae, splits["validation"].as_float())
+    evaluated = vae.evaluate(val_data, return_dict=True, verbose=0)["loss"]
+    return {"replicas": strategy.num_replicas_in_sync, **history.history,
+            "deterministic_evaluation": evaluated,
+            "deterministic_mean_over_examples": float(per_example.mean())}
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import keras
 import numpy as np
@@ -11,6 +12,7 @@ import tensorflow as tf
 
 from keras_vae.callbacks import (
     BestCheckpoint,
+    EpochSeconds,
     KLWarmup,
     NonFiniteLoss,
     StopOnNonFinite,
@@ -35,6 +37,30 @@ def test_a_non_finite_loss_stops_training_and_names_the_place():
         vae.fit(images, batch_size=32, epochs=5, verbose=0, callbacks=[StopOnNonFinite()])
     assert "in epoch 1 by step" in str(error.value)
     assert not np.isfinite(error.value.value)
+
+
+class SlowValidation(keras.callbacks.Callback):
+    """Makes every validation pass last at least `seconds` longer."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_test_begin(self, logs=None):
+        time.sleep(self.seconds)
+
+
+def test_training_seconds_leave_out_the_validation_pass():
+    """Each validation pass is made 1 s longer: the epoch's wall time holds that second,
+    its training time does not; without validation the two are one."""
+    images = (np.random.default_rng(0).random((256, 28, 28, 1)) < 0.2).astype(np.float32)
+    vae, timer = _vae(), EpochSeconds()
+    vae.fit(images, validation_data=(images,), batch_size=128, epochs=2, verbose=0,
+            callbacks=[timer, SlowValidation(1.0)])
+    for whole, training in zip(timer.seconds, timer.train_seconds, strict=True):
+        assert 0 < training <= whole - 1.0
+    vae.fit(images, batch_size=128, epochs=1, verbose=0, callbacks=[timer])
+    assert timer.train_seconds[-1] == timer.seconds[-1]
 
 
 def test_best_checkpoint_saves_only_improvements_over_the_resumed_best(tmp_path):

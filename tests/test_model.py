@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_vae import model
 from keras_vae.config import ModelConfig
+from keras_vae.densities import gaussian_kl
 from keras_vae.model import VAE, Sampling
 from keras_vae.pixels import Bernoulli
 
@@ -85,20 +86,49 @@ def test_reported_loss_is_reconstruction_plus_kl(binarized_mnist_splits):
     assert metrics["loss"] == pytest.approx(metrics["reconstruction"] + metrics["kl"], rel=1e-6)
 
 
+def deterministic_neg_elbo(vae: VAE, images: np.ndarray) -> np.ndarray:
+    """Makes q(z|x) a point mass (log-variance −40, so z = z_mean to 2e-9) and returns each
+    image's negative ELBO computed in one batch: the figure every reported loss must
+    average, whatever the batches."""
+    head = vae.encoder.get_layer("z_log_var")
+    head.kernel.assign(np.zeros(head.kernel.shape, np.float32))
+    head.bias.assign(np.full(head.bias.shape, -40.0, np.float32))
+    z_mean, z_log_var = vae.encode(images)
+    reconstruction = vae.likelihood.neg_log_prob(images, vae.decode(z_mean))
+    return np.asarray(reconstruction + gaussian_kl(z_mean, z_log_var), np.float64)
+
+
+def test_reported_losses_are_means_over_examples_whatever_the_batch_size():
+    """300 images at batch 128: 256 half-inked ones (about 1,900 nats each) and a last,
+    short batch of 44 blank ones (about 5 nats). The reported loss is the mean over the
+    300 images (1,750 nats); the mean of the three batch means is 1,386."""
+    vae = _small_vae()
+    output = vae.decoder.get_layer("pixel_parameters")
+    output.bias.assign(np.full(output.bias.shape, -5.0, np.float32))
+    rng = np.random.default_rng(4)
+    images = np.concatenate([(rng.random((256, 28, 28, 1)) < 0.5),
+                             np.zeros((44, 28, 28, 1))]).astype(np.float32)
+    per_example = deterministic_neg_elbo(vae, images)
+    for batch_size in (128, 300, 7):
+        metrics = vae.evaluate(images, batch_size=batch_size, return_dict=True, verbose=0)
+        assert metrics["loss"] == pytest.approx(per_example.mean(), rel=1e-5), batch_size
+
+
 def test_kl_is_counted_once_per_step_not_accumulated():
     vae = _small_vae()
     images = (np.random.default_rng(1).random((32, 28, 28, 1)) < 0.2).astype(np.float32)
     for _ in range(3):
         objective, reconstruction, kl = vae._neg_elbo_terms(images, training=True)
         assert len(vae.losses) == 1
-        assert float(objective) == pytest.approx(float(reconstruction + kl), rel=1e-6)
+        assert float(objective) == pytest.approx(float(np.mean(reconstruction + kl)), rel=1e-6)
 
 
 def test_beta_weights_the_kl_in_the_objective_but_not_in_the_reported_loss():
     vae = _small_vae(beta=0.25)
     images = (np.random.default_rng(2).random((32, 28, 28, 1)) < 0.2).astype(np.float32)
     objective, reconstruction, kl = vae._neg_elbo_terms(images, training=True)
-    assert float(objective) == pytest.approx(float(reconstruction + 0.25 * kl), rel=1e-6)
+    assert float(objective) == pytest.approx(float(np.mean(reconstruction + 0.25 * kl)),
+                                              rel=1e-6)
     metrics = vae.evaluate(images, batch_size=32, return_dict=True, verbose=0)
     assert metrics["loss"] == pytest.approx(metrics["reconstruction"] + metrics["kl"], rel=1e-6)
 

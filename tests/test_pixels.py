@@ -47,11 +47,29 @@ def test_the_log_probability_stays_finite_for_extreme_parameters():
     assert np.isfinite(nll).all() and (nll >= 0).all()
 
 
-def test_the_mean_image_is_in_the_pixel_range_and_follows_the_locations():
-    likelihood = DiscretizedLogistic((1, 1, 1), components=1)
-    parameters = np.array([[[[0.0, -0.2, -5.0]]], [[[0.0, 0.9, -5.0]]]], np.float32)
-    mean = ops.convert_to_numpy(likelihood.mean(parameters))
-    np.testing.assert_allclose(mean.ravel(), [0.3, 1.0], atol=1e-6)  # 0.5 + 0.9 is clipped
+def test_the_mean_image_is_the_mean_of_the_256_levels_within_half_a_level():
+    """`mean` is E[x|z] = Σ_k (k/255)·P(bin k), the probabilities taken from the
+    likelihood's own `neg_log_prob` at every level (float64 sum), within 1/510, for
+    mixtures whose scales span the whole allowed range and whose locations lie inside and
+    outside [0, 1] (μ = 0, s = 0.1 has the mean 0.069, not 0)."""
+    rng = np.random.default_rng(3)
+    components, pixels = 3, 400
+    likelihood = DiscretizedLogistic((1, 1, 1), components)
+    logits = rng.normal(0, 2, (pixels, components))
+    locations = rng.uniform(-0.6, 1.6, (pixels, components))
+    raw_log_scales = rng.uniform(-5.5, 9.5, (pixels, components))  # + offset: [−7.5, 7.5]
+    locations[0], raw_log_scales[0], logits[0] = 0.0, np.log(0.1) + 2, (0, -50, -50)
+    parameters = np.concatenate([logits, locations - 0.5, raw_log_scales], axis=-1
+                                ).astype(np.float32).reshape(pixels, 1, 1, 1, -1)
+    log_p = np.stack([ops.convert_to_numpy(-likelihood.neg_log_prob(
+        np.full((pixels, 1, 1, 1), level, np.float32), parameters[:, 0]))
+        for level in LEVELS]).astype(np.float64)  # [256, pixels]
+    direct = (LEVELS[:, None].astype(np.float64) * np.exp(log_p)).sum(axis=0)
+    mean = ops.convert_to_numpy(likelihood.mean(parameters[:, 0])).ravel()
+    assert np.abs(mean - direct).max() <= 1 / 510
+    assert direct[0] == pytest.approx(0.0693, abs=1e-3) and mean[0] == pytest.approx(0.0693,
+                                                                                      abs=1e-3)
+    assert mean.min() >= 0.0 and mean.max() <= 1.0
 
 
 def test_k_samples_per_image_give_the_same_values_as_one_at_a_time():

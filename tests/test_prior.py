@@ -41,3 +41,24 @@ def test_a_vamp_prior_decoder_names_its_prior_in_onnx_and_saved_model(vamp_expor
     np.testing.assert_array_equal(components["log_vars"].numpy(), log_vars[[0, 9]])
     with pytest.raises(tf.errors.InvalidArgumentError):
         signatures["vamp_prior"](index=tf.constant([10], tf.int64))  # K = 10 components
+
+
+def test_exporting_an_n01_model_where_a_vamp_model_was_removes_its_prior(vamp_export,
+                                                                        small_export,
+                                                                        tmp_path):
+    """A shared export directory that held a VampPrior model's prior.npz: the next export,
+    of a model with the N(0, I) prior, removes it, so no sampler takes it for that
+    decoder's prior."""
+    import shutil
+
+    from export.pipeline import export_model
+    from keras_vae.config import TrainConfig
+
+    shared = tmp_path / "export"
+    shutil.copytree(vamp_export["export_dir"], shared)
+    vae = small_export["vae"]
+    result = export_model(vae, str(shared), TrainConfig(model=vae.config,
+                                                        dataset="binarized_mnist"))
+    assert "prior" not in result["paths"] and not (shared / "prior.npz").exists()
+    with open(shared / "manifest.json") as f:
+        assert "prior" not in json.load(f)["artifacts"]

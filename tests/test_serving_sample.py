@@ -134,19 +134,22 @@ BAD_INPUTS = [
     ("output is a directory", lambda p, t: [p["decoder_onnx"], "--out", str(t)],
      "is a directory"),
     ("prior file unreadable", lambda p, t: [
-        p["decoder_onnx"], "--prior", _write(t / "prior.npz", b"not npz")],
+        p["vamp_decoder_onnx"], "--prior", _write(t / "prior.npz", b"not npz")],
      "cannot read the prior from"),
-    ("prior file empty", lambda p, t: [p["decoder_onnx"], "--prior", _write(t / "e.npz", b"")],
+    ("prior file empty", lambda p, t: [p["vamp_decoder_onnx"], "--prior", _write(t / "e.npz", b"")],
      "cannot read the prior from"),
     ("prior file a single array", lambda p, t: [
-        p["decoder_onnx"], "--prior", _npy(t, np.zeros((3, 6), np.float32))],
+        p["vamp_decoder_onnx"], "--prior", _npy(t, np.zeros((3, 6), np.float32))],
      "not an .npz archive"),
     ("prior file without means", lambda p, t: [
-        p["decoder_onnx"], "--prior", _write(t / "p.npz", _npz_bytes(scales=np.ones(3)))],
+        p["vamp_decoder_onnx"], "--prior", _write(t / "p.npz", _npz_bytes(scales=np.ones(3)))],
      "cannot read the prior from"),
     ("prior of another latent size", lambda p, t: [
-        p["decoder_onnx"], "--prior", _prior(t, np.zeros((3, 5), np.float32))],
+        p["vamp_decoder_onnx"], "--prior", _prior(t, np.zeros((3, 5), np.float32))],
      "holds a prior of shape [3, 5], not finite [K, 6]"),
+    ("prior file for an N(0, I) decoder", lambda p, t: [
+        p["decoder_onnx"], "--prior", _prior(t, np.zeros((3, 6), np.float32))],
+     "was trained with the N(0, I) prior (its metadata says prior: normal)"),
     ("both latents and interpolation", lambda p, t: [
         p["decoder_onnx"], "--interpolate", "--latent-file", _npy(t, np.zeros((1, 6)))],
      "exclude each other"),
@@ -172,15 +175,18 @@ def _npy(tmp_path, array) -> str:
 
 
 @pytest.mark.parametrize("case, make_args, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
-def test_bad_input_is_a_clear_error_and_keeps_existing_output(small_export, tmp_path, case,
-                                                              make_args, message):
+def test_bad_input_is_a_clear_error_and_keeps_existing_output(small_export, vamp_export,
+                                                              tmp_path, case, make_args,
+                                                              message):
     existing = tmp_path / "samples.png"  # the default --out, from an earlier good run
     existing.write_bytes(b"earlier image")
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
         with pytest.raises(SampleError) as error:
-            sample.main(make_args(small_export["paths"], tmp_path))
+            sample.main(make_args({**small_export["paths"],
+                                   "vamp_decoder_onnx": vamp_export["paths"]["decoder_onnx"]},
+                                  tmp_path))
     finally:
         os.chdir(cwd)
     assert message in str(error.value) and "\n" not in str(error.value)
@@ -228,6 +234,20 @@ def test_the_picture_format_follows_the_file_name(small_export, tmp_path, name, 
     sample.main([small_export["paths"]["decoder_onnx"], "--n", "4", "--out",
                  str(tmp_path / name)])
     assert Image.open(tmp_path / name).format == format_
+
+
+def test_a_prior_file_beside_an_n01_decoder_is_not_used(small_export, vamp_export, tmp_path):
+    """A stale prior.npz from another model beside an N(0, I) decoder changes nothing: z
+    comes from N(0, I), as the decoder's metadata says."""
+    shutil.copy(small_export["paths"]["decoder_onnx"], tmp_path / "decoder.onnx")
+    shutil.copy(vamp_export["paths"]["prior"], tmp_path / "prior.npz")
+    message = sample.main([str(tmp_path / "decoder.onnx"), "--n", "4", "--seed", "2",
+                           "--out", str(tmp_path / "with.png")])
+    assert "VampPrior" not in message
+    (tmp_path / "prior.npz").unlink()
+    sample.main([str(tmp_path / "decoder.onnx"), "--n", "4", "--seed", "2", "--out",
+                 str(tmp_path / "without.png")])
+    assert (tmp_path / "with.png").read_bytes() == (tmp_path / "without.png").read_bytes()
 
 
 def test_a_vamp_decoder_without_its_prior_file_is_refused(vamp_export, tmp_path):

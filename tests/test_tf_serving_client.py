@@ -117,19 +117,6 @@ def test_client_command_writes_a_grid(server, tmp_path, protocol):
     assert Image.open(out).size == (2 * (3 * 30 - 2),) * 2
 
 
-def test_client_draws_z_from_an_exported_vamp_prior(server, small_export, vamp_export,
-                                                    tmp_path):
-    prior_file = vamp_export["paths"]["prior"]  # latent 6, like the served decoder
-    client.main(["--host", "127.0.0.1", "--port", str(server.rest_port), "--n", "9",
-                 "--seed", "5", "--prior", prior_file, "--out", str(tmp_path / "served.png")])
-    z = prior_latents(9, 6, 5, read_prior(prior_file, 6))
-    local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
-    save_picture(square_grid(local), str(tmp_path / "local.png"))
-    served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
-                        for name in ("served.png", "local.png"))
-    assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,6 +160,25 @@ def test_a_served_vamp_decoder_is_refused_without_its_prior(vamp_server, vamp_ex
         client.main(args)
     assert "\n" not in str(error.value) and not (tmp_path / "x.png").exists()
     assert "4 images" in client.main([*args, "--prior", vamp_export["paths"]["prior"]])
+
+
+def test_client_draws_z_from_an_exported_vamp_prior(vamp_server, vamp_export, tmp_path):
+    prior_file = vamp_export["paths"]["prior"]
+    client.main(["--host", "127.0.0.1", "--port", str(vamp_server.rest_port), "--n", "9",
+                 "--seed", "5", "--prior", prior_file, "--out", str(tmp_path / "served.png")])
+    z = prior_latents(9, 6, 5, read_prior(prior_file, 6))
+    local = run_saved_model(vamp_export["paths"]["decoder_saved_model"], z)["image"]
+    save_picture(square_grid(local), str(tmp_path / "local.png"))
+    served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
+                        for name in ("served.png", "local.png"))
+    assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences
+
+
+def test_a_prior_file_for_a_served_n01_decoder_is_refused(server, vamp_export, tmp_path):
+    with pytest.raises(SampleError, match="was trained with the N[(]0, I[)] prior") as error:
+        client.main(["--host", "127.0.0.1", "--port", str(server.rest_port), "--prior",
+                     vamp_export["paths"]["prior"], "--out", str(tmp_path / "x.png")])
+    assert "\n" not in str(error.value) and not (tmp_path / "x.png").exists()
 
 
 def _run_without(module: str, args: list[str]) -> subprocess.CompletedProcess:

@@ -56,6 +56,9 @@ def test_summary_reports_the_run_in_nats_per_example(summary):
         summary["test_neg_elbo"] / (784 * np.log(2)))
     assert summary["config"]["epochs"] == summary["epochs_completed"] == 1
     assert len(summary["epoch_seconds"]) == 1 and summary["epoch_seconds"][0] > 0
+    assert 0 < summary["train_seconds"][0] < summary["epoch_seconds"][0]
+    assert summary["train_examples_per_second"] == pytest.approx(
+        1000 / summary["train_seconds"][0])
     for key in ("val_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl"):
         assert 0 < summary[key] < 600, key
     assert summary["test_neg_elbo"] == pytest.approx(
@@ -75,7 +78,7 @@ def test_every_artifact_exists_under_the_run_directory(short_run, summary):
     with open(os.path.join(short_run, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
     assert [row["epoch"] for row in rows] == ["0"]
-    assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds",
+    assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds", "train_seconds",
             "peak_rss_mb"} <= set(rows[0])
     assert 0 < summary["training_peak_rss_mb"] == float(rows[0]["peak_rss_mb"])
 
