@@ -1,9 +1,11 @@
 """`python -m export.bench RUN_DIR`: how fast each exported decoder samples, on this machine.
 
 For the Keras model and every exported format it times single calls: latency p50 / p99 at
-batch 1 (a device drawing one image) and throughput at batch 256 (a server). onnxruntime
-and LiteRT run with `--threads` intra-op threads (default 1); TensorFlow uses its default
-thread pools (all cores). Prints a table and writes it to EXPORT/bench.json.
+batch 1 (a device drawing one image) and throughput at batch 256 (a server). Every row
+does the same work: it computes every output of the exported decoder, `image` and the
+likelihood's parameters (`export.endpoints.decoder_outputs`). onnxruntime and LiteRT run
+with `--threads` intra-op threads (default 1); TensorFlow uses its default thread pools
+(all cores). Prints a table and writes it to EXPORT/bench.json.
 """
 
 from __future__ import annotations
@@ -34,34 +36,42 @@ def time_calls(call: Callable[[], object], seconds: float) -> np.ndarray:
     return np.asarray(times) * 1e6
 
 
+def onnx_outputs(onnx_session) -> Callable[[dict], dict]:
+    """inputs → {output name: array} for every output of an onnxruntime session."""
+    names = [o.name for o in onnx_session.get_outputs()]
+    return lambda inputs: dict(zip(names, onnx_session.run(names, inputs), strict=True))
+
+
 def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     """name → factory(inputs) returning a zero-argument call that decodes `inputs`
-    ({"z": …}, and a conditional decoder's {"label": …})."""
+    ({"z": …}, and a conditional decoder's {"label": …}) into every decoder output."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
+    from export.endpoints import decoder_outputs
     from export.onnx_model import session
 
     artifacts = summary["artifacts"]
     path = lambda key: os.path.join(run_dir, artifacts[key])  # noqa: E731
-    decoder = load_checkpoint(run_dir).decoder
+    vae = load_checkpoint(run_dir)
     signature = tf.saved_model.load(path("decoder_saved_model")).signatures["serving_default"]
-    onnx_fp32 = session(path("decoder_onnx"), threads)
-    onnx_int8 = session(path("decoder_int8_onnx"), threads)
+    onnx_fp32 = onnx_outputs(session(path("decoder_onnx"), threads))
+    onnx_int8 = onnx_outputs(session(path("decoder_int8_onnx"), threads))
     litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
                          ).get_signature_runner("serving_default")
-    def keras_inputs(inputs):
-        return list(inputs.values()) if len(inputs) > 1 else inputs["z"]
+    def keras_outputs(inputs):
+        named = list(inputs.values()) if len(inputs) > 1 else inputs["z"]
+        return decoder_outputs(vae.likelihood, vae.decoder(named, training=False))
 
     def tensors(inputs):
         return {k: tf.constant(v) for k, v in inputs.items()}
 
     return {
-        "Keras model (eager call)": lambda x: lambda: decoder(keras_inputs(x), training=False),
+        "Keras model (eager call)": lambda x: lambda: keras_outputs(x),
         "SavedModel (serving_default)": lambda x: (lambda t: lambda: signature(**t))(
             tensors(x)),
-        "ONNX fp32 (onnxruntime)": lambda x: lambda: onnx_fp32.run(["image"], x),
-        "ONNX int8 (onnxruntime)": lambda x: lambda: onnx_int8.run(["image"], x),
+        "ONNX fp32 (onnxruntime)": lambda x: lambda: onnx_fp32(x),
+        "ONNX int8 (onnxruntime)": lambda x: lambda: onnx_int8(x),
         "LiteRT (ai_edge_litert)": lambda x: lambda: litert(**x),
     }
 
@@ -83,17 +93,18 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
     for name, make_call in runners(run_dir, summary, threads).items():
         single = time_calls(make_call(one), seconds)
         batched = time_calls(make_call(batch), seconds)
-        rows.append({"runtime": name,
+        rows.append({"runtime": name, "outputs": sorted(make_call(one)()),
                      "batch1_p50_us": float(np.percentile(single, 50)),
                      "batch1_p99_us": float(np.percentile(single, 99)),
                      "batch256_examples_per_s": float(256e6 / np.median(batched))})
     return {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(), "threads": threads,
-            "latent_dim": latent_dim, "rows": rows}
+            "latent_dim": latent_dim, "outputs": rows[0]["outputs"], "rows": rows}
 
 
 def format_table(result: dict) -> str:
     lines = [f"decoder sampling, {result['machine']}, {result['date']}; onnxruntime/LiteRT "
-             f"intra-op threads: {result['threads']}, TensorFlow: default",
+             f"intra-op threads: {result['threads']}, TensorFlow: default; every row "
+             f"computes every output ({', '.join(result['outputs'])})",
              "| runtime | batch 1 p50 (µs) | batch 1 p99 (µs) | batch 256 (images/s) |",
              "|---|---|---|---|"]
     for row in result["rows"]:

@@ -70,13 +70,19 @@ def _conditional(model: keras.Model) -> bool:
     return len(model.inputs) > 1
 
 
+def decoder_outputs(likelihood, parameters) -> dict:
+    """Every output of the exported decoder from the decoder network's parameters:
+    `image` (the mean of p(x|z)) and the likelihood's named parameters."""
+    return {"image": likelihood.mean(parameters), **likelihood.named_parameters(parameters)}
+
+
 def decoder_endpoint(decoder: keras.Model, likelihood) -> Endpoint:
     """`likelihood`: the model's `keras_vae.pixels` likelihood (`vae.likelihood`)."""
     latent_dim = decoder.inputs[0].shape[-1]
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
 
     def outputs(parameters):
-        return {"image": likelihood.mean(parameters), **likelihood.named_parameters(parameters)}
+        return decoder_outputs(likelihood, parameters)
 
     if _conditional(decoder):
         @tf.function(input_signature=[z_spec, LABEL_SPEC])

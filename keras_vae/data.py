@@ -77,6 +77,14 @@ class Split:
         return self.images.astype(np.float32) / self.pixel_max
 
 
+def first_examples(split: Split, count: int | None) -> Split:
+    """The split's first `count` examples (all of them for None)."""
+    if count is None:
+        return split
+    labels = None if split.labels is None else split.labels[:count]
+    return dataclasses.replace(split, images=split.images[:count], labels=labels)
+
+
 def resolve_data_dir(data_dir: str | None) -> str | None:
     """`--data-dir`, else `TFDS_DATA_DIR`, else None (TFDS's own default)."""
     return data_dir or os.environ.get("TFDS_DATA_DIR") or None

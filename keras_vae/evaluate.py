@@ -76,16 +76,18 @@ def progress_printer(total: int, stream=None, already: int = 0) -> Callable:
 
 def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | None = None,
              progress: bool = False, class_check: bool = True) -> dict:
-    """Evaluates a run on its dataset's test split and writes RUN_DIR/evaluation.json;
-    `class_check` (labelled data only) adds what a classifier sees in its samples."""
-    from keras_vae.data import datasets_for, images_of, splits_for
+    """Evaluates a run on its dataset's test split (its first `max_examples` images) and
+    writes RUN_DIR/evaluation.json; `class_check` (labelled data only) adds what a
+    classifier, trained on the whole training split, sees in its samples."""
+    from keras_vae.data import datasets_for, first_examples, images_of, splits_for
     from keras_vae.likelihood import importance_nll, latent_statistics
 
     start = time.perf_counter()
     ensure_not_training(run_dir)
     measured = checkpoint_record(run_dir)
     vae, config = load_run(run_dir)
-    splits = splits_for(config, max_examples)
+    splits = splits_for(config)
+    splits["test"] = first_examples(splits["test"], max_examples)
     _, _, test_data = datasets_for(config, splits)
     images = images_of(test_data)
     labels = splits["test"].labels if config.model.conditional else None
@@ -229,7 +231,9 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the importance samples (default: %(default)s)")
     parser.add_argument("--max-examples", type=positive_int, default=None,
-                        help="evaluate only the first N test examples")
+                        help="evaluate only the first N test examples (the classifier "
+                             "that judges samples still learns from the whole training "
+                             "split)")
     parser.add_argument("--no-class-check", action="store_true",
                         help="labelled data: skip training a classifier to judge the "
                              "classes of the model's samples")

@@ -121,6 +121,8 @@ def test_evaluate_names_the_nll_given_the_label_and_judges_the_sample_classes(ru
     copy = str(tmp_path / "run")
     shutil.copytree(run["dir"], copy)
     result = evaluate(copy, k=20, max_examples=200)
+    assert result["examples"] == 200  # of the 400 test images
+    assert result["classifier"]["train_examples"] == 1200  # the whole training split
     assert "test_nll" not in result and result["losses_bound"] == "log p(x|y)"
     assert result["test_nll_given_label"] < result["test_neg_elbo"]
     assert result["classifier"]["test_accuracy"] >= 0.95

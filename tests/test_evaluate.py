@@ -21,6 +21,7 @@ from keras_vae.run_layout import CHECKPOINT, EVALUATION_PARTIAL
 
 def test_evaluate_function_agrees_with_its_parts(run_copy):
     result = evaluate(run_copy, k=50, max_examples=100)
+    assert result["examples"] == 100
     assert sum(result["kl_per_unit"]) == pytest.approx(result["test_kl"], rel=0.05)
 
 

@@ -14,11 +14,13 @@ def test_every_runtime_gets_a_row_of_measurements(trained_run):
     result = benchmark(trained_run, threads=1, seconds=0.05)
     assert [row["runtime"].split(" (")[0] for row in result["rows"]] == [
         "Keras model", "SavedModel", "ONNX fp32", "ONNX int8", "LiteRT"]
-    for row in result["rows"]:
+    for row in result["rows"]:  # like for like: each computes every decoder output
+        assert row["outputs"] == result["outputs"] == ["image", "logits"], row["runtime"]
         assert 0 < row["batch1_p50_us"] <= row["batch1_p99_us"]
         assert row["batch256_examples_per_s"] > 0
     table = format_table(result)
     assert "intra-op threads: 1" in table and table.count("\n| ") == 6
+    assert "every row computes every output (image, logits)" in table
 
 
 def test_command_writes_bench_json(run_copy, capsys):

@@ -18,19 +18,45 @@ def test_parity_latents_are_fixed_and_reach_the_tails():
 
 def test_int8_falls_back_to_per_channel_scales_when_per_tensor_misses_the_bound(
         small_export, tmp_path, monkeypatch):
-    per_tensor_mad = small_export["int8"]["image_mean_abs_diff"]
+    per_tensor_mad = small_export["int8"]["outputs"]["image"]["mean"]
     assert small_export["int8"]["weight_scales"] == "per tensor"  # the faster, when it fits
     calls = []
     write_int8 = pipeline.write_int8
     monkeypatch.setattr(pipeline, "write_int8",
                         lambda *args: calls.append(args[-1]) or write_int8(*args))
-    monkeypatch.setattr(verify, "INT8_IMAGE_MAD", per_tensor_mad * 0.999)
+    tight = {**verify.INT8_BOUNDS, "image": {"mean": per_tensor_mad * 0.999, "p99": 1.0}}
+    monkeypatch.setattr(verify, "INT8_BOUNDS", tight)
     try:
         config = TrainConfig(model=small_export["vae"].config, dataset="binarized_mnist")
         result = pipeline.export_model(small_export["vae"], str(tmp_path / "export"), config)
     except RunFailure as error:  # per channel may not fit such a tight bound either
-        assert "int8 decoder image MAD" in str(error)
+        assert "int8 decoder image mean difference" in str(error)
     else:
         assert result["int8"]["weight_scales"] == "per channel"
-        assert result["int8"]["image_mean_abs_diff"] < per_tensor_mad
+        assert result["int8"]["outputs"]["image"]["mean"] < per_tensor_mad
     assert calls == [False, True]
+
+
+def test_every_int8_output_is_checked_against_its_bound():
+    """A parameter output off by more than its bound fails the check as the image would,
+    naming the output and the statistic."""
+    good = {"mean": 0.001, "p99": 0.01, "max": 0.05}
+    int8 = {"outputs": {"image": good, "logits": {**good, "p99": 0.31}}, "size_ratio": 0.26}
+    assert verify.int8_misses(int8) == ["int8 decoder logits p99 difference 0.31 (bound 0.3)"]
+    assert verify.int8_misses({**int8, "outputs": {"image": good, "logits": good}}) == []
+
+
+def test_the_int8_check_draws_z_from_the_models_own_prior():
+    """A VampPrior whose components sit far from the origin: the check's z come from them,
+    not from N(0, I); a conditional decoder gets every class in turn."""
+    means = np.full((3, 4), 10.0, np.float32)
+    means[1] = -10.0
+    log_vars = np.full((3, 4), np.log(0.01), np.float32)
+    inputs = verify.int8_check_inputs([means, log_vars], 4, classes=5)
+    z = inputs["z"]
+    assert z.shape == (verify.INT8_BATCH, 4)
+    assert np.abs(np.abs(z) - 10).max() < 1.0  # every draw within 10σ of a component
+    assert set(np.sign(z[:, 0])) == {-1.0, 1.0}  # both kinds of components are drawn
+    assert inputs["label"].tolist()[:7] == [0, 1, 2, 3, 4, 0, 1]
+    standard = verify.int8_check_inputs([], 4)
+    assert set(standard) == {"z"} and abs(standard["z"].std() - 1) < 0.1

@@ -1,0 +1,37 @@
+"""Specification of keras_vae/latents.py: the draws every picture and check decodes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from keras_vae.latents import every_class, prior_draws
+from serving import sample
+
+
+def test_the_same_seed_draws_the_same_z_as_the_edge_sampler():
+    """Pictures made here and `serving/sample.py --seed` show the same z, for N(0, I) and
+    for a VampPrior mixture."""
+    rng = np.random.default_rng(5)
+    components = [rng.normal(size=(7, 3)).astype(np.float32),
+                  rng.normal(-2, 0.5, (7, 3)).astype(np.float32)]
+    for prior in (None, components):
+        np.testing.assert_array_equal(prior_draws(50, 3, 11, prior),
+                                      sample.prior_latents(50, 3, 11, prior))
+
+
+def test_mixture_draws_have_each_components_mean_and_spread():
+    means = np.array([[-5.0, 0.0], [5.0, 1.0]], np.float32)
+    log_vars = np.log(np.array([[0.25, 0.25], [1.0, 4.0]], np.float32))
+    z = prior_draws(20_000, 2, 0, [means, log_vars])
+    right = z[:, 0] > 0
+    assert abs(right.mean() - 0.5) < 0.02
+    np.testing.assert_allclose(z[right].mean(axis=0), [5.0, 1.0], atol=0.05)
+    np.testing.assert_allclose(z[right].std(axis=0), [1.0, 2.0], rtol=0.03)
+    np.testing.assert_allclose(z[~right].std(axis=0), [0.5, 0.5], rtol=0.03)
+
+
+def test_every_class_decodes_each_z_as_each_class_row_by_row():
+    z = np.arange(6, dtype=np.float32).reshape(3, 2)
+    tiled, labels = every_class(z, 2)
+    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(tiled, np.concatenate([z, z]))
