@@ -14,12 +14,9 @@ from collections.abc import Sequence
 from keras_vae.cli import ArgumentParser, UsageError, load_tensorflow, run_command
 from keras_vae.run_layout import (
     EXPORT_DIR,
-    SUMMARY,
     checkpoint_path,
     ensure_not_training,
-    load_checkpoint,
     read_run_config,
-    read_summary,
 )
 
 
@@ -36,31 +33,22 @@ def main(argv: Sequence[str]) -> None:
     args = parser.parse_args(argv)
 
     checkpoint_path(args.run_dir)  # usage errors answer before TensorFlow loads
-    config = read_run_config(args.run_dir)
+    read_run_config(args.run_dir)
     ensure_not_training(args.run_dir)
     export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export-dir {export_dir} is a file; pass a directory")
-    summary = read_summary(args.run_dir)
-    load_tensorflow(args.debug)
-    vae = load_checkpoint(args.run_dir)
-
-    from export.pipeline import export_model, summary_entries
-    from keras_vae.atomic import write_json
-
     try:
         os.makedirs(export_dir, exist_ok=True)
     except OSError as error:
         raise UsageError(f"cannot create export directory {export_dir}: {error.strerror}; "
                          f"pass a writable --export-dir") from None
-    result = export_model(vae, export_dir, config)
-    artifacts, section = summary_entries(result, args.run_dir, export_dir)
-    if summary:
-        summary["artifacts"] = {**summary.get("artifacts", {}), **artifacts}
-        summary["export"] = section
-        write_json(os.path.join(args.run_dir, SUMMARY), summary)
+    load_tensorflow(args.debug)
+    from export.pipeline import export_run
+
+    result = export_run(args.run_dir, export_dir)
     print(f"export version {result['version']} → {export_dir}")
-    for key, path in artifacts.items():
+    for key, path in result["artifacts"].items():
         print(f"  {key:<20} {os.path.join(args.run_dir, path)}")
 
 

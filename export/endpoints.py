@@ -4,7 +4,7 @@ Every format (SavedModel, ONNX, LiteRT) is made from these functions, so all of 
 the same input and output names:
 
 - `vae_decoder`: `z` float32 [N, latent_dim] → `image`, the mean of p(x|z), float32
-  [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.pixels`):
+  [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.likelihoods`):
   - Bernoulli: `logits` [N, H, W, C] (image = sigmoid(logits));
   - discretized logistic mixture: `mixture_logits`, `locations` and `log_scales`, each
     [N, H, W, C, M] (M components; locations in pixel units, scales as logs).
@@ -16,7 +16,7 @@ H, W and C are the training data's (the run record's `image_shape`).
 A conditional model's decoder and encoder take a second input, `label` int64 [N], the class
 index of each example (the run record's `label_names` give the names). A label outside
 [0, classes) is not an error: it enters the networks as the all-zero one-hot vector
-("no class"; `keras_vae.model.OneHot`), the same in every format.
+("no class"; `keras_vae.networks.layers.OneHot`), the same in every format.
 
 A conditional model's decoder SavedModel also has the signature `label_names`: `index`
 int64 [C] → `name` string [C], the class names at those indices. C, the number of
@@ -77,7 +77,7 @@ def decoder_outputs(likelihood, parameters) -> dict:
 
 
 def decoder_endpoint(decoder: keras.Model, likelihood) -> Endpoint:
-    """`likelihood`: the model's `keras_vae.pixels` likelihood (`vae.likelihood`)."""
+    """`likelihood`: the model's `keras_vae.likelihoods` likelihood (`vae.likelihood`)."""
     latent_dim = decoder.inputs[0].shape[-1]
     z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
 
@@ -136,7 +136,7 @@ def prior_endpoint(vae) -> Endpoint | None:
     if vae.pseudo_inputs is None:
         return None
     latent_dim = vae.config.latent_dim
-    means, log_vars = (tf.constant(t) for t in vae.prior())
+    means, log_vars = (tf.constant(t) for t in vae.prior_components())
     spec = tf.TensorSpec([None], tf.int64, name="index")
 
     @tf.function(input_signature=[spec])

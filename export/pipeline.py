@@ -49,6 +49,7 @@ from export.verify import (
 from keras_vae.atomic import write_json
 from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig
+from keras_vae.run_layout import EXPORT_DIR, SUMMARY, load_run, read_summary
 
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
          "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
@@ -143,7 +144,7 @@ def _verify(vae, decoder, encoder, staged: dict[str, str]) -> dict:
             "encoder_onnx": parity(run_onnx(staged["encoder_onnx"], images), encoded),
         },
         "int8": _quantize_decoder(staged, int8_check_inputs(
-            [np.asarray(t) for t in vae.prior()], vae.config.latent_dim,
+            [np.asarray(t) for t in vae.prior_components()], vae.config.latent_dim,
             vae.config.classes if conditional else 0)),
     }
 
@@ -200,6 +201,31 @@ def _manifest(decoder, encoder, paths: dict[str, str], export_dir: str, version:
         "keras_vae_version": keras_vae.__version__,
         "artifacts": artifacts,
     }
+
+
+def export_run(run_dir: str, export_dir: str | None = None) -> dict:
+    """Exports a run's best checkpoint into `export_dir` (default RUN_DIR/export) with
+    `export_model`, and records it in the run's summary.json when the run has one: its
+    artifacts and the `export` section, or the error of a failed verification (then
+    raised). What both `python -m keras_vae.train` and `python -m export` do."""
+    export_dir = export_dir or os.path.join(run_dir, EXPORT_DIR)
+    vae, config = load_run(run_dir)
+    summary = read_summary(run_dir)
+    try:
+        result = export_model(vae, export_dir, config)
+    except RunFailure as error:
+        if summary:
+            _record(run_dir, {**summary, "export": {"error": str(error)}})
+        raise
+    artifacts, section = summary_entries(result, run_dir, export_dir)
+    if summary:
+        _record(run_dir, {**summary, "artifacts": {**summary.get("artifacts", {}),
+                                                   **artifacts}, "export": section})
+    return {**result, "artifacts": artifacts}
+
+
+def _record(run_dir: str, summary: dict) -> None:
+    write_json(os.path.join(run_dir, SUMMARY), summary)
 
 
 def summary_entries(result: dict, run_dir: str, export_dir: str) -> tuple[dict, dict]:

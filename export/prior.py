@@ -18,7 +18,7 @@ __all__ = ["PRIOR_FILE", "describe", "write_prior"]
 
 def write_prior(vae, path: str) -> None:
     """Writes the model's VampPrior components to `path` (an .npz file name)."""
-    means, log_vars = (ops.convert_to_numpy(t).astype(np.float32) for t in vae.prior())
+    means, log_vars = (ops.convert_to_numpy(t).astype(np.float32) for t in vae.prior_components())
     with open(path, "wb") as f:
         np.savez(f, means=means, log_vars=log_vars)
 

@@ -18,9 +18,9 @@ import tensorflow as tf
 from keras_vae.callbacks import EpochSeconds, TrainingEpoch
 from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data import Split, epoch_variable, load_splits, make_dataset
+from keras_vae.likelihoods.logistic import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE_RANGE
 from keras_vae.machine import describe_machine
-from keras_vae.model import conv_stages
-from keras_vae.pixels import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE_RANGE
+from keras_vae.networks.conv import conv_stages
 from keras_vae.run_layout import read_summary
 from keras_vae.sources import Storage, take
 from keras_vae.training import build_model
@@ -30,6 +30,13 @@ COLOUR_SHAPE = (32, 32, 3)
 COLOUR_EXAMPLES = 10_000
 """The conv network's benchmark: 10,000 random 8-bit 32×32 RGB images (their content does
 not change the cost of a step), with the default logistic mixture."""
+
+
+def default_config(splits) -> TrainConfig:
+    """What `python -m keras_vae.train --dataset binarized_mnist` trains on these splits."""
+    train = splits["train"]
+    return TrainConfig(dataset="binarized_mnist").for_data(train.image_shape,
+                                                           train.pixel_kind())
 
 
 def training_flops_per_example(model: ModelConfig) -> float:
@@ -147,7 +154,7 @@ def side_by_side_with_torch(splits, rounds: int = 5) -> dict | None:
         torch_vae = TorchVAE(splits["train"].as_float())
     except ImportError:
         return None
-    config = TrainConfig(dataset="binarized_mnist")
+    config = default_config(splits)
     keras.utils.set_random_seed(config.seed)
     data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed)
     vae, timer = build_model(config), EpochSeconds()
@@ -175,7 +182,7 @@ def colour_conv_config(jit_compile: bool) -> TrainConfig:
     """What `python -m keras_vae.train --arch conv` trains on 32×32 RGB 8-bit images."""
     model = ModelConfig(arch="conv", image_shape=COLOUR_SHAPE, likelihood="logistic")
     return TrainConfig(model=model, dataset="npz:random", jit_compile=jit_compile,
-                       pixels="8-bit")
+                       pixel_kind="8-bit")
 
 
 class TorchConvVAE:
@@ -304,7 +311,7 @@ def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv")) -> 
 
 def _mlp_benchmark(epochs: int) -> dict:
     splits = load_splits("binarized_mnist")
-    base = TrainConfig(dataset="binarized_mnist")
+    base = default_config(splits)
     roofline = matmul_roofline()
     result = {"matmul_roofline_gflops": roofline, "rows": []}
 

@@ -10,6 +10,7 @@
 - `TrainingEpoch`: tells the training pipeline which epoch it is feeding.
 - `StopOnNonFinite`: stops at the first non-finite loss, before any later callback can
   save the broken weights, and says where it happened.
+- `MetricsCsv`: Keras's CSVLogger with epochs counted from 1, as the console counts them.
 """
 
 from __future__ import annotations
@@ -153,7 +154,7 @@ class KLWarmup(keras.callbacks.Callback):
         return self.beta * min(1.0, epoch / self.epochs) if self.epochs else self.beta
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model.sampling.beta.assign(self.weight(epoch))
+        self.model.kl_term.beta.assign(self.weight(epoch))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
@@ -170,3 +171,11 @@ class LearningRateLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["learning_rate"] = self._rate
+
+
+class MetricsCsv(keras.callbacks.CSVLogger):
+    """`keras.callbacks.CSVLogger` whose `epoch` column counts from 1, as Keras's console
+    and summary.json do (Keras passes callbacks 0-based epochs)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch + 1, logs)

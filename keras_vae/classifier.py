@@ -101,7 +101,7 @@ def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CL
         accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
         return {"sample_class_accuracy": accuracy,
                 "mean_sample_class_accuracy": float(np.mean(list(accuracy.values())))}
-    prior = [ops.convert_to_numpy(t) for t in vae.prior()]
+    prior = [ops.convert_to_numpy(t) for t in vae.prior_components()]
     z = prior_latents(per_class * len(names), latent_dim, seed, prior)
     counts = np.bincount(predicted_classes(classifier, _decoded(vae, z)),
                          minlength=len(names))

@@ -15,21 +15,22 @@ import math
 from dataclasses import dataclass, field
 
 from keras_vae.cli import UsageError
+from keras_vae.likelihoods import LIKELIHOODS, likelihood_for
+from keras_vae.networks import NETWORKS
 
 DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 """A model's (height, width, channels) unless set; training sets it from the data."""
 
-ARCHITECTURES = ("mlp", "gated", "conv")
+ARCHITECTURES = tuple(NETWORKS)
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRIORS = ("normal", "vamp")
-LIKELIHOODS = ("bernoulli", "logistic")
-LIKELIHOOD_REQUESTS = ("auto", *LIKELIHOODS)
+LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)
+"""`auto`: the likelihood of the data's pixels, settled when they load (`for_data`)."""
 PIXEL_KINDS = ("binary", "8-bit")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 DEFAULT_IWAE_K = 5
 DEFAULT_PSEUDO_INPUTS = 500
-DEFAULT_MIXTURE_COMPONENTS = 5
 SOURCE_PREFIXES = ("folder:", "npz:")
 """`--dataset` is a TFDS name, or one of these followed by a path."""
 
@@ -73,9 +74,10 @@ class ModelConfig:
         beta: weight of the KL term in the training objective (1.0 = the true ELBO).
         seed: seed of weights, of the sampling layer's ε draws and of the data order, so a
             run is reproducible (the run's only seed).
-        arch: "mlp" (dense ReLU layers), "gated" (the same widths as gated dense layers,
-            (W·h + b) ⊙ sigmoid(V·h + c), as in Tomczak & Welling's VampPrior models) or
-            "conv" (two stride-2 convolutions before the dense layers and two
+        arch: a network family of `keras_vae.networks`: "mlp" (dense ReLU layers),
+            "gated" (the same widths as gated dense layers, (W·h + b) ⊙ sigmoid(V·h + c),
+            as in Tomczak & Welling's VampPrior models) or "conv" (1-4 stride-2
+            convolutions, by image size, before the dense layers, and as many
             upsample-and-convolve steps after them).
         objective: "elbo" (Kingma & Welling) or "iwae" (the importance-weighted bound of
             Burda et al. with `iwae_k` samples per image; tighter, k times the decoding).
@@ -85,10 +87,11 @@ class ModelConfig:
             learned images; the KL is estimated from the sampled z).
         pseudo_inputs: VampPrior components (None: 500); always 0 for "normal".
         image_shape: (height, width, channels) of the images, pixels in [0, 1].
-        likelihood: p(x|z), see `keras_vae.pixels`: "bernoulli" (binary pixels) or
-            "logistic" (a discretized logistic mixture over 8-bit pixels).
-        mixture_components: logistics per pixel and channel of "logistic" (None: 5);
-            always 0 for "bernoulli".
+        likelihood: p(x|z), one of `keras_vae.likelihoods`: "bernoulli" (binary pixels)
+            or "logistic" (a discretized logistic mixture over 8-bit pixels); "auto" until
+            the data settle it (`TrainConfig.for_data`). A model is built from a settled one.
+        mixture_components: mixture components per pixel and channel of a likelihood that
+            has them ("logistic"; None: its default, 5); always 0 for "bernoulli".
         label_names: the data's class names, index = label ("" when unlabeled).
         conditional: a conditional VAE (Sohn et al. 2015): q(z|x, y) and p(x|z, y) for a
             label y, prior N(0, I), so its losses bound log p(x|y), not log p(x). Needs
@@ -108,7 +111,7 @@ class ModelConfig:
     prior: str = "normal"
     pseudo_inputs: int | None = None
     image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE
-    likelihood: str = "bernoulli"
+    likelihood: str = "auto"
     mixture_components: int | None = None
     label_names: tuple[str, ...] = ()
     conditional: bool = False
@@ -120,15 +123,8 @@ class ModelConfig:
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise UsageError(f"image_shape must be (height, width, channels), not "
                              f"{self.image_shape!r}")
-        _choice("likelihood", self.likelihood, LIKELIHOODS)
-        if self.likelihood == "logistic":
-            if self.mixture_components is None:
-                object.__setattr__(self, "mixture_components", DEFAULT_MIXTURE_COMPONENTS)
-            _at_least("mixture_components", self.mixture_components, 1)
-        else:
-            _applies_only("--mixture-components", self.mixture_components, 0,
-                          "--likelihood logistic")
-            object.__setattr__(self, "mixture_components", 0)
+        _choice("likelihood", self.likelihood, LIKELIHOOD_CHOICES)
+        self._settle_mixture_components()
         for width in self.hidden_dims:
             _at_least("every hidden width", width, 1)
         _at_least("beta", self.beta, 0)
@@ -152,6 +148,26 @@ class ModelConfig:
         if self.conditional and self.prior == "vamp":
             raise UsageError("--conditional does not support --prior vamp (its pseudo-inputs "
                              "carry no label); drop one of them")
+
+    def _settle_mixture_components(self) -> None:
+        if self.mixture_components is not None:
+            _at_least("mixture_components", self.mixture_components, 0)
+        if self.likelihood == "auto":
+            return  # settled with the likelihood
+        default = LIKELIHOODS[self.likelihood].default_components
+        if not default:
+            _applies_only("--mixture-components", self.mixture_components, 0,
+                          "--likelihood logistic")
+            object.__setattr__(self, "mixture_components", 0)
+            return
+        if self.mixture_components is None:
+            object.__setattr__(self, "mixture_components", default)
+        _at_least("mixture_components", self.mixture_components, 1)
+
+    @property
+    def settled(self) -> bool:
+        """Whether the likelihood is named (a model can be built from this record)."""
+        return self.likelihood != "auto"
 
     @property
     def losses_bound(self) -> str:
@@ -179,10 +195,11 @@ class TrainConfig:
     `dataset` is a TFDS name (any dataset with an `image` feature), `folder:PATH` or
     `npz:PATH` (see `keras_vae.sources`). Images above `memory_budget_mb` (None: a quarter
     of the machine's memory) stream from a memory-mapped file instead of memory; the two
-    give the same batches. `likelihood` is what was asked for ("auto":
-    Bernoulli for binary pixels, the discretized logistic for 8-bit ones); once the data
-    are loaded, `for_data` records what they are (`pixels`) and fills the model's image
-    shape, likelihood and label names, before the record is written.
+    give the same batches. Once the data are loaded, `for_data` records what their pixels
+    are (`pixel_kind`) and fills the model's image shape, likelihood ("auto": Bernoulli for
+    binary pixels, the discretized logistic for 8-bit ones) and label names, before the
+    record is written. `jit_compile` None compiles the training step with XLA where that
+    speeds the network family up (`keras_vae.networks.NETWORKS`).
 
     Raises:
         UsageError: a setting is out of range or does not fit the dataset.
@@ -197,7 +214,7 @@ class TrainConfig:
     data_dir: str | None = None
     accept_manual_files: bool = False
     out: str | None = None
-    jit_compile: bool = True
+    jit_compile: bool | None = None
     steps_per_execution: int = 32
     strategy: str = "auto"
     max_examples: int | None = None
@@ -205,22 +222,23 @@ class TrainConfig:
     lr_schedule: str = "constant"
     early_stopping_patience: int | None = None
     export: bool = True
-    likelihood: str = "auto"
     image_size: tuple[int, int] | None = None
     split_seed: int = 0
-    pixels: str | None = None
+    pixel_kind: str | None = None
     memory_budget_mb: int | None = None
 
     def __post_init__(self):
         _check_dataset(self.dataset)
-        _choice("likelihood", self.likelihood, LIKELIHOOD_REQUESTS)
+        if self.jit_compile is None:
+            object.__setattr__(self, "jit_compile",
+                               NETWORKS[self.model.arch].xla_speeds_training)
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
             if len(self.image_size) != 2 or min(self.image_size) < 1:
                 raise UsageError(f"image_size must be (height, width), not "
                                  f"{self.image_size!r}")
-        if self.pixels is not None:
-            _choice("pixels", self.pixels, PIXEL_KINDS)
+        if self.pixel_kind is not None:
+            _choice("pixel_kind", self.pixel_kind, PIXEL_KINDS)
         for name in ("epochs", "batch_size", "steps_per_execution"):
             _at_least(name, getattr(self, name), 1)
         if self.memory_budget_mb is not None:
@@ -239,36 +257,37 @@ class TrainConfig:
     def measures_likelihood(self) -> bool:
         """Whether its losses are likelihoods of the data: always, except Bernoulli on
         8-bit pixels (without dynamic binarization), a cross-entropy against gray levels."""
-        return not (self.model.likelihood == "bernoulli" and self.pixels == "8-bit"
+        return not (self.model.likelihood == "bernoulli" and self.pixel_kind == "8-bit"
                     and not self.dynamic_binarization)
 
-    def for_data(self, image_shape, pixels: str, label_names=()) -> TrainConfig:
+    def for_data(self, image_shape, pixel_kind: str, label_names=()) -> TrainConfig:
         """This record completed by what the loaded data are.
 
         Raises:
             UsageError: a setting does not fit the data.
         """
-        binary = pixels == "binary" or self.dynamic_binarization
-        if self.dynamic_binarization and pixels == "binary":
+        trained_on = "binary" if self.dynamic_binarization else pixel_kind
+        if self.dynamic_binarization and pixel_kind == "binary":
             raise UsageError(f"--dynamic-binarization needs 8-bit pixels; {self.dataset} is "
                              f"already binary")
-        if self.likelihood == "logistic" and binary:
-            raise UsageError(f"--likelihood logistic models 8-bit pixels, and {self.dataset} "
-                             f"{'is binarized' if self.dynamic_binarization else 'is binary'}"
-                             f"; use --likelihood bernoulli (or auto)")
+        likelihood = self.model.likelihood
+        if likelihood == "auto":
+            likelihood = likelihood_for(trained_on)
+        elif trained_on == "binary" and LIKELIHOODS[likelihood].pixel_kind != "binary":
+            binary = "is binarized" if self.dynamic_binarization else "is binary"
+            raise UsageError(f"--likelihood {likelihood} models 8-bit pixels, and "
+                             f"{self.dataset} {binary}; use --likelihood bernoulli (or auto)")
         if self.model.conditional and not label_names:
             raise UsageError(f"--conditional needs labelled data, and {self.dataset} has no "
                              f"labels (class subfolders, npz 'labels' or a TFDS ClassLabel "
                              f"give them); drop --conditional")
-        likelihood = self.likelihood
-        if likelihood == "auto":
-            likelihood = "bernoulli" if binary else "logistic"
-        asked = self.model.likelihood == "logistic"  # the CLI's way to pass a mixture size
-        components = self.model.mixture_components if likelihood == "logistic" and asked else None
+        if self.model.mixture_components and not LIKELIHOODS[likelihood].default_components:
+            raise UsageError(f"--mixture-components applies to --likelihood logistic, and "
+                             f"{self.dataset}'s {trained_on} pixels take {likelihood}; drop "
+                             f"it")
         model = dataclasses.replace(self.model, image_shape=tuple(image_shape),
-                                    likelihood=likelihood, mixture_components=components,
-                                    label_names=tuple(label_names))
-        return dataclasses.replace(self, model=model, pixels=pixels)
+                                    likelihood=likelihood, label_names=tuple(label_names))
+        return dataclasses.replace(self, model=model, pixel_kind=pixel_kind)
 
     def to_dict(self) -> dict:
         values = {**dataclasses.asdict(self), "model": self.model.to_dict()}

@@ -65,9 +65,8 @@ class Split:
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self.images.shape[1:])
 
-    @property
-    def pixels(self) -> str:
-        """"binary" when every pixel is 0 or white, else "8-bit"."""
+    def pixel_kind(self) -> str:
+        """"binary" when every pixel is 0 or white, else "8-bit" (reads every image)."""
         chunks = (self.images[i:i + 10_000] for i in range(0, len(self.images), 10_000))
         binary = all(((c == 0) | (c == self.pixel_max)).all() for c in chunks)
         return "binary" if binary else "8-bit"

@@ -3,8 +3,8 @@
 Two priors p(z): the standard Normal N(0, I) of Kingma & Welling, whose KL to the
 Gaussian posterior q(z|x) has a closed form, and the VampPrior of Tomczak & Welling
 (2018), a uniform mixture of the posteriors of K learned pseudo-inputs, whose KL is
-estimated from the sampled z. A prior is passed around as its components
-(means [K, d], log_vars [K, d]), or as None or an empty list for the standard Normal.
+estimated from the sampled z. A prior is passed around as its `components`
+(means [K, d], log_vars [K, d]), an empty list for the standard Normal.
 """
 
 from __future__ import annotations
@@ -64,19 +64,19 @@ def _log_mean_exp(log_components, shape):
     return ops.reshape(ops.logsumexp(log_components, axis=-1) - ops.log(k), shape)
 
 
-def log_prior(z, prior=None, by_matmul: bool = False):
-    """log p(z) summed over the latent dims: N(0, I) when `prior` is empty, else the mixture
-    of its (means, log_vars); `by_matmul` for millions of z (the evaluation)."""
-    if not prior:
+def log_prior(z, components=(), by_matmul: bool = False):
+    """log p(z) summed over the latent dims: N(0, I) when `components` is empty, else the
+    mixture of its (means, log_vars); `by_matmul` for millions of z (the evaluation)."""
+    if not len(components):
         return log_normal(z, 0.0, ops.zeros_like(z))
     mixture = log_mixture_normal_by_matmul if by_matmul else log_mixture_normal
-    return mixture(z, *prior)
+    return mixture(z, *components)
 
 
-def kl_to_prior(z, z_mean, z_log_var, prior=None):
-    """KL(q(z|x) || p(z)) per example: exact for N(0, I) (z unused), otherwise the
-    one-sample estimate log q(z|x) − log p(z) at the sampled z (unbiased, as the
-    VampPrior paper trains it)."""
-    if not prior:
+def kl_to_prior(z, z_mean, z_log_var, components=()):
+    """KL(q(z|x) || p(z)) per example: exact for N(0, I) (`components` empty; z unused),
+    otherwise the one-sample estimate log q(z|x) − log p(z) at the sampled z (unbiased, as
+    the VampPrior paper trains it)."""
+    if not len(components):
         return gaussian_kl(z_mean, z_log_var)
-    return log_normal(z, z_mean, z_log_var) - log_mixture_normal(z, *prior)
+    return log_normal(z, z_mean, z_log_var) - log_mixture_normal(z, *components)

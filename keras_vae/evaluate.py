@@ -2,7 +2,7 @@
 
 Reports, on the test split of the run's dataset: the negative ELBO (one z per image), the
 importance-sampled NLL with k samples per image (default 5000, as in the IWAE paper; see
-`keras_vae.likelihood`), active latent units and the KL per unit. A conditional model's
+`keras_vae.nll`), active latent units and the KL per unit. A conditional model's
 figures are those of log p(x|y), and its NLL is stored as `test_nll_given_label`, so it
 is never compared with an unconditional NLL by mistake. On labelled data a classifier
 judges the model's samples (`keras_vae.classifier`): their class accuracy for a
@@ -38,17 +38,16 @@ from keras_vae.run_layout import (
 def checkpoint_record(run_dir: str) -> dict:
     """Which checkpoint an evaluation measured: file, sha256, and its epoch (1-based; the
     epoch of the best validation loss in metrics.csv, which is when best.keras was saved)."""
-    from keras_vae.resume import read_history
+    from keras_vae.resume import best_row, epoch_number, read_history
 
     path = checkpoint_path(run_dir)
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    history = read_history(run_dir)
-    best = min(history, key=lambda row: row["val_loss"]) if history else None
+    best = best_row(read_history(run_dir))
     return {"file": CHECKPOINT, "sha256": digest.hexdigest(),
-            "epoch": None if best is None else int(best["epoch"]) + 1}
+            "epoch": None if best is None else epoch_number(best)}
 
 
 def progress_printer(total: int, stream=None, already: int = 0) -> Callable:
@@ -80,7 +79,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     writes RUN_DIR/evaluation.json; `class_check` (labelled data only) adds what a
     classifier, trained on the whole training split, sees in its samples."""
     from keras_vae.data import datasets_for, first_examples, images_of, splits_for
-    from keras_vae.likelihood import importance_nll, latent_statistics
+    from keras_vae.nll import importance_nll, latent_statistics
 
     start = time.perf_counter()
     ensure_not_training(run_dir)

@@ -107,7 +107,7 @@ def save_curves(history: list[dict], path: str) -> None:
     """Training and validation loss, reconstruction and KL per epoch (nats per example)."""
     import matplotlib.pyplot as plt
 
-    epochs = [int(row["epoch"]) + 1 for row in history]
+    epochs = [int(row["epoch"]) for row in history]
     figure, panels = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
     # The first epochs (and a KL warm-up's) dwarf the rest: scale each panel to the
     # epochs after the first 5 %, so the converged part stays readable, and say which
@@ -188,7 +188,7 @@ def _draw_samples(vae, decode, path: str, seed: int) -> None:
 
     latent_dim = vae.config.latent_dim
     if not vae.config.conditional:
-        prior = [ops.convert_to_numpy(t) for t in vae.prior()]
+        prior = [ops.convert_to_numpy(t) for t in vae.prior_components()]
         save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed, prior)), path)
         return
     draw(decode, prior_latents(SAMPLES_PER_CLASS, latent_dim, seed),

@@ -140,7 +140,8 @@ def completed_epochs(run_dir: str) -> int:
 
 
 def read_history(run_dir: str) -> list[dict[str, float]]:
-    """Per-epoch metrics from the CSV, one row per epoch in order."""
+    """Per-epoch metrics from the CSV, one row per epoch in order; `epoch` counts from 1,
+    as the console and summary.json do."""
     try:
         with open(os.path.join(run_dir, METRICS_CSV)) as f:
             rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -154,18 +155,30 @@ def read_history(run_dir: str) -> list[dict[str, float]]:
 
 
 def trim_history(run_dir: str, epochs: int) -> None:
-    """Keeps only the CSV rows of the first `epochs` epochs (those the backup holds)."""
+    """Keeps only the CSV rows of epochs 1 … `epochs` (those the backup holds)."""
     path = os.path.join(run_dir, METRICS_CSV)
     if not os.path.exists(path):
         return
     with open(path, newline="") as f:
         reader = csv.DictReader(f)
-        fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) < epochs]
+        fields, rows = reader.fieldnames, [r for r in reader if int(r["epoch"]) <= epochs]
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
 
 
+def best_row(history: list[dict[str, float]]) -> dict[str, float] | None:
+    """The epoch with the lowest validation loss: the one best.keras holds (None before
+    any epoch finished)."""
+    return min(history, key=lambda row: row["val_loss"], default=None)
+
+
+def epoch_number(row: dict[str, float]) -> int:
+    """A history row's epoch, counted from 1."""
+    return int(row["epoch"])
+
+
 def best_validation(history: list[dict[str, float]]) -> float:
-    return min((row["val_loss"] for row in history), default=math.inf)
+    best = best_row(history)
+    return math.inf if best is None else best["val_loss"]

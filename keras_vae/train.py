@@ -1,8 +1,9 @@
 """`python -m keras_vae.train`: train a VAE, evaluate it, draw it, export it.
 
 This command turns flags into the run's one record, a `TrainConfig` (validated as it is
-built), and hands it to `keras_vae.training.train`. Flags are checked before TensorFlow
-loads, so `--help` and mistakes answer at once.
+built), hands it to `keras_vae.training.train`, then exports the trained run
+(`export.pipeline.export_run`) and reports it. Flags are checked before TensorFlow loads,
+so `--help` and mistakes answer at once.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 
 from keras_vae.cli import (
     ArgumentParser,
+    RunFailure,
     UsageError,
     int_list,
     load_tensorflow,
@@ -27,8 +29,7 @@ from keras_vae.cli import (
 )
 from keras_vae.config import (
     ARCHITECTURES,
-    DEFAULT_MIXTURE_COMPONENTS,
-    LIKELIHOOD_REQUESTS,
+    LIKELIHOOD_CHOICES,
     LR_SCHEDULES,
     OBJECTIVES,
     PRIORS,
@@ -36,6 +37,8 @@ from keras_vae.config import (
     ModelConfig,
     TrainConfig,
 )
+from keras_vae.likelihoods import LIKELIHOODS
+from keras_vae.run_layout import CHECKPOINT, SUMMARY, read_summary
 
 MODEL_DEFAULTS, RUN_DEFAULTS = ModelConfig(), TrainConfig()
 
@@ -59,14 +62,14 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="a conditional VAE: encoder and decoder also take the label, so "
                             "samples can be asked for by class (labelled data; not with "
                             "--prior vamp)")
-    group.add_argument("--likelihood", choices=LIKELIHOOD_REQUESTS,
-                       default=RUN_DEFAULTS.likelihood,
+    group.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES,
+                       default=MODEL_DEFAULTS.likelihood,
                        help="p(x|z): bernoulli for binary pixels, logistic (a discretized "
                             "logistic mixture) for 8-bit ones; auto picks by the data "
                             "(default: %(default)s)")
     group.add_argument("--mixture-components", type=positive_int, default=None,
                        help=f"logistics per pixel and channel of --likelihood logistic "
-                            f"(default: {DEFAULT_MIXTURE_COMPONENTS})")
+                            f"(default: {LIKELIHOODS['logistic'].default_components})")
     group.add_argument("--seed", type=int, default=MODEL_DEFAULTS.seed,
                        help="seed of weights, shuffling and sampling (default: %(default)s)")
 
@@ -169,25 +172,22 @@ def make_parser() -> argparse.ArgumentParser:
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The run's record from parsed flags; `TrainConfig` validates the combination."""
-    # The likelihood is settled by the data (TrainConfig.for_data); until then the model
-    # holds the mixture size asked for, under the likelihood that would use it.
     model = ModelConfig(latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
                         beta=args.beta, seed=args.seed, arch=args.arch,
                         objective=args.objective, iwae_k=args.iwae_k, prior=args.prior,
                         pseudo_inputs=args.pseudo_inputs,
-                        likelihood="bernoulli" if args.likelihood == "bernoulli" else "logistic",
-                        mixture_components=args.mixture_components,
+                        likelihood=args.likelihood, mixture_components=args.mixture_components,
                         conditional=args.conditional)
     return TrainConfig(
         model=model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, dynamic_binarization=args.dynamic_binarization,
         data_dir=args.data_dir, accept_manual_files=args.accept_manual_files,
         out=args.out or default_run_dir(args.dataset),
-        jit_compile=not args.no_jit and args.arch != "conv",
+        jit_compile=False if args.no_jit else None,
         steps_per_execution=args.steps_per_execution, max_examples=args.max_examples,
         strategy=args.strategy, kl_warmup_epochs=args.kl_warmup_epochs,
         lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience,
-        export=not args.no_export, likelihood=args.likelihood, image_size=args.image_size,
+        export=not args.no_export, image_size=args.image_size,
         memory_budget_mb=args.memory_budget_mb)
 
 
@@ -203,9 +203,26 @@ def main(argv: Sequence[str]) -> None:
     config = config_from(args)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     load_tensorflow(args.debug)
-    from keras_vae.training import train
+    from keras_vae.training import report, train
 
-    train(config, verbose, args.resume, args.overwrite)
+    summary = train(config, verbose, args.resume, args.overwrite)
+    if summary is None:
+        return  # a worker other than the chief: the chief exports and reports
+    if config.export:
+        _export(config.out)
+    report(read_summary(config.out), config.out)
+
+
+def _export(run_dir: str) -> None:
+    """Exports the finished run; a failed export leaves the trained run complete (its
+    summary records the error) and says how to retry it."""
+    from export.pipeline import export_run
+
+    try:
+        export_run(run_dir)
+    except RunFailure as error:
+        raise RunFailure(f"{error}. Training finished and is saved ({SUMMARY}, {CHECKPOINT}); "
+                         f"retry the export with: python -m export {run_dir}") from None
 
 
 if __name__ == "__main__":

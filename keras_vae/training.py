@@ -3,8 +3,8 @@
 It reads top to bottom: take the run directory (lock, resume rules), load the data, record
 the settings, build and fit the model with Keras callbacks (progress, best checkpoint,
 crash backup, CSV, TensorBoard), reload the best checkpoint, evaluate it on the test
-split, draw it, export it (`export/`), and write `summary.json` describing all of it.
-This is a library module: the command parses flags and calls `train`; the benchmark
+split, draw it, and write `summary.json` describing all of it. This is a library module:
+the command parses flags, calls `train`, then exports the run (`export/`); the benchmark
 calls `build_model`.
 """
 
@@ -27,6 +27,7 @@ from keras_vae.callbacks import (
     EpochSeconds,
     KLWarmup,
     LearningRateLog,
+    MetricsCsv,
     NonFiniteLoss,
     PeakMemory,
     StopOnNonFinite,
@@ -41,7 +42,6 @@ from keras_vae.pictures import draw_run
 from keras_vae.run_layout import (
     BACKUP_DIR,
     CHECKPOINT,
-    EXPORT_DIR,
     METRICS_CSV,
     SUMMARY,
     TENSORBOARD_DIR,
@@ -66,6 +66,7 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
 
 def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
+    """The run's VAE, compiled with Adam and the run's XLA and steps-per-call settings."""
     vae = VAE(config.model)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
                 jit_compile=config.jit_compile,
@@ -92,7 +93,7 @@ def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
         PeakMemory(),
         BestCheckpoint(os.path.join(run_dir, CHECKPOINT), "val_loss", best_so_far),
         *early_stopping,
-        keras.callbacks.CSVLogger(os.path.join(run_dir, METRICS_CSV), append=True),
+        MetricsCsv(os.path.join(run_dir, METRICS_CSV), append=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, TENSORBOARD_DIR)),
         # Kept after training (not deleted) so that --resume can train a finished run on;
         # double_checkpoint keeps the previous epoch's state if the newest is damaged.
@@ -104,7 +105,8 @@ def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
 def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
           overwrite: bool = False) -> dict | None:
     """Runs the whole procedure and returns the summary it wrote to `summary.json`
-    (None on a non-chief worker, which writes nothing that outlives it).
+    (None on a non-chief worker, which writes nothing that outlives it). The summary's
+    `export` section says how to export the run; exporting it fills that section in.
 
     A run that fails before its data has loaded leaves nothing behind: a run directory
     created for it is removed again.
@@ -117,12 +119,12 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     created = resume.create(config.out)
     try:
         with RunLock(config.out):
-            already = resume.prepare(config, resume=resume_run, overwrite=overwrite)
+            epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
             resume.check_same_settings(config, before_data=True)  # before a long data load
             splits, config = _load_data(config)
             resume.check_same_settings(config)
             write_run_config(config)
-            return _train_locked(config, splits, verbose, already, strategy, chief)
+            return _train_locked(config, splits, verbose, epochs_done, strategy, chief)
     finally:
         if not chief:
             shutil.rmtree(config.out, ignore_errors=True)
@@ -155,20 +157,21 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
     if config.batch_size > len(train):
         raise UsageError(f"--batch-size {config.batch_size} is larger than the {len(train)} "
                          f"training examples; pass at most {len(train)}")
-    config = config.for_data(train.image_shape, train.pixels, train.label_names)
+    config = config.for_data(train.image_shape, train.pixel_kind(), train.label_names)
     height, width, channels = config.model.image_shape
     print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
           f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
-          f"{config.pixels} pixels, {config.model.likelihood} likelihood; run → {config.out}")
+          f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood; "
+          f"run → {config.out}")
     return splits, config
 
 
-def _train_locked(config: TrainConfig, splits: dict, verbose: int, already: int,
+def _train_locked(config: TrainConfig, splits: dict, verbose: int, epochs_done: int,
                   strategy: tf.distribute.Strategy, chief: bool) -> dict | None:
     run_dir = config.out
-    resume.trim_history(run_dir, already)  # epochs after the backup are trained again
-    if already:
-        print(f"resuming {run_dir} after epoch {already} (from {BACKUP_DIR}/)")
+    resume.trim_history(run_dir, epochs_done)  # epochs after the backup are trained again
+    if epochs_done:
+        print(f"resuming {run_dir} after epoch {epochs_done} (from {BACKUP_DIR}/)")
     epoch = epoch_variable()
     train_data, val_data, test_data = datasets_for(config, splits, epoch)
     with strategy.scope():
@@ -176,7 +179,7 @@ def _train_locked(config: TrainConfig, splits: dict, verbose: int, already: int,
     _fit(vae, config, train_data, val_data, epoch, verbose)
     if not chief:
         return None  # the chief evaluates, draws and exports
-    return _finish(config, splits, test_data, strategy)
+    return _test_draw_and_summarize(config, splits, test_data, strategy)
 
 
 def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: int) -> None:
@@ -201,11 +204,8 @@ def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: in
                          ) from None
 
 
-def _finish(config: TrainConfig, splits: dict, test_data, strategy) -> dict:
-    """Evaluates, draws and exports the best checkpoint, then writes summary.json. A
-    failed export still leaves a complete run, and says how to retry it."""
-    from export.pipeline import export_model, summary_entries  # export/ needs keras_vae
-
+def _test_draw_and_summarize(config: TrainConfig, splits: dict, test_data, strategy) -> dict:
+    """Evaluates the best checkpoint on the test split, draws it, writes summary.json."""
     run_dir = config.out
     history = resume.read_history(run_dir)
     vae = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
@@ -213,29 +213,15 @@ def _finish(config: TrainConfig, splits: dict, test_data, strategy) -> dict:
     artifacts = {"checkpoint": CHECKPOINT,
                  **draw_run(vae, images_of(test_data), splits["test"].labels, history,
                             run_dir, config.seed)}
-    export_failure, export_section = None, {"skipped": f"python -m export {run_dir}"}
-    if config.export:
-        export_dir = os.path.join(run_dir, EXPORT_DIR)
-        try:
-            exported = export_model(vae, export_dir, config)
-        except RunFailure as error:  # the trained run is complete: record it, then fail
-            export_failure, export_section = error, {"error": str(error)}
-        else:
-            export_artifacts, export_section = summary_entries(exported, run_dir, export_dir)
-            artifacts.update(export_artifacts)
     summary = _summary(config, history, len(splits["train"]), test, strategy,
-                       export_section, artifacts)
+                       {"skipped": f"python -m export {run_dir}"}, artifacts)
     write_json(os.path.join(run_dir, SUMMARY), summary)
-    report(summary, run_dir)
-    if export_failure:
-        raise RunFailure(f"{export_failure}. Training finished and is saved ({SUMMARY}, "
-                         f"{CHECKPOINT}); retry the export with: python -m export {run_dir}")
     return summary
 
 
 def _summary(config: TrainConfig, history: list[dict], train_examples: int, test: dict,
              strategy, export_section: dict, artifacts: dict) -> dict:
-    best = min(history, key=lambda row: row["val_loss"])
+    best = resume.best_row(history)
     epoch_seconds = [row["epoch_seconds"] for row in history]
     train_seconds = [row["train_seconds"] for row in history]
     return {
@@ -250,7 +236,7 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
         "train_examples_per_second": train_examples / float(
             np.median(train_seconds[1:] or train_seconds)),
         "training_peak_rss_mb": max(row["peak_rss_mb"] for row in history),
-        "best_epoch": int(best["epoch"]) + 1,
+        "best_epoch": resume.epoch_number(best),
         "image_shape": list(config.model.image_shape),
         "likelihood": config.model.likelihood,
         "losses_bound": config.model.losses_bound,
@@ -268,6 +254,7 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
 
 
 def report(summary: dict, run_dir: str) -> None:
+    """The run's closing lines: its test losses and where each file is."""
     bits = summary.get("test_bits_per_dim")
     kind = (f"{bits:.4f} bits/dim" if bits is not None
             else "a Bernoulli cross-entropy against gray levels, not a likelihood")

@@ -95,7 +95,7 @@ def small_export(tmp_path_factory) -> dict:
     from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=6, hidden_dims=(64,)))
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=6, hidden_dims=(64,)))
     export_dir = str(tmp_path_factory.mktemp("export"))
     config = TrainConfig(model=vae.config, dataset="binarized_mnist")
     return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}
@@ -142,7 +142,8 @@ def vamp_export(tmp_path_factory) -> dict:
     from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=6, hidden_dims=(64,), prior="vamp", pseudo_inputs=10))
+    vae = VAE(ModelConfig(likelihood="bernoulli",
+                          latent_dim=6, hidden_dims=(64,), prior="vamp", pseudo_inputs=10))
     export_dir = str(tmp_path_factory.mktemp("vamp_export"))
     config = TrainConfig(model=vae.config, dataset="binarized_mnist")
     return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}

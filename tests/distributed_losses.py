@@ -36,7 +36,7 @@ from tests.test_model import deterministic_neg_elbo  # noqa: E402
 def losses(strategy_name: str, splits) -> dict:
     config = TrainConfig(dataset="binarized_mnist", batch_size=128, jit_compile=False,
                          steps_per_execution=1,
-                         model=ModelConfig(latent_dim=8, hidden_dims=(64,)))
+                         model=ModelConfig(likelihood="bernoulli", latent_dim=8, hidden_dims=(64,)))
     strategy = distribute.make_strategy(strategy_name)
     keras.utils.set_random_seed(config.seed)
     epoch = epoch_variable()

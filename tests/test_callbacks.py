@@ -25,7 +25,7 @@ from keras_vae.model import VAE
 
 def _vae(learning_rate=1e-3) -> VAE:
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=2, hidden_dims=(16,)))
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden_dims=(16,)))
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate))
     return vae
 
@@ -79,11 +79,11 @@ def test_kl_warmup_raises_beta_linearly_through_the_model_variable():
     images = np.random.default_rng(0).random((256, 28, 28, 1)).astype(np.float32) < 0.2
     images = images.astype(np.float32)
     vae = _vae()
-    beta = vae.sampling.beta
+    beta = vae.kl_term.beta
     history = vae.fit(images, batch_size=64, epochs=5, verbose=0,
                       callbacks=[KLWarmup(epochs=4, beta=0.8)]).history
     assert history["kl_weight"] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
-    assert vae.sampling.beta is beta and float(beta.numpy()) == pytest.approx(0.8)
+    assert vae.kl_term.beta is beta and float(beta.numpy()) == pytest.approx(0.8)
 
 
 def test_without_kl_weight_the_posterior_drifts_from_the_prior():

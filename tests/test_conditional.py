@@ -26,7 +26,7 @@ from export.onnx_model import read_metadata, run_onnx
 from export.saved_model import run_saved_model
 from keras_vae.cli import run_command
 from keras_vae.evaluate import evaluate
-from keras_vae.likelihood import importance_nll
+from keras_vae.nll import importance_nll
 from serving import tf_serving_client
 from serving.sample import LABEL_MARGIN, UPSCALE, prior_latents
 from tests.tf_serving_double import TfServingDouble

@@ -27,9 +27,10 @@ def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     ({"hidden_dims": (64, 0)}, "every hidden width must be at least 1"),
     ({"beta": -1.0}, "beta must be at least 0"),
     ({"image_shape": (28, 28)}, "image_shape must be"),
-    ({"mixture_components": 3}, "applies to --likelihood logistic"),
+    ({"likelihood": "bernoulli", "mixture_components": 3}, "applies to --likelihood logistic"),
     ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),
     ({"conditional": True, "prior": "vamp"}, "--conditional does not support --prior vamp"),
+    ({"likelihood": "gaussian"}, "likelihood 'gaussian' is not one of auto, bernoulli"),
 ])
 def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
     with pytest.raises(UsageError, match=message):
@@ -38,7 +39,6 @@ def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
 
 @pytest.mark.parametrize("settings, message", [
     ({"dataset": "folder:"}, "add the path after 'folder:'"),
-    ({"likelihood": "gaussian"}, "likelihood 'gaussian' is not one of auto"),
     ({"image_size": (32, 0)}, "image_size must be"),
     ({"epochs": 0}, "epochs must be at least 1"),
     ({"learning_rate": 0.0}, "learning_rate must be above 0"),
@@ -50,24 +50,28 @@ def test_a_train_config_refuses_what_cannot_be_trained(settings, message):
 
 
 def test_the_data_complete_the_record_and_auto_picks_the_likelihood_that_fits():
-    request = TrainConfig(dataset="npz:x.npz", model=ModelConfig(likelihood="logistic",
-                                                                  mixture_components=3))
+    request = TrainConfig(dataset="npz:x.npz")
+    assert (request.model.likelihood, request.model.settled) == ("auto", False)
     gray = request.for_data((32, 32, 3), "8-bit", ("cat", "dog"))
     assert gray.model.image_shape == (32, 32, 3) and gray.model.label_names == ("cat", "dog")
-    assert (gray.model.likelihood, gray.model.mixture_components) == ("logistic", 3)
-    assert gray.pixels == "8-bit" and gray.measures_likelihood
+    assert (gray.model.likelihood, gray.model.mixture_components) == ("logistic", 5)
+    assert gray.pixel_kind == "8-bit" and gray.measures_likelihood
     binary = request.for_data((28, 28, 1), "binary")
     assert (binary.model.likelihood, binary.model.mixture_components) == ("bernoulli", 0)
     binarized = dataclasses.replace(request, dynamic_binarization=True).for_data(
         (28, 28, 1), "8-bit")
     assert binarized.model.likelihood == "bernoulli" and binarized.measures_likelihood
-    cross_entropy = TrainConfig(likelihood="bernoulli").for_data((28, 28, 1), "8-bit")
-    assert not cross_entropy.measures_likelihood
+    bernoulli = TrainConfig(model=ModelConfig(likelihood="bernoulli"))
+    assert not bernoulli.for_data((28, 28, 1), "8-bit").measures_likelihood
+    auto = TrainConfig(model=ModelConfig(mixture_components=3))
+    assert auto.for_data((8, 8, 1), "8-bit").model.mixture_components == 3
+    with pytest.raises(UsageError, match="--mixture-components applies to --likelihood logi"):
+        auto.for_data((8, 8, 1), "binary")
 
 
 @pytest.mark.parametrize("settings, pixels, message", [
     ({"dynamic_binarization": True}, "binary", "already binary"),
-    ({"likelihood": "logistic"}, "binary", "use --likelihood bernoulli"),
+    ({"model": ModelConfig(likelihood="logistic")}, "binary", "use --likelihood bernoulli"),
     ({"model": ModelConfig(conditional=True)}, "binary", "--conditional needs labelled data"),
 ])
 def test_settings_that_do_not_fit_the_data_are_refused(settings, pixels, message):
@@ -89,6 +93,12 @@ def test_a_config_round_trips_through_its_dict_form():
                          image_size=(20, 24)).for_data((20, 24, 1), "8-bit", ("a", "b"))
     assert TrainConfig.from_dict(config.to_dict()) == config
     assert config.to_dict()["model"]["hidden_dims"] == [300, 300]
+
+
+def test_xla_compiles_the_training_step_of_the_families_it_speeds_up():
+    assert TrainConfig().jit_compile is True
+    assert TrainConfig(model=ModelConfig(arch="conv")).jit_compile is False
+    assert TrainConfig(model=ModelConfig(arch="conv"), jit_compile=True).jit_compile is True
 
 
 def test_configs_are_frozen():

@@ -71,7 +71,7 @@ def _assert_complete(run_dir: str) -> None:
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     assert summary["epochs_completed"] == EPOCHS
-    assert _epochs_in_csv(run_dir) == list(range(EPOCHS))
+    assert _epochs_in_csv(run_dir) == list(range(1, EPOCHS + 1))
     for path in summary["artifacts"].values():
         assert os.path.exists(os.path.join(run_dir, path)), path
     assert not os.path.exists(os.path.join(run_dir, ".lock"))

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-import keras_vae.likelihood
+import keras_vae.nll
 from keras_vae.cli import run_command
 from keras_vae.evaluate import evaluate, main
 from keras_vae.run_layout import CHECKPOINT, EVALUATION_PARTIAL
@@ -84,7 +84,7 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
     """Stopped after one batch of 100 images, the same evaluation run again computes only
     the remaining ones, from where the first stopped (that these equal an uninterrupted
     call's is `importance_nll`'s test, in test_likelihood.py)."""
-    real = keras_vae.likelihood.importance_nll
+    real = keras_vae.nll.importance_nll
     computed, returned = [], []
 
     def stopping_after_one_batch(*args, progress, **kwargs):
@@ -100,13 +100,13 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
         return returned[-1]
 
     settings = {"k": 5, "max_examples": 300, "class_check": False}
-    monkeypatch.setattr(keras_vae.likelihood, "importance_nll", stopping_after_one_batch)
+    monkeypatch.setattr(keras_vae.nll, "importance_nll", stopping_after_one_batch)
     with pytest.raises(KeyboardInterrupt):
         evaluate(run_copy, **settings)
     partial = os.path.join(run_copy, EVALUATION_PARTIAL)
     with np.load(partial) as saved:
         assert len(saved["nll"]) == 100 and saved["k"].item() == 5
-    monkeypatch.setattr(keras_vae.likelihood, "importance_nll", counting)
+    monkeypatch.setattr(keras_vae.nll, "importance_nll", counting)
     with np.load(partial) as saved:
         first_batch = saved["nll"]
     resumed = evaluate(run_copy, **settings)

@@ -73,7 +73,7 @@ def test_int8_quality_is_measured_on_the_models_prior_draws(vamp_export):
     """The reported differences are those of the model's own prior draws (its VampPrior
     mixture here) in their own batch, recomputed from the published files."""
     vae, paths = vamp_export["vae"], vamp_export["paths"]
-    inputs = int8_check_inputs([np.asarray(t) for t in vae.prior()], LATENT_DIM)
+    inputs = int8_check_inputs([np.asarray(t) for t in vae.prior_components()], LATENT_DIM)
     int8, fp32 = (run_onnx(paths[key], inputs) for key in ("decoder_int8_onnx",
                                                            "decoder_onnx"))
     reported = vamp_export["int8"]["outputs"]
@@ -137,7 +137,8 @@ def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeyp
 def test_other_architectures_export_with_the_same_names_and_shapes(small_export, tmp_path,
                                                                    arch):
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
+    vae = VAE(ModelConfig(likelihood="bernoulli",
+                          latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
     export_dir = str(tmp_path / arch)
     pipeline.export_model(vae, export_dir, _config(vae))  # raises if unverified
 

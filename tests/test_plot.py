@@ -27,7 +27,7 @@ def test_manifold_latents_cover_normal_quantiles_row_major_with_z2_falling():
 
 def test_a_2d_latent_with_labels_gets_a_manifold_and_a_latent_scatter(tmp_path):
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=2, hidden_dims=(16,)))
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden_dims=(16,)))
     rng = np.random.default_rng(0)
     images = (rng.random((300, 28, 28, 1)) < 0.2).astype(np.float32)
     history = [{"epoch": e, "loss": 200.0 - e, "reconstruction": 180.0 - e, "kl": 20.0,
@@ -45,18 +45,21 @@ def test_a_2d_latent_with_labels_gets_a_manifold_and_a_latent_scatter(tmp_path):
 def test_without_labels_the_scatter_has_one_colour_and_a_larger_latent_no_maps(tmp_path):
     keras.utils.set_random_seed(0)
     images = np.zeros((40, 28, 28, 1), np.float32)
-    two_d = draw_run(VAE(ModelConfig(latent_dim=2, hidden_dims=(8,))), images, None, [],
+    two_d = draw_run(VAE(ModelConfig(likelihood="bernoulli",
+                                     latent_dim=2, hidden_dims=(8,))), images, None, [],
                      str(tmp_path), seed=0)
     assert {"manifold_png", "latent_scatter_png"} <= set(two_d)
     assert Image.open(tmp_path / two_d["latent_scatter_png"]).size[0] > 300
-    four_d = draw_run(VAE(ModelConfig(latent_dim=4, hidden_dims=(8,))), images, None, [],
+    four_d = draw_run(VAE(ModelConfig(likelihood="bernoulli",
+                                      latent_dim=4, hidden_dims=(8,))), images, None, [],
                       str(tmp_path), seed=0)
     assert set(four_d) == {"samples_png", "reconstructions_png"}
 
 
 def test_a_vamp_prior_model_also_shows_its_pseudo_inputs(tmp_path):
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=4, hidden_dims=(8,), prior="vamp", pseudo_inputs=9))
+    vae = VAE(ModelConfig(likelihood="bernoulli",
+                          latent_dim=4, hidden_dims=(8,), prior="vamp", pseudo_inputs=9))
     drawn = draw_run(vae, np.zeros((40, 28, 28, 1), np.float32), None, [], str(tmp_path),
                      seed=0)
     assert drawn["pseudo_inputs_png"] == "pseudo_inputs.png"

@@ -21,7 +21,7 @@ def test_a_vamp_prior_model_ships_its_prior_beside_the_decoder(vamp_export, smal
     assert "prior.npz" not in os.listdir(small_export["export_dir"])
     assert vamp_export["paths"]["prior"] == os.path.join(export_dir, "prior.npz")
     with np.load(vamp_export["paths"]["prior"]) as stored:
-        for name, expected in zip(("means", "log_vars"), vamp_export["vae"].prior(),
+        for name, expected in zip(("means", "log_vars"), vamp_export["vae"].prior_components(),
                                   strict=True):
             assert stored[name].dtype == np.float32 and stored[name].shape == (10, latent_dim)
             np.testing.assert_array_equal(stored[name], keras.ops.convert_to_numpy(expected))
@@ -36,7 +36,7 @@ def test_a_vamp_prior_decoder_names_its_prior_in_onnx_and_saved_model(vamp_expor
     signatures = tf.saved_model.load(vamp_export["paths"]["decoder_saved_model"]).signatures
     assert set(signatures) == {"serving_default", "vamp_prior"}
     components = signatures["vamp_prior"](index=tf.constant([0, 9], tf.int64))
-    means, log_vars = (keras.ops.convert_to_numpy(t) for t in vamp_export["vae"].prior())
+    means, log_vars = (keras.ops.convert_to_numpy(t) for t in vamp_export["vae"].prior_components())
     np.testing.assert_array_equal(components["means"].numpy(), means[[0, 9]])
     np.testing.assert_array_equal(components["log_vars"].numpy(), log_vars[[0, 9]])
     with pytest.raises(tf.errors.InvalidArgumentError):

@@ -93,12 +93,12 @@ def test_flags_are_checked_before_the_data_load_on_all_but_what_the_data_fill_in
 def test_history_is_trimmed_to_the_epochs_the_backup_holds(tmp_path):
     run_dir = str(tmp_path)
     with open(os.path.join(run_dir, "metrics.csv"), "w") as f:
-        f.write("epoch,loss,val_loss\n0,3.0,2.5\n1,2.0,1.5\n2,1.0,9.0\n")
+        f.write("epoch,loss,val_loss\n1,3.0,2.5\n2,2.0,1.5\n3,1.0,9.0\n")
     os.makedirs(os.path.join(run_dir, "backup"))
     with open(os.path.join(run_dir, "backup", "training_metadata.json"), "w") as f:
         json.dump({"epoch": 2, "batch": 0}, f)
     assert resume.completed_epochs(run_dir) == 2
     resume.trim_history(run_dir, 2)
     history = resume.read_history(run_dir)
-    assert [row["epoch"] for row in history] == [0, 1]
+    assert [row["epoch"] for row in history] == [1, 2]
     assert resume.best_validation(history) == 1.5

@@ -49,7 +49,7 @@ def test_summary_reports_the_run_in_nats_per_example(summary):
                                           "likelihood": "bernoulli",
                                           "mixture_components": 0, "label_names": [],
                                           "conditional": False}
-    assert summary["config"]["pixels"] == "binary" and summary["measures_likelihood"]
+    assert summary["config"]["pixel_kind"] == "binary" and summary["measures_likelihood"]
     assert summary["losses_bound"] == "log p(x)"
     assert summary["image_shape"] == [28, 28, 1] and summary["likelihood"] == "bernoulli"
     assert summary["test_bits_per_dim"] == pytest.approx(
@@ -77,7 +77,7 @@ def test_every_artifact_exists_under_the_run_directory(short_run, summary):
     assert os.path.isdir(os.path.join(short_run, "tensorboard"))
     with open(os.path.join(short_run, "metrics.csv")) as f:
         rows = list(csv.DictReader(f))
-    assert [row["epoch"] for row in rows] == ["0"]
+    assert [row["epoch"] for row in rows] == ["1"]  # counted from 1, as the console counts
     assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds", "train_seconds",
             "peak_rss_mb"} <= set(rows[0])
     assert 0 < summary["training_peak_rss_mb"] == float(rows[0]["peak_rss_mb"])

@@ -71,7 +71,7 @@ def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
     `total_samples` (images × k of the whole evaluation) decides whether the likelihood
     is fused by XLA (`evaluation_likelihood`).
     """
-    prior = [tf.constant(t) for t in vae.prior()]
+    components = [tf.constant(t) for t in vae.prior_components()]
     likelihood = evaluation_likelihood(vae.likelihood, jit_compile, total_samples)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
@@ -83,7 +83,8 @@ def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
         parameters = vae.decode(tf.reshape(z, [-1, z.shape[-1]]), tiled_labels)
         parameters = tf.reshape(parameters,
                                 tf.concat([shape[:2], tf.shape(parameters)[1:]], axis=0))
-        return log_importance_weights(images, z, z_mean, z_log_var, parameters, prior=prior,
+        return log_importance_weights(images, z, z_mean, z_log_var, parameters,
+                                      components=components,
                                       likelihood=likelihood, many_z=True)
 
     return log_weights

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/pixels.py: p(x|z) is a probability of the data's pixels."""
+"""Specification of keras_vae/likelihoods/: p(x|z) is a probability of the data's pixels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_vae.pixels import Bernoulli, DiscretizedLogistic, log_bin_probability
+from keras_vae.likelihoods.bernoulli import Bernoulli
+from keras_vae.likelihoods.logistic import DiscretizedLogistic, log_bin_probability
 
 LEVELS = np.arange(256, dtype=np.float32) / 255
 

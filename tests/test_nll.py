@@ -1,4 +1,4 @@
-"""Specification of keras_vae/likelihood.py: the NLL estimate is trustworthy."""
+"""Specification of keras_vae/nll.py: the NLL estimate is trustworthy."""
 
 from __future__ import annotations
 
@@ -11,16 +11,18 @@ import pytest
 
 from keras_vae import model
 from keras_vae.config import ModelConfig
-from keras_vae.likelihood import FusedLikelihood, evaluation_likelihood, importance_nll
+from keras_vae.likelihoods import make_likelihood
+from keras_vae.likelihoods.bernoulli import Bernoulli
+from keras_vae.likelihoods.logistic import DiscretizedLogistic
 from keras_vae.model import VAE
-from keras_vae.pixels import Bernoulli, DiscretizedLogistic
+from keras_vae.nll import FusedLikelihood, evaluation_likelihood, importance_nll
 
 
 @pytest.fixture(scope="module")
 def two_d_vae(binarized_mnist_splits) -> VAE:
     """A small VAE with a 2-dimensional latent, trained briefly on real images."""
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=2, hidden_dims=(64,), seed=0))
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden_dims=(64,), seed=0))
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     vae.fit(binarized_mnist_splits["train"].as_float()[:10_000], batch_size=100, epochs=4,
             verbose=0)
@@ -86,7 +88,7 @@ def _log_prior_one_d(vae: VAE, z: np.ndarray) -> np.ndarray:
     if vae.pseudo_inputs is None:
         return -0.5 * (z**2 + math.log(2 * math.pi))
     means, log_vars = (keras.ops.convert_to_numpy(t).astype(np.float64)[:, 0]
-                       for t in vae.prior())
+                       for t in vae.prior_components())
     components = -0.5 * ((z[:, None] - means) ** 2 / np.exp(log_vars) + log_vars
                          + math.log(2 * math.pi))
     peak = components.max(axis=1, keepdims=True)
@@ -98,7 +100,7 @@ def _grid_bounds(vae: VAE) -> tuple[float, float]:
     every VampPrior component, whose latent scale is learned, not fixed."""
     if vae.pseudo_inputs is None:
         return -8.0, 8.0
-    means, log_vars = (keras.ops.convert_to_numpy(t)[:, 0] for t in vae.prior())
+    means, log_vars = (keras.ops.convert_to_numpy(t)[:, 0] for t in vae.prior_components())
     spread = 8 * np.exp(0.5 * log_vars)
     return min(-8.0, float(np.min(means - spread))), max(8.0, float(np.max(means + spread)))
 
@@ -157,7 +159,7 @@ def _exact_nll_one_d(vae: VAE, images: np.ndarray, spacing: float) -> np.ndarray
 def test_known_nlls_are_kept_and_the_rest_are_those_of_one_uninterrupted_call():
     """What a resumed evaluation relies on: each batch draws its ε by its position."""
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=3, hidden_dims=(16,)))
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=3, hidden_dims=(16,)))
     images = (np.random.default_rng(0).random((120, 28, 28, 1)) < 0.2).astype(np.float32)
     whole = importance_nll(vae, images, k=10, seed=7, batch_size=50)
     resumed = importance_nll(vae, images, k=10, seed=7, batch_size=50, known=whole[:50])
@@ -178,7 +180,8 @@ def test_k_5000_estimate_matches_numerical_integration_over_a_1d_latent(
     proposal fits (a linear encoder's misplaced proposals put the estimate 1.7 nats high,
     and with a deep decoder some digits' posteriors have modes a Gaussian misses). With a
     VampPrior the same check covers the mixture density inside the estimate."""
-    vae = _one_d_latent_vae(monkeypatch, ModelConfig(latent_dim=1, hidden_dims=(256,),
+    vae = _one_d_latent_vae(monkeypatch, ModelConfig(likelihood="bernoulli", latent_dim=1,
+                                                     hidden_dims=(256,),
                                                      seed=0, **prior))
     vae.fit(binarized_mnist_splits["train"].as_float()[:10_000], batch_size=100, epochs=5,
             verbose=0)
@@ -189,7 +192,7 @@ def test_k_5000_estimate_matches_numerical_integration_over_a_1d_latent(
 def test_k_5000_estimate_matches_numerical_integration_for_8_bit_pixels(monkeypatch):
     """The same check under the discretized logistic likelihood, on 8-bit images that
     vary along one direction (so a 1-D latent fits them), its integrand written
-    independently of keras_vae.pixels in float64."""
+    independently of keras_vae.likelihoods in float64."""
     rng = np.random.default_rng(0)
     direction, offset = rng.normal(0, 2, (2, 1, 8, 8, 1))
     t = rng.normal(size=(5040, 1, 1, 1))
@@ -205,8 +208,10 @@ def test_k_5000_estimate_matches_numerical_integration_for_8_bit_pixels(monkeypa
 def _one_d_latent_vae(monkeypatch, config: ModelConfig) -> VAE:
     """A VAE of `config` whose decoder is linear (no hidden layer)."""
     keras.utils.set_random_seed(0)  # before any layer is built: the same model every time
-    linear_decoder = model.build_decoder(dataclasses.replace(config, hidden_dims=()))
-    monkeypatch.setattr(model, "build_decoder", lambda config: linear_decoder)
+    outputs = config.image_shape[-1] * make_likelihood(
+        config.likelihood, config.image_shape, config.mixture_components).parameters_per_channel
+    linear_decoder = model.build_decoder(dataclasses.replace(config, hidden_dims=()), outputs)
+    monkeypatch.setattr(model, "build_decoder", lambda config, outputs: linear_decoder)
     vae = VAE(config)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     return vae
