@@ -11,14 +11,15 @@ from __future__ import annotations
 import numpy as np
 from keras import ops
 
-from serving.sample import PRIOR_FILE
-
-__all__ = ["PRIOR_FILE", "describe", "write_prior"]
+PRIOR_FILE = "prior.npz"
+"""The file name samplers look for beside the decoder (`serving/sample.py` holds the same
+name, as it runs without this project; a test keeps the two equal)."""
 
 
 def write_prior(vae, path: str) -> None:
     """Writes the model's VampPrior components to `path` (an .npz file name)."""
-    means, log_vars = (ops.convert_to_numpy(t).astype(np.float32) for t in vae.prior_components())
+    means, log_vars = (ops.convert_to_numpy(t).astype(np.float32)
+                       for t in vae.prior_components())
     with open(path, "wb") as f:
         np.savez(f, means=means, log_vars=log_vars)
 

@@ -24,7 +24,7 @@ from keras import layers
 from keras_vae.atomic import atomic_path, write_json
 from keras_vae.callbacks import TrainingEpoch
 from keras_vae.data import epoch_variable, make_dataset
-from serving.sample import class_grid_inputs, prior_latents
+from keras_vae.latents import every_class, prior_draws
 
 CLASSIFIER = "classifier.keras"
 CLASSIFIER_JSON = "classifier.json"
@@ -95,14 +95,14 @@ def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CL
 
     names, latent_dim = vae.config.label_names, vae.config.latent_dim
     if vae.config.conditional:
-        z, labels = class_grid_inputs(per_class, latent_dim, len(names), seed)
+        z, labels = every_class(prior_draws(per_class, latent_dim, seed), len(names))
         images = _decoded(vae, z, labels)
         correct = predicted_classes(classifier, images) == labels
         accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
         return {"sample_class_accuracy": accuracy,
                 "mean_sample_class_accuracy": float(np.mean(list(accuracy.values())))}
-    prior = [ops.convert_to_numpy(t) for t in vae.prior_components()]
-    z = prior_latents(per_class * len(names), latent_dim, seed, prior)
+    components = [ops.convert_to_numpy(t) for t in vae.prior_components()]
+    z = prior_draws(per_class * len(names), latent_dim, seed, components)
     counts = np.bincount(predicted_classes(classifier, _decoded(vae, z)),
                          minlength=len(names))
     return {"sample_class_histogram": {name: float(c / counts.sum())

@@ -3,9 +3,9 @@ how it learned.
 
 People judge a generative model by looking at it, so every run writes these pictures and
 the README shows them. `draw_run` writes them all; training calls it at the end and
-`python -m keras_vae.plot RUN_DIR` calls it again for a finished run. The grid and PNG code
-lives in the standalone edge sampler (`serving/sample.py`, which must run alone on a
-device) and is reused here; plots with axes use matplotlib.
+`python -m keras_vae.plot RUN_DIR` calls it again for a finished run. Image grids are
+numpy and Pillow; plots with axes use matplotlib. Every decoded image is the mean of
+p(x|z), E[x|z], not a random draw of pixels.
 """
 
 from __future__ import annotations
@@ -14,8 +14,10 @@ import os
 from statistics import NormalDist
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from keras_vae.atomic import atomic_path
+from keras_vae.latents import every_class, prior_draws
 from keras_vae.run_layout import (
     CURVES_PNG,
     LATENT_PNG,
@@ -24,15 +26,6 @@ from keras_vae.run_layout import (
     RECONSTRUCTIONS_PNG,
     SAMPLES_PNG,
 )
-from serving.sample import (
-    draw,
-    named_rows,
-    prior_latents,
-    save_picture,
-    square_grid,
-    tile,
-    write_image,
-)
 
 N_SAMPLES = 64
 N_RECONSTRUCTIONS = 32
@@ -40,25 +33,73 @@ MANIFOLD_SIDE = 20
 CURVES = (("loss", "negative ELBO"), ("reconstruction", "reconstruction"), ("kl", "KL"))
 SAMPLES_PER_CLASS = 10
 """Columns of a conditional model's samples.png; column j shares one z across classes."""
+UPSCALE = 2
+"""Each image pixel becomes UPSCALE×UPSCALE picture pixels, so 28×28 images are legible."""
+LABEL_MARGIN = 48
+"""Least width in picture pixels of the margin that names a picture's rows."""
+GAP = 2
+"""White pixels between the images of a grid."""
+
+
+def tile(images: np.ndarray, rows: int, cols: int, gap: int = GAP) -> np.ndarray:
+    """Images [N, H, W, C] in [0, 1] → one canvas [rows·(H+gap)−gap, cols·(W+gap)−gap, C],
+    row-major, white between and after the last image."""
+    n, height, width, channels = images.shape
+    if n > rows * cols:
+        raise ValueError(f"{n} images do not fit a {rows}×{cols} grid")
+    cells = np.ones((rows * cols, height + gap, width + gap, channels), np.float32)
+    cells[:n, :height, :width] = images
+    canvas = cells.reshape(rows, cols, height + gap, width + gap, channels).swapaxes(1, 2)
+    canvas = canvas.reshape(rows * (height + gap), cols * (width + gap), channels)
+    return canvas[:canvas.shape[0] - gap, :canvas.shape[1] - gap]
+
+
+def as_picture(canvas: np.ndarray) -> Image.Image:
+    """A canvas [H, W, C] in [0, 1] as an 8-bit picture, UPSCALE× larger: grayscale for one
+    channel, RGB for three (other channel counts show their first channel)."""
+    pixels = np.round(np.clip(canvas, 0.0, 1.0) * 255).astype(np.uint8)
+    picture = Image.fromarray(pixels if pixels.shape[-1] == 3 else pixels[..., 0])
+    return picture.resize((picture.width * UPSCALE, picture.height * UPSCALE), Image.NEAREST)
+
+
+def with_row_names(picture: Image.Image, names) -> Image.Image:
+    """`picture` of len(names) equal rows, with each row's name in a white margin on the
+    left, wide enough for the longest name."""
+    margin = max(LABEL_MARGIN, 8 + max(int(ImageDraw.Draw(picture).textlength(n))
+                                       for n in names))
+    named = Image.new(picture.mode, (picture.width + margin, picture.height), "white")
+    named.paste(picture, (margin, 0))
+    pen, row_height = ImageDraw.Draw(named), picture.height / len(names)
+    for i, name in enumerate(names):
+        pen.text((4, (i + 0.5) * row_height), name, fill="black", anchor="lm")
+    return named
+
+
+def save_png(picture: Image.Image, path: str) -> None:
+    """Writes a picture as PNG in one rename."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
 
 
 def save_grid(images: np.ndarray, path: str) -> None:
-    """A square-ish grid of images in [0, 1], e.g. 64 prior samples as 8×8."""
-    save_picture(square_grid(images), path)
+    """The squarest grid that holds the images (64 → 8×8), as a PNG."""
+    cols = int(np.ceil(np.sqrt(len(images))))
+    save_png(as_picture(tile(images, -(-len(images) // cols), cols)), path)
 
 
 def save_reconstructions(inputs: np.ndarray, outputs: np.ndarray, path: str,
                          per_row: int = 16) -> None:
     """Pairs of rows: inputs above, their reconstructions below, each row named in a
     margin on the left ("input", "recon.")."""
+    pairs = -(-len(inputs) // per_row)
     rows = []
-    for start in range(0, len(inputs), per_row):
+    for start in range(0, pairs * per_row, per_row):
         for images in (inputs, outputs):
             row = images[start:start + per_row]
-            blank = np.zeros((per_row - len(row), *row.shape[1:]), dtype=row.dtype)
-            rows.append(np.concatenate([row, blank]))
+            rows.append(np.concatenate([row, np.zeros((per_row - len(row), *row.shape[1:]),
+                                                      row.dtype)]))
     canvas = tile(np.concatenate(rows), len(rows), per_row)
-    write_image(named_rows(canvas, ["input", "recon."] * (len(rows) // 2)), path)
+    save_png(with_row_names(as_picture(canvas), ["input", "recon."] * pairs), path)
 
 
 def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
@@ -71,7 +112,7 @@ def manifold_latents(side: int = MANIFOLD_SIDE) -> np.ndarray:
 
 def save_manifold(images: np.ndarray, path: str, side: int = MANIFOLD_SIDE) -> None:
     """Images decoded from `manifold_latents(side)`, tiled in the same order."""
-    save_picture(tile(images, side, side, gap=0), path)
+    save_png(as_picture(tile(images, side, side, gap=0)), path)
 
 
 def _save_figure(figure, path: str) -> None:
@@ -183,13 +224,14 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
 
 def _draw_samples(vae, decode, path: str, seed: int) -> None:
     """samples.png: 64 draws from the prior, or for a conditional model one named row per
-    class, each column one z decoded as every class (the edge sampler's picture)."""
+    class, each column one z decoded as every class."""
     from keras import ops
 
-    latent_dim = vae.config.latent_dim
+    latent_dim, names = vae.config.latent_dim, vae.config.label_names
     if not vae.config.conditional:
-        prior = [ops.convert_to_numpy(t) for t in vae.prior_components()]
-        save_grid(decode(prior_latents(N_SAMPLES, latent_dim, seed, prior)), path)
+        components = [ops.convert_to_numpy(t) for t in vae.prior_components()]
+        save_grid(decode(prior_draws(N_SAMPLES, latent_dim, seed, components)), path)
         return
-    draw(decode, prior_latents(SAMPLES_PER_CLASS, latent_dim, seed),
-         list(vae.config.label_names), None, path)
+    z, labels = every_class(prior_draws(SAMPLES_PER_CLASS, latent_dim, seed), len(names))
+    canvas = tile(decode(z, labels), len(names), SAMPLES_PER_CLASS)
+    save_png(with_row_names(as_picture(canvas), names), path)

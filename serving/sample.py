@@ -26,7 +26,8 @@ without --label it draws one row per class, the same z in each column.
 Mistakes (missing or wrong model, bad numbers, unwritable output) end in one line on
 stderr and exit code 2; nothing existing is overwritten unless the new image was
 completely written. onnxruntime is imported only to run a model, so the picture helpers
-here need numpy and Pillow alone.
+here need numpy and Pillow alone. This file imports nothing of keras-vae; the TF Serving
+client beside it reuses its prior draws and pictures.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ outputs ≈ 63 MB of output)."""
 
 PRIOR_FILE = "prior.npz"
 """Written beside the decoder by exports of VampPrior models: the mixture's means and
-log-variances. Without it z is drawn from N(0, I)."""
+log-variances (`export/prior.py` writes it under the same name)."""
 
 CLASS_ROW_LENGTH = 10
 """Images per class row when a conditional model is drawn without --label."""
@@ -67,7 +68,7 @@ class SampleError(Exception):
     """A problem the user can fix; reported as one line."""
 
 
-# --- pictures (also used by keras_vae.pictures and the TF Serving client) ---------------
+# --- pictures (also used by the TF Serving client) --------------------------------------
 
 def tile(images: np.ndarray, rows: int, cols: int, gap: int = 2) -> np.ndarray:
     """Images [N, H, W, C] in [0, 1] → one canvas [rows·(H+gap)−gap, cols·(W+gap)−gap, C],
@@ -250,14 +251,6 @@ def prior_latents(n: int, latent_dim: int, seed: int,
     k = rng.integers(len(means), size=n)
     epsilon = rng.standard_normal((n, latent_dim))
     return (means[k] + np.exp(0.5 * log_vars[k]) * epsilon).astype(np.float32)
-
-
-def class_grid_inputs(per_class: int, latent_dim: int, classes: int, seed: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """(z [classes·per_class, latent_dim], labels int64 [classes·per_class]) for a grid with
-    one row per class: `per_class` seeded draws from N(0, I), the same in every row, so a
-    column shows one z as every class."""
-    return for_every_class(prior_latents(per_class, latent_dim, seed), classes)
 
 
 def for_every_class(z: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:

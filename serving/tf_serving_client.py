@@ -26,9 +26,9 @@ import urllib.request
 
 import numpy as np
 
-try:
+if __package__:  # imported as serving.tf_serving_client
     from serving import sample
-except ImportError:  # run as a script from serving/
+else:  # run as a script: sample.py lies beside this file
     import sample
 
 MODEL = "vae_decoder"

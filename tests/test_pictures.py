@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from keras_vae.pictures import save_grid, save_latent_scatter, save_reconstructions
-from serving.sample import LABEL_MARGIN, UPSCALE, tile
+from keras_vae.pictures import (
+    LABEL_MARGIN,
+    UPSCALE,
+    save_grid,
+    save_latent_scatter,
+    save_reconstructions,
+    tile,
+)
 
 
 def test_tile_places_images_row_major_with_white_gaps():

@@ -13,9 +13,8 @@ from PIL import Image
 from keras_vae.cli import run_command
 from keras_vae.config import ModelConfig
 from keras_vae.model import VAE
-from keras_vae.pictures import MANIFOLD_SIDE, draw_run, manifold_latents
+from keras_vae.pictures import MANIFOLD_SIDE, UPSCALE, draw_run, manifold_latents
 from keras_vae.plot import main
-from serving.sample import UPSCALE
 
 
 def test_manifold_latents_cover_normal_quantiles_row_major_with_z2_falling():

@@ -16,8 +16,8 @@ from export.onnx_model import run_onnx
 from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, parity_latents
 from keras_vae.cli import run_command
+from keras_vae.pictures import LABEL_MARGIN
 from keras_vae.train import main
-from serving.sample import LABEL_MARGIN
 from tests.conftest import TRAINED_RUN_FLAGS
 
 SMALL_RUN = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "300",
