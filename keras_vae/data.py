@@ -397,18 +397,10 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
         return batches.map(lambda batch, ids: (ids, tf.stack([current, batch])))
 
     def gather(batch_indices, epoch_and_batch):
-        images = pixels(batch_indices, epoch_and_batch)
+        images = tf.cast(read_rows(batch_indices), tf.float32) * scale
+        if binarize_seed is not None:
+            images = _binarized(images, binarize_seed, epoch_and_batch)
         return images if labels is None else (images, tf.gather(labels, batch_indices))
-
-    def pixels(batch_indices, epoch_and_batch):
-        gray = tf.cast(read_rows(batch_indices), tf.float32) * scale
-        if binarize_seed is None:
-            return gray
-        seed = tf.random.experimental.stateless_fold_in(
-            tf.stack([tf.constant(binarize_seed, tf.int64), epoch_and_batch[0]]),
-            epoch_and_batch[1])
-        draws = tf.random.stateless_uniform(tf.shape(gray), seed=seed)
-        return tf.cast(draws < gray, tf.float32)
 
     dataset = tf.data.Dataset.from_tensors(tf.constant(0, tf.int64)).flat_map(epoch_batches)
     # Parallel, in order: batch i is always the i-th batch of the epoch's permutation.
@@ -416,6 +408,14 @@ def make_dataset(split: Split, batch_size: int, *, shuffle_seed: int | None = No
     # flat_map hides the length; Keras needs it to know where an epoch ends.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(-(-size // batch_size)))
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _binarized(gray, seed: int, epoch_and_batch):
+    """Each pixel a Bernoulli draw with its gray level as probability, keyed by (seed,
+    epoch, batch)."""
+    key = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.constant(seed, tf.int64), epoch_and_batch[0]]), epoch_and_batch[1])
+    return tf.cast(tf.random.stateless_uniform(tf.shape(gray), seed=key) < gray, tf.float32)
 
 
 def _row_reader(split: Split):

@@ -1,8 +1,8 @@
 """`python -m keras_vae.train`: train a VAE, evaluate it, draw it, export it.
 
 This command turns flags into the run's one record, a `TrainConfig` (validated as it is
-built), hands it to `keras_vae.training.train`, then exports the trained run
-(`export.pipeline.export_run`) and reports it. Flags are checked before TensorFlow loads,
+built), hands it to `keras_vae.training.train`, then exports the trained run with
+`python -m export` and reports it. Flags are checked before TensorFlow loads,
 so `--help` and mistakes answer at once.
 """
 
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
 
+import keras_vae
 from keras_vae.cli import (
     ArgumentParser,
     RunFailure,
@@ -209,20 +211,23 @@ def main(argv: Sequence[str]) -> None:
     if summary is None:
         return  # a worker other than the chief: the chief exports and reports
     if config.export:
-        _export(config.out)
+        _export(config.out, args.debug)
     report(read_summary(config.out), config.out)
 
 
-def _export(run_dir: str) -> None:
-    """Exports the finished run; a failed export leaves the trained run complete (its
-    summary records the error) and says how to retry it."""
-    from export.pipeline import export_run
-
-    try:
-        export_run(run_dir)
-    except RunFailure as error:
-        raise RunFailure(f"{error}. Training finished and is saved ({SUMMARY}, {CHECKPOINT}); "
-                         f"retry the export with: python -m export {run_dir}") from None
+def _export(run_dir: str, debug: bool) -> None:
+    """Exports the finished run with `python -m export RUN_DIR`, in a process of its own:
+    export/ builds on this package, so the package never imports it. A failed export
+    leaves the trained run complete (its summary records the error) and says how to retry
+    it; the export's own line above says what failed."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(keras_vae.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "export", run_dir, *(["--debug"] if debug else [])]
+    if subprocess.run(command, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        raise RunFailure(f"the export failed (see above). Training finished and is saved "
+                         f"({SUMMARY}, {CHECKPOINT}); retry the export with: "
+                         f"python -m export {run_dir}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from export.__main__ import main
 from export.onnx_model import read_metadata
 from keras_vae.cli import run_command
@@ -48,3 +50,18 @@ def test_an_interrupted_run_exports_with_its_dataset_in_the_metadata(run_copy, t
     metadata = read_metadata(os.path.join(base, "decoder.onnx"))
     assert metadata["dataset"] == "binarized_mnist" and metadata["prior"] == "normal"
     assert not os.path.exists(os.path.join(run_copy, "summary.json"))
+
+
+def test_a_failed_verification_is_recorded_in_the_summary_and_publishes_nothing(
+        run_copy, monkeypatch):
+    from export import pipeline, verify
+    from keras_vae.cli import RunFailure
+
+    monkeypatch.setattr(verify, "FP32_TOLERANCE", 0.0)  # ONNX never matches bit for bit
+    before = sorted(os.listdir(os.path.join(run_copy, "export", "vae_decoder")))
+    with pytest.raises(RunFailure, match="verification failed: decoder_onnx differs by"):
+        pipeline.export_run(run_copy)
+    with open(os.path.join(run_copy, "summary.json")) as f:
+        written = json.load(f)
+    assert "verification failed" in written["export"]["error"]
+    assert sorted(os.listdir(os.path.join(run_copy, "export", "vae_decoder"))) == before

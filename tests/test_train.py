@@ -179,27 +179,28 @@ def test_early_stopping_ends_the_run_and_keeps_the_best_epoch(binarized_mnist_so
 
 
 @pytest.mark.slow
-def test_a_failed_export_still_leaves_a_complete_evaluable_run(
-        binarized_mnist_source, tmp_path, monkeypatch, capsys):
-    from export import verify
+def test_a_failed_export_still_leaves_a_complete_evaluable_run(binarized_mnist_source,
+                                                               tmp_path, capsys):
+    """The run directory holds a file where the export directory goes: the export fails
+    with its own line, the trained run is complete, and the line says how to retry."""
     from keras_vae.run_layout import load_run
 
-    monkeypatch.setattr(verify, "FP32_TOLERANCE", 0.0)  # ONNX never matches bit for bit
-    run_dir = str(tmp_path / "run")
-    assert _train(run_dir) == 1
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "export").write_text("not a directory")
+    assert _train(str(run_dir)) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "verification failed: decoder_onnx differs by" in error
     assert f"retry the export with: python -m export {run_dir}" in error
-    with open(os.path.join(run_dir, "summary.json")) as f:
+    with open(run_dir / "summary.json") as f:
         written = json.load(f)
     assert written["epochs_completed"] == 1 and np.isfinite(written["test_neg_elbo"])
-    assert "verification failed" in written["export"]["error"]
+    assert written["export"] == {"skipped": f"python -m export {run_dir}"}
     assert "decoder_onnx" not in written["artifacts"]
-    _, config = load_run(run_dir)  # what evaluate and plot start from
+    _, config = load_run(str(run_dir))  # what evaluate and plot start from
     assert config.dataset == "binarized_mnist"
 
-    monkeypatch.undo()
+    (run_dir / "export").unlink()
     from export.__main__ import main as export_main
-    assert run_command(export_main, "export", [run_dir]) == 0
-    with open(os.path.join(run_dir, "summary.json")) as f:
+    assert run_command(export_main, "export", [str(run_dir)]) == 0
+    with open(run_dir / "summary.json") as f:
         assert json.load(f)["export"]["version"] == 1
