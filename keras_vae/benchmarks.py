@@ -22,7 +22,7 @@ from keras_vae.likelihoods.logistic import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE
 from keras_vae.machine import describe_machine
 from keras_vae.networks.conv import conv_stages
 from keras_vae.run_layout import read_summary
-from keras_vae.sources import Storage, take
+from keras_vae.storage import Storage, take
 from keras_vae.training import build_model
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))  # the benchmark trains on binarized_mnist

@@ -11,10 +11,11 @@ they are:
   grayscale when every palette colour is gray;
 - a folder that mixes grayscale and colour images is read as colour (gray → R = G = B).
 
-All images must share one size, unless `--image-size H,W` resizes them (Lanczos).
-Sizes and modes are read from the files' headers first, so a mixed folder is refused
-before anything is decoded, and the decoded images go straight into one array: in memory,
-or, for a data set above the memory budget, a memory-mapped file (`new_images`).
+All images must share one size, unless `--image-size H,W` resizes them (Lanczos, the one
+resizer of every source: `resize`). Sizes and modes are read from the files' headers
+first, so a mixed folder is refused before anything is decoded, and the decoded images go
+straight into one array: in memory, or, for a data set above the memory budget, a
+memory-mapped file (`keras_vae.storage`).
 
 `--dataset npz:PATH` reads the arrays `images` (uint8, [N, H, W] or [N, H, W, C]), and
 optionally `labels` (integers, [N]) and `label_names` (strings, one per label value). An
@@ -26,18 +27,17 @@ Mistakes in the data are one line naming the file (`RunFailure`, exit 1).
 from __future__ import annotations
 
 import collections
-import math
 import os
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from keras_vae.cli import RunFailure, UsageError
+from keras_vae.storage import IN_MEMORY, Storage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 READ_THREADS = 8
@@ -52,50 +52,6 @@ class Images:
     images: np.ndarray
     labels: np.ndarray | None
     label_names: tuple[str, ...]
-
-
-# --- where images are held -------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Storage:
-    """Where a data set's uint8 images go: memory up to `budget_bytes`, above it a
-    memory-mapped file in `spill_dir` (None: the system's temporary directory)."""
-
-    budget_bytes: float = math.inf
-    spill_dir: str | None = None
-
-    def on_disk(self, shape) -> bool:
-        return math.prod(shape) > self.budget_bytes
-
-    def new_images(self, shape, on_disk: bool | None = None) -> np.ndarray:
-        """An uninitialized uint8 array of `shape`: in memory, or on disk when `on_disk`
-        (default: when the array alone is above the budget).
-
-        On disk it is a memory-mapped file whose name is removed as soon as it is mapped:
-        the operating system frees its space when the array is gone or the process ends,
-        however it ends, and pages it in and out as training reads it.
-        """
-        if not (self.on_disk(shape) if on_disk is None else on_disk):
-            return np.empty(shape, np.uint8)
-        if self.spill_dir:
-            os.makedirs(self.spill_dir, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=self.spill_dir, prefix="keras-vae-images-",
-                                         suffix=".u8") as file:
-            return np.memmap(file.name, np.uint8, "w+", shape=tuple(shape))
-
-
-IN_MEMORY = Storage()
-"""Everything in memory, whatever its size."""
-
-
-def take(images: np.ndarray, ids: np.ndarray, storage: Storage, on_disk: bool
-         ) -> np.ndarray:
-    """images[ids] copied into `storage` a block at a time (a memory-mapped source is never
-    read whole)."""
-    out = storage.new_images((len(ids), *images.shape[1:]), on_disk)
-    for start in range(0, len(ids), 4096):
-        out[start:start + 4096] = images[ids[start:start + 4096]]
-    return out
 
 
 # --- folders ---------------------------------------------------------------------------
@@ -122,18 +78,28 @@ def read_folder(path: str, image_size: tuple[int, int] | None = None,
 
 
 def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ...]]:
+    """(files, labels, label names) of a folder of images or of class folders; any image
+    that this layout would leave unread is refused, naming where it is."""
     if not os.path.isdir(path):
         raise UsageError(f"folder:{path}: no such directory; pass a folder of images")
     entries = sorted(os.scandir(path), key=lambda e: e.name)
     loose = [e.path for e in entries if e.is_file() and _is_image(e.name)]
-    classes = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    by_class = {c.name: sorted(os.path.join(c.path, f) for f in os.listdir(c.path)
-                               if _is_image(f)) for c in classes}
+    folders = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
+    by_class = {f.name: sorted(os.path.join(f.path, n) for n in os.listdir(f.path)
+                               if _is_image(n)) for f in folders}
+    nested = {name: count for name, count in
+              ((f.name, _images_below(f.path)) for f in folders) if count}
     by_class = {name: files for name, files in by_class.items() if files}
-    if loose and by_class:
-        raise RunFailure(f"folder:{path} holds both images and class folders "
-                         f"({', '.join(by_class)}); move the {len(loose)} loose images "
-                         f"into class folders, or point at a folder of one kind")
+    if loose and (by_class or nested):
+        raise RunFailure(f"folder:{path} holds both images and folders of images "
+                         f"({', '.join(sorted({*by_class, *nested}))}); move the "
+                         f"{len(loose)} loose images into class folders, or point at a "
+                         f"folder of one kind")
+    if nested:
+        where = ", ".join(f"{name}/ ({count})" for name, count in nested.items())
+        raise RunFailure(f"folder:{path}: images two or more levels down would not be "
+                         f"read: {where}; class folders hold their images directly, so "
+                         f"point --dataset at the folder whose subfolders are the classes")
     if not loose and not by_class:
         raise RunFailure(f"folder:{path} has no images ({', '.join(IMAGE_EXTENSIONS)}), "
                          f"neither directly nor in class subfolders")
@@ -145,21 +111,33 @@ def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ..
     return files, labels, tuple(by_class)
 
 
+def _images_below(folder: str) -> int:
+    """How many images lie in the subfolders of `folder` (not in `folder` itself)."""
+    return sum(sum(map(_is_image, files)) for top, dirs, files in os.walk(folder)
+               if top != folder and not os.path.basename(top).startswith("."))
+
+
 def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
 def _read_header(file: str) -> tuple[tuple[int, int], bool]:
-    """((height, width), whether it is colour) from the file's header, pixels unread."""
+    """((height, width) as a viewer shows the image, whether it is colour) from the file's
+    header, pixels unread. A photo stored sideways with an EXIF orientation of a quarter
+    turn shows with height and width swapped."""
     with _opened(file) as image:
-        return (image.height, image.width), _colour_mode(image, file)
+        height, width = image.height, image.width
+        if image.getexif().get(ORIENTATION_TAG) in QUARTER_TURNS:
+            height, width = width, height
+        return (height, width), _natural_mode(image, file) == "RGB"
 
 
 def _read_image(file: str, image_size: tuple[int, int] | None) -> np.ndarray:
-    """One file → uint8 [H, W] (grayscale) or [H, W, 3] (colour)."""
+    """One file → uint8 [H, W] (grayscale) or [H, W, 3] (colour), upright as a viewer
+    shows it (its EXIF orientation applied)."""
     with _opened(file) as image:
         image.load()
-        picture = _natural_mode(image, file)
+        picture = _in_natural_mode(ImageOps.exif_transpose(image), file)
     if image_size is not None:
         picture = _resized(picture, image_size)
     return np.asarray(picture, dtype=np.uint8)
@@ -188,38 +166,40 @@ def _resized(picture: Image.Image, image_size: tuple[int, int]) -> Image.Image:
     return picture.resize((width, height), Image.Resampling.LANCZOS)
 
 
-GRAY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L")
-COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr")
+ORIENTATION_TAG = 0x0112
+QUARTER_TURNS = (5, 6, 7, 8)
+"""EXIF orientations whose image is stored a quarter turn from how it shows."""
+
+NATURAL_MODES = {"1": "L", "L": "L", "LA": "L", "I;16": "L", "I;16B": "L", "I;16L": "L",
+                 "RGB": "RGB", "RGBA": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
+"""Pillow's pixel modes and what each is read as: grayscale (L) or colour (RGB). Palette
+images (P, PA) are colour unless every colour of an opaque palette is gray."""
+
+TRANSPARENT_MODES = ("RGBA", "LA", "PA")
 
 
-def _colour_mode(image: Image.Image, file: str) -> bool:
-    """Whether `_natural_mode` makes this image RGB (True) or L (False)."""
+def _natural_mode(image: Image.Image, file: str) -> str:
+    """"L" or "RGB": how the image is read (see `NATURAL_MODES`)."""
     if image.mode in ("P", "PA"):
-        return image.mode == "PA" or "transparency" in image.info or not _gray_palette(image)
-    if image.mode in GRAY_MODES or image.mode in COLOUR_MODES:
-        return image.mode in COLOUR_MODES
-    raise RunFailure(f"{file}: pixel mode {image.mode} is not supported; save it as 8-bit "
-                     f"grayscale or RGB")
+        opaque_gray = (image.mode == "P" and "transparency" not in image.info
+                       and _gray_palette(image))
+        return "L" if opaque_gray else "RGB"
+    if image.mode not in NATURAL_MODES:
+        raise RunFailure(f"{file}: pixel mode {image.mode} is not supported; save it as "
+                         f"8-bit grayscale or RGB")
+    return NATURAL_MODES[image.mode]
 
 
-def _natural_mode(image: Image.Image, file: str) -> Image.Image:
-    """The image as L (grayscale) or RGB, transparency composited over white."""
-    if image.mode == "P":
-        has_alpha = "transparency" in image.info
-        gray = not has_alpha and _gray_palette(image)
-        image = image.convert("L" if gray else "RGBA" if has_alpha else "RGB")
-    if image.mode in ("RGBA", "LA", "PA"):
-        base = "L" if image.mode == "LA" else "RGB"
+def _in_natural_mode(image: Image.Image, file: str) -> Image.Image:
+    """The image as L or RGB (`_natural_mode`), transparency composited over white, 16-bit
+    gray scaled to 8 bits."""
+    mode = _natural_mode(image, file)
+    if image.mode in TRANSPARENT_MODES or "transparency" in image.info:
         white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, image.convert("RGBA")).convert(base)
-    if image.mode in ("I;16", "I;16B", "I;16L"):
+        return Image.alpha_composite(white, image.convert("RGBA")).convert(mode)
+    if image.mode.startswith("I;16"):
         return Image.fromarray((np.asarray(image, dtype=np.uint32) >> 8).astype(np.uint8))
-    if image.mode in ("1", "L"):
-        return image.convert("L")
-    if image.mode in ("RGB", "CMYK", "YCbCr"):
-        return image.convert("RGB")
-    raise RunFailure(f"{file}: pixel mode {image.mode} is not supported; save it as 8-bit "
-                     f"grayscale or RGB")
+    return image.convert(mode)
 
 
 def _gray_palette(image: Image.Image) -> bool:

@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import keras_vae.data
+import keras_vae.tfds_source
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # The xdist workers share the machine's cores; one op thread each keeps them from
@@ -29,7 +30,7 @@ TRAINED_RUN_FLAGS = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-exa
 
 
 def _prepared(name: str) -> bool:
-    data_dir = keras_vae.data.resolve_data_dir(None)
+    data_dir = keras_vae.tfds_source.resolve_data_dir(None)
     return bool(data_dir) and tfds.builder(name, data_dir=data_dir).is_prepared()
 
 
@@ -74,7 +75,7 @@ def binarized_mnist_splits(binarized_mnist_source):
 @pytest.fixture
 def offline(monkeypatch):
     """No host is reachable, as on a machine without internet (whatever this one has)."""
-    monkeypatch.setattr(keras_vae.data, "_host_reachable", lambda host: False)
+    monkeypatch.setattr(keras_vae.tfds_source, "_host_reachable", lambda host: False)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 
 from keras_vae.cli import RunFailure, UsageError
-from keras_vae.sources import Storage, read_folder, read_npz
+from keras_vae.sources import read_folder, read_npz
+from keras_vae.storage import Storage
 
 
 def _save(path, array, mode=None):
@@ -69,13 +70,42 @@ def test_mixed_sizes_are_listed_unless_resized(tmp_path):
     (lambda p: None, "has no images"),
     (lambda p: (p / "x.png").write_bytes(b"not an image"), "x.png: cannot read this image"),
     (lambda p: (_save(p / "c" / "1.png", np.zeros((2, 2))), _save(p / "2.png", np.zeros((2, 2)))),
-     "holds both images and class folders"),
+     "holds both images and folders of images [(]c[)]"),
+    (lambda p: (_save(p / "faces" / "1.png", np.zeros((2, 2))),
+                _save(p / "clothes" / "shirt" / "2.png", np.zeros((2, 2))),
+                _save(p / "clothes" / "coat" / "3.png", np.zeros((2, 2)))),
+     r"images two or more levels down would not be read: clothes/ \(2\); class folders"),
+    (lambda p: (_save(p / "a.png", np.zeros((2, 2))), _save(p / "b" / "c" / "d.png",
+                                                            np.zeros((2, 2)))),
+     r"holds both images and folders of images \(b\)"),
 ])
 def test_bad_folders_are_one_line_naming_the_problem(tmp_path, make, message):
     make(tmp_path)
     with pytest.raises(RunFailure, match=message) as error:
         read_folder(str(tmp_path))
     assert "\n" not in str(error.value)
+
+
+def _sideways_jpeg(path, pixels: np.ndarray, orientation: int) -> None:
+    """A JPEG stored as `pixels` whose EXIF says to show it turned (a phone photo)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(pixels.astype(np.uint8)).save(path, exif=exif, quality=100)
+
+
+def test_a_photo_stored_sideways_is_read_upright_as_viewers_show_it(tmp_path):
+    """Twelve 24×16 images and one JPEG stored 16×24 with EXIF orientation 6 (turn a
+    quarter clockwise to show): one size, and the JPEG's stored top row is its right
+    column, as every viewer shows it."""
+    for i in range(12):
+        _save(tmp_path / f"{i:02}.png", np.full((24, 16, 3), 90))
+    stored = np.zeros((16, 24, 3))
+    stored[0] = 255  # the stored top row, white
+    _sideways_jpeg(tmp_path / "phone.jpg", stored, orientation=6)
+    data = read_folder(str(tmp_path))
+    assert data.images.shape == (13, 24, 16, 3)
+    upright = data.images[-1].mean(axis=-1)
+    assert upright[:, -1].min() > 200 and upright[:, :-3].max() < 60
 
 
 def test_a_truncated_image_is_named(tmp_path):
