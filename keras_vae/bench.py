@@ -44,12 +44,75 @@ def main(argv: Sequence[str]) -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation")
     load_tensorflow(args.debug)
-    from keras_vae.benchmarks import run_benchmark, summarize
+    from keras_vae.benchmarks import run_benchmark
 
-    result = run_benchmark(args.epochs, (args.only,) if args.only else ("mlp", "conv"))
+    if args.only != "conv":
+        print(_HEADER, flush=True)
+    result = run_benchmark(args.epochs, (args.only,) if args.only else ("mlp", "conv"),
+                           on_row=lambda row: print(_format_row(row), flush=True))
     print(summarize(result))
     write_json(args.out, result)
     print(f"→ {args.out}")
+
+
+_HEADER = ("| configuration | examples/s | first epoch (s) | steady epoch (s) | MFLOP/ex | "
+           "% of roofline |\n|---|---|---|---|---|---|")
+
+
+def _format_row(row: dict) -> str:
+    return (f"| {row['name']} | {row['examples_per_s']:,.0f} | {row['first_epoch_s']:.2f} | "
+            f"{row['steady_epoch_s']:.2f} | {row['mflop_per_example']:.2f} | "
+            f"{100 * row['share_of_roofline']:.0f} % |")
+
+
+def summarize(result: dict) -> str:
+    lines = [f"{result['machine']}; TensorFlow {result['tensorflow']}, Keras "
+             f"{result['keras']}; {result['date']}"]
+    if "rows" in result:
+        lines += _summarize_mlp(result)
+    if "conv_32x32x3" in result:
+        lines += _summarize_conv(result["conv_32x32x3"])
+    return "\n".join(lines)
+
+
+def _pipeline_line(pipeline: dict) -> str:
+    return (f"tf.data pipeline alone: in memory {pipeline['in_memory_examples_per_s']:,.0f} "
+            f"examples/s = {pipeline['in_memory_vs_training']:.0f}× the training step; "
+            f"memory-mapped {pipeline['memory_mapped_examples_per_s']:,.0f} examples/s = "
+            f"{pipeline['memory_mapped_vs_training']:.0f}×")
+
+
+def _summarize_mlp(result: dict) -> list[str]:
+    torch = result["torch_side_by_side"]
+    torch_line = ("PyTorch eager, same network: not installed (pip install torch==2.13.0)"
+                  if torch is None else
+                  f"side by side, {torch['rounds']} alternating epochs, batch 128: keras-vae "
+                  f"{torch['keras_examples_per_s']:,.0f} examples/s, PyTorch "
+                  f"{torch['torch_version']} eager {torch['torch_examples_per_s']:,.0f} → "
+                  f"{torch['speedup']:.2f}×")
+    return [
+        f"matmul roofline (2048² float32): {result['matmul_roofline_gflops']:.1f} GFLOP/s",
+        _pipeline_line(result["pipeline"]),
+        torch_line,
+        f"fast vs plain path, per-epoch loss over {result['epochs']} epochs: max relative "
+        f"difference {result['fast_vs_plain_max_relative_loss_diff']:.2e}",
+        f"peak RSS of `python -m keras_vae.train` (2 epochs): "
+        f"{result['training_peak_rss_mb']:,.0f} MB while training, "
+        f"{result['command_peak_rss_mb']:,.0f} MB for the whole command with export"]
+
+
+def _summarize_conv(conv: dict) -> list[str]:
+    torch = ("PyTorch: not installed (pip install torch==2.13.0)"
+             if "torch_examples_per_s" not in conv else
+             f"PyTorch {conv['torch_version']} eager {conv['torch_examples_per_s']:,.0f} → "
+             f"keras-vae (faster path) at {conv['keras_vs_torch']:.2f}× PyTorch")
+    return [
+        f"conv network, {conv['examples']:,} random 32×32×3 8-bit images, logistic "
+        f"likelihood, batch 128, {conv['rounds']} alternating epochs:",
+        f"  keras-vae with XLA {conv['keras_xla_examples_per_s']:,.0f} examples/s, without "
+        f"{conv['keras_no_xla_examples_per_s']:,.0f} (XLA ×{conv['xla_speedup']:.2f}); "
+        + torch,
+        "  " + _pipeline_line(conv["pipeline"])]
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The measurements behind `python -m keras_vae.bench` (see that command for what it
-reports); a library module, so tests call the same functions.
+reports); a library module, so tests call the same functions. The PyTorch networks it
+compares with are in `keras_vae.torch_twins`; the command formats the report.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 import keras
 import numpy as np
@@ -18,11 +20,11 @@ import tensorflow as tf
 from keras_vae.callbacks import EpochSeconds, TrainingEpoch
 from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data import Split, epoch_variable, load_splits, make_dataset
-from keras_vae.likelihoods.logistic import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE_RANGE
 from keras_vae.machine import describe_machine
 from keras_vae.networks.conv import conv_stages
 from keras_vae.run_layout import read_summary
 from keras_vae.storage import Storage, take
+from keras_vae.torch_twins import TorchConvVAE, TorchVAE
 from keras_vae.training import build_model
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))  # the benchmark trains on binarized_mnist
@@ -111,41 +113,6 @@ def measure_training(config: TrainConfig, splits, epochs: int) -> dict:
             "loss_per_epoch": [float(v) for v in history.history["loss"]]}
 
 
-class TorchVAE:
-    """The same VAE (784-400-20 MLP, Adam 1e-3, summed BCE + analytic KL, batch mean) in
-    PyTorch eager mode, trained one epoch at a time."""
-
-    def __init__(self, images: np.ndarray, batch_size: int = 128):
-        import torch
-
-        torch.manual_seed(0)
-        torch.set_num_threads(os.cpu_count() or 1)
-        self.torch, self.batch_size = torch, batch_size
-        self.x = torch.from_numpy(images.reshape(len(images), PIXELS))
-        self.layers = torch.nn.ModuleDict({
-            "enc": torch.nn.Linear(PIXELS, 400), "mu": torch.nn.Linear(400, 20),
-            "logvar": torch.nn.Linear(400, 20), "dec": torch.nn.Linear(20, 400),
-            "out": torch.nn.Linear(400, PIXELS)})
-        self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=1e-3)
-
-    def epoch(self) -> float:
-        torch, layers = self.torch, self.layers
-        start = time.perf_counter()
-        for batch in self.x[torch.randperm(len(self.x))].split(self.batch_size):
-            h = torch.relu(layers["enc"](batch))
-            mu, logvar = layers["mu"](h), layers["logvar"](h)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            logits = layers["out"](torch.relu(layers["dec"](z)))
-            reconstruction = torch.nn.functional.binary_cross_entropy_with_logits(
-                logits, batch, reduction="sum")
-            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-            loss = (reconstruction + kl) / len(batch)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-        return time.perf_counter() - start
-
-
 def side_by_side_with_torch(splits, rounds: int = 5) -> dict | None:
     """Alternates one Keras epoch (default settings) and one PyTorch eager epoch, `rounds`
     times after one warm-up epoch each, so both see the same machine conditions (this
@@ -183,71 +150,6 @@ def colour_conv_config(jit_compile: bool) -> TrainConfig:
     model = ModelConfig(arch="conv", image_shape=COLOUR_SHAPE, likelihood="logistic")
     return TrainConfig(model=model, dataset="npz:random", jit_compile=jit_compile,
                        pixel_kind="8-bit")
-
-
-class TorchConvVAE:
-    """keras-vae's conv network for 32×32×3 images in PyTorch eager mode: two stride-2
-    3×3 convolutions (32, 64), dense 400, z of 20; mirrored by dense layers,
-    convolve-and-upsample (bilinear) steps and a 3×3 convolution to the discretized
-    logistic mixture's parameters; the same loss (negative ELBO, batch mean) and Adam."""
-
-    def __init__(self, images: np.ndarray, batch_size: int = 128, components: int = 5):
-        import torch
-
-        torch.manual_seed(0)
-        torch.set_num_threads(os.cpu_count() or 1)
-        nn = torch.nn
-        self.torch, self.batch_size, self.components = torch, batch_size, components
-        self.x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
-        channels, side = images.shape[-1], images.shape[1] // 4
-        self.layers = nn.ModuleDict({
-            "enc0": nn.Conv2d(channels, 32, 3, 2, 1), "enc1": nn.Conv2d(32, 64, 3, 2, 1),
-            "hidden": nn.Linear(64 * side * side, 400), "mu": nn.Linear(400, 20),
-            "logvar": nn.Linear(400, 20), "dec": nn.Linear(20, 400),
-            "grid": nn.Linear(400, 64 * side * side), "dec0": nn.Conv2d(64, 64, 3, 1, 1),
-            "dec1": nn.Conv2d(64, 32, 3, 1, 1),
-            "out": nn.Conv2d(32, channels * 3 * components, 3, 1, 1)})
-        self.side = side
-        self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=1e-3)
-
-    def _neg_log_prob(self, x, parameters):
-        torch, functional = self.torch, self.torch.nn.functional
-        n, channels, height, width = x.shape
-        shaped = parameters.reshape(n, channels, 3, self.components, height, width)
-        logits = shaped[:, :, 0]
-        locations = 0.5 + shaped[:, :, 1]
-        log_scales = torch.clamp(shaped[:, :, 2] + LOG_SCALE_OFFSET, *LOG_SCALE_RANGE)
-        x = x.unsqueeze(2)
-        inverse_scale = torch.exp(-log_scales)
-        upper = (x - locations + HALF_BIN) * inverse_scale
-        lower = (x - locations - HALF_BIN) * inverse_scale
-        left, right = -functional.softplus(-upper), -functional.softplus(lower)
-        middle = left + right + torch.log(-torch.expm1(-2 * HALF_BIN * inverse_scale))
-        log_bins = torch.where(x < HALF_BIN, left, torch.where(x > 1 - HALF_BIN, right,
-                                                                middle))
-        log_mixture = torch.logsumexp(log_bins + torch.log_softmax(logits, dim=2), dim=2)
-        return -log_mixture.sum(dim=(1, 2, 3))
-
-    def epoch(self) -> float:
-        torch, layers, functional = self.torch, self.layers, self.torch.nn.functional
-        start = time.perf_counter()
-        for batch in self.x[torch.randperm(len(self.x))].split(self.batch_size):
-            h = torch.relu(layers["enc1"](torch.relu(layers["enc0"](batch))))
-            h = torch.relu(layers["hidden"](h.flatten(1)))
-            mu, logvar = layers["mu"](h), layers["logvar"](h)
-            z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-            h = torch.relu(layers["grid"](torch.relu(layers["dec"](z))))
-            h = h.reshape(-1, 64, self.side, self.side)
-            for name in ("dec0", "dec1"):
-                h = functional.interpolate(torch.relu(layers[name](h)), scale_factor=2,
-                                           mode="bilinear", align_corners=False)
-            reconstruction = self._neg_log_prob(batch, layers["out"](h))
-            kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
-            loss = (reconstruction + kl).mean()
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-        return time.perf_counter() - start
 
 
 def conv_side_by_side(rounds: int = 3, examples: int = COLOUR_EXAMPLES) -> dict:
@@ -297,19 +199,21 @@ def training_peak_memory_mb(epochs: int = 2) -> tuple[float, float]:
     return summary["training_peak_rss_mb"], summary["command_peak_rss_mb"]
 
 
-def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv")) -> dict:
+def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv"),
+                  on_row: Callable[[dict], None] | None = None) -> dict:
     """`parts`: "mlp" (the default network on binarized MNIST, every measurement but the
-    conv one) and / or "conv" (`conv_side_by_side`)."""
+    conv one) and / or "conv" (`conv_side_by_side`); `on_row(row)` is called as each
+    training configuration is measured."""
     result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
               "tensorflow": tf.__version__, "keras": keras.__version__, "epochs": epochs}
     if "mlp" in parts:
-        result.update(_mlp_benchmark(epochs))
+        result.update(_mlp_benchmark(epochs, on_row or (lambda row: None)))
     if "conv" in parts:
         result["conv_32x32x3"] = conv_side_by_side()
     return result
 
 
-def _mlp_benchmark(epochs: int) -> dict:
+def _mlp_benchmark(epochs: int, on_row: Callable[[dict], None]) -> dict:
     splits = load_splits("binarized_mnist")
     base = default_config(splits)
     roofline = matmul_roofline()
@@ -326,11 +230,10 @@ def _mlp_benchmark(epochs: int) -> dict:
                         mflop_per_example=flops / 1e6,
                         share_of_roofline=measured["examples_per_s"] * flops / (roofline * 1e9))
         result["rows"].append(measured)
-        print(_format_row(measured), flush=True)
+        on_row(measured)
         return measured
 
     plain = dataclasses.replace(base, jit_compile=False, steps_per_execution=1)
-    print(_HEADER, flush=True)
     fast = row("default (XLA, 32 steps/call), batch 128", base)
     slow = row("plain (no XLA, 1 step/call), batch 128", plain)
     row("no XLA, 32 steps/call, batch 128", dataclasses.replace(base, jit_compile=False))
@@ -353,61 +256,3 @@ def _mlp_benchmark(epochs: int) -> dict:
     return result
 
 
-_HEADER = ("| configuration | examples/s | first epoch (s) | steady epoch (s) | MFLOP/ex | "
-           "% of roofline |\n|---|---|---|---|---|---|")
-
-
-def _format_row(row: dict) -> str:
-    return (f"| {row['name']} | {row['examples_per_s']:,.0f} | {row['first_epoch_s']:.2f} | "
-            f"{row['steady_epoch_s']:.2f} | {row['mflop_per_example']:.2f} | "
-            f"{100 * row['share_of_roofline']:.0f} % |")
-
-
-def summarize(result: dict) -> str:
-    lines = [f"{result['machine']}; TensorFlow {result['tensorflow']}, Keras "
-             f"{result['keras']}; {result['date']}"]
-    if "rows" in result:
-        lines += _summarize_mlp(result)
-    if "conv_32x32x3" in result:
-        lines += _summarize_conv(result["conv_32x32x3"])
-    return "\n".join(lines)
-
-
-def _pipeline_line(pipeline: dict) -> str:
-    return (f"tf.data pipeline alone: in memory {pipeline['in_memory_examples_per_s']:,.0f} "
-            f"examples/s = {pipeline['in_memory_vs_training']:.0f}× the training step; "
-            f"memory-mapped {pipeline['memory_mapped_examples_per_s']:,.0f} examples/s = "
-            f"{pipeline['memory_mapped_vs_training']:.0f}×")
-
-
-def _summarize_mlp(result: dict) -> list[str]:
-    torch = result["torch_side_by_side"]
-    torch_line = ("PyTorch eager, same network: not installed (pip install torch==2.13.0)"
-                  if torch is None else
-                  f"side by side, {torch['rounds']} alternating epochs, batch 128: keras-vae "
-                  f"{torch['keras_examples_per_s']:,.0f} examples/s, PyTorch "
-                  f"{torch['torch_version']} eager {torch['torch_examples_per_s']:,.0f} → "
-                  f"{torch['speedup']:.2f}×")
-    return [
-        f"matmul roofline (2048² float32): {result['matmul_roofline_gflops']:.1f} GFLOP/s",
-        _pipeline_line(result["pipeline"]),
-        torch_line,
-        f"fast vs plain path, per-epoch loss over {result['epochs']} epochs: max relative "
-        f"difference {result['fast_vs_plain_max_relative_loss_diff']:.2e}",
-        f"peak RSS of `python -m keras_vae.train` (2 epochs): "
-        f"{result['training_peak_rss_mb']:,.0f} MB while training, "
-        f"{result['command_peak_rss_mb']:,.0f} MB for the whole command with export"]
-
-
-def _summarize_conv(conv: dict) -> list[str]:
-    torch = ("PyTorch: not installed (pip install torch==2.13.0)"
-             if "torch_examples_per_s" not in conv else
-             f"PyTorch {conv['torch_version']} eager {conv['torch_examples_per_s']:,.0f} → "
-             f"keras-vae (faster path) at {conv['keras_vs_torch']:.2f}× PyTorch")
-    return [
-        f"conv network, {conv['examples']:,} random 32×32×3 8-bit images, logistic "
-        f"likelihood, batch 128, {conv['rounds']} alternating epochs:",
-        f"  keras-vae with XLA {conv['keras_xla_examples_per_s']:,.0f} examples/s, without "
-        f"{conv['keras_no_xla_examples_per_s']:,.0f} (XLA ×{conv['xla_speedup']:.2f}); "
-        + torch,
-        "  " + _pipeline_line(conv["pipeline"])]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from keras_vae.benchmarks import (
-    TorchConvVAE,
     colour_split,
     default_config,
     measure_training,
@@ -18,7 +17,6 @@ from keras_vae.benchmarks import (
     training_flops_per_example,
 )
 from keras_vae.config import ModelConfig
-from keras_vae.likelihoods.logistic import DiscretizedLogistic
 
 
 def test_flops_per_example_of_the_default_network_are_3_28_mflop():
@@ -56,15 +54,3 @@ def test_both_input_paths_are_measured_against_the_training_rate():
     for path in ("in_memory", "memory_mapped"):
         rate = pipeline[f"{path}_examples_per_s"]
         assert rate > 0 and pipeline[f"{path}_vs_training"] == pytest.approx(rate / 100.0)
-
-
-def test_the_pytorch_conv_network_scores_pixels_as_keras_vae_does():
-    """The side-by-side is only fair if PyTorch computes the same loss."""
-    torch = pytest.importorskip("torch")
-    images = colour_split(4).images
-    torch_vae = TorchConvVAE(images, components=2)
-    parameters = np.random.default_rng(1).normal(0, 2, (4, 32, 32, 18)).astype(np.float32)
-    keras_nll = DiscretizedLogistic((32, 32, 3), 2).neg_log_prob(images / 255, parameters)
-    torch_nll = torch_vae._neg_log_prob(torch_vae.x, torch.from_numpy(
-        parameters).permute(0, 3, 1, 2).contiguous())
-    np.testing.assert_allclose(torch_nll.numpy(), keras_nll, rtol=1e-5)
