@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
 
 from keras_vae.cli import UsageError
@@ -40,12 +41,16 @@ def bits_per_dim(nats: float, image_shape) -> float:
     return nats / (math.prod(image_shape) * math.log(2))
 
 
-def _check_dataset(dataset: str) -> None:
+def _checked_dataset(dataset: str) -> str:
+    """`--dataset` with a path's `~` expanded (the shell leaves `folder:~/x` alone)."""
     for prefix in SOURCE_PREFIXES:
-        if dataset.startswith(prefix) and not dataset[len(prefix):]:
-            raise UsageError(f"--dataset {dataset}: add the path after {prefix!r}")
+        if dataset.startswith(prefix):
+            if not dataset[len(prefix):]:
+                raise UsageError(f"--dataset {dataset}: add the path after {prefix!r}")
+            return prefix + os.path.expanduser(dataset[len(prefix):])
     if not dataset:
         raise UsageError("--dataset is empty; give a TFDS name, folder:PATH or npz:PATH")
+    return dataset
 
 
 def _choice(name: str, value, choices) -> None:
@@ -228,7 +233,7 @@ class TrainConfig:
     memory_budget_mb: int | None = None
 
     def __post_init__(self):
-        _check_dataset(self.dataset)
+        object.__setattr__(self, "dataset", _checked_dataset(self.dataset))
         if self.jit_compile is None:
             object.__setattr__(self, "jit_compile",
                                NETWORKS[self.model.arch].xla_speeds_training)

@@ -24,7 +24,13 @@ def log_normal(x, mean, log_var):
 
 def gaussian_kl(z_mean, z_log_var):
     """KL(N(z_mean, exp(z_log_var)) || N(0, I)) per example, summed over latent dims (nats)."""
-    return 0.5 * ops.sum(ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
+    return ops.sum(gaussian_kl_per_unit(z_mean, z_log_var), axis=-1)
+
+
+def gaussian_kl_per_unit(z_mean, z_log_var):
+    """The KL of each latent unit, ½(μ² + σ² − 1 − log σ²): the closed form whose sum over
+    the units is `gaussian_kl`."""
+    return 0.5 * (ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var)
 
 
 def log_mixture_normal(z, means, log_vars):

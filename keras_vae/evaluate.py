@@ -118,7 +118,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
 class PartialNll:
     """The NLLs an evaluation has computed so far, saved after every batch of images to
     RUN_DIR/evaluation_partial.npz, so that an interrupted evaluation (k = 5000 under the
-    logistic likelihood takes about 1 s per image here) continues where it stopped when
+    logistic likelihood takes hours on a whole test split) continues where it stopped when
     the same command is run again. They are used only for the same k, seed, number of
     images and checkpoint (`key`); otherwise the evaluation starts over."""
 

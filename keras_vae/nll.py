@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.densities import gaussian_kl_per_unit
 from keras_vae.model import VAE, log_importance_weights
 from keras_vae.noise import counter_normal
 
@@ -33,9 +34,7 @@ class FusedLikelihood:
 
     The discretized logistic is some twenty elementwise operations per mixture
     component, which XLA fuses into one pass; the decoder's matmuls stay on TensorFlow's
-    own kernels, which XLA's CPU matmul does not beat. Measured on Fashion-MNIST's gated
-    logistic model, k = 5000: 1.02 s per image unfused, 1.01 with the whole function
-    under XLA, 0.83 with the likelihood alone under XLA.
+    own kernels, which XLA's CPU matmul does not beat (measured: docs/performance.md).
     """
 
     def __init__(self, likelihood):
@@ -45,9 +44,8 @@ class FusedLikelihood:
 
 FUSED_FROM_SAMPLES = 200_000
 """Images × k from which the logistic is compiled by XLA: each of the up to four shapes
-of a call (full and last chunk, full and last batch) costs seconds to compile (a small
-test evaluation took 10-24 s fused, 5-7 s unfused), against about 0.2 s saved per
-image at k = 5000, so small evaluations run unfused."""
+of a call (full and last chunk, full and last batch) costs seconds to compile, which a
+small evaluation does not win back, so small evaluations run unfused."""
 
 
 def evaluation_likelihood(likelihood, jit_compile: bool,
@@ -99,9 +97,9 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     a conditional model, −log p(x|y) given each image's label in `labels`.
 
     XLA is off by default here for the decoder: the work is large matmuls, which
-    TensorFlow's own CPU kernels ran faster (Bernoulli: 287 s vs 354 s projected for
-    k = 5000 on 10,000 images). The logistic mixture's per-pixel terms alone are fused by
-    XLA (`FusedLikelihood`) once images × k reaches `FUSED_FROM_SAMPLES`.
+    TensorFlow's own CPU kernels run faster than XLA's. The logistic mixture's per-pixel
+    terms alone are fused by XLA (`FusedLikelihood`) once images × k reaches
+    `FUSED_FROM_SAMPLES`.
 
     Peak extra memory is about batch_size × chunk × (decoder outputs per image) × 4 bytes
     × 3 (the parameters and two temporaries): 470 MB for 28×28 Bernoulli images at the
@@ -151,10 +149,9 @@ def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000,
     means, kls = [], []
     for start in range(0, len(images), batch_size):
         batch_labels = None if labels is None else labels[start:start + batch_size]
-        z_mean, z_log_var = (t.numpy() for t in vae.encode(images[start:start + batch_size],
-                                                            batch_labels))
-        means.append(z_mean)
-        kls.append(0.5 * (z_mean**2 + np.exp(z_log_var) - 1.0 - z_log_var))
+        z_mean, z_log_var = vae.encode(images[start:start + batch_size], batch_labels)
+        means.append(z_mean.numpy())
+        kls.append(np.asarray(gaussian_kl_per_unit(z_mean, z_log_var)))
     activity = np.var(np.concatenate(means), axis=0)
     return {"active_units": int(np.sum(activity > ACTIVE_UNIT_THRESHOLD)),
             "unit_activity": activity.tolist(),

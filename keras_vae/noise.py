@@ -1,12 +1,11 @@
 """Standard normal noise that is the same with and without XLA.
 
 TensorFlow's stateless RNG gives *different* numbers under XLA than without it, even with
-the algorithm pinned (Philox: first draw 0.929 compiled vs 0.544 not, same seed). The fast
-training path (XLA) and the plain path would then follow different ε and different loss
-curves. Here the random bits come from a counter-based integer hash — exact arithmetic,
-identical everywhere — and only the Box-Muller transform uses floating point, so the two
-paths agree to within an ulp of log/cos (measured 2.4e-7). It is also 2.7× faster than
-Philox under XLA on CPU (28 vs 78 µs per 128×20 draw).
+the algorithm pinned. The fast training path (XLA) and the plain path would then follow
+different ε and different loss curves. Here the random bits come from a counter-based
+integer hash — exact arithmetic, identical everywhere — and only the Box-Muller transform
+uses floating point, so the two paths agree to within an ulp of log/cos (tested). It is
+also faster than Philox under XLA on a CPU (docs/performance.md).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from keras_vae.run_layout import (
     SAMPLES_PNG,
     SUMMARY,
     TENSORBOARD_DIR,
+    read_run_config,
 )
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
@@ -46,7 +47,7 @@ RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_P
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
 MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples",
-              "likelihood", "image_size", "split_seed")
+              "image_size", "split_seed")
 """Settings a resumed training must share with the run it continues."""
 
 MODEL_FIELDS_FROM_DATA = ("image_shape", "likelihood", "mixture_components", "label_names")
@@ -76,14 +77,26 @@ def remove_if_empty(run_dir: str) -> None:
         pass  # not empty, or already gone
 
 
+def refuse_conflicts(config: TrainConfig, resume: bool = False, overwrite: bool = False
+                     ) -> None:
+    """What can be refused from the flags and the run directory alone, before TensorFlow
+    or the data load: a finished run without --resume or --overwrite, and a run trained
+    with other settings (except those the data decide)."""
+    if not os.path.isdir(config.out):
+        return
+    if os.path.exists(os.path.join(config.out, SUMMARY)) and not (resume or overwrite):
+        raise UsageError(f"{config.out} holds a finished run; pass --resume to train it on "
+                         f"to --epochs, --overwrite to replace it, or a new --out")
+    if not overwrite:
+        check_same_settings(config, before_data=True)
+
+
 def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> int:
     """Applies the rules above to a created, locked run directory; returns the epochs
     already completed there. Writes nothing but what --overwrite removes: the run's
     settings are recorded once its data has loaded (`run_layout.write_run_config`)."""
     run_dir = config.out
-    if os.path.exists(os.path.join(run_dir, SUMMARY)) and not (resume or overwrite):
-        raise UsageError(f"{run_dir} holds a finished run; pass --resume to train it on to "
-                         f"--epochs, --overwrite to replace it, or a new --out")
+    refuse_conflicts(config, resume, overwrite)
     if overwrite:
         removed = [name for name in RUN_FILES if os.path.lexists(os.path.join(run_dir, name))]
         for name in removed:
@@ -95,35 +108,24 @@ def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) 
 
 
 def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
-    """Refuses to continue a run with other settings. `config` is the record completed by
-    the loaded data (`TrainConfig.for_data`), as the stored one is; or, with
-    `before_data`, the record from the flags alone, checked on every setting but
-    `MODEL_FIELDS_FROM_DATA`, so that a wrong flag is refused before a large data set is
-    read."""
-    path = os.path.join(config.out, RUN_CONFIG)
-    if not os.path.exists(path):
+    """Refuses to continue a run with other settings, naming each with its stored and new
+    value. `config` is the record completed by the loaded data (`TrainConfig.for_data`),
+    as the stored one is; or, with `before_data`, the record from the flags alone,
+    checked on every setting but `MODEL_FIELDS_FROM_DATA`, so that a wrong flag is
+    refused before a large data set is read."""
+    if not os.path.exists(os.path.join(config.out, RUN_CONFIG)):
         return
-    try:
-        with open(path) as f:
-            stored = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        raise RunFailure(f"{path} is unreadable; remove the run directory's files or "
-                         f"pass --overwrite") from None
-    wanted = config.to_dict()
-    if before_data:
-        stored, wanted = _without_data_fields(stored), _without_data_fields(wanted)
-    differing = [k for k in MUST_MATCH if stored.get(k) != wanted.get(k)]
+    stored, wanted = read_run_config(config.out).to_dict(), config.to_dict()
+    skipped = MODEL_FIELDS_FROM_DATA if before_data else ()
+    differing = [f"{key} {stored.get(key)!r} (now {wanted.get(key)!r})"
+                 for key in MUST_MATCH if key != "model" and stored.get(key) != wanted.get(key)]
+    differing += [f"{key} {value!r} (now {wanted['model'].get(key)!r})"
+                  for key, value in stored["model"].items()
+                  if key not in skipped and value != wanted["model"].get(key)]
     if differing:
-        raise UsageError(
-            f"{config.out} was trained with other settings ({', '.join(differing)}: "
-            f"{', '.join(str(stored.get(k)) for k in differing)}); use the same flags to "
-            f"resume, or --overwrite, or a new --out")
-
-
-def _without_data_fields(record: dict) -> dict:
-    model = record.get("model") or {}
-    return {**record, "model": {k: v for k, v in model.items()
-                                if k not in MODEL_FIELDS_FROM_DATA}}
+        raise UsageError(f"{config.out} was trained with other settings: "
+                         f"{', '.join(differing)}; use the same flags to resume, or "
+                         f"--overwrite, or a new --out")
 
 
 def completed_epochs(run_dir: str) -> int:

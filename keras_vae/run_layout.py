@@ -87,6 +87,9 @@ def checkpoint_path(run_dir: str) -> str:
     path = os.path.join(run_dir, CHECKPOINT)
     if os.path.isfile(path):
         return path
+    if not os.path.isdir(run_dir):
+        raise UsageError(f"{run_dir}: no such directory; pass a run directory written by "
+                         f"`python -m keras_vae.train`")
     if os.path.isfile(os.path.join(run_dir, RUN_CONFIG)):
         raise UsageError(f"{run_dir} has no {CHECKPOINT}: its training never completed an "
                          f"epoch; train it (the same command resumes it) or pass another run")

@@ -54,6 +54,16 @@ class Images:
     label_names: tuple[str, ...]
 
 
+def check_source_path(dataset: str) -> None:
+    """Refuses a `folder:` or `npz:` dataset whose path does not exist, in one line, before
+    anything slow starts."""
+    kind, _, path = dataset.partition(":")
+    if kind == "folder" and not os.path.isdir(path):
+        raise UsageError(f"folder:{path}: no such directory; pass a folder of images")
+    if kind == "npz" and not os.path.isfile(path):
+        raise UsageError(f"npz:{path}: no such file")
+
+
 # --- folders ---------------------------------------------------------------------------
 
 def read_folder(path: str, image_size: tuple[int, int] | None = None,

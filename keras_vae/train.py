@@ -40,7 +40,9 @@ from keras_vae.config import (
     TrainConfig,
 )
 from keras_vae.likelihoods import LIKELIHOODS
+from keras_vae.resume import refuse_conflicts
 from keras_vae.run_layout import CHECKPOINT, SUMMARY, read_summary
+from keras_vae.sources import check_source_path
 
 MODEL_DEFAULTS, RUN_DEFAULTS = ModelConfig(), TrainConfig()
 
@@ -147,7 +149,7 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--no-jit", action="store_true",
                        help="do not compile the training step with XLA (--arch conv "
-                            "never does: XLA's CPU convolutions trained 4.5× slower here)")
+                            "never does: XLA's CPU convolutions train slower)")
     group.add_argument("--steps-per-execution", type=positive_int,
                        default=RUN_DEFAULTS.steps_per_execution,
                        help="training steps per compiled call (default: %(default)s)")
@@ -203,6 +205,8 @@ def main(argv: Sequence[str]) -> None:
     if args.resume and args.overwrite:
         raise UsageError("--resume and --overwrite exclude each other; pass one")
     config = config_from(args)
+    check_source_path(config.dataset)  # mistakes answer before TensorFlow loads
+    refuse_conflicts(config, args.resume, args.overwrite)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     load_tensorflow(args.debug)
     from keras_vae.training import report, train

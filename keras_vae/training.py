@@ -120,7 +120,6 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     try:
         with RunLock(config.out):
             epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
-            resume.check_same_settings(config, before_data=True)  # before a long data load
             splits, config = _load_data(config)
             resume.check_same_settings(config)
             write_run_config(config)

@@ -68,9 +68,9 @@ def test_overwrite_removes_only_the_run_files_and_says_so(tmp_path, capsys):
 def test_resuming_with_other_model_settings_is_refused(tmp_path):
     _prepared(_config(tmp_path))
     other = _config(tmp_path, model=ModelConfig(latent_dim=8))
-    resume.prepare(other)  # settings are compared once the data have completed the record
-    with pytest.raises(UsageError, match="trained with other settings \\(model"):
-        resume.check_same_settings(other)
+    with pytest.raises(UsageError, match="trained with other settings: latent_dim 20 "
+                                         "\\(now 8\\);"):
+        resume.prepare(other)  # before the data load: the settings the flags decide
     _prepared(_config(tmp_path, epochs=50))  # more epochs is a resume, not a conflict
 
 
@@ -86,7 +86,8 @@ def test_flags_are_checked_before_the_data_load_on_all_but_what_the_data_fill_in
     with pytest.raises(UsageError, match="trained with other settings"):
         resume.check_same_settings(from_flags)  # the full check, after the data load
     other = _config(tmp_path, model=ModelConfig(latent_dim=8))
-    with pytest.raises(UsageError, match="trained with other settings \\(model"):
+    with pytest.raises(UsageError, match="trained with other settings: latent_dim 20 "
+                                         "\\(now 8\\);"):
         resume.check_same_settings(other, before_data=True)
 
 
