@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from keras_vae.cli import ArgumentParser, UsageError, load_tensorflow, run_command
 from keras_vae.run_layout import (
     EXPORT_DIR,
-    checkpoint_path,
-    ensure_not_training,
+    check_trained_run,
     read_run_config,
 )
 
@@ -28,13 +27,10 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--export-dir", default=None,
                         help="where to export (default: RUN_DIR/export); may be a TF "
                              "Serving model base shared by several runs")
-    parser.add_argument("--debug", action="store_true",
-                        help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
 
-    checkpoint_path(args.run_dir)  # usage errors answer before TensorFlow loads
+    check_trained_run(args.run_dir)
     read_run_config(args.run_dir)
-    ensure_not_training(args.run_dir)
     export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export-dir {export_dir} is a file; pass a directory")

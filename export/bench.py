@@ -17,9 +17,22 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from keras_vae.cli import ArgumentParser, UsageError, positive_float, positive_int, run_command
+from keras_vae.cli import (
+    ArgumentParser,
+    UsageError,
+    load_tensorflow,
+    positive_float,
+    positive_int,
+    run_command,
+)
 from keras_vae.machine import describe_machine
-from keras_vae.run_layout import EXPORT_DIR, load_checkpoint, read_run_config, read_summary
+from keras_vae.run_layout import (
+    EXPORT_DIR,
+    check_trained_run,
+    load_checkpoint,
+    read_run_config,
+    read_summary,
+)
 
 WARMUP_CALLS = 50
 
@@ -120,8 +133,9 @@ def main(argv: Sequence[str]) -> None:
                         help="onnxruntime and LiteRT intra-op threads (default: 1)")
     parser.add_argument("--seconds", type=positive_float, default=2.0,
                         help="timing budget per runtime and batch size (default: 2)")
-    parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
+    check_trained_run(args.run_dir)
+    load_tensorflow(args.debug)
     result = benchmark(args.run_dir, args.threads, args.seconds)
     print(format_table(result))
     from keras_vae.atomic import write_json

@@ -38,8 +38,6 @@ def main(argv: Sequence[str]) -> None:
                         help="run one part: the default MLP on binarized MNIST, or the conv "
                              "network on 32×32×3 images (default: both)")
     parser.add_argument("--out", default="bench.json", help="JSON output (default: %(default)s)")
-    parser.add_argument("--debug", action="store_true",
-                        help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation")

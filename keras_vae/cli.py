@@ -30,7 +30,13 @@ class RunFailure(Exception):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse, but a bad flag raises `UsageError` instead of printing usage and exiting."""
+    """argparse, but a bad flag raises `UsageError` instead of printing usage and exiting;
+    every command also gets `--debug` (tracebacks and TensorFlow's own log lines)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument("--debug", action="store_true",
+                          help="show Python tracebacks and TensorFlow's own log lines")
 
     def error(self, message):
         raise UsageError(f"{message} (see --help)")

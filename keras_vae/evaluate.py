@@ -29,6 +29,7 @@ from keras_vae.run_layout import (
     CHECKPOINT,
     EVALUATION_JSON,
     EVALUATION_PARTIAL,
+    check_trained_run,
     checkpoint_path,
     ensure_not_training,
     load_run,
@@ -236,11 +237,8 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--no-class-check", action="store_true",
                         help="labelled data: skip training a classifier to judge the "
                              "classes of the model's samples")
-    parser.add_argument("--debug", action="store_true",
-                        help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    checkpoint_path(args.run_dir)  # answer a wrong path before TensorFlow loads
-    ensure_not_training(args.run_dir)
+    check_trained_run(args.run_dir)
     load_tensorflow(args.debug)
     result = evaluate(args.run_dir, args.k, args.seed, args.max_examples, progress=True,
                       class_check=not args.no_class_check)

@@ -14,7 +14,7 @@ import os
 from statistics import NormalDist
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageOps
 
 from keras_vae.atomic import atomic_path
 from keras_vae.latents import every_class, prior_draws
@@ -65,13 +65,12 @@ def as_picture(canvas: np.ndarray) -> Image.Image:
 def with_row_names(picture: Image.Image, names) -> Image.Image:
     """`picture` of len(names) equal rows, with each row's name in a white margin on the
     left, wide enough for the longest name."""
-    margin = max(LABEL_MARGIN, 8 + max(int(ImageDraw.Draw(picture).textlength(n))
-                                       for n in names))
-    named = Image.new(picture.mode, (picture.width + margin, picture.height), "white")
-    named.paste(picture, (margin, 0))
-    pen, row_height = ImageDraw.Draw(named), picture.height / len(names)
-    for i, name in enumerate(names):
-        pen.text((4, (i + 0.5) * row_height), name, fill="black", anchor="lm")
+    widths = [8 + int(ImageDraw.Draw(picture).textlength(name)) for name in names]
+    named = ImageOps.expand(picture, border=(max(LABEL_MARGIN, *widths), 0, 0, 0),
+                            fill="white")
+    pen, edges = ImageDraw.Draw(named), np.linspace(0, named.height, len(names) + 1)
+    for name, top, bottom in zip(names, edges[:-1], edges[1:], strict=True):
+        pen.text((4, (top + bottom) / 2), name, fill="black", anchor="lm")
     return named
 
 

@@ -17,7 +17,7 @@ from keras_vae.atomic import write_json
 from keras_vae.cli import ArgumentParser, load_tensorflow, run_command
 from keras_vae.run_layout import (
     SUMMARY,
-    checkpoint_path,
+    check_trained_run,
     ensure_not_training,
     load_run,
     read_summary,
@@ -51,11 +51,8 @@ def main(argv: Sequence[str]) -> None:
                             description="Redraw a trained run's pictures: samples, "
                                         "reconstructions, curves, 2-D latent maps.")
     parser.add_argument("run_dir", help="a run directory written by keras_vae.train")
-    parser.add_argument("--debug", action="store_true",
-                        help="show Python tracebacks and TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    checkpoint_path(args.run_dir)  # answer a wrong path before TensorFlow loads
-    ensure_not_training(args.run_dir)
+    check_trained_run(args.run_dir)
     load_tensorflow(args.debug)
     for name, path in plot(args.run_dir).items():
         print(f"  {name:<20} {path}")

@@ -97,6 +97,13 @@ def checkpoint_path(run_dir: str) -> str:
                      f"`python -m keras_vae.train`")
 
 
+def check_trained_run(run_dir: str) -> None:
+    """Refuses, before TensorFlow loads, a directory that holds no trained run or a run
+    that a live training still holds (see `checkpoint_path`, `ensure_not_training`)."""
+    checkpoint_path(run_dir)
+    ensure_not_training(run_dir)
+
+
 def load_checkpoint(run_dir: str):
     """The run's best model (a keras_vae VAE). TensorFlow is imported only here."""
     path = checkpoint_path(run_dir)

@@ -159,8 +159,6 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-export", action="store_true",
                        help="skip the export at the end (run python -m export RUN_DIR "
                             "later, e.g. on another machine)")
-    group.add_argument("--debug", action="store_true",
-                       help="show Python tracebacks and TensorFlow's own log lines")
 
 
 def make_parser() -> argparse.ArgumentParser:

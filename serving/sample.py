@@ -352,19 +352,25 @@ class ArgumentParser(argparse.ArgumentParser):
         raise SampleError(f"{message} (see --help)")
 
 
-def main(argv: list[str]) -> str:
-    parser = ArgumentParser(prog="sample.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="decoder.onnx or decoder_int8.onnx from an export")
-    parser.add_argument("--n", type=whole_number(1, MAX_IMAGES), default=None,
-                        help=f"images to draw, 1-{MAX_IMAGES} (default: 64; a conditional "
+def add_sampling_flags(parser: argparse.ArgumentParser, most_images: int, out: str) -> None:
+    """--n, --label, --seed and --out, as both samplers (this one and the TF Serving
+    client) take them."""
+    parser.add_argument("--n", type=whole_number(1, most_images), default=None,
+                        help=f"images to draw, 1-{most_images} (default: 64; a conditional "
                              f"model without --label: {CLASS_ROW_LENGTH} per class)")
     parser.add_argument("--label", default=None,
                         help="conditional models: the class to draw, by name or index "
                              "(default: one row per class)")
     parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
-    parser.add_argument("--out", default="samples.png",
+    parser.add_argument("--out", default=out,
                         help="picture to write; its extension sets the format "
                              "(default: %(default)s)")
+
+
+def main(argv: list[str]) -> str:
+    parser = ArgumentParser(prog="sample.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="decoder.onnx or decoder_int8.onnx from an export")
+    add_sampling_flags(parser, MAX_IMAGES, "samples.png")
     parser.add_argument("--latent-file", default=None,
                         help="decode the latents in this .npy [N, latent_dim] instead")
     parser.add_argument("--interpolate", action="store_true",

@@ -167,16 +167,7 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--port", type=sample.whole_number(1, 65535), default=None,
                         help="default: 8501 for REST, 8500 for gRPC")
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
-    parser.add_argument("--n", type=sample.whole_number(1, 4096), default=None,
-                        help=f"images, 1-4096 (default: 64; a conditional model without "
-                             f"--label: {sample.CLASS_ROW_LENGTH} per class)")
-    parser.add_argument("--label", default=None,
-                        help="conditional models: the class to draw, by name or index "
-                             "(default: one row per class)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
-    parser.add_argument("--out", default="served_samples.png",
-                        help="picture to write; its extension sets the format "
-                             "(default: %(default)s)")
+    sample.add_sampling_flags(parser, 4096, "served_samples.png")
     parser.add_argument("--prior", default=None,
                         help=f"the export's {sample.PRIOR_FILE}, for a model trained with "
                              f"--prior vamp only (others draw z ~ N(0, I))")

@@ -31,6 +31,14 @@ def test_command_writes_bench_json(run_copy, capsys):
     assert "| ONNX int8 (onnxruntime) |" in capsys.readouterr().out
 
 
-def test_a_run_without_export_is_refused(tmp_path, capsys):
-    assert run_command(main, "export.bench", [str(tmp_path)]) == 2
+def test_a_run_without_export_is_refused(run_copy, tmp_path, capsys):
+    summary_path = os.path.join(run_copy, "summary.json")
+    with open(summary_path) as f:
+        summary = json.load(f)
+    summary["artifacts"] = {"checkpoint": "best.keras"}  # trained with --no-export
+    with open(summary_path, "w") as f:
+        json.dump(summary, f)
+    assert run_command(main, "export.bench", [run_copy]) == 2
     assert "run `python -m export" in capsys.readouterr().err
+    assert run_command(main, "export.bench", [str(tmp_path)]) == 2
+    assert "has no best.keras" in capsys.readouterr().err
