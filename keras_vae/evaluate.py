@@ -51,10 +51,10 @@ def checkpoint_record(run_dir: str) -> dict:
             "epoch": None if best is None else epoch_number(best)}
 
 
-def progress_printer(total: int, stream=None, already: int = 0) -> Callable:
+def progress_printer(total: int, stream=None, resumed_at: int = 0) -> Callable:
     """`show(nll_so_far)`: prints images done, the running NLL and the time left, in place
     on a terminal, otherwise one line per tenth of the images (to stdout unless `stream`
-    is given). `already`: images done by an earlier, interrupted evaluation, left out of
+    is given). `resumed_at`: images done by an earlier, interrupted evaluation, left out of
     the rate."""
     stream = stream or sys.stdout
     start, interactive, shown = time.perf_counter(), stream.isatty(), [0]
@@ -62,7 +62,7 @@ def progress_printer(total: int, stream=None, already: int = 0) -> Callable:
     def show(nll_so_far) -> None:
         done, mean_nll = len(nll_so_far), float(nll_so_far.mean())
         elapsed = time.perf_counter() - start
-        left = elapsed / max(done - already, 1) * (total - done)
+        left = elapsed / max(done - resumed_at, 1) * (total - done)
         line = (f"NLL {done:,}/{total:,} images: {mean_nll:.2f} nats so far, "
                 f"{elapsed:.0f} s elapsed, about {left:.0f} s left")
         if interactive:
@@ -94,7 +94,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     neg_elbo = vae.evaluate(test_data, return_dict=True, verbose=0)
     partial = PartialNll(run_dir, {"k": k, "seed": seed, "examples": len(images),
                                    "sha256": measured["sha256"]})
-    show = progress_printer(len(images), already=len(partial.known)) if progress else None
+    show = progress_printer(len(images), resumed_at=len(partial.known)) if progress else None
     nll = importance_nll(vae, images, k, seed, labels=labels, known=partial.known,
                          progress=partial.saving(show))
     result = {

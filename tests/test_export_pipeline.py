@@ -26,6 +26,7 @@ from export.verify import (
 from keras_vae.cli import RunFailure
 from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.model import VAE
+from keras_vae.networks import NETWORKS
 
 LATENT_DIM = 6
 
@@ -133,9 +134,10 @@ def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeyp
     assert after == before  # no version 2, no staging leftovers, files untouched
 
 
-@pytest.mark.parametrize("arch", ["conv", "gated"])
-def test_other_architectures_export_with_the_same_names_and_shapes(small_export, tmp_path,
-                                                                   arch):
+@pytest.mark.parametrize("arch", sorted(set(NETWORKS) - {"mlp"}))
+def test_every_other_network_family_exports_with_the_same_names_and_shapes(small_export,
+                                                                           tmp_path, arch):
+    """Every registered family (the MLP is `small_export`) passes the export's checks."""
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli",
                           latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
