@@ -49,7 +49,13 @@ from export.verify import (
 from keras_vae.atomic import write_json
 from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig
-from keras_vae.run_layout import EXPORT_DIR, SUMMARY, load_run, read_summary
+from keras_vae.run_layout import (
+    EXPORT_DIR,
+    SUMMARY,
+    directory_bytes,
+    load_run,
+    read_summary,
+)
 
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
          "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
@@ -220,7 +226,8 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
     artifacts, section = summary_entries(result, run_dir, export_dir)
     if summary:
         _record(run_dir, {**summary, "artifacts": {**summary.get("artifacts", {}),
-                                                   **artifacts}, "export": section})
+                                                   **artifacts}, "export": section,
+                          "run_dir_bytes": directory_bytes(run_dir)})
     return {**result, "artifacts": artifacts}
 
 

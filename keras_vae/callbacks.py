@@ -3,8 +3,9 @@
 - `EpochSeconds`, `PeakMemory`: per-epoch wall time (whole, and training alone) and peak
   memory, added to the logs so that CSVLogger records them (and a resumed run keeps them).
 - `BestCheckpoint`: ModelCheckpoint(save_best_only) written under a temporary name and
-  renamed, so a crash mid-save never leaves a truncated best.keras, and seeded with the
-  best value so far when a run resumes.
+  renamed, so a crash mid-save never leaves a truncated best.keras, seeded with the best
+  value so far when a run resumes, and without the optimizer's state (two thirds of an
+  Adam checkpoint), which only resuming needs and the backup holds.
 - `KLWarmup`: raises the KL weight β linearly over the first epochs.
 - `LearningRateLog`: the learning rate each epoch started with, for the CSV.
 - `TrainingEpoch`: tells the training pipeline which epoch it is feeding.
@@ -79,8 +80,12 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
             self.best = float(value)
-            with atomic_path(self.path) as tmp:
-                self.model.save(tmp)
+            optimizer, self.model.optimizer = self.model.optimizer, None
+            try:
+                with atomic_path(self.path) as tmp:
+                    self.model.save(tmp)
+            finally:
+                self.model.optimizer = optimizer
 
 
 class NonFiniteLoss(Exception):

@@ -231,6 +231,7 @@ class TrainConfig:
     split_seed: int = 0
     pixel_kind: str | None = None
     memory_budget_mb: int | None = None
+    keep_backup: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "dataset", _checked_dataset(self.dataset))

@@ -5,8 +5,9 @@
   from the last completed epoch (Keras's BackupAndRestore state in `backup/`). Metrics of
   epochs after that point are dropped from `metrics.csv`, so every epoch appears once.
 - Finished (`summary.json` exists): refused unless `--resume` (train on to `--epochs`
-  from the kept backup, then evaluate and export again) or `--overwrite` (remove the
-  previous run's files, saying which).
+  from the backup that `--keep-backup` kept, then evaluate and export again) or
+  `--overwrite` (remove the previous run's files, saying which). Without
+  `--keep-backup`, the backup is removed when a run completes.
 - Trained with other settings (`config.json` differs in model or data): refused, since
   its weights cannot continue this training.
 """
@@ -84,11 +85,17 @@ def refuse_conflicts(config: TrainConfig, resume: bool = False, overwrite: bool 
     with other settings (except those the data decide)."""
     if not os.path.isdir(config.out):
         return
-    if os.path.exists(os.path.join(config.out, SUMMARY)) and not (resume or overwrite):
+    finished = os.path.exists(os.path.join(config.out, SUMMARY))
+    if finished and not (resume or overwrite):
         raise UsageError(f"{config.out} holds a finished run; pass --resume to train it on "
                          f"to --epochs, --overwrite to replace it, or a new --out")
-    if not overwrite:
-        check_same_settings(config, before_data=True)
+    if overwrite:
+        return
+    check_same_settings(config, before_data=True)
+    if finished and not os.path.isdir(os.path.join(config.out, BACKUP_DIR)):
+        raise UsageError(f"{config.out} is finished and kept no resume state ({BACKUP_DIR}/ "
+                         f"is removed when a run completes, unless it was trained with "
+                         f"--keep-backup); pass --overwrite or a new --out")
 
 
 def prepare(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 
 from keras_vae.atomic import write_json
 from keras_vae.cli import RunFailure, UsageError
@@ -97,6 +98,13 @@ def checkpoint_path(run_dir: str) -> str:
                      f"`python -m keras_vae.train`")
 
 
+def directory_bytes(path: str) -> int:
+    """The size of every file under `path`, in bytes: what a run costs on disk."""
+    return sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(path) for name in names
+               if not os.path.islink(os.path.join(folder, name)))
+
+
 def check_trained_run(run_dir: str) -> None:
     """Refuses, before TensorFlow loads, a directory that holds no trained run or a run
     that a live training still holds (see `checkpoint_path`, `ensure_not_training`)."""
@@ -112,7 +120,9 @@ def load_checkpoint(run_dir: str):
     import keras_vae.model  # noqa: F401  (registers the VAE classes for loading)
 
     try:
-        return keras.models.load_model(path)
+        with warnings.catch_warnings():  # best.keras has no optimizer state, by design
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            return keras.models.load_model(path)
     except Exception as error:  # Keras raises many types for a damaged file
         raise RunFailure(f"cannot load {path} ({type(error).__name__}); the file is damaged "
                          f"or from another version: retrain or restore it") from None

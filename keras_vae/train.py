@@ -140,8 +140,13 @@ def _add_run_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--out", default=None,
                        help="run directory (default: a new folder under runs/)")
     group.add_argument("--resume", action="store_true",
-                       help="a finished run in --out: train it on to --epochs, then "
-                            "evaluate and export again (an interrupted run resumes anyway)")
+                       help="a finished run in --out trained with --keep-backup: train it "
+                            "on to --epochs, then evaluate and export again (an "
+                            "interrupted run resumes anyway)")
+    group.add_argument("--keep-backup", action="store_true",
+                       help="keep the resume state (backup/: weights and optimizer state) "
+                            "when training completes, so that --resume can train the run "
+                            "on later (default: removed, it is the largest file)")
     group.add_argument("--overwrite", action="store_true",
                        help="a finished run in --out: remove its files and start afresh")
     group.add_argument("--strategy", choices=STRATEGIES, default=RUN_DEFAULTS.strategy,
@@ -190,7 +195,7 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         strategy=args.strategy, kl_warmup_epochs=args.kl_warmup_epochs,
         lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience,
         export=not args.no_export, image_size=args.image_size,
-        memory_budget_mb=args.memory_budget_mb)
+        memory_budget_mb=args.memory_budget_mb, keep_backup=args.keep_backup)
 
 
 def default_run_dir(dataset: str) -> str:

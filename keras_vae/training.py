@@ -45,6 +45,8 @@ from keras_vae.run_layout import (
     METRICS_CSV,
     SUMMARY,
     TENSORBOARD_DIR,
+    directory_bytes,
+    load_checkpoint,
     write_run_config,
 )
 from keras_vae.run_lock import RunLock
@@ -95,10 +97,12 @@ def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
         *early_stopping,
         MetricsCsv(os.path.join(run_dir, METRICS_CSV), append=True),
         keras.callbacks.TensorBoard(log_dir=os.path.join(run_dir, TENSORBOARD_DIR)),
-        # Kept after training (not deleted) so that --resume can train a finished run on;
-        # double_checkpoint keeps the previous epoch's state if the newest is damaged.
+        # The state to resume from after a crash, removed when training completes unless
+        # --keep-backup keeps it for --resume; double_checkpoint keeps the previous
+        # epoch's state if the newest is damaged.
         keras.callbacks.BackupAndRestore(os.path.join(run_dir, BACKUP_DIR),
-                                         delete_checkpoint=False, double_checkpoint=True),
+                                         delete_checkpoint=not config.keep_backup,
+                                         double_checkpoint=True),
     ]
 
 
@@ -207,13 +211,14 @@ def _test_draw_and_summarize(config: TrainConfig, splits: dict, test_data, strat
     """Evaluates the best checkpoint on the test split, draws it, writes summary.json."""
     run_dir = config.out
     history = resume.read_history(run_dir)
-    vae = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
+    vae = load_checkpoint(run_dir)
     test = vae.evaluate(test_data, return_dict=True, verbose=0)
     artifacts = {"checkpoint": CHECKPOINT,
                  **draw_run(vae, images_of(test_data), splits["test"].labels, history,
                             run_dir, config.seed)}
     summary = _summary(config, history, len(splits["train"]), test, strategy,
                        {"skipped": f"python -m export {run_dir}"}, artifacts)
+    summary["run_dir_bytes"] = directory_bytes(run_dir)  # all but summary.json itself
     write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary
 

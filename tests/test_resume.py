@@ -49,6 +49,9 @@ def test_a_finished_run_is_refused_without_resume_or_overwrite(tmp_path):
     _finish(config)
     with pytest.raises(UsageError, match="holds a finished run; pass --resume"):
         _prepared(config)
+    with pytest.raises(UsageError, match="is finished and kept no resume state"):
+        _prepared(config, resume=True)
+    os.makedirs(os.path.join(config.out, "backup"))  # trained with --keep-backup
     assert _prepared(config, resume=True) == 0
 
 

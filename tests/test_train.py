@@ -7,7 +7,9 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
+import h5py
 import numpy as np
 import pytest
 from PIL import Image
@@ -81,6 +83,18 @@ def test_every_artifact_exists_under_the_run_directory(short_run, summary):
     assert {"loss", "reconstruction", "kl", "val_loss", "epoch_seconds", "train_seconds",
             "peak_rss_mb"} <= set(rows[0])
     assert 0 < summary["training_peak_rss_mb"] == float(rows[0]["peak_rss_mb"])
+
+
+def test_a_finished_run_keeps_no_resume_state_and_reports_its_size(short_run, summary):
+    """The backup exists for crash recovery and goes when the run completes; best.keras
+    holds no optimizer state; summary.json says what the run costs on disk."""
+    assert not os.path.exists(os.path.join(short_run, "backup"))
+    with zipfile.ZipFile(os.path.join(short_run, "best.keras")) as archive:
+        with archive.open("model.weights.h5") as f, h5py.File(f) as weights:
+            assert "optimizer" not in weights and "layers" in weights
+    files = sum(os.path.getsize(os.path.join(folder, name))
+                for folder, _, names in os.walk(short_run) for name in names)
+    assert 0.9 * files < summary["run_dir_bytes"] <= files
 
 
 def test_pictures_are_an_8x8_sample_grid_and_input_output_row_pairs(short_run, summary):

@@ -43,7 +43,7 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
         binarized_mnist_source, tmp_path):
     run_dir = str(tmp_path / "run")
     flags = [*TINY_RUN, "--kl-warmup-epochs", "3", "--lr-schedule", "cosine",
-             "--learning-rate", "0.002", "--no-export", "--out", run_dir]
+             "--learning-rate", "0.002", "--no-export", "--keep-backup", "--out", run_dir]
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "2"]) == 0
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "4", "--resume"]) == 0
     rows = _rows(run_dir)
