@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from export.manifest import refuse_other_model
 from keras_vae.cli import ArgumentParser, UsageError, load_tensorflow, run_command
 from keras_vae.run_layout import (
     EXPORT_DIR,
@@ -26,14 +27,19 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("run_dir", help="a run directory written by keras_vae.train")
     parser.add_argument("--export-dir", default=None,
                         help="where to export (default: RUN_DIR/export); may be a TF "
-                             "Serving model base shared by several runs")
+                             "Serving model base shared by retrainings of one model")
+    parser.add_argument("--replace-model", action="store_true",
+                        help="publish into an --export-dir that holds another model's "
+                             "versions (other data or signature), as its next version")
     args = parser.parse_args(argv)
 
     check_trained_run(args.run_dir)
-    read_run_config(args.run_dir)
-    export_dir = args.export_dir or os.path.join(args.run_dir, EXPORT_DIR)
+    config = read_run_config(args.run_dir)
+    export_dir = os.path.normpath(args.export_dir or os.path.join(args.run_dir, EXPORT_DIR))
     if os.path.exists(export_dir) and not os.path.isdir(export_dir):
         raise UsageError(f"--export-dir {export_dir} is a file; pass a directory")
+    if not args.replace_model:
+        refuse_other_model(export_dir, config)
     try:
         os.makedirs(export_dir, exist_ok=True)
     except OSError as error:
@@ -45,7 +51,7 @@ def main(argv: Sequence[str]) -> None:
     result = export_run(args.run_dir, export_dir)
     print(f"export version {result['version']} → {export_dir}")
     for key, path in result["artifacts"].items():
-        print(f"  {key:<20} {os.path.join(args.run_dir, path)}")
+        print(f"  {key:<20} {os.path.normpath(os.path.join(args.run_dir, path))}")
 
 
 if __name__ == "__main__":

@@ -3,13 +3,18 @@
 Per artifact: its path (relative to the export directory), size in bytes, sha256, input
 and output names and shapes, and the differences measured against the Keras model. For a
 SavedModel directory the size is the sum over its files and the sha256 covers every file's
-relative path and content in sorted order.
+relative path and content in sorted order. `model`: the data and signature of the model
+exported (`model_identity`), so that the next export into the same directory can tell
+whether it is the same model. Reading it needs no TensorFlow.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+
+from keras_vae.cli import UsageError
 
 
 def fingerprint(path: str) -> dict:
@@ -31,3 +36,32 @@ def _feed(digest, path: str) -> int:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return os.path.getsize(path)
+
+
+def model_identity(config) -> dict:
+    """What a TF Serving client or edge sampler relies on of an exported model: its data
+    and the decoder's signature (from the run's `TrainConfig`)."""
+    model = config.model
+    return {"dataset": config.dataset, "image_shape": list(model.image_shape),
+            "latent_dim": model.latent_dim, "likelihood": model.likelihood,
+            "mixture_components": model.mixture_components, "prior": model.prior,
+            "conditional": model.conditional, "label_names": list(model.label_names)}
+
+
+def refuse_other_model(export_dir: str, config, manifest_name: str = "manifest.json") -> None:
+    """Refuses to add a version of one model to an export directory that holds another's:
+    TF Serving would serve it under the same name as the next version, and the files
+    beside it (decoder.onnx, prior.npz) would change meaning without a word."""
+    path = os.path.join(export_dir, manifest_name)
+    try:
+        with open(path) as f:
+            existing = json.load(f).get("model")
+    except (OSError, ValueError):
+        return  # nothing exported there yet, or an export that predates the record
+    wanted = model_identity(config)
+    differing = [f"{key} {existing.get(key)!r} (this run: {value!r})"
+                 for key, value in wanted.items() if existing and existing.get(key) != value]
+    if differing:
+        raise UsageError(f"{export_dir} holds the export of another model ("
+                         f"{', '.join(differing)}); pass --replace-model to publish this one "
+                         f"as its next version, or another --export-dir")

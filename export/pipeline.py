@@ -33,7 +33,7 @@ from export.endpoints import (
     run_keras,
 )
 from export.litert import run_tflite, write_tflite
-from export.manifest import fingerprint
+from export.manifest import fingerprint, model_identity
 from export.onnx_model import run_onnx, write_int8, write_onnx
 from export.prior import PRIOR_FILE, describe, write_prior
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
@@ -108,7 +108,8 @@ def export_model(vae, export_dir: str, config: TrainConfig) -> dict:
         paths = _publish(staged, export_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    manifest = _manifest(decoder, encoder, paths, export_dir, version, measured)
+    manifest = {**_manifest(decoder, encoder, paths, export_dir, version, measured),
+                "model": model_identity(config)}
     write_json(os.path.join(export_dir, MANIFEST), manifest)
     return {"version": version, "paths": paths, **measured}
 

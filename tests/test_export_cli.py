@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -65,3 +66,29 @@ def test_a_failed_verification_is_recorded_in_the_summary_and_publishes_nothing(
         written = json.load(f)
     assert "verification failed" in written["export"]["error"]
     assert sorted(os.listdir(os.path.join(run_copy, "export", "vae_decoder"))) == before
+
+
+def test_another_model_is_refused_from_a_shared_export_dir_unless_asked(run_copy, tmp_path,
+                                                                        capsys):
+    """The shared directory holds this run's export; a run of other data and latent size
+    (its record edited so) is refused in one line naming what differs, before TensorFlow
+    loads, and published as the next version with --replace-model. Paths print clean."""
+    base = os.path.join(run_copy, "..", "models")
+    assert run_command(main, "export", [run_copy, "--export-dir", base]) == 0
+    out = capsys.readouterr().out
+    assert "/../" not in out and f"→ {os.path.normpath(base)}" in out
+    other = str(tmp_path / "other")
+    shutil.copytree(run_copy, other)
+    with open(os.path.join(other, "config.json")) as f:
+        record = json.load(f)
+    record["dataset"] = "npz:other.npz"
+    with open(os.path.join(other, "config.json"), "w") as f:
+        json.dump(record, f)
+    before = sorted(os.listdir(os.path.join(base, "vae_decoder")))
+    assert run_command(main, "export", [other, "--export-dir", base]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds the export of another model (dataset " in err
+    assert "'binarized_mnist' (this run: 'npz:other.npz')" in err and "--replace-model" in err
+    assert sorted(os.listdir(os.path.join(base, "vae_decoder"))) == before
+    assert run_command(main, "export", [other, "--export-dir", base, "--replace-model"]) == 0
+    assert sorted(os.listdir(os.path.join(base, "vae_decoder"))) == ["1", "2"]
