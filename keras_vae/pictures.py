@@ -144,33 +144,46 @@ def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray | None, path: str
 
 
 def save_curves(history: list[dict], path: str) -> None:
-    """Training and validation loss, reconstruction and KL per epoch (nats per example)."""
+    """Training and validation loss, reconstruction and KL per epoch (nats per example),
+    one panel each, epochs counted from 1 on whole-number ticks; every epoch is a marker,
+    so a run of one epoch shows its point. One legend for the figure, above the panels."""
     import matplotlib.pyplot as plt
 
     epochs = [int(row["epoch"]) for row in history]
-    figure, panels = plt.subplots(1, len(CURVES), figsize=(4.2 * len(CURVES), 3.4))
-    # The first epochs (and a KL warm-up's) dwarf the rest: scale each panel to the
-    # epochs after the first 5 %, so the converged part stays readable, and say which
-    # points that leaves off the chart.
-    first_settled = max(1, len(history) // 20) if len(history) > 3 else 0
+    figure, panels = plt.subplots(1, len(CURVES), figsize=(4.4 * len(CURVES), 3.6),
+                                  layout="constrained")
+    marker = "o" if len(history) <= 30 else None
     for axes, (key, title) in zip(panels, CURVES, strict=True):
-        axes.plot(epochs, [row[key] for row in history], label="training")
-        axes.plot(epochs, [row[f"val_{key}"] for row in history], label="validation")
+        axes.plot(epochs, [row[key] for row in history], marker=marker, markersize=3,
+                  label="training")
+        axes.plot(epochs, [row[f"val_{key}"] for row in history], marker=marker,
+                  markersize=3, label="validation")
         axes.set(title=title, xlabel="epoch", ylabel="nats per example")
+        axes.set_xticks(range(epochs[0], epochs[-1] + 1, -(-len(epochs) // 10)))
+        axes.set_xlim(epochs[0] - 0.5, epochs[-1] + 0.5)
         axes.grid(alpha=0.3)
-        values = [row[k] for row in history[first_settled:] for k in (key, f"val_{key}")]
-        margin = 0.05 * (max(values) - min(values)) + 0.5
-        low, high = min(values) - margin, max(values) + margin
-        axes.set_ylim(low, high)
-        clipped = [e for e, row in zip(epochs, history, strict=True)
-                   if not all(low <= row[k] <= high for k in (key, f"val_{key}"))]
-        if clipped:
-            axes.text(0.98, 0.97, f"epochs {clipped[0]}–{clipped[-1]} off the chart"
-                      if len(clipped) > 1 else f"epoch {clipped[0]} off the chart",
-                      transform=axes.transAxes, ha="right", va="top", fontsize=8)
-    panels[0].legend(loc="center right")
+        _settle_y_range(axes, history, epochs, key)
+    figure.legend(*panels[0].get_legend_handles_labels(), loc="outside upper center",
+                  ncols=2, frameon=False)
     _save_figure(figure, path)
     plt.close(figure)
+
+
+def _settle_y_range(axes, history: list[dict], epochs: list[int], key: str) -> None:
+    """The first epochs (and a KL warm-up's) dwarf the rest: the panel's range leaves out
+    the first 5 % of epochs, so the converged part stays readable, and says which points
+    that leaves off the chart."""
+    first_settled = max(1, len(history) // 20) if len(history) > 3 else 0
+    values = [row[k] for row in history[first_settled:] for k in (key, f"val_{key}")]
+    margin = 0.05 * (max(values) - min(values)) + 0.5
+    low, high = min(values) - margin, max(values) + margin
+    axes.set_ylim(low, high)
+    clipped = [e for e, row in zip(epochs, history, strict=True)
+               if not all(low <= row[k] <= high for k in (key, f"val_{key}"))]
+    if clipped:
+        axes.text(0.98, 0.97, f"epochs {clipped[0]}–{clipped[-1]} off the chart"
+                  if len(clipped) > 1 else f"epoch {clipped[0]} off the chart",
+                  transform=axes.transAxes, ha="right", va="top", fontsize=8)
 
 
 def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,

@@ -67,3 +67,18 @@ def test_the_latent_scatter_names_the_classes_in_its_legend(tmp_path, monkeypatc
     save_latent_scatter(z, np.arange(30) % 3, str(tmp_path / "s.png"), ("cat", "dog", "owl"))
     assert legends == [["cat", "dog", "owl"]]
     assert Image.open(tmp_path / "s.png").size[0] > 100
+
+
+def test_curves_of_a_single_epoch_show_its_points(tmp_path):
+    """After one epoch each panel still shows the training and validation points (as
+    markers in matplotlib's first two colours), on the epoch tick 1."""
+    from keras_vae.pictures import save_curves
+
+    row = {"epoch": 1, "loss": 170.0, "val_loss": 131.0, "reconstruction": 155.0,
+           "val_reconstruction": 110.0, "kl": 15.0, "val_kl": 21.0}
+    save_curves([row], str(tmp_path / "curves.png"))
+    pixels = np.asarray(Image.open(tmp_path / "curves.png").convert("RGB")).astype(int)
+    pixels = pixels[pixels.shape[0] // 7:]  # below the legend, which has both colours
+    for colour in ((31, 119, 180), (255, 127, 14)):  # training, validation
+        near = np.abs(pixels - colour).sum(axis=-1) < 30
+        assert near.sum() > 3 * 20, colour  # a marker in each of the three panels
