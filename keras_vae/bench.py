@@ -32,11 +32,15 @@ def main(argv: Sequence[str]) -> None:
     parser = ArgumentParser(prog="python -m keras_vae.bench",
                             description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=positive_int, default=4,
-                        help="epochs per configuration; the first is reported separately "
-                             "(default: %(default)s)")
+                        help="epochs per configuration, at least 2: the first, with "
+                             "tracing and compilation, is reported separately from the "
+                             "steady ones (default: %(default)s)")
     parser.add_argument("--only", choices=("mlp", "conv"), default=None,
                         help="run one part: the default MLP on binarized MNIST, or the conv "
                              "network on 32×32×3 images (default: both)")
+    parser.add_argument("--max-examples", type=positive_int, default=None,
+                        help="train on the first N examples only: a quick look whose "
+                             "figures are not comparable with a full run's")
     parser.add_argument("--out", default="bench.json", help="JSON output (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.epochs < 2:
@@ -47,7 +51,8 @@ def main(argv: Sequence[str]) -> None:
     if args.only != "conv":
         print(_HEADER, flush=True)
     result = run_benchmark(args.epochs, (args.only,) if args.only else ("mlp", "conv"),
-                           on_row=lambda row: print(_format_row(row), flush=True))
+                           on_row=lambda row: print(_format_row(row), flush=True),
+                           max_examples=args.max_examples)
     print(summarize(result))
     write_json(args.out, result)
     print(f"→ {args.out}")
@@ -64,8 +69,10 @@ def _format_row(row: dict) -> str:
 
 
 def summarize(result: dict) -> str:
+    cut = (f"; a quick look on {result['max_examples']:,} examples per split, not "
+           f"comparable with a full run" if result.get("max_examples") else "")
     lines = [f"{result['machine']}; TensorFlow {result['tensorflow']}, Keras "
-             f"{result['keras']}; {result['date']}"]
+             f"{result['keras']}; {result['date']}{cut}"]
     if "rows" in result:
         lines += _summarize_mlp(result)
     if "conv_32x32x3" in result:
@@ -96,7 +103,8 @@ def _summarize_mlp(result: dict) -> list[str]:
         f"difference {result['fast_vs_plain_max_relative_loss_diff']:.2e}",
         f"peak RSS of `python -m keras_vae.train` (2 epochs): "
         f"{result['training_peak_rss_mb']:,.0f} MB while training, "
-        f"{result['command_peak_rss_mb']:,.0f} MB for the whole command with export"]
+        f"{result['command_peak_rss_mb']:,.0f} MB for the command (its export runs in a "
+        f"process of its own)"]
 
 
 def _summarize_conv(conv: dict) -> list[str]:

@@ -187,34 +187,43 @@ def conv_side_by_side(rounds: int = 3, examples: int = COLOUR_EXAMPLES) -> dict:
     return result
 
 
-def training_peak_memory_mb(epochs: int = 2) -> tuple[float, float]:
+def training_peak_memory_mb(epochs: int = 2, max_examples: int | None = None
+                            ) -> tuple[float, float]:
     """Peak RSS (MB) of the real `python -m keras_vae.train` command (default settings),
-    as its summary.json records it: (while training, whole command with export)."""
+    as its summary.json records it: (while training, the training command by the time it
+    wrote the summary; the export runs in a process of its own)."""
+    cut = [] if max_examples is None else ["--max-examples", str(max_examples)]
     with tempfile.TemporaryDirectory() as out:
         run_dir = os.path.join(out, "run")
         subprocess.run([sys.executable, "-m", "keras_vae.train", "--dataset",
                         "binarized_mnist", "--epochs", str(epochs), "--verbose", "0",
-                        "--out", run_dir], check=True, capture_output=True, timeout=1800)
+                        "--no-export", "--out", run_dir, *cut], check=True,
+                       capture_output=True, timeout=1800)
         summary = read_summary(run_dir)
     return summary["training_peak_rss_mb"], summary["command_peak_rss_mb"]
 
 
 def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv"),
-                  on_row: Callable[[dict], None] | None = None) -> dict:
+                  on_row: Callable[[dict], None] | None = None,
+                  max_examples: int | None = None) -> dict:
     """`parts`: "mlp" (the default network on binarized MNIST, every measurement but the
     conv one) and / or "conv" (`conv_side_by_side`); `on_row(row)` is called as each
-    training configuration is measured."""
+    training configuration is measured. `max_examples` shrinks every training set, for a
+    quick look (its figures are not comparable with a full run's)."""
     result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-              "tensorflow": tf.__version__, "keras": keras.__version__, "epochs": epochs}
+              "tensorflow": tf.__version__, "keras": keras.__version__, "epochs": epochs,
+              "max_examples": max_examples}
     if "mlp" in parts:
-        result.update(_mlp_benchmark(epochs, on_row or (lambda row: None)))
+        result.update(_mlp_benchmark(epochs, on_row or (lambda row: None), max_examples))
     if "conv" in parts:
-        result["conv_32x32x3"] = conv_side_by_side()
+        result["conv_32x32x3"] = conv_side_by_side(
+            examples=min(max_examples or COLOUR_EXAMPLES, COLOUR_EXAMPLES))
     return result
 
 
-def _mlp_benchmark(epochs: int, on_row: Callable[[dict], None]) -> dict:
-    splits = load_splits("binarized_mnist")
+def _mlp_benchmark(epochs: int, on_row: Callable[[dict], None],
+                   max_examples: int | None) -> dict:
+    splits = load_splits("binarized_mnist", max_examples=max_examples)
     base = default_config(splits)
     roofline = matmul_roofline()
     result = {"matmul_roofline_gflops": roofline, "rows": []}
@@ -252,7 +261,8 @@ def _mlp_benchmark(epochs: int, on_row: Callable[[dict], None]) -> dict:
         / np.array(slow["loss_per_epoch"])))
     result["pipeline"] = pipeline_paths(splits["train"], 128, fast["examples_per_s"])
     result["torch_side_by_side"] = side_by_side_with_torch(splits)
-    result["training_peak_rss_mb"], result["command_peak_rss_mb"] = training_peak_memory_mb()
+    result["training_peak_rss_mb"], result["command_peak_rss_mb"] = training_peak_memory_mb(
+        max_examples=max_examples)
     return result
 
 

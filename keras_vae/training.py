@@ -125,6 +125,7 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
         with RunLock(config.out):
             epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
             splits, config = _load_data(config)
+            _describe_strategy(config, strategy)  # after the data: their errors come first
             resume.check_same_settings(config)
             write_run_config(config)
             return _train_locked(config, splits, verbose, epochs_done, strategy, chief)
@@ -137,16 +138,21 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
 
 def _fit_to_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainConfig:
     replicas = strategy.num_replicas_in_sync
-    per_replica = distribute.per_replica_batch(config.batch_size, replicas)
+    distribute.per_replica_batch(config.batch_size, replicas)  # refuses an uneven split
     if replicas > 1 and (config.steps_per_execution > 1 or config.jit_compile):
         # Under MirroredStrategy, Keras 3.15's multi-step loop and its XLA-compiled step
         # both fail ("You must feed a value for placeholder tensor ..."); one plain step
         # per call works.
-        print(f"{replicas} replicas: training without XLA, one step per call")
         config = dataclasses.replace(config, steps_per_execution=1, jit_compile=False)
-    print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), global "
-          f"batch {config.batch_size}, per-replica batch {per_replica}")
     return config
+
+
+def _describe_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+    replicas = strategy.num_replicas_in_sync
+    plain = " (without XLA, one step per call)" if replicas > 1 else ""
+    print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), global "
+          f"batch {config.batch_size}, per-replica batch "
+          f"{distribute.per_replica_batch(config.batch_size, replicas)}{plain}")
 
 
 def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:

@@ -25,3 +25,22 @@ def test_help_answers_without_loading_tensorflow():
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.slow
+def test_a_quick_look_trains_on_few_examples_and_says_so(tmp_path, capsys):
+    """--max-examples shrinks the training sets to a quick look (here of the conv part,
+    the quicker), and the report says its figures are not comparable."""
+    import json
+
+    from keras_vae.bench import main
+    from keras_vae.cli import run_command
+
+    out = tmp_path / "bench.json"
+    assert run_command(main, "keras_vae.bench", ["--epochs", "2", "--max-examples", "512",
+                                                 "--only", "conv", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "a quick look on 512 examples per split" in printed
+    result = json.loads(out.read_text())
+    assert result["max_examples"] == 512 and result["conv_32x32x3"]["examples"] == 512
+    assert result["conv_32x32x3"]["keras_no_xla_examples_per_s"] > 0
