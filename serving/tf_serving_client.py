@@ -8,7 +8,8 @@
 REST needs the standard library, numpy and Pillow only: GET /v1/models/vae_decoder
 (status), GET /v1/models/vae_decoder/metadata (signatures → latent size, prior) and
 POST /v1/models/vae_decoder:predict. gRPC uses tensorflow-serving-api's
-PredictionService (GetModelMetadata, Predict); that package brings TensorFlow's protos.
+PredictionService (GetModelMetadata, Predict); that package needs TensorFlow itself (a
+few seconds to load, its log lines kept off the terminal).
 A decoder whose SavedModel has the `vamp_prior` signature was trained with a VampPrior:
 it is sampled only with its prior.npz (--prior), never from N(0, I). A conditional
 decoder (its `serving_default` takes `label` int64 [N] beside `z`) draws the class given
@@ -20,7 +21,10 @@ or a missing package in one line and exit code 2.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 import urllib.error
 import urllib.request
 
@@ -84,12 +88,14 @@ class GrpcClient:
 
     def __init__(self, host: str, port: int, model: str = MODEL):
         try:
-            import grpc
-            from tensorflow_serving.apis import (
-                get_model_metadata_pb2,
-                predict_pb2,
-                prediction_service_pb2_grpc,
-            )
+            with _native_stderr_silenced():  # TensorFlow, which the protos bring, logs
+                import grpc
+                import tensorflow  # noqa: F401
+                from tensorflow_serving.apis import (
+                    get_model_metadata_pb2,
+                    predict_pb2,
+                    prediction_service_pb2_grpc,
+                )
         except ImportError as error:
             raise sample.SampleError(f"--protocol grpc needs grpcio and tensorflow-serving-api "
                                      f"({error.name} is missing): pip install -r "
@@ -131,6 +137,23 @@ class GrpcClient:
             request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
         result = tf.make_ndarray(self._call(self.stub.Predict, request).outputs[output])
         return np.vectorize(bytes.decode)(result) if result.dtype == object else result
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Points stderr's file descriptor at /dev/null for the block: TensorFlow's native
+    libraries print lines while loading, before any Python log setting applies. Python
+    errors still reach stderr once the block ends."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def describe(client) -> dict:

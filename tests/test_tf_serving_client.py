@@ -204,3 +204,17 @@ def test_grpc_without_its_packages_is_one_line_naming_them(tmp_path):
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "needs grpcio and tensorflow-serving-api" in (
         done.stderr)
+
+
+def test_grpc_from_the_command_line_keeps_tensorflow_quiet(server, tmp_path):
+    """gRPC loads TensorFlow (tensorflow-serving-api needs it); none of its log lines
+    reach the terminal, and the picture is written."""
+    out = tmp_path / "grpc.png"
+    done = subprocess.run(
+        [sys.executable, "tf_serving_client.py", "--protocol", "grpc", "--host", "127.0.0.1",
+         "--port", str(server.grpc_port), "--n", "4", "--out", str(out)],
+        capture_output=True, text=True, timeout=120, cwd=os.path.dirname(client.__file__),
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and "4 images from vae_decoder over grpc" in done.stdout
+    assert out.exists()
