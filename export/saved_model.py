@@ -33,14 +33,21 @@ def write_saved_model(endpoint: Endpoint, resource: keras.Model, path: str,
                       extra: tuple[Endpoint | None, ...] = ()) -> None:
     """Writes a SavedModel whose `serving_default` signature is `endpoint.function`, plus
     every `extra` endpoint as a signature under its own name (TF Serving serves every
-    signature); None entries are skipped."""
-    archive = keras.export.ExportArchive()
-    archive.track(resource)
-    archive.add_endpoint("serving_default", endpoint.function)
-    for other in extra:
-        if other is not None:
-            archive.add_endpoint(other.name, other.function)
-    archive.write_out(path, verbose=False)
+    signature); None entries are skipped.
+
+    Written by `tf.saved_model.save` from a module that tracks the model's own
+    `tf.Variable`s, the ones the traced functions capture, so each weight is stored once.
+    Keras 3.15's `ExportArchive` tracks the Keras variable wrappers beside them and stores
+    every weight twice (keras-team/keras#23553): twice the file, and twice the memory in
+    TF Serving.
+    """
+    functions = {"serving_default": endpoint.function,
+                 **{other.name: other.function for other in extra if other is not None}}
+    module = tf.Module()
+    module.model_variables = [getattr(v, "value", v) for v in resource.variables]
+    for name, function in functions.items():
+        setattr(module, name, function)
+    tf.saved_model.save(module, path, signatures=functions)
 
 
 def publish_version(staged: str, base_dir: str, model_name: str, version: int) -> str:

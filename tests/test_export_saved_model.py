@@ -68,3 +68,19 @@ def test_publishing_never_overwrites_a_version(tmp_path):
     assert (tmp_path / "vae_decoder" / "1" / "saved_model.pb").read_bytes() == b"old"
     final = publish_version(str(staged), str(tmp_path), "vae_decoder", 2)
     assert open(os.path.join(final, "saved_model.pb"), "rb").read() == b"new"
+
+
+def test_a_saved_model_stores_each_weight_once(small_export, vamp_export):
+    """The checkpoint holds the network's parameters once (ExportArchive in Keras 3.15
+    stores each twice), for the decoder with its extra signatures and for the encoder."""
+    import tensorflow as tf
+
+    for export in (small_export, vamp_export):
+        for key, network in (("decoder_saved_model", export["vae"].decoder),
+                             ("encoder_saved_model", export["vae"].encoder)):
+            reader = tf.train.load_checkpoint(
+                os.path.join(export["paths"][key], "variables", "variables"))
+            stored = sum(int(np.prod(shape)) for name, shape
+                         in reader.get_variable_to_shape_map().items()
+                         if not name.startswith("_CHECKPOINTABLE"))
+            assert stored == network.count_params(), key
