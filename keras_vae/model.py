@@ -109,6 +109,12 @@ class KLTerm(layers.Layer):
     def compute_output_shape(self, input_shape):
         return input_shape[1][:1]
 
+    def load_own_variables(self, store):
+        # Checkpoints of keras-vae 0.1.0 kept β in the Sampling layer; their KL weight at
+        # the end of training is the configured β, which this layer starts with.
+        if "beta" in store:
+            self.beta.assign(store["beta"])
+
     def get_config(self):
         return {**super().get_config(), "beta": self.initial_beta}
 

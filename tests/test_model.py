@@ -219,3 +219,13 @@ def test_a_conditional_model_takes_the_label_in_both_networks(arch):
     assert np.abs(images[0] - images[1]).max() > 0 and np.abs(images[1] - images[2]).max() > 0
     with pytest.raises(ValueError, match="pass the labels"):
         vae.mean_image(z)
+
+
+def test_the_kl_weight_loads_from_checkpoints_that_kept_it_elsewhere():
+    """keras-vae 0.1.0 kept β in the Sampling layer: a checkpoint whose KL layer has no
+    variables of its own keeps the configured β; one that has them restores them."""
+    kl_term = KLTerm(beta=0.7)
+    kl_term.load_own_variables({})
+    assert float(kl_term.beta.numpy()) == pytest.approx(0.7)
+    kl_term.load_own_variables({"beta": np.float32(0.25)})
+    assert float(kl_term.beta.numpy()) == pytest.approx(0.25)
