@@ -303,5 +303,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        """The inverse of `to_dict`; raises TypeError for settings this version lacks."""
+        """The inverse of `to_dict`; raises TypeError for settings this version lacks.
+        Records of keras-vae 0.1.0 read too: they named `pixel_kind` `pixels` and kept the
+        likelihood asked for beside the model's own."""
+        values = {key: value for key, value in values.items() if key != "likelihood"}
+        if "pixels" in values:
+            values["pixel_kind"] = values.pop("pixels")
         return cls(**{**values, "model": ModelConfig.from_dict(values["model"])})

@@ -110,3 +110,10 @@ def test_a_conditional_model_bounds_log_p_of_x_given_y_over_its_classes():
     conditional = ModelConfig(conditional=True, label_names=("cat", "dog"))
     assert (conditional.losses_bound, conditional.classes) == ("log p(x|y)", 2)
     assert ModelConfig().losses_bound == "log p(x)"
+
+
+def test_a_record_of_keras_vae_0_1_0_reads_as_the_same_settings():
+    current = TrainConfig(dataset="fashion_mnist").for_data((28, 28, 1), "8-bit")
+    old = {**current.to_dict(), "likelihood": "auto", "pixels": "8-bit"}
+    del old["pixel_kind"]
+    assert TrainConfig.from_dict(old) == current
