@@ -1,9 +1,9 @@
 """Latent codes to decode: seeded draws from a model's prior, and class grids.
 
 Pictures, the samples' class check and the export's int8 check decode draws from the
-model's own prior, as a user's sampler does. They draw with numpy, as the edge sampler
-(`serving/sample.py`, which must run without this project) does, and in the same order
-(a component, then its noise), so the same seed gives the same z there and here (tested).
+model's own prior, as a user's sampler does, with numpy's seeded generator. (The edge
+sampler and the browser page share a generator of their own, written for JavaScript too:
+`serving/sample.py`.)
 """
 
 from __future__ import annotations

@@ -239,17 +239,45 @@ def decode(session, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarr
     return image
 
 
+# --- the seeded generator (serving/web/app.js implements the same) ----------------------
+
+def _lowbias32(x: np.ndarray) -> np.ndarray:
+    """The lowbias32 integer hash (C. Wellons) of uint32 values, wrapping at 2³²."""
+    x = x ^ (x >> np.uint32(16))
+    x = x * np.uint32(0x7FEB352D)
+    x = x ^ (x >> np.uint32(15))
+    x = x * np.uint32(0x846CA68B)
+    return x ^ (x >> np.uint32(16))
+
+
+def seeded_uniform(seed: int, stream: int, count: int) -> np.ndarray:
+    """`count` uniforms in (0, 1), float64: u_i = (h(i ⊕ key) + ½) / 2³², where h is
+    lowbias32 and key = h(h(seed mod 2³²) ⊕ stream). The browser page computes the very
+    same numbers (serving/web/app.js), so a seed draws the same picture in both."""
+    with np.errstate(over="ignore"):
+        key = _lowbias32(_lowbias32(np.uint32(seed % 2**32)) ^ np.uint32(stream))
+        bits = _lowbias32(np.arange(count, dtype=np.uint32) ^ key)
+    return (bits.astype(np.float64) + 0.5) / 2.0**32
+
+
+def seeded_normal(seed: int, count: int) -> np.ndarray:
+    """`count` standard normals, float64, by Box-Muller from streams 0 and 1."""
+    radius = np.sqrt(-2.0 * np.log(seeded_uniform(seed, 0, count)))
+    return radius * np.cos(2.0 * np.pi * seeded_uniform(seed, 1, count))
+
+
 def prior_latents(n: int, latent_dim: int, seed: int,
-                  prior: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """n seeded draws of z from the model's prior: N(0, I) when `prior` is empty, else the
-    VampPrior mixture (means, log_vars), each [K, latent_dim]: a uniformly chosen
-    component k, then N(means_k, exp(log_vars_k))."""
-    rng = np.random.default_rng(seed)
+                  prior: Sequence[np.ndarray] | None = None,
+                  temperature: float = 1.0) -> np.ndarray:
+    """n seeded draws of z [n, latent_dim] float32 from the model's prior: N(0, t²I) when
+    `prior` is empty, else the VampPrior mixture (means, log_vars), each [K, latent_dim]: a
+    component k = ⌊u·K⌋ from stream 2, then means_k + t·exp(½·log_vars_k)·ε. Row r takes
+    the normals r·latent_dim … (r + 1)·latent_dim − 1. t is the temperature."""
+    epsilon = temperature * seeded_normal(seed, n * latent_dim).reshape(n, latent_dim)
     if not prior:
-        return rng.standard_normal((n, latent_dim)).astype(np.float32)
+        return epsilon.astype(np.float32)
     means, log_vars = prior
-    k = rng.integers(len(means), size=n)
-    epsilon = rng.standard_normal((n, latent_dim))
+    k = np.floor(seeded_uniform(seed, 2, n) * len(means)).astype(np.int64)
     return (means[k] + np.exp(0.5 * log_vars[k]) * epsilon).astype(np.float32)
 
 
@@ -260,9 +288,10 @@ def for_every_class(z: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray
 
 
 def interpolation_latents(n: int, latent_dim: int, seed: int,
-                          prior: Sequence[np.ndarray] | None = None) -> np.ndarray:
+                          prior: Sequence[np.ndarray] | None = None,
+                          temperature: float = 1.0) -> np.ndarray:
     """n points on the straight line between two prior draws (seeded), ends included."""
-    start, end = prior_latents(2, latent_dim, seed, prior)
+    start, end = prior_latents(2, latent_dim, seed, prior, temperature)
     weights = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
     return (1.0 - weights) * start + weights * end
 
@@ -345,6 +374,17 @@ def whole_number(low: int, high: float = math.inf):
     return parse
 
 
+def positive_number(text: str) -> float:
+    """An argparse `type`: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number above 0")
+    return value
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse whose errors are one `SampleError` line instead of a usage dump."""
 
@@ -361,7 +401,11 @@ def add_sampling_flags(parser: argparse.ArgumentParser, most_images: int, out: s
     parser.add_argument("--label", default=None,
                         help="conditional models: the class to draw, by name or index "
                              "(default: one row per class)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of z (default: 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of z, drawn by the generator the browser page shares "
+                             "(default: 0)")
+    parser.add_argument("--temperature", type=positive_number, default=1.0,
+                        help="scales the prior's standard deviations (default: 1)")
     parser.add_argument("--out", default=out,
                         help="picture to write; its extension sets the format "
                              "(default: %(default)s)")
@@ -431,7 +475,7 @@ def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | N
         return read_latents(args.latent_file, latent_dim), None
     prior = read_prior(prior_file, latent_dim) if prior_file else None
     draw = interpolation_latents if args.interpolate else prior_latents
-    return draw(n, latent_dim, args.seed, prior), prior_file
+    return draw(n, latent_dim, args.seed, prior, args.temperature), prior_file
 
 
 def run_script(main, prog: str, exit_codes: dict[type, int]) -> None:

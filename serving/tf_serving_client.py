@@ -218,7 +218,7 @@ def main(argv: list[str]) -> str:
     label = sample.asked_label(args.label, names, args.model)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
     z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
-                             args.seed, prior)
+                             args.seed, prior, args.temperature)
     images = sample.draw(lambda *inputs: decode(client, *inputs), z, names, label, args.out)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}"

@@ -5,18 +5,6 @@ from __future__ import annotations
 import numpy as np
 
 from keras_vae.latents import every_class, prior_draws
-from serving import sample
-
-
-def test_the_same_seed_draws_the_same_z_as_the_edge_sampler():
-    """Pictures made here and `serving/sample.py --seed` show the same z, for N(0, I) and
-    for a VampPrior mixture."""
-    rng = np.random.default_rng(5)
-    components = [rng.normal(size=(7, 3)).astype(np.float32),
-                  rng.normal(-2, 0.5, (7, 3)).astype(np.float32)]
-    for prior in (None, components):
-        np.testing.assert_array_equal(prior_draws(50, 3, 11, prior),
-                                      sample.prior_latents(50, 3, 11, prior))
 
 
 def test_mixture_draws_have_each_components_mean_and_spread():

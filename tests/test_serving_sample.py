@@ -259,3 +259,28 @@ def test_a_vamp_decoder_without_its_prior_file_is_refused(vamp_export, tmp_path)
     message = sample.main([str(alone), "--prior", vamp_export["paths"]["prior"], "--out",
                            str(tmp_path / "x.png")])
     assert "z from the VampPrior" in message
+
+
+def test_the_seeded_generator_draws_standard_normals_and_uniform_components():
+    """The generator the browser page shares: normals with mean 0 and variance 1 and no
+    correlation between neighbours, uniforms in (0, 1), different streams and seeds
+    different numbers, the same seed the same numbers."""
+    normals = sample.seeded_normal(7, 200_000)
+    assert abs(normals.mean()) < 0.01 and abs(normals.std() - 1) < 0.01
+    assert abs(np.corrcoef(normals[:-1], normals[1:])[0, 1]) < 0.01
+    uniforms = sample.seeded_uniform(7, 2, 100_000)
+    assert 0 < uniforms.min() and uniforms.max() < 1 and abs(uniforms.mean() - 0.5) < 0.005
+    np.testing.assert_array_equal(sample.seeded_normal(7, 10), normals[:10])
+    assert not np.allclose(sample.seeded_normal(8, 10), normals[:10])
+    assert not np.allclose(sample.seeded_uniform(7, 0, 10), sample.seeded_uniform(7, 1, 10))
+
+
+def test_temperature_scales_the_prior_spread_about_the_same_components():
+    means = np.array([[5.0, -5.0], [-5.0, 5.0]], np.float32)
+    log_vars = np.zeros((2, 2), np.float32)
+    cold = sample.prior_latents(4000, 2, 3, (means, log_vars), temperature=0.5)
+    warm = sample.prior_latents(4000, 2, 3, (means, log_vars))
+    centre = np.where(cold[:, :1] > 0, means[0], means[1])
+    assert np.std(cold - centre) == pytest.approx(0.5, rel=0.05)
+    assert np.std(warm - centre) == pytest.approx(1.0, rel=0.05)
+    np.testing.assert_array_equal(np.sign(cold), np.sign(warm))  # the same components
