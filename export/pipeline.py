@@ -12,6 +12,7 @@ Layout of EXPORT (by default RUN_DIR/export):
     decoder.onnx, decoder_int8.onnx, encoder.onnx      onnxruntime
     decoder.tflite                                     LiteRT
     prior.npz                                          VampPrior models: p(z)'s mixture
+    web/                                               the browser page (export/web.py)
     manifest.json                                      sizes, sha256, names, shapes, parity
 """
 
@@ -46,10 +47,12 @@ from export.verify import (
     parity_labels,
     parity_latents,
 )
-from keras_vae.atomic import write_json
+from export.web import WEB_DIR, write_web
+from keras_vae.atomic import atomic_path, write_json
 from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig
 from keras_vae.run_layout import (
+    EVALUATION_JSON,
     EXPORT_DIR,
     SUMMARY,
     directory_bytes,
@@ -82,9 +85,11 @@ def onnx_metadata(config: TrainConfig) -> dict[str, str]:
     }
 
 
-def export_model(vae, export_dir: str, config: TrainConfig) -> dict:
+def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) -> dict:
     """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`;
-    `config` is the run's record, from which every file's metadata is derived.
+    `config` is the run's record, from which every file's metadata is derived;
+    `unit_activity` (the evaluation's, when there is one) orders the browser page's
+    sliders.
 
     Returns:
         {"version", "paths": {artifact key: absolute path}, "parity": {...}, "int8": {...}}
@@ -105,6 +110,10 @@ def export_model(vae, export_dir: str, config: TrainConfig) -> dict:
         if problems:
             raise RunFailure(f"export not published, verification failed: "
                              f"{'; '.join(problems)}")
+        staged["web"] = os.path.join(staging, WEB_DIR)
+        write_web(staged["web"], {"fp32": staged["decoder_onnx"],
+                                  "int8": staged["decoder_int8_onnx"]},
+                  onnx_metadata(config), staged.get("prior"), unit_activity)
         paths = _publish(staged, export_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -181,7 +190,8 @@ def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str,
         paths[key] = publish_version(staged[key], export_dir, model_name, version)
     for key in staged.keys() - paths.keys():
         paths[key] = os.path.join(export_dir, os.path.basename(staged[key]))
-        os.replace(staged[key], paths[key])
+        with atomic_path(paths[key]) as tmp:  # a directory (web/) replaces the old one too
+            os.replace(staged[key], tmp)
     stale_prior = os.path.join(export_dir, PRIOR_FILE)
     if "prior" not in staged and os.path.exists(stale_prior):
         os.remove(stale_prior)
@@ -194,7 +204,8 @@ def _manifest(decoder, encoder, paths: dict[str, str], export_dir: str, version:
     artifacts = {}
     for key, path in paths.items():
         description = (describe(path) if key == "prior"
-                       else endpoint_of[key.split("_")[0]].describe())
+                       else {"contents": "the browser page (python -m http.server -d web)"}
+                       if key == "web" else endpoint_of[key.split("_")[0]].describe())
         entry = {"path": os.path.relpath(path, export_dir), **fingerprint(path),
                  **description}
         if key in measured["parity"]:
@@ -219,7 +230,7 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
     vae, config = load_run(run_dir)
     summary = read_summary(run_dir)
     try:
-        result = export_model(vae, export_dir, config)
+        result = export_model(vae, export_dir, config, _unit_activity(run_dir))
     except RunFailure as error:
         if summary:
             _record(run_dir, {**summary, "export": {"error": str(error)}})
@@ -230,6 +241,15 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
                                                    **artifacts}, "export": section,
                           "run_dir_bytes": directory_bytes(run_dir)})
     return {**result, "artifacts": artifacts}
+
+
+def _unit_activity(run_dir: str):
+    """The evaluation's activity of each latent unit, if the run was evaluated."""
+    try:
+        with open(os.path.join(run_dir, EVALUATION_JSON)) as f:
+            return json.load(f).get("unit_activity")
+    except (OSError, ValueError):
+        return None
 
 
 def _record(run_dir: str, summary: dict) -> None:

@@ -39,7 +39,7 @@ def test_export_dir_has_the_tf_serving_layout_and_every_file(small_export):
     export_dir = small_export["export_dir"]
     assert sorted(os.listdir(export_dir)) == [
         "decoder.onnx", "decoder.tflite", "decoder_int8.onnx", "encoder.onnx", "manifest.json",
-        "vae_decoder", "vae_encoder"]
+        "vae_decoder", "vae_encoder", "web"]
     for model in ("vae_decoder", "vae_encoder"):
         assert os.listdir(os.path.join(export_dir, model)) == ["1"]
         assert os.path.isfile(os.path.join(export_dir, model, "1", "saved_model.pb"))

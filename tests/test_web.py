@@ -1,0 +1,275 @@
+"""Specification of export/web.py and serving/web: the decoder in a real browser.
+
+Debian's Chromium, driven by Playwright (no browser is downloaded), opens the page that
+every export writes, served from 127.0.0.1 by a server these tests start and stop. The
+canvases' pixels are compared with onnxruntime-python's decode of the same latents, drawn
+by the generator serving/sample.py shares with the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import threading
+
+import keras
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from export.pipeline import export_model
+from export.web import ORT_WEB_VERSION, RUNTIME_DIR, RUNTIME_INTEGRITY
+from keras_vae.config import ModelConfig, TrainConfig
+from keras_vae.model import VAE
+from serving import sample
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+MARKUP_NAME = "<img src=x onerror=alert(1)>"
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def serve():
+    """serve(directory) → the address of a static server of it on 127.0.0.1; every server
+    started is stopped when the module's tests end."""
+    servers = []
+
+    def start(directory: str) -> str:
+        handler = functools.partial(_QuietHandler, directory=directory)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _export(tmp_path_factory, name: str, **model) -> dict:
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(latent_dim=4, hidden_dims=(256,), likelihood="bernoulli",
+                          image_shape=(16, 12, 1), **model))
+    export_dir = str(tmp_path_factory.mktemp(name))
+    export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"))
+    return {"vae": vae, "dir": export_dir, "web": os.path.join(export_dir, "web")}
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    return _export(tmp_path_factory, "plain")
+
+
+@pytest.fixture(scope="module")
+def vamp(tmp_path_factory):
+    return _export(tmp_path_factory, "vamp", prior="vamp", pseudo_inputs=7)
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    return _export(tmp_path_factory, "conditional", conditional=True,
+                   label_names=("ring", MARKUP_NAME, "bar"))
+
+
+def _open(browser, address: str, query: str = "", init_script: str | None = None) -> dict:
+    """Opens the page and waits for it to finish or fail: {"page", "status", "state",
+    "console" (error messages), "requests" (addresses asked for)}."""
+    page = browser.new_page()
+    console, requests, dialogs = [], [], []
+    page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: console.append(str(error)))
+    page.on("request", lambda request: requests.append(request.url))
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    if init_script:
+        page.add_init_script(init_script)
+    page.goto(f"{address}/index.html{query}")
+    page.wait_for_selector("#status[data-state=done], #status[data-state=error]",
+                           timeout=60_000)
+    return {"page": page, "status": page.inner_text("#status"),
+            "state": page.get_attribute("#status", "data-state"), "console": console,
+            "requests": requests, "dialogs": dialogs}
+
+
+def _canvas_pixels(page, selector: str) -> np.ndarray:
+    """The first channel of every canvas matched, [N, H, W] uint8."""
+    rows = page.evaluate("""(selector) => [...document.querySelectorAll(selector)].map(c =>
+        Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data)
+             .filter((_, i) => i % 4 === 0))""", selector)
+    height, width = page.evaluate(f"""[document.querySelector('{selector}').height,
+                                       document.querySelector('{selector}').width]""")
+    return np.asarray(rows, np.uint8).reshape(len(rows), height, width)
+
+
+def _reference(onnx_file: str, z: np.ndarray, labels=None) -> np.ndarray:
+    """onnxruntime-python's images for z, as the page rounds them to 8 bits."""
+    session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
+    feeds = {"z": z} if labels is None else {"z": z, "label": np.asarray(labels, np.int64)}
+    (image,) = session.run(["image"], feeds)
+    return np.round(np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)
+
+
+def _assert_within_a_level(drawn: np.ndarray, expected: np.ndarray) -> None:
+    assert drawn.shape == expected.shape
+    assert np.abs(drawn.astype(int) - expected).max() <= 1  # 1/255
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_the_page_draws_what_onnxruntime_draws_for_the_same_seed(browser, serve, plain,
+                                                                precision):
+    opened = _open(browser, serve(plain["web"]),
+                   f"?seed=5&n=6&temperature=0.8&precision={precision}")
+    assert opened["state"] == "done", opened["status"]
+    z = sample.prior_latents(6, 4, 5, temperature=0.8)
+    onnx_file = os.path.join(plain["dir"], "decoder.onnx" if precision == "fp32"
+                             else "decoder_int8.onnx")
+    _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
+                           _reference(onnx_file, z))
+    row = sample.interpolation_latents(10, 4, 3, temperature=0.8)
+    _assert_within_a_level(_canvas_pixels(opened["page"], "#row canvas"),
+                           _reference(onnx_file, row))
+    timing = opened["page"].inner_text("#timing")
+    assert "6 images decoded in" in timing and f"({precision}, WebAssembly" in timing
+    assert opened["console"] == [] and opened["dialogs"] == []
+    assert all(url.startswith("http://127.0.0.1:") for url in opened["requests"])
+
+
+def test_a_vamp_model_draws_from_its_prior(browser, serve, vamp):
+    opened = _open(browser, serve(vamp["web"]), "?seed=2&n=5")
+    assert opened["state"] == "done", opened["status"]
+    with np.load(os.path.join(vamp["dir"], "prior.npz")) as prior:
+        z = sample.prior_latents(5, 4, 2, (prior["means"], prior["log_vars"]))
+    _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
+                           _reference(os.path.join(vamp["dir"], "decoder.onnx"), z))
+    assert "VampPrior" in opened["page"].inner_text("#model-line")
+
+
+def test_the_class_picker_draws_the_class_asked_for_as_the_sampler_does(browser, serve,
+                                                                        conditional):
+    address = serve(conditional["web"])
+    onnx_file = os.path.join(conditional["dir"], "decoder.onnx")
+    z = sample.prior_latents(4, 4, 9)
+    asked = _open(browser, address, "?seed=9&n=4&label=bar")
+    _assert_within_a_level(_canvas_pixels(asked["page"], "#grid canvas"),
+                           _reference(onnx_file, z, [2] * 4))
+    rows = _open(browser, address, "?seed=9&n=4")  # every class, a row each
+    every_z, labels = sample.for_every_class(z, 3)
+    _assert_within_a_level(_canvas_pixels(rows["page"], "#grid canvas"),
+                           _reference(onnx_file, every_z, labels))
+    assert rows["console"] == [] and asked["console"] == []
+
+
+def test_class_names_show_as_text_and_run_nothing(browser, serve, conditional):
+    opened = _open(browser, serve(conditional["web"]), "?n=2")
+    page = opened["page"]
+    options = page.eval_on_selector_all("#class option", "o => o.map(x => x.textContent)")
+    assert MARKUP_NAME in options
+    names = page.eval_on_selector_all("#grid .row-name", "p => p.map(x => x.textContent)")
+    assert names == ["ring", MARKUP_NAME, "bar"]
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    assert opened["dialogs"] == [] and opened["console"] == []
+
+
+def test_a_chosen_sample_gets_sliders_that_move_its_picture(browser, serve, plain):
+    page = _open(browser, serve(plain["web"]), "?seed=1&n=3")["page"]
+    page.click("#grid canvas >> nth=1")
+    page.wait_for_selector("#focus canvas")
+    before = _canvas_pixels(page, "#focus canvas")
+    _assert_within_a_level(before, _canvas_pixels(page, "#grid canvas")[1:2])
+    assert page.evaluate("document.querySelectorAll('#sliders input').length") == 4
+    page.eval_on_selector("#sliders input >> nth=0",
+                          "s => { s.value = 3.5; s.dispatchEvent(new Event('input')); }")
+    page.wait_for_function("document.querySelector('#timing').textContent.startsWith('1 ')")
+    z = sample.prior_latents(3, 4, 1)[1:2].copy()
+    z[0, 0] = 3.5
+    page.wait_for_timeout(200)
+    _assert_within_a_level(_canvas_pixels(page, "#focus canvas"),
+                           _reference(os.path.join(plain["dir"], "decoder.onnx"), z))
+
+
+def _broken_copy(tmp_path, export: dict, damage) -> str:
+    web = str(tmp_path / "web")
+    shutil.copytree(export["web"], web)
+    damage(web)
+    return web
+
+
+def _write(path: str, data: bytes) -> None:
+    os.remove(path)  # a hard link to the export's file: replace it, do not write through
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+BAD_PAGES = [
+    ("missing decoder", lambda web, e: os.remove(os.path.join(web, "decoder.onnx")),
+     "decoder.onnx is missing (HTTP 404)"),
+    ("corrupt decoder", lambda web, e: _write(os.path.join(web, "decoder.onnx"), b"\0" * 99),
+     "decoder.onnx is not a model onnxruntime can load"),
+    ("encoder as decoder", lambda web, e: _write(
+        os.path.join(web, "decoder.onnx"),
+        open(os.path.join(e["dir"], "encoder.onnx"), "rb").read()),
+     "decoder.onnx takes image and gives z_"),
+    ("missing metadata", lambda web, e: os.remove(os.path.join(web, "model.json")),
+     "model.json is missing (HTTP 404)"),
+]
+
+
+@pytest.mark.parametrize("case, damage, message", BAD_PAGES, ids=[c[0] for c in BAD_PAGES])
+def test_a_broken_page_says_what_is_wrong_in_one_visible_line(browser, serve, plain,
+                                                              tmp_path, case, damage,
+                                                              message):
+    opened = _open(browser, serve(_broken_copy(tmp_path, plain, lambda w: damage(w, plain))))
+    assert opened["state"] == "error" and message in opened["status"]
+    assert "\n" not in opened["status"]
+    if case == "encoder as decoder":
+        assert "it is not a decoder (an encoder?)" in opened["status"]
+
+
+def test_a_vamp_page_without_its_prior_says_so(browser, serve, vamp, tmp_path):
+    web = _broken_copy(tmp_path, vamp, lambda w: os.remove(os.path.join(w, "prior.f32")))
+    opened = _open(browser, serve(web))
+    assert opened["state"] == "error"
+    assert "prior.f32 is missing (HTTP 404): this model was trained with a VampPrior" in (
+        opened["status"])
+
+
+def test_a_browser_without_webassembly_is_told_so(browser, serve, plain):
+    opened = _open(browser, serve(plain["web"]), init_script="delete window.WebAssembly;")
+    assert opened["state"] == "error"
+    assert opened["status"].startswith("this browser has no WebAssembly")
+
+
+def test_an_unknown_class_is_refused_naming_the_known_ones(browser, serve, conditional):
+    opened = _open(browser, serve(conditional["web"]), "?label=cat")
+    assert opened["state"] == "error"
+    assert 'label "cat" is not a class of this model; known: 0 ring' in opened["status"]
+
+
+def test_the_pinned_runtime_is_the_one_npm_installed():
+    """The CDN route loads the same version the export copies, checked by its hash."""
+    with open(os.path.join(os.path.dirname(sample.__file__), "web", "package.json")) as f:
+        assert json.load(f)["dependencies"]["onnxruntime-web"] == ORT_WEB_VERSION
+    with open(os.path.join(RUNTIME_DIR, "ort.wasm.min.js"), "rb") as f:
+        digest = base64.b64encode(hashlib.sha384(f.read()).digest()).decode()
+    assert RUNTIME_INTEGRITY == f"sha384-{digest}"
