@@ -273,3 +273,20 @@ def test_the_pinned_runtime_is_the_one_npm_installed():
     with open(os.path.join(RUNTIME_DIR, "ort.wasm.min.js"), "rb") as f:
         digest = base64.b64encode(hashlib.sha384(f.read()).digest()).decode()
     assert RUNTIME_INTEGRITY == f"sha384-{digest}"
+
+
+def test_the_web_benchmark_times_the_page_beside_native_onnxruntime(plain, tmp_path):
+    """Real timings of both runtimes at 1 and every thread (speed itself is reported by
+    the benchmark, never asserted)."""
+    from export.web_bench import benchmark, format_table
+
+    os.makedirs(tmp_path / "run")
+    os.symlink(plain["dir"], tmp_path / "run" / "export")
+    result = benchmark(str(tmp_path / "run"), repeats=2)
+    cores = os.cpu_count() or 1
+    assert [row["threads"] for row in result["rows"]][::2] == sorted({1, cores})
+    for row in result["rows"]:
+        assert row["batch1_ms"] > 0 and row["batch64_ms"] > 0
+        if row["runtime"].startswith("browser"):
+            assert row["isolated"] and row["first_picture_ms"] > 0
+    assert format_table(result).count("\n| ") == len(result["rows"]) + 1
