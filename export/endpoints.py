@@ -4,7 +4,10 @@ Every format (SavedModel, ONNX, LiteRT) is made from these functions, so all of 
 the same input and output names:
 
 - `vae_decoder`: `z` float32 [N, latent_dim] → `image`, the mean of p(x|z), float32
-  [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.likelihoods`):
+  [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.likelihoods`).
+  A conditional model's decoder draws z from its class prior itself and takes
+  `noise` float32 [N, latent_dim], `temperature` float32 [N] and `label` int64 [N]
+  instead of `z` (z = μ_label + temperature·σ_label·noise, `VAE.generator`). Outputs:
   - Bernoulli: `logits` [N, H, W, C] (image = sigmoid(logits));
   - discretized logistic mixture: `mixture_logits`, `locations` and `log_scales`, each
     [N, H, W, C, M] (M components; locations in pixel units, scales as logs).
@@ -13,10 +16,10 @@ the same input and output names:
 
 H, W and C are the training data's (the run record's `image_shape`).
 
-A conditional model's decoder and encoder take a second input, `label` int64 [N], the class
-index of each example (the run record's `label_names` give the names). A label outside
-[0, classes) is not an error: it enters the networks as the all-zero one-hot vector
-("no class"; `keras_vae.networks.layers.OneHot`), the same in every format.
+A conditional model's decoder and encoder take `label` int64 [N], the class index of each
+example (the run record's `label_names` give the names). A label outside [0, classes) is
+not an error: it enters the networks as the all-zero one-hot vector ("no class";
+`keras_vae.networks.layers.OneHot`) and the prior as N(0, I), the same in every format.
 
 A conditional model's decoder SavedModel also has the signature `label_names`: `index`
 int64 [C] → `name` string [C], the class names at those indices. C, the number of
@@ -76,28 +79,22 @@ def decoder_outputs(likelihood, parameters) -> dict:
     return {"image": likelihood.mean(parameters), **likelihood.named_parameters(parameters)}
 
 
-def decoder_endpoint(decoder: keras.Model, likelihood) -> Endpoint:
-    """`likelihood`: the model's `keras_vae.likelihoods` likelihood (`vae.likelihood`)."""
-    latent_dim = decoder.inputs[0].shape[-1]
-    z_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="z")
+def decoder_endpoint(generator: keras.Model, likelihood) -> Endpoint:
+    """The exported decoder: `generator` (`VAE.generator`) with its inputs and names, and
+    every output of `decoder_outputs`. `likelihood`: the model's `keras_vae.likelihoods`
+    likelihood (`vae.likelihood`)."""
+    specs = [tf.TensorSpec([None, *tensor.shape[1:]], tf.dtypes.as_dtype(tensor.dtype),
+                           name=tensor.name) for tensor in generator.inputs]
 
-    def outputs(parameters):
-        return decoder_outputs(likelihood, parameters)
+    @tf.function(input_signature=specs)
+    def decode(*tensors):
+        inputs = list(tensors) if len(tensors) > 1 else tensors[0]
+        return decoder_outputs(likelihood, generator(inputs, training=False))
 
-    if _conditional(decoder):
-        @tf.function(input_signature=[z_spec, LABEL_SPEC])
-        def decode(z, label):
-            return outputs(decoder([z, label], training=False))
-        example = {"z": tf.zeros([1, latent_dim]), "label": tf.zeros([1], tf.int64)}
-    else:
-        @tf.function(input_signature=[z_spec])
-        def decode(z):
-            return outputs(decoder(z, training=False))
-        example = {"z": tf.zeros([1, latent_dim])}
-
-    shapes = {name: (None, *tensor.shape[1:]) for name, tensor in decode(**example).items()}
-    inputs = {"z": (None, latent_dim), **({"label": (None,)} if _conditional(decoder) else {})}
-    return Endpoint("vae_decoder", inputs, shapes, decode)
+    example = decode(*(tf.zeros([1, *spec.shape[1:]], spec.dtype) for spec in specs))
+    shapes = {name: (None, *tensor.shape[1:]) for name, tensor in example.items()}
+    return Endpoint("vae_decoder", {spec.name: tuple(spec.shape) for spec in specs}, shapes,
+                    decode)
 
 
 def encoder_endpoint(encoder: keras.Model) -> Endpoint:
@@ -127,7 +124,7 @@ def run_keras(endpoint: Endpoint, inputs) -> dict:
     """The reference outputs every artifact is compared with; `inputs`: see
     `named_inputs`."""
     named = named_inputs(endpoint.inputs, inputs)
-    outputs = endpoint.function(**{k: tf.constant(v) for k, v in named.items()})
+    outputs = endpoint.function(*(tf.constant(named[name]) for name in endpoint.inputs))
     return {name: value.numpy() for name, value in outputs.items()}
 
 

@@ -23,8 +23,6 @@ import json
 import os
 import shutil
 
-import numpy as np
-
 import keras_vae
 from export.endpoints import (
     decoder_endpoint,
@@ -44,8 +42,7 @@ from export.verify import (
     int8_quality,
     misses,
     parity,
-    parity_labels,
-    parity_latents,
+    parity_inputs,
 )
 from export.web import WEB_DIR, write_web
 from keras_vae.atomic import atomic_path, write_json
@@ -73,7 +70,8 @@ def onnx_metadata(config: TrainConfig) -> dict[str, str]:
     `image_shape` ([H, W, C]) and `label_names` are JSON lists; `likelihood` names the
     decoder's other outputs (see `export.endpoints`)."""
     return {
-        "latent_dim": str(config.model.latent_dim),
+        "latent_dim": str(sum(config.model.levels)),
+        "latent_input": config.model.latent_input,
         "prior": config.model.prior,
         "conditional": str(config.model.conditional).lower(),
         "image_shape": json.dumps(list(config.model.image_shape)),
@@ -98,13 +96,15 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     Raises:
         RunFailure: an artifact misses a verification bound; nothing was published.
     """
-    decoder, encoder = decoder_endpoint(vae.decoder, vae.likelihood), encoder_endpoint(vae.encoder)
+    generator = vae.generator()
+    decoder = decoder_endpoint(generator, vae.likelihood)
+    encoder = encoder_endpoint(vae.encoder)
     os.makedirs(export_dir, exist_ok=True)
     version = next_version(export_dir, [decoder.name, encoder.name])
     staging = os.path.join(export_dir, f".staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        staged = _write_all(vae, decoder, encoder, staging, config)
+        staged = _write_all(vae, generator, decoder, encoder, staging, config)
         measured = _verify(vae, decoder, encoder, staged)
         problems = misses(measured["parity"], measured["int8"])
         if problems:
@@ -123,11 +123,12 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     return {"version": version, "paths": paths, **measured}
 
 
-def _write_all(vae, decoder, encoder, staging: str, config: TrainConfig) -> dict[str, str]:
+def _write_all(vae, generator, decoder, encoder, staging: str, config: TrainConfig
+               ) -> dict[str, str]:
     staged = {"decoder_saved_model": os.path.join(staging, decoder.name),
               "encoder_saved_model": os.path.join(staging, encoder.name),
               **{key: os.path.join(staging, name) for key, name in FILES.items()}}
-    write_saved_model(decoder, vae.decoder, staged["decoder_saved_model"],
+    write_saved_model(decoder, generator, staged["decoder_saved_model"],
                       extra=(prior_endpoint(vae), label_names_endpoint(vae)))
     write_saved_model(encoder, vae.encoder, staged["encoder_saved_model"])
     metadata = onnx_metadata(config)
@@ -143,25 +144,23 @@ def _write_all(vae, decoder, encoder, staging: str, config: TrainConfig) -> dict
 def _verify(vae, decoder, encoder, staged: dict[str, str]) -> dict:
     """Measures every staged artifact against Keras. The int8 decoder is written here, as
     its weight scales are chosen by this measurement (`_quantize_decoder`)."""
-    conditional = "label" in decoder.inputs
-    labels = {"label": parity_labels(vae.config.classes)} if conditional else {}
-    z = {"z": parity_latents(decoder.inputs["z"][-1]), **labels}
-    decoded = run_keras(decoder, z)
+    decoder_inputs = parity_inputs(decoder.inputs, vae.config.classes)
+    decoded = run_keras(decoder, decoder_inputs)
+    labels = {"label": decoder_inputs["label"]} if "label" in decoder_inputs else {}
     images = {"image": decoded["image"], **labels}  # data-like inputs, no dataset needed
     encoded = run_keras(encoder, images)
     return {
         "parity": {
-            "decoder_saved_model": parity(run_saved_model(staged["decoder_saved_model"], z),
-                                          decoded),
-            "decoder_onnx": parity(run_onnx(staged["decoder_onnx"], z), decoded),
-            "decoder_tflite": parity(run_tflite(staged["decoder_tflite"], z), decoded),
+            "decoder_saved_model": parity(
+                run_saved_model(staged["decoder_saved_model"], decoder_inputs), decoded),
+            "decoder_onnx": parity(run_onnx(staged["decoder_onnx"], decoder_inputs), decoded),
+            "decoder_tflite": parity(run_tflite(staged["decoder_tflite"], decoder_inputs),
+                                     decoded),
             "encoder_saved_model": parity(
                 run_saved_model(staged["encoder_saved_model"], images), encoded),
             "encoder_onnx": parity(run_onnx(staged["encoder_onnx"], images), encoded),
         },
-        "int8": _quantize_decoder(staged, int8_check_inputs(
-            [np.asarray(t) for t in vae.prior_components()], vae.config.latent_dim,
-            vae.config.classes if conditional else 0)),
+        "int8": _quantize_decoder(staged, int8_check_inputs(vae)),
     }
 
 

@@ -31,7 +31,6 @@ import os
 import numpy as np
 
 from keras_vae.cli import RunFailure
-from keras_vae.latents import prior_draws
 
 FP32_TOLERANCE = 1e-4
 INT8_BOUNDS = {"image": {"mean": 0.01, "p99": 0.08},
@@ -55,13 +54,22 @@ def parity_latents(latent_dim: int) -> np.ndarray:
     return z.astype(np.float32)
 
 
-def int8_check_inputs(prior_components, latent_dim: int, classes: int = 0) -> dict:
-    """The int8 check's decoder inputs: `INT8_BATCH` draws of z from the model's prior
-    (`prior_components` as `VAE.prior()` gives them, as arrays; empty for N(0, I)) and,
-    for a conditional decoder (`classes` > 0), labels 0, 1, …, classes − 1 in turn."""
-    z = prior_draws(INT8_BATCH, latent_dim, PARITY_SEED, prior_components)
-    labels = {"label": np.arange(INT8_BATCH, dtype=np.int64) % classes} if classes else {}
-    return {"z": z, **labels}
+def parity_inputs(decoder_inputs: dict, classes: int) -> dict:
+    """The fixed fp32 parity batch for a decoder's inputs (`Endpoint.inputs`): z or noise
+    from `parity_latents`, temperatures from 0.5 to 1.5, labels from `parity_labels`."""
+    values = {"label": lambda shape: parity_labels(classes),
+              "temperature": lambda shape: np.linspace(0.5, 1.5, PARITY_BATCH,
+                                                       dtype=np.float32)}
+    return {name: values.get(name, lambda shape: parity_latents(shape[-1]))(shape)
+            for name, shape in decoder_inputs.items()}
+
+
+def int8_check_inputs(vae) -> dict:
+    """The int8 check's decoder inputs: `INT8_BATCH` draws from the model's own prior
+    (`VAE.sample_inputs`: N(0, I), the VampPrior's mixture, or a conditional model's class
+    prior with the classes 0, 1, …, classes − 1 in turn)."""
+    labels = np.arange(INT8_BATCH) % max(1, vae.config.classes)
+    return vae.sample_inputs(INT8_BATCH, PARITY_SEED, labels=labels)
 
 
 def parity_labels(classes: int) -> np.ndarray:

@@ -65,7 +65,8 @@ def _page_metadata(metadata: dict, decoders: dict[str, str], unit_activity) -> d
     order = (np.argsort(unit_activity)[::-1] if unit_activity is not None
              else np.arange(latent_dim))
     return {
-        "latent_dim": latent_dim, "prior": metadata["prior"],
+        "latent_dim": latent_dim, "latent_input": metadata["latent_input"],
+        "prior": metadata["prior"],
         "conditional": metadata["conditional"] == "true",
         "label_names": json.loads(metadata["label_names"]),
         "image_shape": json.loads(metadata["image_shape"]),

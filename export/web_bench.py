@@ -83,8 +83,7 @@ def browser_timings(web_dir: str, threads: int, repeats: int) -> dict:
     return result
 
 
-def native_timings(onnx_file: str, latent_dim: int, conditional: bool, threads: int,
-                   repeats: int) -> dict:
+def native_timings(onnx_file: str, model: dict, threads: int, repeats: int) -> dict:
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -92,8 +91,11 @@ def native_timings(onnx_file: str, latent_dim: int, conditional: bool, threads: 
     session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
     result = {"threads": threads}
     for n in BATCHES:
-        feeds = {"z": np.random.default_rng(0).standard_normal((n, latent_dim), np.float32)}
-        if conditional:
+        feeds = {model["latent_input"]: np.random.default_rng(0).standard_normal(
+            (n, model["latent_dim"]), np.float32)}
+        if model["latent_input"] == "noise":
+            feeds["temperature"] = np.ones(n, np.float32)
+        if model["conditional"]:
             feeds["label"] = np.zeros(n, np.int64)
         for _ in range(3):
             session.run(["image"], feeds)
@@ -122,8 +124,7 @@ def benchmark(run_dir: str, repeats: int) -> dict:
                      **browser_timings(web_dir, threads, repeats)})
         rows.append({"runtime": "native (onnxruntime, CPU)",
                      **native_timings(os.path.join(web_dir, model["decoders"]["fp32"]),
-                                      model["latent_dim"], model["conditional"], threads,
-                                      repeats)})
+                                      model, threads, repeats)})
     return {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
             "dataset": model["dataset"], "image_shape": model["image_shape"],
             "latent_dim": model["latent_dim"], "repeats": repeats, "rows": rows}

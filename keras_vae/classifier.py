@@ -24,7 +24,7 @@ from keras import layers
 from keras_vae.atomic import atomic_path, write_json
 from keras_vae.callbacks import TrainingEpoch
 from keras_vae.data import epoch_variable, make_dataset
-from keras_vae.latents import every_class, prior_draws
+from keras_vae.latents import every_class
 
 CLASSIFIER = "classifier.keras"
 CLASSIFIER_JSON = "classifier.json"
@@ -86,34 +86,21 @@ def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CL
                    seed: int = 0) -> dict:
     """What the classifier sees in the model's samples.
 
-    Conditional model: `per_class` prior draws decoded with each label →
+    Conditional model: `per_class` draws from each class's prior →
     {"sample_class_accuracy": {name: fraction}, "mean_sample_class_accuracy"}.
     Unconditional model: per_class × classes prior draws →
     {"sample_class_histogram": {name: fraction of the samples}}.
     """
-    from keras import ops
-
-    names, latent_dim = vae.config.label_names, vae.config.latent_dim
+    names = vae.config.label_names
     if vae.config.conditional:
-        z, labels = every_class(prior_draws(per_class, latent_dim, seed), len(names))
-        images = _decoded(vae, z, labels)
-        correct = predicted_classes(classifier, images) == labels
+        inputs = every_class(vae.sample_inputs(per_class, seed, labels=np.zeros(per_class)),
+                             len(names))
+        labels = inputs["label"]
+        correct = predicted_classes(classifier, vae.sample_images(inputs)) == labels
         accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
         return {"sample_class_accuracy": accuracy,
                 "mean_sample_class_accuracy": float(np.mean(list(accuracy.values())))}
-    components = [ops.convert_to_numpy(t) for t in vae.prior_components()]
-    z = prior_draws(per_class * len(names), latent_dim, seed, components)
-    counts = np.bincount(predicted_classes(classifier, _decoded(vae, z)),
-                         minlength=len(names))
+    images = vae.sample_images(vae.sample_inputs(per_class * len(names), seed))
+    counts = np.bincount(predicted_classes(classifier, images), minlength=len(names))
     return {"sample_class_histogram": {name: float(c / counts.sum())
                                        for name, c in zip(names, counts, strict=True)}}
-
-
-def _decoded(vae, z: np.ndarray, labels: np.ndarray | None = None,
-             batch_size: int = 1000) -> np.ndarray:
-    from keras import ops
-
-    return np.concatenate([
-        ops.convert_to_numpy(vae.mean_image(
-            z[i:i + batch_size], None if labels is None else labels[i:i + batch_size]))
-        for i in range(0, len(z), batch_size)])

@@ -74,6 +74,9 @@ class ModelConfig:
 
     Args:
         latent_dim: size of z. 2 gives plottable latent maps; 20 is the classic default.
+            Several sizes, nearest the image first (`(32, 16)`), make a hierarchical
+            (top-down) VAE with one stochastic level each (`keras_vae.hierarchy`); one
+            size is the one-level VAE of Kingma & Welling.
         hidden_dims: widths of the dense hidden layers, encoder order; the decoder
             mirrors them. With `arch="conv"` they sit between the convolutions and z.
         beta: weight of the KL term in the training objective (1.0 = the true ELBO).
@@ -106,7 +109,7 @@ class ModelConfig:
         UsageError: a setting is out of range, or given where it does not apply.
     """
 
-    latent_dim: int = 20
+    latent_dim: int | tuple[int, ...] = 20
     hidden_dims: tuple[int, ...] = (400,)
     beta: float = 1.0
     seed: int = 0
@@ -122,7 +125,11 @@ class ModelConfig:
     conditional: bool = False
 
     def __post_init__(self):
-        _at_least("latent_dim", self.latent_dim, 1)
+        levels = (tuple(int(d) for d in self.latent_dim)
+                  if isinstance(self.latent_dim, (tuple, list)) else (int(self.latent_dim),))
+        for size in levels:
+            _at_least("every latent size", size, 1)
+        object.__setattr__(self, "latent_dim", levels[0] if len(levels) == 1 else levels)
         object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
         object.__setattr__(self, "label_names", tuple(self.label_names))
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
@@ -170,6 +177,22 @@ class ModelConfig:
         _at_least("mixture_components", self.mixture_components, 1)
 
     @property
+    def levels(self) -> tuple[int, ...]:
+        """The latent size of each stochastic level, nearest the image first."""
+        return self.latent_dim if isinstance(self.latent_dim, tuple) else (self.latent_dim,)
+
+    @property
+    def hierarchical(self) -> bool:
+        return len(self.levels) > 1
+
+    @property
+    def latent_input(self) -> str:
+        """The exported decoder's first input: "z", drawn from the prior by the caller,
+        or "noise" ε, from which the decoder draws z itself (a conditional model's class
+        prior, a hierarchy's levels)."""
+        return "noise" if self.conditional or self.hierarchical else "z"
+
+    @property
     def settled(self) -> bool:
         """Whether the likelihood is named (a model can be built from this record)."""
         return self.likelihood != "auto"
@@ -186,6 +209,8 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims),
+                "latent_dim": (list(self.latent_dim) if self.hierarchical
+                               else self.latent_dim),
                 "image_shape": list(self.image_shape), "label_names": list(self.label_names)}
 
     @classmethod

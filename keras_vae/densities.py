@@ -27,6 +27,14 @@ def gaussian_kl(z_mean, z_log_var):
     return ops.sum(gaussian_kl_per_unit(z_mean, z_log_var), axis=-1)
 
 
+def gaussian_kl_between(mean_q, log_var_q, mean_p, log_var_p):
+    """KL(N(mean_q, exp(log_var_q)) || N(mean_p, exp(log_var_p))) per example, summed over
+    the latent dims (nats): ½ Σ (log σ_p² − log σ_q² + (σ_q² + (μ_q − μ_p)²)/σ_p² − 1)."""
+    return 0.5 * ops.sum(log_var_p - log_var_q - 1.0
+                         + (ops.exp(log_var_q) + ops.square(mean_q - mean_p))
+                         * ops.exp(-log_var_p), axis=-1)
+
+
 def gaussian_kl_per_unit(z_mean, z_log_var):
     """The KL of each latent unit, ½(μ² + σ² − 1 − log σ²): the closed form whose sum over
     the units is `gaussian_kl`."""

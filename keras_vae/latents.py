@@ -14,21 +14,25 @@ import numpy as np
 
 
 def prior_draws(n: int, latent_dim: int, seed: int,
-                components: Sequence[np.ndarray] | None = None) -> np.ndarray:
-    """n seeded draws of z, float32 [n, latent_dim]: from N(0, I) when `components` is
+                components: Sequence[np.ndarray] | None = None,
+                temperature: float = 1.0) -> np.ndarray:
+    """n seeded draws of z, float32 [n, latent_dim]: from N(0, t²I) when `components` is
     empty, else from the VampPrior mixture whose (means, log_vars) [K, latent_dim] it
-    holds: a uniformly chosen component, then that component's Gaussian."""
+    holds: a uniformly chosen component, then that component's Gaussian with its standard
+    deviations scaled by the temperature t."""
     rng = np.random.default_rng(seed)
     chosen = rng.integers(len(components[0]), size=n) if components else None
-    noise = rng.standard_normal((n, latent_dim))
+    noise = temperature * rng.standard_normal((n, latent_dim))
     if chosen is None:
         return noise.astype(np.float32)
     means, log_vars = (np.asarray(t)[chosen] for t in components)
     return (means + np.exp(0.5 * log_vars) * noise).astype(np.float32)
 
 
-def every_class(z: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each z with each label, class-major: (z repeated per class [classes·N, d], labels
-    int64 [classes·N]); row c of a grid of N columns shows every z as class c."""
-    labels = np.arange(classes, dtype=np.int64).repeat(len(z))
-    return np.concatenate([z] * classes), labels
+def every_class(inputs: dict, classes: int) -> dict:
+    """Generator inputs (`VAE.sample_inputs`) with each draw given each label,
+    class-major: every array repeated per class and `label` = 0…0, 1…1, …; row c of a
+    grid of N columns shows every draw as class c."""
+    n = len(next(iter(inputs.values())))
+    tiled = {name: np.concatenate([value] * classes) for name, value in inputs.items()}
+    return {**tiled, "label": np.arange(classes, dtype=np.int64).repeat(n)}

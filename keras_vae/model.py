@@ -22,13 +22,16 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig
-from keras_vae.densities import kl_to_prior, log_normal, log_prior
+from keras_vae.densities import gaussian_kl_between, kl_to_prior, log_normal, log_prior
+from keras_vae.latents import prior_draws
 from keras_vae.likelihoods import make_likelihood
 from keras_vae.likelihoods.bernoulli import Bernoulli
+from keras_vae.networks.layers import OneHot
 from keras_vae.networks.stack import build_decoder, build_encoder
 from keras_vae.noise import counter_normal
 
@@ -82,13 +85,12 @@ class Sampling(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class KLTerm(layers.Layer):
-    """KL(q(z|x) ‖ p(z)) per example, [N] nats, with β·mean(KL) added by `add_loss`.
+    """Adds β·mean(KL) to the model's losses with `add_loss`; takes and returns the KL per
+    example, [N] nats (`VAE.kl` computes it).
 
-    Inputs are [z, z_mean, z_log_var] for N(0, I) (the KL in closed form, z unused) or
-    [z, z_mean, z_log_var, means, log_vars] for a VampPrior's components (the one-sample
-    estimate log q(z|x) − log p(z) at the drawn z). β lives in a non-trainable variable,
-    so that KL warm-up (`keras_vae.callbacks.KLWarmup`) changes it without rebuilding the
-    compiled step. The layer clears its loss at each call, so one step adds it once.
+    β lives in a non-trainable variable, so that KL warm-up
+    (`keras_vae.callbacks.KLWarmup`) changes it without rebuilding the compiled step. The
+    layer clears its loss at each call, so one step adds it once.
 
     Args:
         beta: the initial KL weight (1 for the true ELBO).
@@ -100,14 +102,12 @@ class KLTerm(layers.Layer):
         self.beta = self.add_weight(shape=(), name="beta", trainable=False,
                                     initializer=keras.initializers.Constant(self.initial_beta))
 
-    def call(self, inputs):
-        z, z_mean, z_log_var, *components = inputs
-        kl = kl_to_prior(z, z_mean, z_log_var, components)
+    def call(self, kl):
         self.add_loss(self.beta * ops.mean(kl))
         return kl
 
     def compute_output_shape(self, input_shape):
-        return input_shape[1][:1]
+        return input_shape
 
     def load_own_variables(self, store):
         # Checkpoints of keras-vae 0.1.0 kept β in the Sampling layer; their KL weight at
@@ -117,6 +117,42 @@ class KLTerm(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "beta": self.initial_beta}
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class ClassPrior(layers.Layer):
+    """p(z | y) = N(μ_y, exp(log σ²_y)), learned per class: the prior of a conditional
+    model, so that a draw for class y lands where the encoder puts that class's images.
+
+    Labels int [N] → (means, log_vars), [N, latent_dim] each. Both tables start at zero
+    (N(0, I) for every class); a label outside [0, classes) gets N(0, I), as `OneHot`
+    makes it "no class" everywhere. A one-hot times the tables, so that every export
+    format computes it alike.
+
+    Args:
+        classes: how many labels there are.
+        latent_dim: the size of z.
+    """
+
+    def __init__(self, classes: int, latent_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.classes, self.latent_dim = classes, latent_dim
+        self.one_hot = OneHot(classes, name=f"{self.name}_one_hot")
+        self.means = self.add_weight(shape=(classes, latent_dim), name="means",
+                                     initializer="zeros")
+        self.log_vars = self.add_weight(shape=(classes, latent_dim), name="log_vars",
+                                        initializer="zeros")
+
+    def call(self, labels):
+        one_hot = self.one_hot(labels)
+        return ops.matmul(one_hot, self.means), ops.matmul(one_hot, self.log_vars)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.latent_dim), (input_shape[0], self.latent_dim)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes,
+                "latent_dim": self.latent_dim}
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -147,24 +183,21 @@ class PseudoInputs(layers.Layer):
                 "image_shape": list(self.image_shape)}
 
 
-def log_importance_weights(images, z, z_mean, z_log_var, parameters, prior_weight=1.0,
-                           components=(), likelihood=None, many_z: bool = False):
+def log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
+                           prior_weight=1.0, likelihood=None):
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.
 
     Shapes: images [N, H, W, C]; z [K, N, d]; z_mean, z_log_var [N, d]; the decoder's
-    parameters [K, N, H, W, C·P] → [K, N]. `likelihood`: a `keras_vae.likelihoods`
-    likelihood (None: Bernoulli). `components`: the prior's (see `VAE.prior_components`).
-    With `prior_weight` 1 (the default) these are the importance weights of
-    p(x) = E_q[p(x, z) / q(z|x)]: the IWAE bound and the importance-sampled likelihood are
-    log-mean-exps of them. A `prior_weight` below 1 tempers the latent term the way β
-    tempers the ELBO's KL (KL warm-up of the IWAE). `many_z`: the evaluation's chunks of
-    z, whose VampPrior density is computed by matmuls in float64
-    (`keras_vae.densities.log_mixture_normal_by_matmul`).
+    parameters [K, N, H, W, C·P] and log p(z) [K, N] → [K, N]. `likelihood`: a
+    `keras_vae.likelihoods` likelihood (None: Bernoulli). With `prior_weight` 1 (the
+    default) these are the importance weights of p(x) = E_q[p(x, z) / q(z|x)]: the IWAE
+    bound and the importance-sampled likelihood are log-mean-exps of them. A
+    `prior_weight` below 1 tempers the latent term the way β tempers the ELBO's KL (KL
+    warm-up of the IWAE).
     """
     likelihood = likelihood or Bernoulli(images.shape[1:])
     log_px_z = -likelihood.neg_log_prob(images, parameters)
-    log_ratio = log_prior(z, components, by_matmul=many_z) - log_normal(z, z_mean, z_log_var)
-    return log_px_z + prior_weight * log_ratio
+    return log_px_z + prior_weight * (log_p_z - log_normal(z, z_mean, z_log_var))
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -206,6 +239,9 @@ class VAE(keras.Model):
         self.pseudo_inputs = (PseudoInputs(self.config.pseudo_inputs, self.config.image_shape,
                                            name="pseudo_inputs")
                               if self.config.prior == "vamp" else None)
+        self.class_prior = (ClassPrior(self.config.classes, self.config.levels[-1],
+                                       name="class_prior")
+                            if self.config.conditional else None)
         outputs_per_pixel = self.config.image_shape[-1] * self.likelihood.parameters_per_channel
         self.decoder = build_decoder(self.config, outputs_per_pixel)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -234,9 +270,19 @@ class VAE(keras.Model):
         z = self.sampling([z_mean, z_log_var], training=training)  # z = μ + σ·ε
         parameters = self.decode(z, labels, training=training)  # p(x|z)
         reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
-        kl = self.kl_term([z, z_mean, z_log_var, *self.prior_components(training)])
+        kl = self.kl_term(self.kl(z, z_mean, z_log_var, labels,  # add_loss(β·mean KL)
+                                  self.prior_components(training)))
         objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))  # + β·mean(KL)
         return objective, reconstruction, kl
+
+    def kl(self, z, z_mean, z_log_var, labels=None, components=()):
+        """KL(q(z|x) ‖ p(z)) per example, [N] nats: in closed form for N(0, I) and for a
+        conditional model's class prior N(μ_y, σ_y²); for the VampPrior (its
+        `components`) the one-sample estimate log q(z|x) − log p(z) at the drawn z
+        (unbiased, as Tomczak & Welling train it)."""
+        if self.class_prior is not None:
+            return gaussian_kl_between(z_mean, z_log_var, *self.class_prior(labels))
+        return kl_to_prior(z, z_mean, z_log_var, components)
 
     def iwae_terms(self, images, labels=None, training=False):
         """The importance-weighted bound of Burda et al. with K = iwae_k samples per image
@@ -253,13 +299,23 @@ class VAE(keras.Model):
         parameters = ops.reshape(parameters, (k, -1, *parameters.shape[1:]))
         z = ops.reshape(z, (k, -1, self.config.latent_dim))
         log_w = log_importance_weights(images, z, z_mean, z_log_var, parameters,
-                                       prior_weight=self.kl_term.beta, components=components,
+                                       self.log_p_z(z, labels, components),
+                                       prior_weight=self.kl_term.beta,
                                        likelihood=self.likelihood)
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
         reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters), axis=0)
-        kl = kl_to_prior(z, z_mean, z_log_var, components)  # [N] for N(0, I), else [K, N]
+        kl = self.kl(z, z_mean, z_log_var, labels, components)  # [N], or [K, N] estimated
         kl = ops.mean(kl, axis=0) if len(kl.shape) == 2 else kl
         return objective, reconstruction, kl
+
+    def log_p_z(self, z, labels=None, components=(), many_z: bool = False):
+        """log p(z) (or log p(z|y)) summed over the latent dims, for z [..., N, d]:
+        `components` are the VampPrior's (`prior_components`, computed once by the
+        caller); `many_z` for the evaluation's chunks of z (float64 matmuls for a
+        VampPrior, `keras_vae.densities.log_mixture_normal_by_matmul`)."""
+        if self.class_prior is not None:
+            return log_normal(z, *self.class_prior(labels))
+        return log_prior(z, components, by_matmul=many_z)
 
     def loss_terms(self, images, labels=None, training=False):
         """(objective, reconstruction, kl) of the configured objective."""
@@ -316,6 +372,51 @@ class VAE(keras.Model):
         """E[x|z] (or E[x|z, y]): the decoded images [N, H, W, C] in [0, 1] that pictures
         show."""
         return self.likelihood.mean(self.decode(z, labels, training=training))
+
+    # --- sampling: what the exported decoder computes -------------------------------------
+
+    def generator(self) -> keras.Model:
+        """The model that draws images: the exported decoder (`export.endpoints`).
+
+        An unconditional model's is its decoder: z [N, latent_dim] → parameters (z drawn
+        from the prior outside, as N(0, I) or from the VampPrior's mixture). A conditional
+        model's draws z from its class prior inside the graph, so that every format and a
+        device need nothing but noise and the label: `noise` ε [N, latent_dim],
+        `temperature` t [N] and `label` [N] → z = μ_y + t·σ_y·ε → parameters of
+        p(x | z, y). Built on the model's own layers (no weights of its own)."""
+        if self.class_prior is None:
+            return self.decoder
+        noise = keras.Input((self.config.latent_dim,), name="noise")
+        temperature = keras.Input((), name="temperature")
+        label = keras.Input((), dtype="int64", name="label")
+        mean, log_var = self.class_prior(label)
+        z = mean + ops.expand_dims(temperature, -1) * ops.exp(0.5 * log_var) * noise
+        return keras.Model([noise, temperature, label], self.decoder([z, label]),
+                           name="generator")
+
+    def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
+                      ) -> dict:
+        """The generator's inputs for n seeded draws from the prior (`keras_vae.latents`):
+        {"z"} for an unconditional model, {"noise", "temperature", "label"} for a
+        conditional one (`labels`: one class per draw)."""
+        if self.class_prior is None:
+            components = [ops.convert_to_numpy(t) for t in self.prior_components()]
+            return {"z": prior_draws(n, self.config.latent_dim, seed, components,
+                                     temperature)}
+        return {"noise": prior_draws(n, self.config.latent_dim, seed),
+                "temperature": np.full(n, temperature, np.float32),
+                "label": np.asarray(labels, np.int64)}
+
+    def sample_images(self, inputs: dict, batch_size: int = 1000) -> np.ndarray:
+        """The mean images E[x|z] [N, H, W, C] that the generator draws from `inputs`
+        (`sample_inputs`), in batches."""
+        generator = self.generator()
+        n = len(next(iter(inputs.values())))
+        return np.concatenate([
+            ops.convert_to_numpy(self.likelihood.mean(generator(
+                [inputs[i.name][start:start + batch_size] for i in generator.inputs]
+                if len(generator.inputs) > 1 else inputs["z"][start:start + batch_size])))
+            for start in range(0, n, batch_size)])
 
     def prior_components(self, training=False) -> list:
         """The prior p(z) as components: [] for N(0, I); for the VampPrior [means,

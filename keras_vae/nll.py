@@ -81,9 +81,9 @@ def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
         parameters = vae.decode(tf.reshape(z, [-1, z.shape[-1]]), tiled_labels)
         parameters = tf.reshape(parameters,
                                 tf.concat([shape[:2], tf.shape(parameters)[1:]], axis=0))
-        return log_importance_weights(images, z, z_mean, z_log_var, parameters,
-                                      components=components,
-                                      likelihood=likelihood, many_z=True)
+        log_p_z = vae.log_p_z(z, labels, components, many_z=True)
+        return log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
+                                      likelihood=likelihood)
 
     return log_weights
 

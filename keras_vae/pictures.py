@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageOps
 
 from keras_vae.atomic import atomic_path
-from keras_vae.latents import every_class, prior_draws
+from keras_vae.latents import every_class
 from keras_vae.run_layout import (
     CURVES_PNG,
     LATENT_PNG,
@@ -208,7 +208,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
         return ops.convert_to_numpy(vae.encode(images, labels)[0])
 
     labels = test_labels if vae.config.conditional else None
-    _draw_samples(vae, decode, os.path.join(run_dir, SAMPLES_PNG), seed)
+    _draw_samples(vae, os.path.join(run_dir, SAMPLES_PNG), seed)
     inputs = test_images[:N_RECONSTRUCTIONS]
     first = None if labels is None else labels[:N_RECONSTRUCTIONS]
     save_reconstructions(inputs, decode(encode(inputs, first), first),
@@ -234,16 +234,14 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     return drawn
 
 
-def _draw_samples(vae, decode, path: str, seed: int) -> None:
+def _draw_samples(vae, path: str, seed: int) -> None:
     """samples.png: 64 draws from the prior, or for a conditional model one named row per
-    class, each column one z decoded as every class."""
-    from keras import ops
-
-    latent_dim, names = vae.config.latent_dim, vae.config.label_names
+    class, each column one draw of noise given every class."""
     if not vae.config.conditional:
-        components = [ops.convert_to_numpy(t) for t in vae.prior_components()]
-        save_grid(decode(prior_draws(N_SAMPLES, latent_dim, seed, components)), path)
+        save_grid(vae.sample_images(vae.sample_inputs(N_SAMPLES, seed)), path)
         return
-    z, labels = every_class(prior_draws(SAMPLES_PER_CLASS, latent_dim, seed), len(names))
-    canvas = tile(decode(z, labels), len(names), SAMPLES_PER_CLASS)
+    names = vae.config.label_names
+    inputs = every_class(vae.sample_inputs(SAMPLES_PER_CLASS, seed,
+                                           labels=np.zeros(SAMPLES_PER_CLASS)), len(names))
+    canvas = tile(vae.sample_images(inputs), len(names), SAMPLES_PER_CLASS)
     save_png(with_row_names(as_picture(canvas), names), path)

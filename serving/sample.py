@@ -150,6 +150,16 @@ def write_image(image: Image.Image, path: str) -> None:
 
 # --- the decoder -------------------------------------------------------------------------
 
+DECODER_INPUTS = {"z": ([], ["label"]), "noise": (["temperature"], ["temperature", "label"])}
+"""A decoder's first input and what may follow it: `z` (drawn from the prior here), or
+`noise` ε with the temperature (and label) from which the graph draws z itself."""
+
+
+def takes_noise(session) -> bool:
+    """Whether the decoder draws z itself from `noise` (and a temperature)."""
+    return session.get_inputs()[0].name == "noise"
+
+
 def load_decoder(path: str, threads: int | None = None):
     """Opens an ONNX decoder and returns (onnxruntime session, latent_dim), or explains
     what is wrong."""
@@ -171,13 +181,14 @@ def load_decoder(path: str, threads: int | None = None):
         raise SampleError(f"{path} is not a model onnxruntime can load ({reason}); pass "
                           f"decoder.onnx or decoder_int8.onnx from an export") from None
     inputs = session.get_inputs()
-    shape = inputs[0].shape if inputs[0].name == "z" else None
+    shape = inputs[0].shape if inputs[0].name in DECODER_INPUTS else None
     extra = [i.name for i in inputs[1:]]
-    if shape is None or len(shape) != 2 or not isinstance(shape[1], int) or extra not in (
-            [], ["label"]):
+    if shape is None or len(shape) != 2 or not isinstance(shape[1], int) or (
+            extra not in DECODER_INPUTS[inputs[0].name]):
         found = [f"{i.name}{list(i.shape)}" for i in inputs]
-        raise SampleError(f"{path} takes {', '.join(found)}, not a latent z [N, latent_dim]: "
-                          f"it is not a decoder (an encoder?); pass decoder.onnx")
+        raise SampleError(f"{path} takes {', '.join(found)}, not a latent z or noise "
+                          f"[N, latent_dim]: it is not a decoder (an encoder?); pass "
+                          f"decoder.onnx")
     if "image" not in {o.name for o in session.get_outputs()}:
         raise SampleError(f"{path} has no 'image' output; pass decoder.onnx from an export")
     return session, shape[1]
@@ -231,10 +242,17 @@ def resolve_label(text: str, names: list[str]) -> int:
     raise SampleError(f"--label {text!r} is not a class of this model; known: {known}")
 
 
-def decode(session, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """z [N, latent_dim] float32 (and a conditional decoder's labels int64 [N]) → images
-    [N, H, W, C], the means of p(x|z) (or p(x|z, y)) in [0, 1]."""
-    feed = {"z": z} if labels is None else {"z": z, "label": labels.astype(np.int64)}
+def decode(session, z: np.ndarray, labels: np.ndarray | None = None,
+           temperature: float = 1.0) -> np.ndarray:
+    """z or noise [N, latent_dim] float32 (and a conditional decoder's labels int64 [N];
+    a noise decoder's temperature) → images [N, H, W, C], the means of p(x|z) (or
+    p(x|z, y)) in [0, 1]."""
+    names = [i.name for i in session.get_inputs()]
+    feed = {names[0]: z}
+    if "temperature" in names:
+        feed["temperature"] = np.full(len(z), temperature, np.float32)
+    if labels is not None:
+        feed["label"] = labels.astype(np.int64)
     (image,) = session.run(["image"], feed)
     return image
 
@@ -433,8 +451,8 @@ def main(argv: list[str]) -> str:
     names = label_names(session)
     label = asked_label(args.label, names, args.model)
     z, prior_file = latents(args, session, latent_dim, sample_count(args.n, names, label))
-    images = draw(lambda *inputs: decode(session, *inputs), z, names, label, args.out,
-                  one_row=args.interpolate)
+    images = draw(lambda *inputs: decode(session, *inputs, temperature=args.temperature), z,
+                  names, label, args.out, one_row=args.interpolate)
     source = ("" if args.latent_file or not prior_file
               else f", z from the VampPrior in {prior_file}")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
@@ -475,7 +493,9 @@ def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | N
         return read_latents(args.latent_file, latent_dim), None
     prior = read_prior(prior_file, latent_dim) if prior_file else None
     draw = interpolation_latents if args.interpolate else prior_latents
-    return draw(n, latent_dim, args.seed, prior, args.temperature), prior_file
+    # A noise decoder scales its noise by the temperature itself.
+    temperature = 1.0 if takes_noise(session) else args.temperature
+    return draw(n, latent_dim, args.seed, prior, temperature), prior_file
 
 
 def run_script(main, prog: str, exit_codes: dict[type, int]) -> None:

@@ -157,23 +157,30 @@ def _native_stderr_silenced():
 
 
 def describe(client) -> dict:
-    """What the served decoder is, from its metadata: {"latent_dim", "signatures",
-    "label_names" (None for an unconditional decoder)}."""
+    """What the served decoder is, from its metadata: {"latent_input" ("z", or "noise"
+    for a decoder that draws z itself), "latent_dim", "signatures", "label_names" (None
+    for an unconditional decoder)}."""
     signatures = client.signatures()
     inputs = signatures[SIGNATURE]["inputs"]
-    latent_dim = int(inputs["z"]["tensor_shape"]["dim"][1]["size"])
+    latent_input = "noise" if "noise" in inputs else "z"
+    latent_dim = int(inputs[latent_input]["tensor_shape"]["dim"][1]["size"])
     names = None
     if "label" in inputs:
         index = signatures[LABEL_NAMES_SIGNATURE]["inputs"]["index"]
         classes = int(index["tensor_shape"]["dim"][0]["size"])
         names = [str(n) for n in client.predict(
             LABEL_NAMES_SIGNATURE, {"index": np.arange(classes, dtype=np.int64)}, "name")]
-    return {"latent_dim": latent_dim, "signatures": set(signatures), "label_names": names}
+    return {"latent_input": latent_input, "latent_dim": latent_dim,
+            "signatures": set(signatures), "label_names": names}
 
 
-def decode(client, z: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
-    """The served decoder's `image` for z (and a conditional decoder's labels)."""
-    inputs = {"z": z.astype(np.float32)}
+def decode(client, z: np.ndarray, labels: np.ndarray | None = None,
+           latent_input: str = "z", temperature: float = 1.0) -> np.ndarray:
+    """The served decoder's `image` for z or noise (`latent_input`), and a conditional
+    decoder's labels; a noise decoder also takes the temperature."""
+    inputs = {latent_input: z.astype(np.float32)}
+    if latent_input == "noise":
+        inputs["temperature"] = np.full(len(z), temperature, np.float32)
     if labels is not None:
         inputs["label"] = labels.astype(np.int64)
     return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
@@ -217,9 +224,12 @@ def main(argv: list[str]) -> str:
                                  f"no {VAMP_PRIOR_SIGNATURE} signature); drop --prior")
     label = sample.asked_label(args.label, names, args.model)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
+    # A noise decoder scales its noise by the temperature itself.
+    z_temperature = 1.0 if served["latent_input"] == "noise" else args.temperature
     z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
-                             args.seed, prior, args.temperature)
-    images = sample.draw(lambda *inputs: decode(client, *inputs), z, names, label, args.out)
+                             args.seed, prior, z_temperature)
+    images = sample.draw(lambda *inputs: decode(client, *inputs, served["latent_input"],
+                                                args.temperature), z, names, label, args.out)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}"
             f"{sample.drawn_description(names, label)}) → {args.out}")

@@ -130,20 +130,28 @@ def test_evaluate_names_the_nll_given_the_label_and_judges_the_sample_classes(ru
     assert result["mean_sample_class_accuracy"] >= 0.9
 
 
-def test_every_exported_format_gives_the_keras_output_for_z_and_label(run):
+def _noise_inputs(noise: np.ndarray, labels, temperature: float = 1.0) -> dict:
+    return {"noise": noise, "temperature": np.full(len(noise), temperature, np.float32),
+            "label": np.asarray(labels, np.int64)}
+
+
+def test_every_exported_format_gives_the_keras_output_for_noise_and_label(run):
+    """The exported decoder draws z from the class prior itself: noise, temperature and
+    label in, the same images out of every format."""
     vae = run["vae"]
     labels = np.array([0, 1, 2, 3, -1, 4, 99], np.int64)  # the last three out of range
-    inputs = {"z": prior_latents(len(labels), 2, seed=4), "label": labels}
-    expected = run_keras(decoder_endpoint(vae.decoder, vae.likelihood), inputs)
+    inputs = _noise_inputs(prior_latents(len(labels), 2, seed=4), labels, 0.8)
+    generator = decoder_endpoint(vae.generator(), vae.likelihood)
+    expected = run_keras(generator, inputs)
     for run_format, key in ((run_onnx, "decoder_onnx"), (run_saved_model, "decoder_saved_model"),
                             (run_tflite, "decoder_tflite")):
         image = run_format(_artifact(run, key), inputs)["image"]
         np.testing.assert_allclose(image, expected["image"], atol=1e-4, err_msg=key)
     int8 = run_onnx(_artifact(run, "decoder_int8_onnx"), inputs)["image"]
     assert np.abs(int8 - expected["image"]).mean() <= 0.01
-    # Out of range is "no class": the all-zero one-hot vector, whatever the index.
-    no_class = run_keras(decoder_endpoint(vae.decoder, vae.likelihood),
-                         {"z": np.repeat(inputs["z"][4:5], 3, 0), "label": labels[4:]})
+    # Out of range is "no class": the all-zero one-hot vector and N(0, I), whatever the index.
+    no_class = run_keras(generator, _noise_inputs(np.repeat(inputs["noise"][4:5], 3, 0),
+                                                  labels[4:]))
     np.testing.assert_allclose(no_class["image"][1:], no_class["image"][[0, 0]], atol=1e-6)
     encoded = {"image": expected["image"], "label": labels}
     reference = run_keras(encoder_endpoint(vae.encoder), encoded)
@@ -169,7 +177,8 @@ def test_the_edge_sampler_draws_the_class_asked_for_by_name_or_index(run, tmp_pa
         assert "class cross" in done.stdout
     by_name, by_index = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("cross", "1"))
     np.testing.assert_array_equal(by_name, by_index)
-    expected = np.asarray(run["vae"].mean_image(prior_latents(16, 2, seed=2), np.ones(16)))
+    expected = run["vae"].sample_images(_noise_inputs(prior_latents(16, 2, seed=2),
+                                                      np.ones(16)))
     pixels, cell = by_name[::UPSCALE, ::UPSCALE].astype(np.float32) / 255, SIDE + 2
     drawn = np.stack([pixels[r * cell:r * cell + SIDE, c * cell:c * cell + SIDE, None]
                       for r in range(4) for c in range(4)])
@@ -200,7 +209,9 @@ def test_tf_serving_clients_get_the_class_names_and_draw_the_class_asked_for(run
                   else tf_serving_client.GrpcClient)("127.0.0.1", port)
         served = tf_serving_client.describe(remote)
         assert served["label_names"] == list(NAMES) and served["latent_dim"] == 2
-        z, labels = prior_latents(8, 2, seed=6), np.arange(8) % len(NAMES)
-        image = tf_serving_client.decode(remote, z, labels)
-    local = run_saved_model(_artifact(run, "decoder_saved_model"), {"z": z, "label": labels})
+        assert served["latent_input"] == "noise"
+        noise, labels = prior_latents(8, 2, seed=6), np.arange(8) % len(NAMES)
+        image = tf_serving_client.decode(remote, noise, labels, "noise", 0.7)
+    local = run_saved_model(_artifact(run, "decoder_saved_model"),
+                            _noise_inputs(noise, labels, 0.7))
     np.testing.assert_allclose(image, local["image"], atol=1e-6)

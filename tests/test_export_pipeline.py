@@ -74,7 +74,7 @@ def test_int8_quality_is_measured_on_the_models_prior_draws(vamp_export):
     """The reported differences are those of the model's own prior draws (its VampPrior
     mixture here) in their own batch, recomputed from the published files."""
     vae, paths = vamp_export["vae"], vamp_export["paths"]
-    inputs = int8_check_inputs([np.asarray(t) for t in vae.prior_components()], LATENT_DIM)
+    inputs = int8_check_inputs(vae)
     int8, fp32 = (run_onnx(paths[key], inputs) for key in ("decoder_int8_onnx",
                                                            "decoder_onnx"))
     reported = vamp_export["int8"]["outputs"]

@@ -18,8 +18,9 @@ def test_mixture_draws_have_each_components_mean_and_spread():
     np.testing.assert_allclose(z[~right].std(axis=0), [0.5, 0.5], rtol=0.03)
 
 
-def test_every_class_decodes_each_z_as_each_class_row_by_row():
-    z = np.arange(6, dtype=np.float32).reshape(3, 2)
-    tiled, labels = every_class(z, 2)
-    assert labels.tolist() == [0, 0, 0, 1, 1, 1]
-    np.testing.assert_array_equal(tiled, np.concatenate([z, z]))
+def test_every_class_gives_each_draw_each_class_row_by_row():
+    noise = np.arange(6, dtype=np.float32).reshape(3, 2)
+    inputs = every_class({"noise": noise, "temperature": np.ones(3), "label": np.zeros(3)}, 2)
+    assert inputs["label"].tolist() == [0, 0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(inputs["noise"], np.concatenate([noise, noise]))
+    assert inputs["temperature"].shape == (6,)

@@ -93,8 +93,8 @@ def test_rest_status_and_metadata(server):
     rest = client.RestClient("127.0.0.1", server.rest_port)
     assert rest.status() == [{"version": "1", "state": "AVAILABLE",
                               "status": {"error_code": "OK", "error_message": ""}}]
-    assert client.describe(rest) == {"latent_dim": 6, "signatures": {"serving_default"},
-                                     "label_names": None}
+    assert client.describe(rest) == {"latent_input": "z", "latent_dim": 6,
+                                     "signatures": {"serving_default"}, "label_names": None}
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])

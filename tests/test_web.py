@@ -123,10 +123,11 @@ def _canvas_pixels(page, selector: str) -> np.ndarray:
 
 
 def _reference(onnx_file: str, z: np.ndarray, labels=None) -> np.ndarray:
-    """onnxruntime-python's images for z, as the page rounds them to 8 bits."""
+    """onnxruntime-python's images for z (or noise, at temperature 1), as the page rounds
+    them to 8 bits."""
     session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
-    feeds = {"z": z} if labels is None else {"z": z, "label": np.asarray(labels, np.int64)}
-    (image,) = session.run(["image"], feeds)
+    (image,) = [sample.decode(session, z, None if labels is None
+                              else np.asarray(labels, np.int64))]
     return np.round(np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)
 
 

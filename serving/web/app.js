@@ -162,7 +162,7 @@ async function loadDecoder(model, precision) {
       `export again with python -m export RUN_DIR`);
   }
   const inputs = session.inputNames;
-  if (!inputs.includes("z") || !session.outputNames.includes("image")) {
+  if (!inputs.includes(model.latent_input) || !session.outputNames.includes("image")) {
     throw new PageError(`${file} takes ${inputs.join(", ")} and gives ` +
       `${session.outputNames.join(", ")}: it is not a decoder (an encoder?); ` +
       `the page needs decoder.onnx`);
@@ -175,7 +175,12 @@ async function loadDecoder(model, precision) {
 // z [n * dim] (and labels, for a conditional model) → images, Float32Array [n, H, W, C].
 async function decode(page, z, labels) {
   const n = z.length / page.model.latent_dim;
-  const feeds = { z: new ort.Tensor("float32", z, [n, page.model.latent_dim]) };
+  const feeds = { [page.model.latent_input]: new ort.Tensor("float32", z,
+                                                            [n, page.model.latent_dim]) };
+  if (page.model.latent_input === "noise") {  // the decoder scales its noise itself
+    feeds.temperature = new ort.Tensor("float32", new Float32Array(n).fill(page.temperature),
+                                       [n]);
+  }
   if (page.model.conditional) {
     feeds.label = new ort.Tensor("int64", BigInt64Array.from(labels, BigInt), [n]);
   }
@@ -234,7 +239,8 @@ function describeTiming(page, images, milliseconds) {
 async function drawGrid(page) {
   const settings = page.settings();
   const dim = page.model.latent_dim;
-  const z = priorLatents(settings.count, dim, settings.seed, page.prior, settings.temperature);
+  const z = priorLatents(settings.count, dim, settings.seed, page.prior,
+                         page.zTemperature(settings.temperature));
   const names = page.model.label_names;
   const everyClass = page.model.conditional && settings.label === "every";
   const rows = everyClass ? names.length : 1;
@@ -265,7 +271,7 @@ async function drawInterpolation(page) {
   const steps = Number(document.getElementById("steps").value);
   const settings = page.settings();
   const z = interpolationLatents(steps, page.model.latent_dim, seed, page.prior,
-                                 settings.temperature);
+                                 page.zTemperature(settings.temperature));
   const label = settings.label === "every" ? 0 : Number(settings.label);
   const { images } = await decode(page, z, new Array(steps).fill(label));
   const row = document.getElementById("row");
@@ -365,6 +371,9 @@ async function start() {
   const page = {
     model, prior: await loadPrior(model), timings: [], focus: null,
     get precision() { return document.querySelector("input[name=precision]:checked").value; },
+    get temperature() { return Number(document.getElementById("temperature").value); },
+    // A decoder that takes noise scales it by the temperature itself.
+    zTemperature(t) { return model.latent_input === "noise" ? 1 : t; },
     session() {
       const precision = this.precision;
       sessions[precision] = sessions[precision] || loadDecoder(model, precision);
