@@ -232,7 +232,15 @@ class VAE(keras.Model):
                              "(TrainConfig.for_data); name the likelihood to build a model")
         self.likelihood = make_likelihood(self.config.likelihood, self.config.image_shape,
                                           self.config.mixture_components)
-        # Built in this order, which fixes which seeded initial weights each layer gets.
+        self._build_networks()
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+        self.build((None, *self.config.image_shape))
+
+    def _build_networks(self) -> None:
+        """The encoder, the sampling and KL layers, the prior's layers and the decoder,
+        built in this order, which fixes which seeded initial weights each layer gets."""
         self.encoder = build_encoder(self.config)
         self.sampling = Sampling(seed=self.config.seed, name="sampling")
         self.kl_term = KLTerm(beta=self.config.beta, name="kl_term")
@@ -242,12 +250,12 @@ class VAE(keras.Model):
         self.class_prior = (ClassPrior(self.config.classes, self.config.levels[-1],
                                        name="class_prior")
                             if self.config.conditional else None)
-        outputs_per_pixel = self.config.image_shape[-1] * self.likelihood.parameters_per_channel
-        self.decoder = build_decoder(self.config, outputs_per_pixel)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
-        self.kl_tracker = keras.metrics.Mean(name="kl")
-        self.build((None, *self.config.image_shape))
+        self.decoder = build_decoder(self.config, self.outputs_per_pixel)
+
+    @property
+    def outputs_per_pixel(self) -> int:
+        """C·P: the decoder's outputs per pixel (P per channel, from the likelihood)."""
+        return self.config.image_shape[-1] * self.likelihood.parameters_per_channel
 
     def build(self, input_shape):
         self.sampling.build([(None, self.config.latent_dim)] * 2)
@@ -307,6 +315,26 @@ class VAE(keras.Model):
         kl = self.kl(z, z_mean, z_log_var, labels, components)  # [N], or [K, N] estimated
         kl = ops.mean(kl, axis=0) if len(kl.shape) == 2 else kl
         return objective, reconstruction, kl
+
+    def importance_proposal(self, images, labels=None) -> tuple:
+        """What the importance-sampled NLL computes once per batch of images: q(z|x)'s
+        (z_mean, z_log_var)."""
+        return tuple(self.encode(images, labels))
+
+    def importance_log_weights(self, images, proposal, epsilon, labels, components,
+                               likelihood):
+        """log w [S, B] for the noise ε [S, B, d] (`keras_vae.nll`): z = μ + σ·ε [S, B, d],
+        decoded as S·B images (sample-major), scored by `likelihood`, with the prior's
+        density computed for many z (`log_p_z`)."""
+        z_mean, z_log_var = proposal
+        z = z_mean + ops.exp(0.5 * z_log_var) * epsilon
+        shape = ops.shape(epsilon)
+        tiled_labels = None if labels is None else ops.tile(labels, (shape[0],))
+        parameters = self.decode(ops.reshape(z, (-1, shape[-1])), tiled_labels)
+        parameters = ops.reshape(parameters, (shape[0], shape[1], *parameters.shape[1:]))
+        return log_importance_weights(images, z, z_mean, z_log_var, parameters,
+                                      self.log_p_z(z, labels, components, many_z=True),
+                                      likelihood=likelihood)
 
     def log_p_z(self, z, labels=None, components=(), many_z: bool = False):
         """log p(z) (or log p(z|y)) summed over the latent dims, for z [..., N, d]:

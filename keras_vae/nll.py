@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.densities import gaussian_kl_per_unit
-from keras_vae.model import VAE, log_importance_weights
+from keras_vae.model import VAE
 from keras_vae.noise import counter_normal
 
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -60,30 +60,25 @@ def evaluation_likelihood(likelihood, jit_compile: bool,
 
 
 def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
-    """A compiled function (images [B, H, W, C], z_mean, z_log_var, seed [2], samples,
-    labels [B] or None) → log w [samples, B].
+    """A compiled function (images [B, H, W, C], the proposal's parameters
+    (`VAE.importance_proposal`), seed [2], samples, labels [B] or None) → log w
+    [samples, B].
 
-    log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) with z_i = μ + σ·ε_i; p(z) is the
-    model's prior, whose VampPrior components are computed once here, not per call. For
-    a conditional model the decoder is p(x|z, y) and the weights are those of p(x|y).
-    `total_samples` (images × k of the whole evaluation) decides whether the likelihood
-    is fused by XLA (`evaluation_likelihood`).
+    log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i drawn from q(z|x) with the
+    noise ε_i [samples, B, Σ d_l] (`VAE.importance_log_weights`); a VampPrior's components
+    are computed once here, not per call. For a conditional model the weights are those
+    of p(x|y). `total_samples` (images × k of the whole evaluation) decides whether the
+    likelihood is fused by XLA (`evaluation_likelihood`).
     """
     components = [tf.constant(t) for t in vae.prior_components()]
     likelihood = evaluation_likelihood(vae.likelihood, jit_compile, total_samples)
+    width = sum(vae.config.levels)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def log_weights(images, z_mean, z_log_var, seed, samples: int, labels=None):
-        shape = tf.concat([[samples], tf.shape(z_mean)], axis=0)
-        epsilon = counter_normal(shape, seed)
-        z = z_mean + tf.exp(0.5 * z_log_var) * epsilon  # [S, B, d]
-        tiled_labels = None if labels is None else tf.tile(labels, [samples])  # sample-major
-        parameters = vae.decode(tf.reshape(z, [-1, z.shape[-1]]), tiled_labels)
-        parameters = tf.reshape(parameters,
-                                tf.concat([shape[:2], tf.shape(parameters)[1:]], axis=0))
-        log_p_z = vae.log_p_z(z, labels, components, many_z=True)
-        return log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
-                                      likelihood=likelihood)
+    def log_weights(images, proposal, seed, samples: int, labels=None):
+        epsilon = counter_normal(tf.stack([samples, tf.shape(images)[0], width]), seed)
+        return vae.importance_log_weights(images, proposal, epsilon, labels, components,
+                                          likelihood)
 
     return log_weights
 
@@ -113,7 +108,7 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     by its position.
     """
     log_weights = make_log_weights(vae, jit_compile, total_samples=len(images) * k)
-    outputs_per_image = int(np.prod(vae.decoder.output_shape[1:]))
+    outputs_per_image = int(np.prod(vae.config.image_shape[:2])) * vae.outputs_per_pixel
     chunk = max(1, min(chunk, CHUNK_BUDGET // (batch_size * outputs_per_image)))
     nll = np.empty(len(images))
     first = 0 if known is None else len(known)
@@ -124,14 +119,13 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     for start in range(first, len(images), batch_size):
         batch = tf.constant(images[start:start + batch_size])
         batch_labels = None if labels is None else tf.constant(labels[start:start + batch_size])
-        z_mean, z_log_var = vae.encode(batch, batch_labels)
+        proposal = vae.importance_proposal(batch, batch_labels)
         total = tf.fill([len(batch)], -np.inf)
         for first in range(0, k, chunk):
             samples = min(chunk, k - first)
             seed_pair = tf.constant([seed, start * k + first], tf.int64)
             chunk_lse = tf.reduce_logsumexp(
-                log_weights(batch, z_mean, z_log_var, seed_pair, samples, batch_labels),
-                axis=0)
+                log_weights(batch, proposal, seed_pair, samples, batch_labels), axis=0)
             total = tf.experimental.numpy.logaddexp(total, chunk_lse)
         nll[start:start + len(batch)] = -(total.numpy() - math.log(k))
         if progress is not None:

@@ -117,7 +117,7 @@ def load_checkpoint(run_dir: str):
     path = checkpoint_path(run_dir)
     import keras
 
-    import keras_vae.model  # noqa: F401  (registers the VAE classes for loading)
+    import keras_vae.hierarchy  # noqa: F401  (registers the VAE classes for loading)
 
     try:
         with warnings.catch_warnings():  # best.keras has no optimizer state, by design

@@ -49,8 +49,10 @@ MODEL_DEFAULTS, RUN_DEFAULTS = ModelConfig(), TrainConfig()
 
 def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--latent-dim", type=positive_int, default=MODEL_DEFAULTS.latent_dim,
-                       help="size of z; 2 gives plottable latent maps (default: %(default)s)")
+    group.add_argument("--latent-dim", type=int_list, default=MODEL_DEFAULTS.latent_dim,
+                       help="size of z; 2 gives plottable latent maps. Several sizes, "
+                            "nearest the image first (32,16), train a hierarchical VAE "
+                            "with a level each (default: %(default)s)")
     group.add_argument("--hidden-dims", type=int_list, default=MODEL_DEFAULTS.hidden_dims,
                        help="hidden widths, e.g. 400 or 512,256 (default: 400)")
     group.add_argument("--arch", choices=ARCHITECTURES, default=MODEL_DEFAULTS.arch,

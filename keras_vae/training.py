@@ -36,6 +36,7 @@ from keras_vae.callbacks import (
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import TrainConfig, bits_per_dim
 from keras_vae.data import datasets_for, epoch_variable, images_of, splits_for
+from keras_vae.hierarchy import make_vae
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
 from keras_vae.pictures import draw_run
@@ -69,7 +70,7 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
 def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
     """The run's VAE, compiled with Adam and the run's XLA and steps-per-call settings."""
-    vae = VAE(config.model)
+    vae = make_vae(config.model)
     vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
                 jit_compile=config.jit_compile,
                 steps_per_execution=config.steps_per_execution)

@@ -14,6 +14,30 @@ def build_encoder(config) -> keras.Model:
     z_log_var), each [N, latent_dim]. The label joins after the family's image layers:
     they learn features shared by every class, the dense layers what the class changes.
     `config`: a `ModelConfig`."""
+    inputs, h = _image_trunk(config)
+    z_mean = dense(config.latent_dim, "z_mean")(h)
+    z_log_var = dense(config.latent_dim, "z_log_var")(h)
+    return keras.Model(inputs if config.conditional else inputs[0], [z_mean, z_log_var],
+                       name="encoder")
+
+
+def build_bottom_up(config) -> keras.Model:
+    """A hierarchy's deterministic bottom-up pass: x (and a conditional model's label) →
+    one feature vector per level, [d_1, …, d_L], each as wide as the last hidden layer:
+    d_1 is the one-level encoder's last hidden layer, d_l+1 one more hidden layer on
+    d_l (Ladder VAE, NVAE and VDVAE share this shape)."""
+    family = network_family(config.arch)
+    inputs, h = _image_trunk(config)
+    features = [h]
+    for level in range(2, len(config.levels) + 1):
+        features.append(hidden_layer(features[-1], config.hidden_dims[-1],
+                                     f"bottom_up_{level}", family.gated_hidden_units))
+    return keras.Model(inputs if config.conditional else inputs[0], features,
+                       name="encoder")
+
+
+def _image_trunk(config) -> tuple[list, object]:
+    """([image input, label input?], the last hidden layer over the image)."""
     family = network_family(config.arch)
     images = keras.Input(shape=config.image_shape, name="image")
     inputs = [images]
@@ -21,18 +45,18 @@ def build_encoder(config) -> keras.Model:
     h = _with_label(config, inputs, h)
     for i, width in enumerate(config.hidden_dims):
         h = hidden_layer(h, width, f"encoder_hidden_{i}", family.gated_hidden_units)
-    z_mean = dense(config.latent_dim, "z_mean")(h)
-    z_log_var = dense(config.latent_dim, "z_log_var")(h)
-    return keras.Model(inputs if config.conditional else images, [z_mean, z_log_var],
-                       name="encoder")
+    return inputs, h
 
 
-def build_decoder(config, outputs_per_pixel: int) -> keras.Model:
+def build_decoder(config, outputs_per_pixel: int, input_width: int | None = None,
+                  input_name: str = "z") -> keras.Model:
     """z [N, latent_dim] (and a conditional model's label [N]) → the parameters of p(x|z),
     [N, H, W, outputs_per_pixel] (the encoder mirrored). The label joins z before the
-    first dense layer, so for `conv` it also shapes the grid the convolutions start from."""
+    first dense layer, so for `conv` it also shapes the grid the convolutions start from.
+    A hierarchy's decoder reads its last top-down state instead of z (`input_width`
+    wide, named `input_name`)."""
     family = network_family(config.arch)
-    z = keras.Input(shape=(config.latent_dim,), name="z")
+    z = keras.Input(shape=(input_width or config.latent_dim,), name=input_name)
     inputs = [z]
     h = _with_label(config, inputs, z)
     for i, width in enumerate(reversed(config.hidden_dims)):

@@ -1,0 +1,336 @@
+"""A hierarchical (top-down) VAE: L stochastic levels z_1 … z_L, z_1 nearest the image.
+
+    generative, top-down:  p(z_L) = N(0, I) (or a conditional model's class prior),
+                           p(z_l | z_>l) = N(μ_l, σ_l²) from the top-down state s_l+1,
+                           p(x | z_1…L) from the last state s_1
+    inference:             a bottom-up pass gives features d_1 … d_L of x; then, top-down,
+                           q(z_L | x) from d_L and q(z_l | x, z_>l) = N(μ_l + Δμ, σ_l²·Δσ²)
+                           from [d_l, s_l+1]: relative to the prior, as NVAE parameterizes
+                           it
+    −ELBO = −log p(x | z) + Σ_l KL(q(z_l | x, z_>l) ‖ p(z_l | z_>l))
+
+Inference shares the top-down path with generation (Ladder VAE, NVAE, VDVAE): the prior
+and state layers that draw a sample are the ones the posterior is measured against. The
+prior and residual-posterior heads start at zero, so a fresh model's levels start as
+N(0, I) with q = p, and the states s_l = f([s_l+1, z_l]) carry every level down.
+
+The exported decoder is the top-down path alone (`generator`): per-level noise ε (one
+concatenation, level 1 first), a temperature t (scaling every level's σ, as VDVAE and NVAE
+sample) and a conditional model's label → z_l = μ_l + t·σ_l·ε_l, top-down → p(x | z). No
+random op is inside, so every format gives the same output for the same inputs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from keras_vae.densities import gaussian_kl_between, log_normal
+from keras_vae.latents import prior_draws
+from keras_vae.model import VAE, ClassPrior, KLTerm, Sampling
+from keras_vae.networks import network_family
+from keras_vae.networks.layers import OneHot, fan_in_uniform
+from keras_vae.networks.stack import build_bottom_up, build_decoder
+
+SKIP_GRADIENT_NORM = 1e4
+"""An update whose gradient norm is above this (or not finite) is skipped, as VDVAE
+skips them; the count goes into the metrics (`skipped_updates`)."""
+CLIP_GRADIENT_NORM = 200.0
+"""Gradients are clipped to this global norm (VDVAE's setting)."""
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class StateUnit(layers.Layer):
+    """The top-down state s = act(W·x + b), or with gating (W·x + b) ⊙ sigmoid(V·x + c),
+    as the network family's hidden units are."""
+
+    def __init__(self, width: int, gated: bool, **kwargs):
+        super().__init__(**kwargs)
+        self.width, self.gated = width, gated
+        self.linear = layers.Dense(width, None if gated else "relu",
+                                   kernel_initializer=fan_in_uniform(), name="linear")
+        self.gate = (layers.Dense(width, "sigmoid", kernel_initializer=fan_in_uniform(),
+                                  name="gate") if gated else None)
+
+    def call(self, x):
+        return self.linear(x) * self.gate(x) if self.gated else self.linear(x)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.width)
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width, "gated": self.gated}
+
+
+def gaussian_head(units: int, name: str, start_at_zero: bool) -> layers.Dense:
+    """A dense layer to (mean, log-variance) of `units` latents; zero-initialized heads
+    make a fresh prior N(0, I) and a fresh posterior equal to its prior."""
+    initializer = "zeros" if start_at_zero else fan_in_uniform()
+    return layers.Dense(2 * units, kernel_initializer=initializer, name=name)
+
+
+def split_gaussian(parameters):
+    mean, log_var = ops.split(parameters, 2, axis=-1)
+    return mean, log_var
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class HierarchicalVAE(VAE):
+    """A VAE with `len(config.levels)` stochastic levels (see the module docstring).
+
+    Everything the one-level `VAE` offers works the same: `fit` reports the negative
+    ELBO with its reconstruction and KL (also each level's KL, `kl_level_<l>`), the IWAE
+    objective, β and KL warm-up, conditional models, export. `encode` gives each level's
+    posterior along the mean path (z_l = μ_l), concatenated level 1 first; `decode` takes
+    such a concatenation of z.
+    """
+
+    def _build_networks(self) -> None:
+        config = self.config
+        levels, width = config.levels, config.hidden_dims[-1]
+        gated = network_family(config.arch).gated_hidden_units
+        self.encoder = build_bottom_up(config)
+        self.sampling = Sampling(seed=config.seed, name="sampling")
+        self.kl_term = KLTerm(beta=config.beta, name="kl_term")
+        self.pseudo_inputs = None
+        self.class_prior = (ClassPrior(config.classes, levels[-1], name="class_prior")
+                            if config.conditional else None)
+        self.label_one_hot = OneHot(config.classes, name="top_down_label")
+        top = len(levels)
+        self.posterior_heads = [gaussian_head(levels[i], f"posterior_{i + 1}", i + 1 < top)
+                                for i in range(top)]
+        self.prior_heads = [gaussian_head(levels[i], f"prior_{i + 1}", True)
+                            for i in range(top - 1)]
+        self.states = [StateUnit(width, gated, name=f"state_{i + 1}") for i in range(top)]
+        self.decoder = build_decoder(config, self.outputs_per_pixel, width, "state")
+        self.level_kl_trackers = [keras.metrics.Mean(name=f"kl_level_{i + 1}")
+                                  for i in range(top)]
+        self.skipped_tracker = keras.metrics.Sum(name="skipped_updates")
+
+    def build(self, input_shape):
+        self.sampling.build([(None, sum(self.config.levels))] * 2)
+        self.built = True
+
+    # --- the top-down path ------------------------------------------------------------
+
+    def _split_levels(self, values):
+        """[N, Σ d_l] → [values of level 1, …, level L]."""
+        edges = np.cumsum((0, *self.config.levels))
+        return [values[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def _top_state(self, z_top, labels):
+        if self.config.conditional:
+            z_top = ops.concatenate([z_top, self.label_one_hot(labels)], axis=-1)
+        return self.states[-1](z_top)
+
+    def _top_prior(self, z_top_like, labels):
+        """(mean, log_var) of p(z_L): N(0, I), or p(z_L | y) for a conditional model."""
+        if self.class_prior is not None:
+            return self.class_prior(labels)
+        return ops.zeros_like(z_top_like), ops.zeros_like(z_top_like)
+
+    def _output(self, state, labels, training=False):
+        inputs = [state, labels] if self.config.conditional else state
+        return self.decoder(inputs, training=training)
+
+    def top_down(self, choose, labels, batch, training=False):
+        """Walks the levels from the top: `choose(level, prior_mean, prior_log_var,
+        state_above)` returns a tuple whose first item is that level's z (the rest is
+        whatever it measures); returns (the decoder's parameters, [what choose returned,
+        level 1 first]). `batch`: a tensor of the batch size, for N(0, I)'s shape."""
+        top = len(self.config.levels) - 1
+        chosen = [None] * (top + 1)
+        mean, log_var = self._top_prior(batch, labels)
+        chosen[top] = choose(top, mean, log_var, None)
+        state = self._top_state(chosen[top][0], labels)
+        for level in range(top - 1, -1, -1):
+            mean, log_var = split_gaussian(self.prior_heads[level](state))
+            chosen[level] = choose(level, mean, log_var, state)
+            state = self.states[level](ops.concatenate([state, chosen[level][0]], axis=-1))
+        return self._output(state, labels, training), chosen
+
+    def _posterior(self, features, level, prior_mean, prior_log_var, state_above):
+        """(mean, log_var) of q(z_l | x, z_>l): from d_L at the top; below, the prior's
+        plus a residual read from [d_l, s_l+1]."""
+        if state_above is None:
+            return split_gaussian(self.posterior_heads[level](features[level]))
+        delta_mean, delta_log_var = split_gaussian(self.posterior_heads[level](
+            ops.concatenate([features[level], state_above], axis=-1)))
+        return prior_mean + delta_mean, prior_log_var + delta_log_var
+
+    def _features(self, images, labels, training=False):
+        features = self.encoder([images, labels] if self.config.conditional else images,
+                                training=training)
+        return features if isinstance(features, (list, tuple)) else [features]
+
+    # --- what the one-level VAE offers -------------------------------------------------
+
+    def posterior_pass(self, images, labels, epsilon, training=False, features=None):
+        """One draw of every level from the posterior, top-down with noise ε [N, Σ d_l]
+        → (the decoder's parameters, [per level (z, KL to its prior, log p − log q at
+        z)], level 1 first). `features`: the bottom-up pass, if already computed."""
+        features = features or self._features(images, labels, training)
+        noise = self._split_levels(epsilon)
+
+        def choose(level, prior_mean, prior_log_var, state_above):
+            mean, log_var = self._posterior(features, level, prior_mean, prior_log_var,
+                                            state_above)
+            z = mean + ops.exp(0.5 * log_var) * noise[level]
+            log_ratio = (log_normal(z, prior_mean, prior_log_var)
+                         - log_normal(z, mean, log_var))
+            return z, gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), log_ratio
+
+        return self.top_down(choose, labels, features[0][:, :1], training)
+
+    def neg_elbo_terms(self, images, labels=None, training=False):
+        """The negative ELBO: −log p(x|z_1…L) + Σ_l KL(q(z_l|x, z_>l) ‖ p(z_l|z_>l)), with
+        every level drawn once; the KL of each level is also kept for the metrics."""
+        epsilon = self._noise(images)
+        parameters, levels = self.posterior_pass(images, labels, epsilon, training)
+        reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
+        self._level_kls = [kl for _, kl, _ in levels]
+        kl = self.kl_term(ops.sum(ops.stack(self._level_kls), axis=0))  # add_loss(β·KL)
+        objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))
+        return objective, reconstruction, kl
+
+    def iwae_terms(self, images, labels=None, training=False):
+        """The importance-weighted bound over K = iwae_k posterior draws of every level,
+        log w = log p(x|z) + β·Σ_l (log p(z_l|z_>l) − log q(z_l|x, z_>l))."""
+        k = self.config.iwae_k
+        tiled = ops.tile(images, (k, 1, 1, 1))
+        tiled_labels = None if labels is None else ops.tile(labels, (k,))
+        parameters, levels = self.posterior_pass(tiled, tiled_labels, self._noise(tiled),
+                                                 training)
+        log_px_z = -self.likelihood.neg_log_prob(tiled, parameters)
+        log_ratio = ops.sum(ops.stack([ratio for _, _, ratio in levels]), axis=0)
+        log_w = ops.reshape(log_px_z + self.kl_term.beta * log_ratio, (k, -1))
+        objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
+        reconstruction = ops.mean(ops.reshape(-log_px_z, (k, -1)), axis=0)
+        self._level_kls = [ops.mean(ops.reshape(kl, (k, -1)), axis=0) for _, kl, _ in levels]
+        return objective, reconstruction, ops.sum(ops.stack(self._level_kls), axis=0)
+
+    def _noise(self, images):
+        """ε ~ N(0, I) [N, Σ d_l], drawn by the model's seeded `Sampling` layer."""
+        zeros = ops.zeros((ops.shape(images)[0], sum(self.config.levels)))
+        return self.sampling([zeros, zeros])
+
+    def encode(self, images, labels=None, training=False):
+        """Each level's posterior along the mean path (z_l = its posterior mean):
+        (means, log_vars), each [N, Σ d_l], level 1 first."""
+        features = self._features(images, labels, training)
+
+        def choose(level, prior_mean, prior_log_var, state_above):
+            mean, log_var = self._posterior(features, level, prior_mean, prior_log_var,
+                                            state_above)
+            return mean, log_var
+
+        _, levels = self.top_down(choose, labels, features[0][:, :1], training)
+        return (ops.concatenate([m for m, _ in levels], axis=-1),
+                ops.concatenate([v for _, v in levels], axis=-1))
+
+    def decode(self, z, labels=None, training=False):
+        """The parameters of p(x | z_1…L) for given z [N, Σ d_l], level 1 first."""
+        given = self._split_levels(z)
+        parameters, _ = self.top_down(lambda level, *prior: (given[level],), labels,
+                                      z[:, :1], training)
+        return parameters
+
+    def call(self, inputs, training=False):
+        images, labels = self.batch_parts(inputs)
+        parameters, _ = self.posterior_pass(images, labels, self._noise(images), training)
+        return parameters
+
+    def prior_components(self, training=False) -> list:
+        return []
+
+    def importance_proposal(self, images, labels=None) -> tuple:
+        """The bottom-up features, computed once per batch of images."""
+        return tuple(self._features(images, labels))
+
+    def importance_log_weights(self, images, proposal, epsilon, labels, components,
+                               likelihood):
+        """log w = log p(x|z) + Σ_l (log p(z_l|z_>l) − log q(z_l|x, z_>l)) [S, B] for the
+        noise ε [S, B, Σ d_l], every level drawn top-down from the posterior."""
+        shape = ops.shape(epsilon)
+        tiled = [ops.tile(f, (shape[0], 1)) for f in proposal]  # sample-major
+        tiled_labels = None if labels is None else ops.tile(labels, (shape[0],))
+        parameters, levels = self.posterior_pass(
+            None, tiled_labels, ops.reshape(epsilon, (-1, shape[-1])), features=tiled)
+        parameters = ops.reshape(parameters, (shape[0], shape[1], *parameters.shape[1:]))
+        log_ratio = ops.reshape(ops.sum(ops.stack([r for _, _, r in levels]), axis=0),
+                                (shape[0], shape[1]))
+        return -likelihood.neg_log_prob(images, parameters) + log_ratio
+
+    # --- sampling: what the exported decoder computes -----------------------------------
+
+    def generator(self) -> keras.Model:
+        """noise ε [N, Σ d_l] (level 1 first), temperature t [N] (and a conditional
+        model's label [N]) → z_l = μ_l + t·σ_l·ε_l top-down → the parameters of p(x|z)."""
+        noise_input = keras.Input((sum(self.config.levels),), name="noise")
+        temperature = keras.Input((), name="temperature")
+        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
+                 else None)
+        noise, scale = self._split_levels(noise_input), ops.expand_dims(temperature, -1)
+
+        def choose(level, prior_mean, prior_log_var, state_above):
+            return (prior_mean + scale * ops.exp(0.5 * prior_log_var) * noise[level],)
+
+        parameters, _ = self.top_down(choose, label, noise_input[:, :1])
+        inputs = [noise_input, temperature] + ([label] if label is not None else [])
+        return keras.Model(inputs, parameters, name="generator")
+
+    def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
+                      ) -> dict:
+        inputs = {"noise": prior_draws(n, sum(self.config.levels), seed),
+                  "temperature": np.full(n, temperature, np.float32)}
+        if self.config.conditional:
+            inputs["label"] = np.asarray(labels, np.int64)
+        return inputs
+
+    # --- training: metrics per level, and guarded updates -------------------------------
+
+    @property
+    def metrics(self):
+        return [*super().metrics, *self.level_kl_trackers, self.skipped_tracker]
+
+    def _update_metrics(self, reconstruction, kl):
+        for tracker, level_kl in zip(self.level_kl_trackers, self._level_kls, strict=True):
+            tracker.update_state(level_kl)
+        return super()._update_metrics(reconstruction, kl)
+
+    def test_step(self, data):
+        results = super().test_step(data)
+        results.pop("skipped_updates")  # validation updates nothing
+        return results
+
+    def train_step(self, data):
+        """`VAE.train_step` with two guards that deep hierarchies need (VDVAE uses both):
+        gradients clipped to a global norm of `CLIP_GRADIENT_NORM`, and an update whose
+        norm is not finite or above `SKIP_GRADIENT_NORM` skipped and counted."""
+        images, labels = self.batch_parts(data)
+        with tf.GradientTape() as tape:
+            objective, reconstruction, kl = self.loss_terms(images, labels, training=True)
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_objective = objective / replicas
+        gradients = tape.gradient(scaled_objective, self.trainable_variables)
+        norm = tf.linalg.global_norm(gradients)
+        healthy = tf.logical_and(tf.math.is_finite(norm), norm < SKIP_GRADIENT_NORM)
+        clipped, _ = tf.clip_by_global_norm(gradients, CLIP_GRADIENT_NORM, use_norm=norm)
+
+        def apply():
+            self.optimizer.apply_gradients(zip(clipped, self.trainable_variables,
+                                               strict=True))
+            return tf.constant(0.0)
+
+        skipped = tf.cond(healthy, apply, lambda: tf.constant(1.0))
+        self.skipped_tracker.update_state(skipped)
+        return self._update_metrics(reconstruction, kl)
+
+
+def make_vae(config) -> VAE:
+    """The model a `ModelConfig` describes: one level, or a hierarchy of several."""
+    return HierarchicalVAE(config) if config.hierarchical else VAE(config)
