@@ -98,13 +98,14 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     """
     generator = vae.generator()
     decoder = decoder_endpoint(generator, vae.likelihood)
-    encoder = encoder_endpoint(vae.encoder)
+    encoder_model = vae.encoder_model()
+    encoder = encoder_endpoint(encoder_model)
     os.makedirs(export_dir, exist_ok=True)
     version = next_version(export_dir, [decoder.name, encoder.name])
     staging = os.path.join(export_dir, f".staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        staged = _write_all(vae, generator, decoder, encoder, staging, config)
+        staged = _write_all(vae, (generator, encoder_model), decoder, encoder, staging, config)
         measured = _verify(vae, decoder, encoder, staged)
         problems = misses(measured["parity"], measured["int8"])
         if problems:
@@ -123,14 +124,17 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     return {"version": version, "paths": paths, **measured}
 
 
-def _write_all(vae, generator, decoder, encoder, staging: str, config: TrainConfig
+def _write_all(vae, models, decoder, encoder, staging: str, config: TrainConfig
                ) -> dict[str, str]:
+    """Writes every artifact into `staging`; `models`: the Keras models behind the two
+    endpoints (generator, encoder), whose variables the SavedModels hold."""
+    generator, encoder_model = models
     staged = {"decoder_saved_model": os.path.join(staging, decoder.name),
               "encoder_saved_model": os.path.join(staging, encoder.name),
               **{key: os.path.join(staging, name) for key, name in FILES.items()}}
     write_saved_model(decoder, generator, staged["decoder_saved_model"],
                       extra=(prior_endpoint(vae), label_names_endpoint(vae)))
-    write_saved_model(encoder, vae.encoder, staged["encoder_saved_model"])
+    write_saved_model(encoder, encoder_model, staged["encoder_saved_model"])
     metadata = onnx_metadata(config)
     write_onnx(decoder, staged["decoder_onnx"], metadata)
     write_onnx(encoder, staged["encoder_onnx"], metadata)

@@ -89,15 +89,18 @@ class BestCheckpoint(keras.callbacks.Callback):
 
 
 class NonFiniteLoss(Exception):
-    """Training produced a NaN or infinite loss."""
+    """Training produced a NaN or infinite loss, or a hierarchy's guards skipped every
+    update of an epoch."""
 
-    def __init__(self, epoch: int, step: int, value: float):
-        super().__init__(f"loss became {value} in epoch {epoch + 1} by step {step + 1}")
+    def __init__(self, epoch: int, step: int, value: float, message: str | None = None):
+        super().__init__(message or f"loss became {value} in epoch {epoch + 1} by step "
+                                    f"{step + 1}")
         self.epoch, self.step, self.value = epoch, step, value
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Raises `NonFiniteLoss` at the first non-finite training loss.
+    """Raises `NonFiniteLoss` at the first non-finite training loss, and after an epoch
+    whose every update a hierarchy's guards skipped (nothing would change any more).
 
     Raising (rather than TerminateOnNaN's stop_training flag) ends `fit` at once, so no
     epoch-end callback writes the broken weights over the last good checkpoint or backup.
@@ -111,6 +114,13 @@ class StopOnNonFinite(keras.callbacks.Callback):
         value = (logs or {}).get("loss")
         if value is not None and not math.isfinite(float(value)):
             raise NonFiniteLoss(self._epoch, batch, float(value))
+
+    def on_epoch_end(self, epoch, logs=None):
+        skipped = (logs or {}).get("skipped_updates")
+        if skipped is not None and skipped >= self.params["steps"]:
+            raise NonFiniteLoss(epoch, self.params["steps"] - 1, float("nan"),
+                                f"every update of epoch {epoch + 1} was skipped (its "
+                                f"gradients were not finite or too large)")
 
 
 class TrainingEpoch(keras.callbacks.Callback):

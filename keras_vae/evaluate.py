@@ -105,6 +105,9 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
                             float(nll.std(ddof=1) / math.sqrt(len(nll)))),
         "test_neg_elbo": neg_elbo["loss"],
         "test_reconstruction": neg_elbo["reconstruction"], "test_kl": neg_elbo["kl"],
+        **({"test_kl_per_level": [neg_elbo[f"kl_level_{level}"] for level in
+                                  range(1, len(config.model.levels) + 1)]}
+           if config.model.hierarchical else {}),
         **latent_statistics(vae, images, labels=labels),
         **(_class_check(vae, run_dir, splits, seed, progress)
            if class_check and config.model.label_names else {}),
@@ -201,7 +204,9 @@ def format_report(result: dict) -> str:
         f"  negative ELBO (bound on {of}) {result['test_neg_elbo']:.2f} nats "
         f"(reconstruction {result['test_reconstruction']:.2f} + KL {result['test_kl']:.2f})",
         estimate,
-        f"  active units {result['active_units']} of {len(result['unit_activity'])}",
+        f"  active units {result['active_units']} of {len(result['unit_activity'])}"
+        + (f" ({', '.join(map(str, result['active_units_per_level']))} by level)"
+           if len(result["active_units_per_level"]) > 1 else ""),
         *_class_lines(result),
         f"  {result['seconds']:.0f} s, peak memory {result['peak_rss_mb']:,.0f} MB"])
 

@@ -112,8 +112,13 @@ class HierarchicalVAE(VAE):
         self.skipped_tracker = keras.metrics.Sum(name="skipped_updates")
 
     def build(self, input_shape):
+        """Creates every layer's weights with one pass over a blank image (the top-down
+        layers are built when first called), so that a `.keras` file loads into them."""
         self.sampling.build([(None, sum(self.config.levels))] * 2)
         self.built = True
+        images = ops.zeros((1, *self.config.image_shape))
+        labels = ops.zeros((1,), "int64") if self.config.conditional else None
+        self.posterior_pass(images, labels, ops.zeros((1, sum(self.config.levels))))
 
     # --- the top-down path ------------------------------------------------------------
 
@@ -282,6 +287,16 @@ class HierarchicalVAE(VAE):
         parameters, _ = self.top_down(choose, label, noise_input[:, :1])
         inputs = [noise_input, temperature] + ([label] if label is not None else [])
         return keras.Model(inputs, parameters, name="generator")
+
+    def encoder_model(self) -> keras.Model:
+        """image (and label) → (z_mean, z_log_var) [N, Σ d_l]: each level's posterior
+        along the mean path, level 1 first (`encode`)."""
+        image = keras.Input(self.config.image_shape, name="image")
+        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
+                 else None)
+        z_mean, z_log_var = self.encode(image, label)
+        return keras.Model([image, label] if label is not None else image,
+                           [z_mean, z_log_var], name="posterior")
 
     def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
                       ) -> dict:

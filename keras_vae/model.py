@@ -422,6 +422,10 @@ class VAE(keras.Model):
         return keras.Model([noise, temperature, label], self.decoder([z, label]),
                            name="generator")
 
+    def encoder_model(self) -> keras.Model:
+        """The model the export ships as the encoder: x (and y) → (z_mean, z_log_var)."""
+        return self.encoder
+
     def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
                       ) -> dict:
         """The generator's inputs for n seeded draws from the prior (`keras_vae.latents`):

@@ -135,10 +135,12 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
 
 def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000,
                       labels: np.ndarray | None = None) -> dict:
-    """Active units (Cov_x(E_q[z_u]) > 0.01) and the mean KL of each latent unit (nats).
+    """Active units (Cov_x(E_q[z_u]) > 0.01), also per level of a hierarchy (z_u along
+    the mean path, `VAE.encode`), and the mean KL of each latent unit (nats).
 
-    The KL per unit exists for the N(0, I) prior only; a VampPrior's mixture does not
-    factorize over units, so it is None there.
+    The KL per unit exists for a one-level model with the N(0, I) prior only: a VampPrior's
+    mixture does not factorize over units, and a class prior or a hierarchy's lower levels
+    are not N(0, I), so it is None there.
     """
     means, kls = [], []
     for start in range(0, len(images), batch_size):
@@ -147,7 +149,12 @@ def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000,
         means.append(z_mean.numpy())
         kls.append(np.asarray(gaussian_kl_per_unit(z_mean, z_log_var)))
     activity = np.var(np.concatenate(means), axis=0)
+    edges = np.cumsum((0, *vae.config.levels))
+    standard_prior = (vae.pseudo_inputs is None and not vae.config.conditional
+                      and not vae.config.hierarchical)
     return {"active_units": int(np.sum(activity > ACTIVE_UNIT_THRESHOLD)),
+            "active_units_per_level": [int(np.sum(activity[a:b] > ACTIVE_UNIT_THRESHOLD))
+                                       for a, b in zip(edges[:-1], edges[1:], strict=True)],
             "unit_activity": activity.tolist(),
-            "kl_per_unit": (None if vae.pseudo_inputs is not None
-                            else np.concatenate(kls).mean(axis=0).tolist())}
+            "kl_per_unit": (np.concatenate(kls).mean(axis=0).tolist() if standard_prior
+                            else None)}

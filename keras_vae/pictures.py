@@ -145,15 +145,19 @@ def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray | None, path: str
 
 def save_curves(history: list[dict], path: str) -> None:
     """Training and validation loss, reconstruction and KL per epoch (nats per example),
+    and a hierarchy's KL of each level,
     one panel each, epochs counted from 1 on whole-number ticks; every epoch is a marker,
     so a run of one epoch shows its point. One legend for the figure, above the panels."""
     import matplotlib.pyplot as plt
 
     epochs = [int(row["epoch"]) for row in history]
-    figure, panels = plt.subplots(1, len(CURVES), figsize=(4.4 * len(CURVES), 3.6),
-                                  layout="constrained")
+    curves = CURVES + tuple((key, f"KL of level {key.rsplit('_', 1)[1]}")
+                            for key in sorted(history[0]) if key.startswith("kl_level_"))
+    figure, panels = plt.subplots(1, len(curves), figsize=(4.4 * len(curves), 3.6),
+                                  layout="constrained", squeeze=False)
+    panels = panels[0]
     marker = "o" if len(history) <= 30 else None
-    for axes, (key, title) in zip(panels, CURVES, strict=True):
+    for axes, (key, title) in zip(panels, curves, strict=True):
         axes.plot(epochs, [row[key] for row in history], marker=marker, markersize=3,
                   label="training")
         axes.plot(epochs, [row[f"val_{key}"] for row in history], marker=marker,

@@ -258,10 +258,21 @@ def _summary(config: TrainConfig, history: list[dict], train_examples: int, test
                               if config.measures_likelihood else None),
         "test_reconstruction": test["reconstruction"],
         "test_kl": test["kl"],
+        **_level_entries(config, history, test),
         "export": export_section,
         "artifacts": artifacts,
         "command_peak_rss_mb": peak_rss_mb(),
     }
+
+
+def _level_entries(config: TrainConfig, history: list[dict], test: dict) -> dict:
+    """A hierarchy's test KL per level (level 1 nearest the image) and the updates its
+    guards skipped over the whole run."""
+    if not config.model.hierarchical:
+        return {}
+    return {"test_kl_per_level": [test[f"kl_level_{level}"]
+                                  for level in range(1, len(config.model.levels) + 1)],
+            "skipped_updates": int(sum(row.get("skipped_updates", 0) for row in history))}
 
 
 def report(summary: dict, run_dir: str) -> None:
@@ -269,11 +280,14 @@ def report(summary: dict, run_dir: str) -> None:
     bits = summary.get("test_bits_per_dim")
     kind = (f"{bits:.4f} bits/dim" if bits is not None
             else "a Bernoulli cross-entropy against gray levels, not a likelihood")
+    levels = ("" if "test_kl_per_level" not in summary else
+              f" = {' + '.join(f'{kl:.2f}' for kl in summary['test_kl_per_level'])} by "
+              f"level, {summary['skipped_updates']} update(s) skipped")
     print(f"\ntest negative ELBO {summary['test_neg_elbo']:.2f} nats (bound on "
           f"−{summary['losses_bound']}), {kind} "
           f"(reconstruction {summary['test_reconstruction']:.2f} + KL "
-          f"{summary['test_kl']:.2f}); best validation {summary['val_neg_elbo']:.2f} at "
-          f"epoch {summary['best_epoch']}")
+          f"{summary['test_kl']:.2f}{levels}); best validation {summary['val_neg_elbo']:.2f} "
+          f"at epoch {summary['best_epoch']}")
     for name, path in {**summary["artifacts"], "summary": SUMMARY,
                        "metrics": METRICS_CSV, "tensorboard": TENSORBOARD_DIR}.items():
         print(f"  {name:<20} {os.path.join(run_dir, path)}")
