@@ -1,0 +1,175 @@
+"""Specification of keras_vae/hierarchy.py: a top-down VAE of several levels is measured
+honestly, trains, saves, and ships whole."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import keras
+import numpy as np
+import onnxruntime as ort
+import pytest
+from keras import ops
+
+from export.pipeline import export_model
+from keras_vae.config import ModelConfig, TrainConfig
+from keras_vae.hierarchy import HierarchicalVAE, make_vae
+from keras_vae.model import VAE
+from keras_vae.nll import importance_nll
+from serving import sample
+
+SIDE = 8
+
+
+def _images(n: int, seed: int = 0) -> np.ndarray:
+    """Binary 8×8 images with two underlying factors: a bar's position and a blob's
+    brightness, so that two one-dimensional levels have something to hold."""
+    rng = np.random.default_rng(seed)
+    position, brightness = rng.uniform(-2, 2, (2, n, 1, 1))
+    y, x = np.mgrid[:SIDE, :SIDE] / (SIDE - 1) * 4 - 2
+    logits = 3 * np.cos(x - position) + brightness * np.exp(-(x**2 + y**2)) - 1
+    return (rng.random((n, SIDE, SIDE)) < 1 / (1 + np.exp(-logits)))[..., None].astype(
+        np.float32)
+
+
+def _model(levels=(1, 1), hidden=64, side=SIDE, **settings) -> HierarchicalVAE:
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(latent_dim=levels, hidden_dims=(hidden,), likelihood="bernoulli",
+                         image_shape=(side, side, 1), **settings)
+    vae = make_vae(config)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    return vae
+
+
+@pytest.fixture(scope="module")
+def trained():
+    vae = _model()
+    vae.fit(_images(4000), batch_size=100, epochs=8, verbose=0)
+    return vae
+
+
+def test_one_level_is_the_one_level_vae_and_several_a_hierarchy():
+    assert type(make_vae(ModelConfig(latent_dim=4, likelihood="bernoulli"))) is VAE
+    config = ModelConfig(latent_dim=(6, 3), likelihood="bernoulli")
+    assert config.levels == (6, 3) and config.hierarchical and config.latent_input == "noise"
+    assert isinstance(make_vae(config), HierarchicalVAE)
+
+
+def _exact_nll(vae: HierarchicalVAE, images: np.ndarray, points: int = 1200) -> np.ndarray:
+    """−log p(x) = −log ∫∫ p(x|z_1, z_2) p(z_1|z_2) p(z_2) dz_1 dz_2 for 1-D levels, on a
+    grid: z_2 over ±7, and for each z_2, z_1 = μ_1(z_2) + σ_1(z_2)·u with u over ±8 (the
+    prior's own scale, so its density is N(u) whatever σ_1)."""
+    z2 = np.linspace(-7, 7, points, dtype=np.float32)[:, None]
+    u = np.linspace(-8, 8, 400, dtype=np.float32)
+    state = vae.states[-1](z2)
+    mean, log_var = (np.asarray(t) for t in ops.split(vae.prior_heads[0](state), 2, axis=-1))
+    z1 = mean + np.exp(0.5 * log_var) * u  # [points, 400]
+    log_prior = (-0.5 * (z2**2 + math.log(2 * math.pi)) - 0.5 * (u**2 + math.log(2 * math.pi))
+                 + math.log((z2[1, 0] - z2[0, 0]) * (u[1] - u[0])))  # with the cell sizes
+    z = np.stack([z1.ravel(), np.repeat(z2[:, 0], len(u))], axis=1)
+    logits = np.concatenate([np.asarray(vae.decode(z[i:i + 60_000]))
+                             for i in range(0, len(z), 60_000)]).reshape(len(z), -1)
+    flat = images.reshape(len(images), -1)
+    log_px = -(np.logaddexp(0, logits).sum(-1)[None] - flat @ logits.T)  # [images, grid]
+    joint = log_px + log_prior.ravel()[None]
+    top = joint.max(axis=1, keepdims=True)
+    return -(top[:, 0] + np.log(np.exp(joint - top).sum(axis=1)))
+
+
+@pytest.mark.slow
+def test_the_importance_sampled_nll_matches_the_exact_integral_over_two_levels(trained):
+    """Two 1-D levels: the k = 5000 estimate over both levels' posteriors agrees with the
+    likelihood integrated on a 2-D grid (refining the grid moves it by nothing that
+    matters)."""
+    images = _images(40, seed=9)
+    exact = _exact_nll(trained, images)
+    finer = _exact_nll(trained, images, points=2400)
+    assert np.abs(exact - finer).max() < 0.02
+    estimate = importance_nll(trained, images, k=5000, seed=3)
+    assert abs(estimate.mean() - exact.mean()) < 0.15, (estimate.mean(), exact.mean())
+    assert np.percentile(np.abs(estimate - exact), 90) < 0.4
+
+
+@pytest.mark.slow
+def test_the_bounds_order_elbo_iwae_and_the_nll_estimate(trained):
+    """ELBO ≥ IWAE_5 ≥ IWAE_50 ≥ NLL(k = 1000) in nats, for a hierarchy as for one level."""
+    images = _images(300, seed=5)
+
+    def objective(model, draws=4):
+        return np.mean([float(model.loss_terms(images)[0]) for _ in range(draws)])
+
+    iwae = {}
+    for k in (5, 50):
+        other = make_vae(ModelConfig(**{**trained.config.to_dict(), "objective": "iwae",
+                                        "iwae_k": k}))
+        other.set_weights(trained.get_weights())
+        iwae[k] = objective(other)
+    elbo = objective(trained)
+    nll = importance_nll(trained, images, k=1000, seed=1).mean()
+    assert elbo > iwae[5] > iwae[50] > nll
+
+
+def test_training_lowers_the_loss_and_reports_each_levels_kl():
+    vae = _model(levels=(4, 2))
+    history = vae.fit(_images(1000), batch_size=100, epochs=4, verbose=0).history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    np.testing.assert_allclose(history["kl"], np.add(history["kl_level_1"],
+                                                     history["kl_level_2"]), rtol=1e-5)
+    assert history["skipped_updates"] == [0.0] * 4
+
+
+def test_an_update_with_a_non_finite_gradient_is_skipped_and_counted():
+    """A batch whose loss is finite but whose gradient is not changes no weight."""
+    vae = _model(levels=(2, 2))
+    vae.fit(_images(100), batch_size=100, epochs=1, verbose=0)  # builds the optimizer
+    kernel = vae.decoder.get_layer("pixel_parameters").kernel
+    kernel.assign(np.full(kernel.shape, 1e38, np.float32))  # gradients overflow
+    weights = [np.array(w) for w in vae.trainable_weights]
+    logs = vae.train_on_batch(_images(100), return_dict=True)
+    assert logs["skipped_updates"] == 1.0
+    after = [np.array(w) for w in vae.trainable_weights]
+    assert all(np.array_equal(a, b) for a, b in zip(weights, after, strict=True))
+
+
+def test_a_saved_hierarchy_loads_with_the_same_weights_and_outputs(trained, tmp_path):
+    path = str(tmp_path / "h.keras")
+    trained.save(path)
+    loaded = keras.models.load_model(path)
+    images = _images(6, seed=2)
+    for mine, theirs in zip(trained.encode(images), loaded.encode(images), strict=True):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+    inputs = trained.sample_inputs(5, seed=1, temperature=0.7)
+    np.testing.assert_array_equal(trained.sample_images(inputs), loaded.sample_images(inputs))
+
+
+def test_temperature_scales_every_levels_spread():
+    """At temperature 0 every draw is the prior's mean path: the same picture whatever
+    the noise."""
+    vae = _model(levels=(3, 2))
+    cold = vae.sample_images(vae.sample_inputs(4, seed=0, temperature=0.0))
+    np.testing.assert_allclose(cold, cold[[0, 0, 0, 0]], atol=1e-6)
+    warm = vae.sample_images(vae.sample_inputs(4, seed=0, temperature=1.0))
+    assert np.abs(warm - warm[[0, 0, 0, 0]]).max() > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("conditional", [False, True])
+def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
+                                                                      conditional):
+    """Every format passes the export's checks (it raises otherwise); the edge sampler's
+    seeded draw through decoder.onnx is the Keras generator's for the same noise."""
+    labels = {"conditional": True, "label_names": ("bar", "blob")} if conditional else {}
+    vae = _model(levels=(1, 1), hidden=256, side=16, **labels)
+    export_dir = str(tmp_path / "export")
+    result = export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:x"))
+    assert result["int8"]["size_ratio"] <= 0.3
+    session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"))
+    names = [i.name for i in session.get_inputs()]
+    assert names == ["noise", "temperature", *(["label"] if conditional else [])]
+    noise = sample.prior_latents(6, 2, seed=4)
+    labels = np.array([0, 1, 0, 1, 0, 1]) if conditional else None
+    drawn = sample.decode(session, noise, labels, temperature=0.6)
+    inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32),
+              **({"label": labels} if conditional else {})}
+    np.testing.assert_allclose(drawn, vae.sample_images(inputs), atol=1e-5)
