@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import sys
@@ -67,10 +68,14 @@ def load_tensorflow(debug: bool = False) -> None:
     reads as a failure. TF_CPP_MIN_LOG_LEVEL=3 hides the ones logged once absl logging has
     started; the ones printed while the libraries load come before that, so stderr's file
     descriptor points at /dev/null for the import alone. Python errors are unaffected.
+    TensorFlow Datasets warns through absl's Python logger about its folders ("Variant
+    folder … has no dataset_info.json"); what matters of that reaches the user as the
+    command's own one-line error, so its warnings are kept for `--debug` too.
     """
     if debug or "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("absl").setLevel(logging.ERROR)
     with native_logs_hidden():
         import tensorflow  # noqa: F401
 

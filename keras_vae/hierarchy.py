@@ -306,6 +306,23 @@ class HierarchicalVAE(VAE):
             inputs["label"] = np.asarray(labels, np.int64)
         return inputs
 
+    def keep_levels_and_redraw(self, images, labels, first_kept: int, noise,
+                               temperature: float = 1.0):
+        """What each level holds: the levels from `first_kept` (1-based) up taken from the
+        images' posteriors along the mean path, every level below drawn from its prior
+        with `noise` [N, Σ d_l] at `temperature` → mean images [N, H, W, C]."""
+        features = self._features(images, labels)
+        given = self._split_levels(noise)
+
+        def choose(level, prior_mean, prior_log_var, state_above):
+            if level + 1 >= first_kept:
+                return self._posterior(features, level, prior_mean, prior_log_var,
+                                       state_above)
+            return (prior_mean + temperature * ops.exp(0.5 * prior_log_var) * given[level],)
+
+        parameters, _ = self.top_down(choose, labels, features[0][:, :1])
+        return self.likelihood.mean(parameters)
+
     # --- training: metrics per level, and guarded updates -------------------------------
 
     @property

@@ -21,10 +21,12 @@ from keras_vae.latents import every_class
 from keras_vae.run_layout import (
     CURVES_PNG,
     LATENT_PNG,
+    LEVELS_PNG,
     MANIFOLD_PNG,
     PSEUDO_INPUTS_PNG,
     RECONSTRUCTIONS_PNG,
     SAMPLES_PNG,
+    TEMPERATURES_PNG,
 )
 
 N_SAMPLES = 64
@@ -218,6 +220,8 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     save_reconstructions(inputs, decode(encode(inputs, first), first),
                          os.path.join(run_dir, RECONSTRUCTIONS_PNG))
     drawn = {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
+    if vae.config.hierarchical:
+        drawn.update(_draw_hierarchy(vae, test_images, labels, run_dir, seed))
     if vae.pseudo_inputs is not None:
         pseudo = ops.convert_to_numpy(vae.pseudo_inputs.images())[:N_SAMPLES]
         save_grid(pseudo, os.path.join(run_dir, PSEUDO_INPUTS_PNG))
@@ -236,6 +240,40 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
                             vae.config.label_names)
         drawn["latent_scatter_png"] = LATENT_PNG
     return drawn
+
+
+TEMPERATURES = (0.3, 0.6, 0.8, 1.0)
+"""The rows of a hierarchy's temperatures.png."""
+LEVEL_IMAGES, LEVEL_DRAWS = 4, 8
+"""levels.png: test images, and draws per level kept."""
+
+
+def _draw_hierarchy(vae, test_images: np.ndarray, labels, run_dir: str, seed: int) -> dict:
+    """temperatures.png: the same noise drawn at every temperature of `TEMPERATURES`, a
+    named row each (a conditional model: class 0). levels.png: for a few test images,
+    what each level holds (VDVAE's figure): the image, then draws that keep its
+    posterior's levels from l up and redraw those below, a row per image and l."""
+    from keras import ops
+
+    class_zero = np.zeros(SAMPLES_PER_CLASS) if vae.config.conditional else None
+    rows = [vae.sample_images(vae.sample_inputs(SAMPLES_PER_CLASS, seed, class_zero, t))
+            for t in TEMPERATURES]
+    canvas = tile(np.concatenate(rows), len(rows), SAMPLES_PER_CLASS)
+    save_png(with_row_names(as_picture(canvas), [f"t = {t}" for t in TEMPERATURES]),
+             os.path.join(run_dir, TEMPERATURES_PNG))
+    noise = vae.sample_inputs(LEVEL_DRAWS, seed + 1)["noise"]
+    images, names = [], []
+    for i in range(LEVEL_IMAGES):
+        image = test_images[i:i + 1]
+        for first_kept in range(2, len(vae.config.levels) + 1):
+            label = None if labels is None else np.repeat(labels[i:i + 1], LEVEL_DRAWS)
+            drawn = vae.keep_levels_and_redraw(np.repeat(image, LEVEL_DRAWS, 0), label,
+                                               first_kept, noise)
+            images.append(np.concatenate([image, ops.convert_to_numpy(drawn)]))
+            names.append(f"z{first_kept}+ kept")
+    canvas = tile(np.concatenate(images), len(images), LEVEL_DRAWS + 1)
+    save_png(with_row_names(as_picture(canvas), names), os.path.join(run_dir, LEVELS_PNG))
+    return {"temperatures_png": TEMPERATURES_PNG, "levels_png": LEVELS_PNG}
 
 
 def _draw_samples(vae, path: str, seed: int) -> None:

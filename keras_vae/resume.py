@@ -31,6 +31,7 @@ from keras_vae.run_layout import (
     EVALUATION_PARTIAL,
     EXPORT_DIR,
     LATENT_PNG,
+    LEVELS_PNG,
     MANIFOLD_PNG,
     METRICS_CSV,
     PSEUDO_INPUTS_PNG,
@@ -38,12 +39,14 @@ from keras_vae.run_layout import (
     RUN_CONFIG,
     SAMPLES_PNG,
     SUMMARY,
+    TEMPERATURES_PNG,
     TENSORBOARD_DIR,
     read_run_config,
 )
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
              RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, PSEUDO_INPUTS_PNG,
+             TEMPERATURES_PNG, LEVELS_PNG,
              TENSORBOARD_DIR, RUN_CONFIG, EVALUATION_JSON, EVALUATION_PARTIAL)
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 

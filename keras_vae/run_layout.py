@@ -29,6 +29,8 @@ MANIFOLD_PNG = "manifold.png"
 LATENT_PNG = "latent_scatter.png"
 CURVES_PNG = "curves.png"
 PSEUDO_INPUTS_PNG = "pseudo_inputs.png"
+TEMPERATURES_PNG = "temperatures.png"
+LEVELS_PNG = "levels.png"
 TENSORBOARD_DIR = "tensorboard"
 
 

@@ -90,3 +90,21 @@ def test_plot_draws_an_unfinished_run_without_marking_it_finished(trained_run, t
     assert run_command(main, "keras_vae.plot", [str(unfinished)]) == 0
     assert os.path.getsize(unfinished / "samples.png") > 1000
     assert not os.path.exists(unfinished / "summary.json")
+
+
+def test_a_hierarchy_also_shows_its_temperatures_and_what_each_level_holds(tmp_path):
+    from keras_vae.hierarchy import make_vae
+    from keras_vae.pictures import LEVEL_DRAWS, LEVEL_IMAGES, TEMPERATURES
+
+    keras.utils.set_random_seed(0)
+    vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3, 2),
+                               hidden_dims=(16,)))
+    images = (np.random.default_rng(0).random((40, 28, 28, 1)) < 0.2).astype(np.float32)
+    drawn = draw_run(vae, images, None, [], str(tmp_path), seed=0)
+    assert {"temperatures_png", "levels_png"} <= set(drawn)
+    temperatures = Image.open(tmp_path / drawn["temperatures_png"])
+    assert temperatures.height == UPSCALE * (len(TEMPERATURES) * 30 - 2)
+    levels = np.asarray(Image.open(tmp_path / drawn["levels_png"]))
+    rows = LEVEL_IMAGES * 2  # levels 2 and 3 kept, for each image
+    assert levels.shape[0] == UPSCALE * (rows * 30 - 2)
+    assert levels.shape[1] >= UPSCALE * ((LEVEL_DRAWS + 1) * 30 - 2)
