@@ -87,7 +87,8 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     measured = checkpoint_record(run_dir)
     vae, config = load_run(run_dir)
     splits = splits_for(config)
-    splits["test"] = first_examples(splits["test"], max_examples)
+    whole_test = splits["test"]
+    splits["test"] = first_examples(whole_test, max_examples)
     _, _, test_data = datasets_for(config, splits)
     images = images_of(test_data)
     labels = splits["test"].labels if config.model.conditional else None
@@ -109,7 +110,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
                                   range(1, len(config.model.levels) + 1)]}
            if config.model.hierarchical else {}),
         **latent_statistics(vae, images, labels=labels),
-        **(_class_check(vae, run_dir, splits, seed, progress)
+        **(_class_check(vae, run_dir, {**splits, "test": whole_test}, seed, progress)
            if class_check and config.model.label_names else {}),
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
@@ -177,13 +178,25 @@ def _estimate_entries(config, mean: float, standard_error: float) -> dict:
 
 
 def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool) -> dict:
-    from keras_vae.classifier import SAMPLES_PER_CLASS, sample_classes, trained_classifier
+    """What a classifier trained on the training split sees in the model's samples
+    (`keras_vae.classifier`): their classes, and their Fréchet distance to the whole test
+    split beside that of as many training images (the distance real data keep)."""
+    from keras_vae.classifier import (
+        SAMPLES_PER_CLASS,
+        frechet_distance,
+        sample_classes,
+        trained_classifier,
+    )
 
     if progress:
         print("classifier: judging the samples' classes (trained once per run, then kept)")
     classifier, record = trained_classifier(run_dir, splits, seed, verbose=2 if progress else 0)
+    real = splits["test"].as_float()
+    training = splits["train"].as_float()[:len(real)]
     return {"classifier": record, "samples_per_class": SAMPLES_PER_CLASS,
-            **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed)}
+            **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed, real),
+            "frechet_real_images": len(real),
+            "training_images_frechet_distance": frechet_distance(classifier, real, training)}
 
 
 def format_report(result: dict) -> str:
@@ -216,14 +229,18 @@ def _class_lines(result: dict) -> list[str]:
         return []
     judge = (f"(classifier test accuracy {result['classifier']['test_accuracy']:.1%}, "
              f"{result['samples_per_class']:,} samples per class)")
+    distance = (f"  Fréchet distance of the samples to the {result['frechet_real_images']:,} "
+                f"test images in the classifier's features: "
+                f"{result['sample_frechet_distance']:.2f} (as many training images: "
+                f"{result['training_images_frechet_distance']:.2f})")
     if "mean_sample_class_accuracy" in result:
         per_class = ", ".join(f"{name} {value:.0%}"
                               for name, value in result["sample_class_accuracy"].items())
         return [f"  samples of the class asked for: {result['mean_sample_class_accuracy']:.1%} "
-                f"{judge}", f"    {per_class}"]
+                f"{judge}", f"    {per_class}", distance]
     histogram = ", ".join(f"{name} {value:.0%}"
                           for name, value in result["sample_class_histogram"].items())
-    return [f"  classes of the prior samples {judge}:", f"    {histogram}"]
+    return [f"  classes of the prior samples {judge}:", f"    {histogram}", distance]
 
 
 def main(argv: Sequence[str]) -> None:

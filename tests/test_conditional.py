@@ -128,6 +128,8 @@ def test_evaluate_names_the_nll_given_the_label_and_judges_the_sample_classes(ru
     assert result["classifier"]["test_accuracy"] >= 0.95
     assert set(result["sample_class_accuracy"]) == set(NAMES)
     assert result["mean_sample_class_accuracy"] >= 0.9
+    assert 0 <= result["training_images_frechet_distance"] < result["sample_frechet_distance"]
+    assert result["frechet_real_images"] == 400  # the whole test split
 
 
 def _noise_inputs(noise: np.ndarray, labels, temperature: float = 1.0) -> dict:
