@@ -157,6 +157,9 @@ class ModelConfig:
         else:
             _applies_only("--pseudo-inputs", self.pseudo_inputs, 0, "--prior vamp")
             object.__setattr__(self, "pseudo_inputs", 0)
+        if self.hierarchical and self.prior == "vamp":
+            raise UsageError("--prior vamp applies to one latent level (a hierarchy's top "
+                             "level is N(0, I)); give one --latent-dim or drop --prior vamp")
         if self.conditional and self.prior == "vamp":
             raise UsageError("--conditional does not support --prior vamp (its pseudo-inputs "
                              "carry no label); drop one of them")

@@ -23,13 +23,14 @@ def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     ({"pseudo_inputs": 50}, "--pseudo-inputs applies to --prior vamp"),
     ({"prior": "vamp", "pseudo_inputs": 0}, "pseudo_inputs must be at least 1"),
     ({"arch": "rnn"}, "arch 'rnn' is not one of mlp, gated, conv"),
-    ({"latent_dim": 0}, "latent_dim must be at least 1"),
+    ({"latent_dim": 0}, "every latent size must be at least 1"),
     ({"hidden_dims": (64, 0)}, "every hidden width must be at least 1"),
     ({"beta": -1.0}, "beta must be at least 0"),
     ({"image_shape": (28, 28)}, "image_shape must be"),
     ({"likelihood": "bernoulli", "mixture_components": 3}, "applies to --likelihood logistic"),
     ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),
     ({"conditional": True, "prior": "vamp"}, "--conditional does not support --prior vamp"),
+    ({"latent_dim": (8, 4), "prior": "vamp"}, "--prior vamp applies to one latent level"),
     ({"likelihood": "gaussian"}, "likelihood 'gaussian' is not one of auto, bernoulli"),
 ])
 def test_a_model_config_refuses_what_cannot_be_trained(settings, message):
