@@ -13,7 +13,11 @@ One run measures, on `binarized_mnist`:
 - the same network in PyTorch eager mode side by side, if PyTorch is installed;
 - peak resident memory of the real training command;
 - the conv network on 32×32×3 8-bit images (logistic likelihood) with and without XLA,
-  side by side with the same network in PyTorch, and both input pipelines against it.
+  side by side with the same network in PyTorch, and both input pipelines against it;
+- the hierarchy `--latent-dim 32,16` side by side with the same network in PyTorch;
+- the importance-sampled NLL (k = 5000) per image, flat on binarized MNIST and
+  Fashion-MNIST and hierarchical on Fashion-MNIST, beside the time its matmuls take at
+  the roofline.
 
 Training here uses the same functions as `python -m keras_vae.train` (`build_model`,
 `make_dataset`, the `EpochSeconds` callback). Prints a table; writes JSON.
@@ -27,6 +31,8 @@ from collections.abc import Sequence
 from keras_vae.atomic import write_json
 from keras_vae.cli import ArgumentParser, load_tensorflow, positive_int, run_command
 
+PARTS = ("mlp", "conv", "hierarchy", "nll")
+
 
 def main(argv: Sequence[str]) -> None:
     parser = ArgumentParser(prog="python -m keras_vae.bench",
@@ -35,9 +41,10 @@ def main(argv: Sequence[str]) -> None:
                         help="epochs per configuration, at least 2: the first, with "
                              "tracing and compilation, is reported separately from the "
                              "steady ones (default: %(default)s)")
-    parser.add_argument("--only", choices=("mlp", "conv"), default=None,
-                        help="run one part: the default MLP on binarized MNIST, or the conv "
-                             "network on 32×32×3 images (default: both)")
+    parser.add_argument("--only", choices=PARTS, default=None,
+                        help="run one part: the default MLP on binarized MNIST, the conv "
+                             "network on 32×32×3 images, the hierarchy side by side with "
+                             "PyTorch, or the NLL's cost (default: all)")
     parser.add_argument("--max-examples", type=positive_int, default=None,
                         help="train on the first N examples only: a quick look whose "
                              "figures are not comparable with a full run's")
@@ -50,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
 
     if args.only != "conv":
         print(_HEADER, flush=True)
-    result = run_benchmark(args.epochs, (args.only,) if args.only else ("mlp", "conv"),
+    result = run_benchmark(args.epochs, (args.only,) if args.only else PARTS,
                            on_row=lambda row: print(_format_row(row), flush=True),
                            max_examples=args.max_examples)
     print(summarize(result))
@@ -77,6 +84,10 @@ def summarize(result: dict) -> str:
         lines += _summarize_mlp(result)
     if "conv_32x32x3" in result:
         lines += _summarize_conv(result["conv_32x32x3"])
+    if "hierarchy_side_by_side" in result:
+        lines.append(_summarize_hierarchy(result["hierarchy_side_by_side"]))
+    if "nll_cost" in result:
+        lines += _summarize_nll(result)
     return "\n".join(lines)
 
 
@@ -119,6 +130,28 @@ def _summarize_conv(conv: dict) -> list[str]:
         f"{conv['keras_no_xla_examples_per_s']:,.0f} (XLA ×{conv['xla_speedup']:.2f}); "
         + torch,
         "  " + _pipeline_line(conv["pipeline"])]
+
+
+def _summarize_hierarchy(side_by_side: dict | None) -> str:
+    if side_by_side is None:
+        return "hierarchy: PyTorch not installed (pip install torch==2.13.0)"
+    levels = ",".join(str(size) for size in side_by_side["levels"])
+    return (f"hierarchy --latent-dim {levels}, batch 128, {side_by_side['rounds']} "
+            f"alternating epochs: keras-vae {side_by_side['keras_examples_per_s']:,.0f} "
+            f"examples/s, PyTorch {side_by_side['torch_version']} eager "
+            f"{side_by_side['torch_examples_per_s']:,.0f} → {side_by_side['speedup']:.2f}×")
+
+
+def _summarize_nll(result: dict) -> list[str]:
+    lines = [f"importance-sampled NLL, per image (roofline "
+             f"{result['matmul_roofline_gflops']:.0f} GFLOP/s):"]
+    for row in result["nll_cost"]:
+        lines.append(f"  {row['dataset']}, latent {row['latent_dim']}, {row['likelihood']}, "
+                     f"k = {row['k']}: {row['seconds_per_image']:.3f} s; its matmuls "
+                     f"{row['matmul_gflop_per_image']:.1f} GFLOP = "
+                     f"{row['roofline_seconds_per_image']:.3f} s at the roofline → "
+                     f"{row['times_roofline']:.2f}×")
+    return lines
 
 
 if __name__ == "__main__":

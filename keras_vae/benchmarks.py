@@ -24,7 +24,7 @@ from keras_vae.machine import describe_machine
 from keras_vae.networks.conv import conv_stages
 from keras_vae.run_layout import read_summary
 from keras_vae.storage import Storage, take
-from keras_vae.torch_twins import TorchConvVAE, TorchVAE
+from keras_vae.torch_twins import TorchConvVAE, TorchHierarchicalVAE, TorchVAE
 from keras_vae.training import build_model
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))  # the benchmark trains on binarized_mnist
@@ -114,14 +114,44 @@ def measure_training(config: TrainConfig, splits, epochs: int) -> dict:
 
 
 def side_by_side_with_torch(splits, rounds: int = 5) -> dict | None:
-    """Alternates one Keras epoch (default settings) and one PyTorch eager epoch, `rounds`
-    times after one warm-up epoch each, so both see the same machine conditions (this
-    machine's speed drifts by tens of percent over minutes). None without PyTorch."""
+    """The default network against its PyTorch eager twin (`alternate_epochs`); None
+    without PyTorch."""
     try:
         torch_vae = TorchVAE(splits["train"].as_float())
     except ImportError:
         return None
-    config = default_config(splits)
+    return alternate_epochs(default_config(splits), splits, torch_vae, rounds)
+
+
+HIERARCHY_LEVELS = (32, 16)
+"""The hierarchy that the benchmark trains: `--latent-dim 32,16` on binarized MNIST."""
+
+
+def hierarchy_config(splits) -> TrainConfig:
+    """What `python -m keras_vae.train --dataset binarized_mnist --latent-dim 32,16`
+    trains on these splits."""
+    base = default_config(splits)
+    return dataclasses.replace(base, model=dataclasses.replace(
+        base.model, latent_dim=HIERARCHY_LEVELS))
+
+
+def hierarchy_side_by_side(splits, rounds: int = 3) -> dict | None:
+    """The hierarchical network against its PyTorch eager twin (`alternate_epochs`);
+    None without PyTorch."""
+    config = hierarchy_config(splits)
+    try:
+        torch_vae = TorchHierarchicalVAE(splits["train"].as_float(), HIERARCHY_LEVELS,
+                                         config.model.hidden_dims[-1])
+    except ImportError:
+        return None
+    return {"levels": list(HIERARCHY_LEVELS),
+            **alternate_epochs(config, splits, torch_vae, rounds)}
+
+
+def alternate_epochs(config: TrainConfig, splits, torch_vae, rounds: int) -> dict:
+    """Alternates one Keras epoch of `config` and one epoch of its PyTorch twin, `rounds`
+    times after one warm-up epoch each, so both see the same machine conditions (this
+    machine's speed drifts by tens of percent over minutes); median examples/s of each."""
     keras.utils.set_random_seed(config.seed)
     data = make_dataset(splits["train"], config.batch_size, shuffle_seed=config.seed)
     vae, timer = build_model(config), EpochSeconds()
@@ -187,6 +217,59 @@ def conv_side_by_side(rounds: int = 3, examples: int = COLOUR_EXAMPLES) -> dict:
     return result
 
 
+NLL_COST_EXAMPLES = 40
+"""Test images whose importance-sampled NLL the benchmark times (40 × k = 5000 is past
+`FUSED_FROM_SAMPLES`, so the logistic is fused as in a whole evaluation)."""
+
+
+def importance_sample_macs(vae) -> int:
+    """Multiply-adds of the dense layers that every importance sample runs through: the
+    decoder, and a hierarchy's top-down path (states, prior and posterior heads). The
+    bottom-up pass runs once per image, not per sample, and is left out."""
+    networks = [vae.decoder]
+    if vae.config.hierarchical:
+        networks += [*vae.states, *vae.prior_heads, *vae.posterior_heads]
+    return sum(int(np.prod(weight.shape)) for network in networks
+               for weight in network.trainable_weights if len(weight.shape) == 2)
+
+
+def nll_cost(roofline_gflops: float, examples: int = NLL_COST_EXAMPLES, k: int = 5000
+             ) -> list[dict]:
+    """Seconds per image of `python -m keras_vae.evaluate`'s NLL (k importance samples)
+    on each data set's first test images, for the default flat model on binarized MNIST
+    (Bernoulli) and on Fashion-MNIST (logistic mixture), and the hierarchy
+    `--latent-dim 32,16` on Fashion-MNIST, beside the time their per-sample matmuls take
+    at the matmul roofline. The weights are fresh: the work does not depend on them. The
+    second of two calls is timed (the first traces and compiles)."""
+    rows = []
+    for dataset, levels in (("binarized_mnist", None), ("fashion_mnist", None),
+                            ("fashion_mnist", HIERARCHY_LEVELS)):
+        splits = load_splits(dataset, max_examples=examples)
+        base = TrainConfig(dataset=dataset).for_data(splits["train"].image_shape,
+                                                     splits["train"].pixel_kind())
+        model = dataclasses.replace(base.model, latent_dim=levels or base.model.latent_dim)
+        keras.utils.set_random_seed(0)
+        vae = build_model(dataclasses.replace(base, model=model))
+        rows.append({"dataset": dataset, "latent_dim": model.latent_dim,
+                     "likelihood": model.likelihood, "k": k,
+                     **_time_nll(vae, splits["test"].as_float(), k, roofline_gflops)})
+    return rows
+
+
+def _time_nll(vae, images: np.ndarray, k: int, roofline_gflops: float) -> dict:
+    from keras_vae.nll import importance_nll
+
+    importance_nll(vae, images, k)
+    start = time.perf_counter()
+    importance_nll(vae, images, k)
+    seconds = (time.perf_counter() - start) / len(images)
+    gflop = 2 * importance_sample_macs(vae) * k / 1e9
+    return {"examples": len(images), "seconds_per_image": seconds,
+            "matmul_gflop_per_image": gflop,
+            "roofline_seconds_per_image": gflop / roofline_gflops,
+            "times_roofline": seconds * roofline_gflops / gflop}
+
+
 def training_peak_memory_mb(epochs: int = 2, max_examples: int | None = None
                             ) -> tuple[float, float]:
     """Peak RSS (MB) of the real `python -m keras_vae.train` command (default settings),
@@ -203,11 +286,12 @@ def training_peak_memory_mb(epochs: int = 2, max_examples: int | None = None
     return summary["training_peak_rss_mb"], summary["command_peak_rss_mb"]
 
 
-def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv"),
+def run_benchmark(epochs: int, parts: tuple[str, ...],
                   on_row: Callable[[dict], None] | None = None,
                   max_examples: int | None = None) -> dict:
     """`parts`: "mlp" (the default network on binarized MNIST, every measurement but the
-    conv one) and / or "conv" (`conv_side_by_side`); `on_row(row)` is called as each
+    others), "conv" (`conv_side_by_side`), "hierarchy" (`hierarchy_side_by_side`), "nll"
+    (`nll_cost`), any of them; `on_row(row)` is called as each
     training configuration is measured. `max_examples` shrinks every training set, for a
     quick look (its figures are not comparable with a full run's)."""
     result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
@@ -218,6 +302,14 @@ def run_benchmark(epochs: int = 4, parts: tuple[str, ...] = ("mlp", "conv"),
     if "conv" in parts:
         result["conv_32x32x3"] = conv_side_by_side(
             examples=min(max_examples or COLOUR_EXAMPLES, COLOUR_EXAMPLES))
+    if "hierarchy" in parts:
+        result["hierarchy_side_by_side"] = hierarchy_side_by_side(
+            load_splits("binarized_mnist", max_examples=max_examples))
+    if "nll" in parts:
+        roofline = result.get("matmul_roofline_gflops") or matmul_roofline()
+        result["matmul_roofline_gflops"] = roofline
+        result["nll_cost"] = nll_cost(roofline, min(max_examples or NLL_COST_EXAMPLES,
+                                                    NLL_COST_EXAMPLES))
     return result
 
 

@@ -30,15 +30,16 @@ batch and chunk of 28×28 Bernoulli images."""
 
 
 class FusedLikelihood:
-    """A pixel likelihood whose `neg_log_prob` alone is compiled by XLA.
+    """A pixel likelihood whose `scoring_neg_log_prob` alone is compiled by XLA, as the
+    `neg_log_prob` that the model's importance weights call.
 
-    The discretized logistic is some twenty elementwise operations per mixture
-    component, which XLA fuses into one pass; the decoder's matmuls stay on TensorFlow's
-    own kernels, which XLA's CPU matmul does not beat (measured: docs/performance.md).
+    The discretized logistic is a dozen elementwise operations per mixture component,
+    which XLA fuses into one pass; the decoder's matmuls stay on TensorFlow's own
+    kernels, which XLA's CPU matmul does not beat (measured: docs/performance.md).
     """
 
     def __init__(self, likelihood):
-        self.neg_log_prob = tf.function(likelihood.neg_log_prob, jit_compile=True,
+        self.neg_log_prob = tf.function(likelihood.scoring_neg_log_prob, jit_compile=True,
                                         reduce_retracing=True)
 
 

@@ -119,3 +119,82 @@ class TorchConvVAE:
             loss.backward()
             self.optimizer.step()
         return time.perf_counter() - start
+
+
+class TorchHierarchicalVAE:
+    """keras-vae's hierarchical MLP on binarized MNIST (`--latent-dim 32,16`, hidden 400)
+    in PyTorch eager mode: the bottom-up pass, the top-down levels with zero-started prior
+    heads and residual posteriors, the same loss (−log p(x|z) + Σ_l KL, batch mean), Adam,
+    and the same update guards (clipped to a global norm of 200, an update above 1e4
+    skipped). Its layers carry the Keras layers' names (`layers`), so a test can give it
+    the Keras model's weights."""
+
+    def __init__(self, images: np.ndarray, levels: tuple[int, ...] = (32, 16),
+                 width: int = 400, batch_size: int = 128):
+        import torch
+
+        torch.manual_seed(0)
+        torch.set_num_threads(os.cpu_count() or 1)
+        self.torch, self.batch_size, self.levels = torch, batch_size, levels
+        self.x = torch.from_numpy(images.reshape(len(images), PIXELS))
+        self.layers = torch.nn.ModuleDict(_hierarchy_layers(torch.nn, levels, width))
+        self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=1e-3)
+
+    def neg_elbo(self, batch, noise: list):
+        """−ELBO per example for the noise ε of each level ([N, d_l], level 1 first)."""
+        torch, layers, top = self.torch, self.layers, len(self.levels) - 1
+        features = [torch.relu(layers["encoder_hidden_0"](batch))]
+        for level in range(2, top + 2):
+            features.append(torch.relu(layers[f"bottom_up_{level}"](features[-1])))
+        mean, log_var = layers[f"posterior_{top + 1}"](features[top]).chunk(2, dim=-1)
+        z = mean + torch.exp(0.5 * log_var) * noise[top]
+        kl = 0.5 * torch.sum(mean.pow(2) + log_var.exp() - 1 - log_var, dim=-1)
+        state = torch.relu(layers[f"state_{top + 1}"](z))
+        for level in range(top - 1, -1, -1):
+            prior_mean, prior_log_var = layers[f"prior_{level + 1}"](state).chunk(2, dim=-1)
+            delta_mean, delta_log_var = layers[f"posterior_{level + 1}"](
+                torch.cat([features[level], state], dim=-1)).chunk(2, dim=-1)
+            mean, log_var = prior_mean + delta_mean, prior_log_var + delta_log_var
+            z = mean + torch.exp(0.5 * log_var) * noise[level]
+            kl = kl + 0.5 * torch.sum(prior_log_var - log_var - 1 + (
+                log_var.exp() + (mean - prior_mean).pow(2)) * torch.exp(-prior_log_var), dim=-1)
+            state = torch.relu(layers[f"state_{level + 1}"](torch.cat([state, z], dim=-1)))
+        logits = layers["pixel_parameters"](torch.relu(layers["decoder_hidden_0"](state)))
+        reconstruction = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, batch, reduction="none").sum(dim=-1)
+        return reconstruction + kl
+
+    def epoch(self) -> float:
+        torch = self.torch
+        parameters = list(self.layers.parameters())
+        start = time.perf_counter()
+        for batch in self.x[torch.randperm(len(self.x))].split(self.batch_size):
+            noise = [torch.randn(len(batch), size) for size in self.levels]
+            loss = self.neg_elbo(batch, noise).mean()
+            self.optimizer.zero_grad()
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(parameters, 200.0)
+            if torch.isfinite(norm) and norm < 1e4:
+                self.optimizer.step()
+        return time.perf_counter() - start
+
+
+def _hierarchy_layers(nn, levels: tuple[int, ...], width: int) -> dict:
+    """The hierarchy's linear layers by their Keras names; the prior heads and the lower
+    levels' residual posterior heads start at zero, as keras-vae's do."""
+    top = len(levels)
+    layers = {"encoder_hidden_0": nn.Linear(PIXELS, width)}
+    layers.update({f"bottom_up_{level}": nn.Linear(width, width)
+                   for level in range(2, top + 1)})
+    for level, size in enumerate(levels, start=1):
+        layers[f"posterior_{level}"] = nn.Linear(width if level == top else 2 * width,
+                                                 2 * size)
+        layers[f"state_{level}"] = nn.Linear(size if level == top else width + size, width)
+        if level < top:
+            layers[f"prior_{level}"] = nn.Linear(width, 2 * size)
+            for head in (layers[f"prior_{level}"], layers[f"posterior_{level}"]):
+                nn.init.zeros_(head.weight)
+                nn.init.zeros_(head.bias)
+    layers["decoder_hidden_0"] = nn.Linear(width, width)
+    layers["pixel_parameters"] = nn.Linear(width, PIXELS)
+    return layers

@@ -44,3 +44,30 @@ def test_a_quick_look_trains_on_few_examples_and_says_so(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["max_examples"] == 512 and result["conv_32x32x3"]["examples"] == 512
     assert result["conv_32x32x3"]["keras_no_xla_examples_per_s"] > 0
+
+
+@pytest.mark.slow
+def test_the_nll_cost_part_times_every_model_beside_its_matmul_work(tmp_path, capsys):
+    """`--only nll` times the importance-sampled NLL of the flat and the hierarchical
+    models and counts the matmul work of one image's 5000 samples: the decoder's
+    20·400 + 400·784·P multiply-adds for a flat model (P = 1 Bernoulli, 15 the logistic
+    mixture), plus the hierarchy's top-down layers."""
+    import json
+
+    from keras_vae.bench import main
+    from keras_vae.cli import run_command
+
+    out = tmp_path / "bench.json"
+    assert run_command(main, "keras_vae.bench", ["--epochs", "2", "--max-examples", "2",
+                                                 "--only", "nll", "--out", str(out)]) == 0
+    rows = json.loads(out.read_text())["nll_cost"]
+    assert [row["dataset"] for row in rows] == ["binarized_mnist", "fashion_mnist",
+                                                "fashion_mnist"]
+    flat_macs = [20 * 400 + 400 * 784, 20 * 400 + 400 * 784 * 15]
+    assert [row["matmul_gflop_per_image"] for row in rows[:2]] == pytest.approx(
+        [2 * macs * 5000 / 1e9 for macs in flat_macs])
+    top_down = (16 * 400 + (400 + 32) * 400 + 400 * 64 + 800 * 64 + 400 * 32)
+    assert rows[2]["matmul_gflop_per_image"] == pytest.approx(
+        2 * (flat_macs[1] - 20 * 400 + 400 * 400 + top_down) * 5000 / 1e9)
+    assert all(row["seconds_per_image"] > 0 and row["examples"] == 2 for row in rows)
+    assert "importance-sampled NLL, per image" in capsys.readouterr().out

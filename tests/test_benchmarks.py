@@ -11,6 +11,7 @@ import pytest
 from keras_vae.benchmarks import (
     colour_split,
     default_config,
+    hierarchy_side_by_side,
     measure_training,
     pipeline_paths,
     pipeline_throughput,
@@ -43,10 +44,21 @@ def test_fast_path_gives_the_plain_path_loss_curve(binarized_mnist_splits):
         assert run["examples_per_s"] > 0 and run["first_epoch_s"] > 0
 
 
+@pytest.mark.slow
+def test_the_hierarchy_is_timed_side_by_side_with_its_pytorch_twin(binarized_mnist_splits):
+    pytest.importorskip("torch")
+    splits = {"train": dataclasses.replace(binarized_mnist_splits["train"],
+                                           images=binarized_mnist_splits["train"].images[:1024],
+                                           labels=None)}
+    result = hierarchy_side_by_side(splits, rounds=1)
+    assert result["levels"] == [32, 16] and result["rounds"] == 1
+    assert result["speedup"] == pytest.approx(result["keras_examples_per_s"]
+                                              / result["torch_examples_per_s"])
+    assert min(result["keras_examples_per_s"], result["torch_examples_per_s"]) > 0
+
+
 def test_pipeline_throughput_counts_real_examples(binarized_mnist_splits):
     assert pipeline_throughput(binarized_mnist_splits["validation"], 128, epochs=2) > 0
-
-
 
 
 def test_both_input_paths_are_measured_against_the_training_rate():

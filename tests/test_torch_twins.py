@@ -20,3 +20,47 @@ def test_the_pytorch_conv_network_scores_pixels_as_keras_vae_does():
     torch_nll = torch_vae._neg_log_prob(torch_vae.x, torch.from_numpy(
         parameters).permute(0, 3, 1, 2).contiguous())
     np.testing.assert_allclose(torch_nll.numpy(), keras_nll, rtol=1e-5)
+
+
+def test_the_pytorch_hierarchy_is_keras_vaes_network_with_the_same_weights():
+    """Given the Keras hierarchy's weights and the same noise, the PyTorch twin gives the
+    same negative ELBO per example: the side by side times the same work."""
+    torch = pytest.importorskip("torch")
+    from keras_vae.config import ModelConfig
+    from keras_vae.hierarchy import HierarchicalVAE
+    from keras_vae.torch_twins import TorchHierarchicalVAE
+
+    rng = np.random.default_rng(2)
+    images = (rng.random((6, 28, 28, 1)) < 0.3).astype(np.float32)
+    vae = HierarchicalVAE(ModelConfig(latent_dim=(6, 4, 3), hidden_dims=(24,),
+                                      likelihood="bernoulli"))
+    vae(images)
+    for weight in vae.weights:  # the zero-started heads too, so every path is compared
+        weight.assign(rng.normal(0, 0.1, weight.shape).astype(np.float32))
+    twin = TorchHierarchicalVAE(images, levels=(6, 4, 3), width=24)
+    for name, linear in twin.layers.items():
+        kernel, bias = _keras_layer(vae, name).get_weights()
+        linear.weight.data = torch.from_numpy(kernel.T.copy())
+        linear.bias.data = torch.from_numpy(bias)
+    epsilon = rng.normal(size=(6, 13)).astype(np.float32)
+    parameters, levels = vae.posterior_pass(images, None, epsilon)
+    keras_loss = (vae.likelihood.neg_log_prob(images, parameters)
+                  + sum(kl for _, kl, _ in levels))
+    noise = [torch.from_numpy(e) for e in np.split(epsilon, [6, 10], axis=1)]
+    torch_loss = twin.neg_elbo(twin.x, noise).detach().numpy()
+    assert np.all(np.isfinite(torch_loss))
+    np.testing.assert_allclose(torch_loss, np.asarray(keras_loss), rtol=1e-5)
+    assert np.ptp(torch_loss) > 1  # examples differ: a real comparison, not of constants
+
+
+def _keras_layer(vae, name: str):
+    for layer in [*vae.posterior_heads, *vae.prior_heads]:
+        if layer.name == name:
+            return layer
+    for state in vae.states:
+        if state.name == name:
+            return state.linear
+    for network in (vae.encoder, vae.decoder):
+        if name in [layer.name for layer in network.layers]:
+            return network.get_layer(name)
+    raise KeyError(name)

@@ -37,10 +37,15 @@ class PixelLikelihood(Protocol):
     parameters_per_channel: int
     """P: the decoder's outputs per pixel and channel."""
     fuse_in_evaluation: bool
-    """Whether XLA-compiling `neg_log_prob` alone speeds the importance-sampled NLL."""
+    """Whether XLA-compiling `scoring_neg_log_prob` alone speeds the importance-sampled
+    NLL."""
 
     def neg_log_prob(self, x, parameters):
         """−log p(x|z) summed over the image, nats: [N], or [K, N]."""
+
+    def scoring_neg_log_prob(self, x, parameters):
+        """The same values as `neg_log_prob` in the form fastest to score without a
+        gradient: what the importance-sampled NLL calls."""
 
     def mean(self, parameters):
         """E[x|z], [N, H, W, C] in [0, 1]: the exported `image` and every picture."""

@@ -32,7 +32,7 @@ class DiscretizedLogistic:
 
     name = "logistic"
     fuse_in_evaluation = True
-    """Some twenty elementwise operations per component, which XLA fuses into one pass."""
+    """A dozen elementwise operations per component, which XLA fuses into one pass."""
 
     def __init__(self, image_shape: tuple[int, int, int], components: int):
         self.image_shape = tuple(image_shape)
@@ -50,11 +50,36 @@ class DiscretizedLogistic:
         return logits, 0.5 + raw_locations, log_scales
 
     def neg_log_prob(self, x, parameters):
+        """−log Σ_m π_m·P_m(bin of x), summed over the image: log P_m from
+        `bin_probability_terms`, the mixture a log-sum-exp over the trailing axis of M
+        components (a form whose gradient XLA compiles well, for training)."""
         logits, locations, log_scales = self.split(parameters)
-        log_bins = log_bin_probability(x[..., None], locations, log_scales)
+        tail, ratio = bin_probability_terms(x[..., None], locations, log_scales)
         # log Σ softmax(l)·p = logsumexp(l + log p) − logsumexp(l): cheaper than log_softmax.
-        log_mixture = (ops.logsumexp(log_bins + logits, axis=-1)
+        log_mixture = (ops.logsumexp(ops.log(ratio) - tail + logits, axis=-1)
                        - ops.logsumexp(logits, axis=-1))
+        return -ops.sum(log_mixture, axis=(-3, -2, -1))
+
+    def scoring_neg_log_prob(self, x, parameters):
+        """The same values as `neg_log_prob`, for scoring without a gradient. With each
+        bin probability written P_m = e^(−t_m)·r_m and s = max_m (l_m − t_m),
+
+            log Σ_m π_m·P_m = s + log Σ_m e^(l_m − t_m − s)·r_m − logsumexp_m(l_m):
+
+        one exponential per component and no logarithm until the sum, the M components
+        unrolled so that every operation is elementwise over the image, which XLA
+        vectorizes. Compiled by XLA it scores 2.7× faster than `neg_log_prob`; XLA's
+        gradient of it is a hundred times slower, hence two forms (docs/performance.md)."""
+        logits, locations, log_scales = (ops.unstack(t, self.components, axis=-1)
+                                         for t in self.split(parameters))
+        terms = [bin_probability_terms(x, location, log_scale)
+                 for location, log_scale in zip(locations, log_scales, strict=True)]
+        exponents = [logit - tail for logit, (tail, _) in zip(logits, terms, strict=True)]
+        shift, top_logit = _maximum(exponents), _maximum(logits)
+        weighted = sum(ops.exp(exponent - shift) * ratio
+                       for exponent, (_, ratio) in zip(exponents, terms, strict=True))
+        normalizer = sum(ops.exp(logit - top_logit) for logit in logits)
+        log_mixture = shift + ops.log(weighted) - top_logit - ops.log(normalizer)
         return -ops.sum(log_mixture, axis=(-3, -2, -1))
 
     def mean(self, parameters):
@@ -87,15 +112,25 @@ def _softplus(x):
     return ops.maximum(x, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(x)))
 
 
-def log_bin_probability(x, location, log_scale):
-    """log P(bin of x) under one logistic(location, exp(log_scale)), x in {k/255}.
+def _maximum(tensors: list):
+    top = tensors[0]
+    for tensor in tensors[1:]:
+        top = ops.maximum(top, tensor)
+    return top
 
-    The middle bins use σ(a) − σ(b) = σ(a)·(1 − σ(b))·(1 − e^(b−a)), a − b = 1/(255·s),
-    whose log is a sum of softplus terms and log(−expm1(b − a)): finite and accurate for
-    any location and scale, with no fallback branch. Bin 0 keeps only the first term (the
-    left tail), bin 255 only the second (the right tail). The terms are chosen by 0/1
+
+def bin_probability_terms(x, location, log_scale):
+    """P(bin of x) under one logistic(location, exp(log_scale)), x in {k/255}, as
+    (t, r) with P = e^(−t)·r, t ≥ 0 and r in (0, 1]: no logarithm taken, so a mixture
+    sums its components' probabilities with one exponential each.
+
+    With a = (x − μ + ½/255)/s and b = (x − μ − ½/255)/s, the middle bins have
+    σ(a) − σ(b) = σ(a)·(1 − σ(b))·(1 − e^(b−a)); σ(a) = e^(−max(−a, 0)) / (1 + e^(−|a|))
+    and 1 − σ(b) = e^(−max(b, 0)) / (1 + e^(−|b|)), exact for any location and scale, and
+    1 − e^(b−a) = −expm1(−1/(255·s)), accurate for wide logistics. Bin 0 keeps only the
+    first factor (the left tail), bin 255 only the second (the right tail), chosen by 0/1
     masks of x rather than `where`: the same values, and a backward pass that multiplies
-    instead of building three full-size gradients and selecting among them.
+    instead of building full-size gradients and selecting among them.
     """
     inverse_scale = ops.exp(-log_scale)
     centred = x - location
@@ -103,8 +138,10 @@ def log_bin_probability(x, location, log_scale):
     lower = (centred - HALF_BIN) * inverse_scale
     below_top = ops.cast(x < 1.0 - HALF_BIN, upper.dtype)  # every bin but 255
     above_bottom = ops.cast(x > HALF_BIN, upper.dtype)  # every bin but 0
-    log_left_tail = -ops.softplus(-upper)  # log σ(upper): bin 0 and everything below
-    log_right_tail = -ops.softplus(lower)  # log (1 − σ(lower)): bin 255 and above
-    log_width = ops.log(-ops.expm1(-2.0 * HALF_BIN * inverse_scale))
-    return (below_top * log_left_tail + above_bottom * log_right_tail
-            + below_top * above_bottom * log_width)
+    tail = below_top * ops.maximum(-upper, 0.0) + above_bottom * ops.maximum(lower, 0.0)
+    middle = below_top * above_bottom
+    width = middle * -ops.expm1(-2.0 * HALF_BIN * inverse_scale) + (1.0 - middle)
+    spread = ((1.0 + below_top * ops.exp(-ops.abs(upper)))
+              * (1.0 + above_bottom * ops.exp(-ops.abs(lower))))
+    return tail, width / spread
+
