@@ -344,11 +344,7 @@ class HierarchicalVAE(VAE):
         gradients clipped to a global norm of `CLIP_GRADIENT_NORM`, and an update whose
         norm is not finite or above `SKIP_GRADIENT_NORM` skipped and counted."""
         images, labels = self.batch_parts(data)
-        with tf.GradientTape() as tape:
-            objective, reconstruction, kl = self.loss_terms(images, labels, training=True)
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_objective = objective / replicas
-        gradients = tape.gradient(scaled_objective, self.trainable_variables)
+        gradients, reconstruction, kl = self.gradients(images, labels)
         norm = tf.linalg.global_norm(gradients)
         healthy = tf.logical_and(tf.math.is_finite(norm), norm < SKIP_GRADIENT_NORM)
         clipped, _ = tf.clip_by_global_norm(gradients, CLIP_GRADIENT_NORM, use_norm=norm)

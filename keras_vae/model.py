@@ -353,15 +353,19 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         images, labels = self.batch_parts(data)
+        gradients, reconstruction, kl = self.gradients(images, labels)
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
+        return self._update_metrics(reconstruction, kl)
+
+    def gradients(self, images, labels):
+        """(the objective's gradients, reconstruction, KL) on one batch."""
         with tf.GradientTape() as tape:
             objective, reconstruction, kl = self.loss_terms(images, labels, training=True)
             # Under a tf.distribute strategy gradients are summed over replicas; dividing
             # by the replica count makes the update that of the global-batch mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled_objective = objective / replicas
-        gradients = tape.gradient(scaled_objective, self.trainable_variables)
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        return self._update_metrics(reconstruction, kl)
+        return tape.gradient(scaled_objective, self.trainable_variables), reconstruction, kl
 
     def test_step(self, data):
         images, labels = self.batch_parts(data)
