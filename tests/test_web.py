@@ -166,6 +166,32 @@ def test_a_vamp_model_draws_from_its_prior(browser, serve, vamp):
     assert "VampPrior" in opened["page"].inner_text("#model-line")
 
 
+def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
+        browser, serve, tmp_path_factory):
+    """A decoder that draws its levels itself takes noise [N, Σ d_l] and the temperature:
+    the page sends the seed's noise unscaled and the temperature beside it, as
+    serving/sample.py does."""
+    from keras_vae.hierarchy import HierarchicalVAE
+
+    keras.utils.set_random_seed(0)
+    vae = HierarchicalVAE(ModelConfig(latent_dim=(4, 3), hidden_dims=(256,),
+                                      likelihood="bernoulli", image_shape=(16, 12, 1)))
+    export_dir = str(tmp_path_factory.mktemp("hierarchy"))
+    export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"))
+    opened = _open(browser, serve(os.path.join(export_dir, "web")),
+                   "?seed=4&n=5&temperature=0.6")
+    assert opened["state"] == "done", opened["status"]
+    session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    noise = sample.prior_latents(5, 7, 4)
+    expected = sample.decode(session, noise, temperature=0.6)[..., 0]
+    _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
+                           np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
+    at_one = sample.decode(session, noise, temperature=1.0)[..., 0]
+    assert np.abs(at_one - expected).max() > 2 / 255  # the temperature reached the graph
+    assert opened["console"] == []
+
+
 def test_the_class_picker_draws_the_class_asked_for_as_the_sampler_does(browser, serve,
                                                                         conditional):
     address = serve(conditional["web"])
