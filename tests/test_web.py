@@ -204,6 +204,7 @@ def test_the_class_picker_draws_the_class_asked_for_as_the_sampler_does(browser,
     every_z, labels = sample.for_every_class(z, 3)
     _assert_within_a_level(_canvas_pixels(rows["page"], "#grid canvas"),
                            _reference(onnx_file, every_z, labels))
+    assert "a prior p(z | y) per class" in rows["page"].inner_text("#model-line")
     assert rows["console"] == [] and asked["console"] == []
 
 

@@ -350,7 +350,8 @@ function describeModel(model) {
   const [height, width, channels] = model.image_shape;
   const parts = [`${model.dataset}`, `${height}×${width}×${channels}`,
                  `latent ${model.latent_dim}`, `${model.likelihood} likelihood`,
-                 model.prior === "vamp" ? "VampPrior" : "N(0, I) prior"];
+                 model.prior === "vamp" ? "VampPrior"
+                   : model.conditional ? "a prior p(z | y) per class" : "N(0, I) prior"];
   if (model.conditional) parts.push(`${model.label_names.length} classes`);
   document.getElementById("model-line").textContent = parts.join(" · ");
 }
