@@ -2,7 +2,8 @@
 
     generative, top-down:  p(z_L) = N(0, I) (or a conditional model's class prior),
                            p(z_l | z_>l) = N(μ_l, σ_l²) from the top-down state s_l+1,
-                           p(x | z_1…L) from the last state s_1
+                           p(x | z_1…L) from the last state s_1, through the
+                           network family's pixel layers alone
     inference:             a bottom-up pass gives features d_1 … d_L of x; then, top-down,
                            q(z_L | x) from d_L and q(z_l | x, z_>l) = N(μ_l + Δμ, σ_l²·Δσ²)
                            from [d_l, s_l+1]: relative to the prior, as NVAE parameterizes
@@ -12,7 +13,11 @@
 Inference shares the top-down path with generation (Ladder VAE, NVAE, VDVAE): the prior
 and state layers that draw a sample are the ones the posterior is measured against. The
 prior and residual-posterior heads start at zero, so a fresh model's levels start as
-N(0, I) with q = p, and the states s_l = f([s_l+1, z_l]) carry every level down.
+N(0, I) with q = p. The states form a residual stream, s_L = f(z_L) and
+s_l = s_l+1 + f([s_l+1, z_l]) (VDVAE's form), so every level is one hidden layer from
+the pixels, as a one-level model's z is. Measured after two Fashion-MNIST epochs
+(2026-11-30, validation negative ELBO): 2064.3 nats with s_l = f([s_l+1, z_l]) and a
+hidden layer before the pixels, 2029.9 with both changes, 2020.6 for the one-level model.
 
 The exported decoder is the top-down path alone (`generator`): per-level noise ε (one
 concatenation, level 1 first), a temperature t (scaling every level's σ, as VDVAE and NVAE
@@ -34,7 +39,7 @@ from keras_vae.latents import prior_draws
 from keras_vae.model import VAE, ClassPrior, KLTerm, Sampling
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
-from keras_vae.networks.stack import build_bottom_up, build_decoder
+from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder
 
 CLIP_NORM_PER_DIMENSION = 200.0
 """Gradients are clipped to this global norm times the number of data dimensions H·W·C.
@@ -110,7 +115,7 @@ class HierarchicalVAE(VAE):
         self.prior_heads = [gaussian_head(levels[i], f"prior_{i + 1}", True)
                             for i in range(top - 1)]
         self.states = [StateUnit(width, gated, name=f"state_{i + 1}") for i in range(top)]
-        self.decoder = build_decoder(config, self.outputs_per_pixel, width, "state")
+        self.decoder = build_pixel_decoder(config, self.outputs_per_pixel, width)
         self.level_kl_trackers = [keras.metrics.Mean(name=f"kl_level_{i + 1}")
                                   for i in range(top)]
         self.skipped_tracker = keras.metrics.Sum(name="skipped_updates")
@@ -159,7 +164,8 @@ class HierarchicalVAE(VAE):
         for level in range(top - 1, -1, -1):
             mean, log_var = split_gaussian(self.prior_heads[level](state))
             chosen[level] = choose(level, mean, log_var, state)
-            state = self.states[level](ops.concatenate([state, chosen[level][0]], axis=-1))
+            state = state + self.states[level](
+                ops.concatenate([state, chosen[level][0]], axis=-1))
         return self._output(state, labels, training), chosen
 
     def _posterior(self, features, level, prior_mean, prior_log_var, state_above):

@@ -124,10 +124,11 @@ class TorchConvVAE:
 class TorchHierarchicalVAE:
     """keras-vae's hierarchical MLP on binarized MNIST (`--latent-dim 32,16`, hidden 400)
     in PyTorch eager mode: the bottom-up pass, the top-down levels with zero-started prior
-    heads and residual posteriors, the same loss (−log p(x|z) + Σ_l KL, batch mean), Adam,
-    and the same update guards (clipped to a global norm of 200, an update above 1e4
-    skipped). Its layers carry the Keras layers' names (`layers`), so a test can give it
-    the Keras model's weights."""
+    heads, residual posteriors and a residual state, the pixels read from the last state,
+    the same loss (−log p(x|z) + Σ_l KL, batch mean), Adam, and the same update guards
+    (clipped to a global norm of 200·784, an update above 400·784 skipped). Its layers
+    carry the Keras layers' names (`layers`), so a test can give it the Keras model's
+    weights."""
 
     def __init__(self, images: np.ndarray, levels: tuple[int, ...] = (32, 16),
                  width: int = 400, batch_size: int = 128):
@@ -158,8 +159,9 @@ class TorchHierarchicalVAE:
             z = mean + torch.exp(0.5 * log_var) * noise[level]
             kl = kl + 0.5 * torch.sum(prior_log_var - log_var - 1 + (
                 log_var.exp() + (mean - prior_mean).pow(2)) * torch.exp(-prior_log_var), dim=-1)
-            state = torch.relu(layers[f"state_{level + 1}"](torch.cat([state, z], dim=-1)))
-        logits = layers["pixel_parameters"](torch.relu(layers["decoder_hidden_0"](state)))
+            state = state + torch.relu(layers[f"state_{level + 1}"](
+                torch.cat([state, z], dim=-1)))
+        logits = layers["pixel_parameters"](state)
         reconstruction = torch.nn.functional.binary_cross_entropy_with_logits(
             logits, batch, reduction="none").sum(dim=-1)
         return reconstruction + kl
@@ -173,8 +175,8 @@ class TorchHierarchicalVAE:
             loss = self.neg_elbo(batch, noise).mean()
             self.optimizer.zero_grad()
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(parameters, 200.0)
-            if torch.isfinite(norm) and norm < 1e4:
+            norm = torch.nn.utils.clip_grad_norm_(parameters, 200.0 * PIXELS)
+            if torch.isfinite(norm) and norm < 400.0 * PIXELS:
                 self.optimizer.step()
         return time.perf_counter() - start
 
@@ -195,6 +197,5 @@ def _hierarchy_layers(nn, levels: tuple[int, ...], width: int) -> dict:
             for head in (layers[f"prior_{level}"], layers[f"posterior_{level}"]):
                 nn.init.zeros_(head.weight)
                 nn.init.zeros_(head.bias)
-    layers["decoder_hidden_0"] = nn.Linear(width, width)
     layers["pixel_parameters"] = nn.Linear(width, PIXELS)
     return layers
