@@ -158,6 +158,7 @@ class HierarchicalVAE(VAE):
         level 1 first]). `batch`: a tensor of the batch size, for N(0, I)'s shape."""
         top = len(self.config.levels) - 1
         chosen = [None] * (top + 1)
+        labels = _as_tensor(labels)
         mean, log_var = self._top_prior(batch, labels)
         chosen[top] = choose(top, mean, log_var, None)
         state = self._top_state(chosen[top][0], labels)
@@ -178,8 +179,8 @@ class HierarchicalVAE(VAE):
         return prior_mean + delta_mean, prior_log_var + delta_log_var
 
     def _features(self, images, labels, training=False):
-        features = self.encoder([images, labels] if self.config.conditional else images,
-                                training=training)
+        features = self.encoder([_as_tensor(images), _as_tensor(labels)]
+                                if self.config.conditional else images, training=training)
         return features if isinstance(features, (list, tuple)) else [features]
 
     # --- what the one-level VAE offers -------------------------------------------------
@@ -371,6 +372,12 @@ class HierarchicalVAE(VAE):
         skipped = tf.cond(healthy, apply, lambda: tf.constant(1.0))
         self.skipped_tracker.update_state(skipped)
         return self._update_metrics(reconstruction, kl)
+
+
+def _as_tensor(values):
+    """Images or labels given as numpy arrays (pictures, evaluation) as tensors: a Keras
+    network called on a list refuses a mix of tensors (the top-down state) and arrays."""
+    return ops.convert_to_tensor(values) if isinstance(values, np.ndarray) else values
 
 
 def make_vae(config) -> VAE:

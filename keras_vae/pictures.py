@@ -261,7 +261,8 @@ def _draw_hierarchy(vae, test_images: np.ndarray, labels, run_dir: str, seed: in
     canvas = tile(np.concatenate(rows), len(rows), SAMPLES_PER_CLASS)
     save_png(with_row_names(as_picture(canvas), [f"t = {t}" for t in TEMPERATURES]),
              os.path.join(run_dir, TEMPERATURES_PNG))
-    noise = vae.sample_inputs(LEVEL_DRAWS, seed + 1)["noise"]
+    any_labels = np.zeros(LEVEL_DRAWS, np.int64) if vae.config.conditional else None
+    noise = vae.sample_inputs(LEVEL_DRAWS, seed + 1, any_labels)["noise"]  # labels unused
     images, names = [], []
     for i in range(LEVEL_IMAGES):
         image = test_images[i:i + 1]

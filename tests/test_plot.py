@@ -8,6 +8,7 @@ import shutil
 
 import keras
 import numpy as np
+from keras import ops
 from PIL import Image
 
 from keras_vae.cli import run_command
@@ -108,3 +109,23 @@ def test_a_hierarchy_also_shows_its_temperatures_and_what_each_level_holds(tmp_p
     rows = LEVEL_IMAGES * 2  # levels 2 and 3 kept, for each image
     assert levels.shape[0] == UPSCALE * (rows * 30 - 2)
     assert levels.shape[1] >= UPSCALE * ((LEVEL_DRAWS + 1) * 30 - 2)
+
+
+def test_a_conditional_hierarchy_draws_every_picture_from_arrays_of_images_and_labels(
+        tmp_path):
+    """The training command and `plot` pass numpy test images and labels: the top-down
+    path must take them beside its own tensors (a mix Keras refuses in a list input)."""
+    from keras_vae.hierarchy import make_vae
+
+    keras.utils.set_random_seed(0)
+    vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3), hidden_dims=(16,),
+                               conditional=True, label_names=("a", "b", "c")))
+    images = (np.random.default_rng(0).random((40, 28, 28, 1)) < 0.2).astype(np.float32)
+    labels = np.arange(40) % 3
+    drawn = draw_run(vae, images, labels, [], str(tmp_path), seed=0)
+    assert {"samples_png", "reconstructions_png", "temperatures_png",
+            "levels_png"} <= set(drawn)
+    from_arrays = ops.convert_to_numpy(vae.encode(images, labels)[0])
+    from_tensors = ops.convert_to_numpy(vae.encode(ops.convert_to_tensor(images),
+                                                   ops.convert_to_tensor(labels))[0])
+    np.testing.assert_array_equal(from_arrays, from_tensors)
