@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from keras_vae.config import DEFAULT_IMAGE_SHAPE
+from keras_vae.hierarchy import CLIP_NORM_PER_DIMENSION, SKIP_NORM_PER_DIMENSION
 from keras_vae.likelihoods.logistic import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE_RANGE
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))
@@ -126,7 +127,7 @@ class TorchHierarchicalVAE:
     in PyTorch eager mode: the bottom-up pass, the top-down levels with zero-started prior
     heads, residual posteriors and a residual state, the pixels read from the last state,
     the same loss (−log p(x|z) + Σ_l KL, batch mean), Adam, and the same update guards
-    (clipped to a global norm of 200·784, an update above 400·784 skipped). Its layers
+    (the hierarchy's clipping and skipping thresholds times 784 pixels). Its layers
     carry the Keras layers' names (`layers`), so a test can give it the Keras model's
     weights."""
 
@@ -175,8 +176,8 @@ class TorchHierarchicalVAE:
             loss = self.neg_elbo(batch, noise).mean()
             self.optimizer.zero_grad()
             loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(parameters, 200.0 * PIXELS)
-            if torch.isfinite(norm) and norm < 400.0 * PIXELS:
+            norm = torch.nn.utils.clip_grad_norm_(parameters, CLIP_NORM_PER_DIMENSION * PIXELS)
+            if torch.isfinite(norm) and norm < SKIP_NORM_PER_DIMENSION * PIXELS:
                 self.optimizer.step()
         return time.perf_counter() - start
 
