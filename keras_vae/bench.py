@@ -3,7 +3,7 @@
 One run measures, on `binarized_mnist`:
 - the roofline: the FLOP rate of a large float32 matmul in TensorFlow;
 - the tf.data pipeline alone, in examples/s, with the images in memory and streamed from
-  a memory-mapped file (both must be ≥ 10× faster than training);
+  a memory-mapped file (it prefetches beside the step, so a few times faster suffices);
 - training throughput (median over the epochs after the first; the first epoch, with
   tracing and XLA compilation, is reported separately) with and without XLA, at batch 128
   and 512, and as a share of the roofline from the model's FLOPs per example;
