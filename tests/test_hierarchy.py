@@ -175,3 +175,19 @@ def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
     inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32),
               **({"label": labels} if conditional else {})}
     np.testing.assert_allclose(drawn, vae.sample_images(inputs), atol=1e-5)
+
+
+def test_a_run_whose_every_update_is_skipped_stops_with_one_line():
+    """Skipping every update would train on without changing a weight: the run stops
+    after the first such epoch, saying why."""
+    from keras_vae.callbacks import NonFiniteLoss, StopOnNonFinite
+
+    vae = _model(levels=(2, 2))
+    vae.fit(_images(100), batch_size=100, epochs=1, verbose=0)  # builds the optimizer
+    kernel = vae.decoder.get_layer("pixel_parameters").kernel
+    kernel.assign(np.full(kernel.shape, 1e6, np.float32))  # every gradient far too large
+    with pytest.raises(NonFiniteLoss) as error:
+        vae.fit(_images(300), batch_size=100, epochs=3, verbose=0,
+                callbacks=[StopOnNonFinite()])
+    assert str(error.value) == ("every update of epoch 1 was skipped (its gradients were "
+                                "not finite or too large)")
