@@ -35,7 +35,6 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.densities import gaussian_kl_between, log_normal
-from keras_vae.latents import prior_draws
 from keras_vae.model import VAE, ClassPrior, KLTerm, Sampling
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
@@ -308,14 +307,6 @@ class HierarchicalVAE(VAE):
         z_mean, z_log_var = self.encode(image, label)
         return keras.Model([image, label] if label is not None else image,
                            [z_mean, z_log_var], name="posterior")
-
-    def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
-                      ) -> dict:
-        inputs = {"noise": prior_draws(n, sum(self.config.levels), seed),
-                  "temperature": np.full(n, temperature, np.float32)}
-        if self.config.conditional:
-            inputs["label"] = np.asarray(labels, np.int64)
-        return inputs
 
     def keep_levels_and_redraw(self, images, labels, first_kept: int, noise,
                                temperature: float = 1.0):

@@ -433,15 +433,17 @@ class VAE(keras.Model):
     def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
                       ) -> dict:
         """The generator's inputs for n seeded draws from the prior (`keras_vae.latents`):
-        {"z"} for an unconditional model, {"noise", "temperature", "label"} for a
-        conditional one (`labels`: one class per draw)."""
-        if self.class_prior is None:
+        {"z"} for a decoder that takes z, else {"noise" [n, Σ d_l], "temperature"} and a
+        conditional model's "label" (`labels`: one class per draw)."""
+        if self.config.latent_input == "z":
             components = [ops.convert_to_numpy(t) for t in self.prior_components()]
             return {"z": prior_draws(n, self.config.latent_dim, seed, components,
                                      temperature)}
-        return {"noise": prior_draws(n, self.config.latent_dim, seed),
-                "temperature": np.full(n, temperature, np.float32),
-                "label": np.asarray(labels, np.int64)}
+        inputs = {"noise": prior_draws(n, sum(self.config.levels), seed),
+                  "temperature": np.full(n, temperature, np.float32)}
+        if self.config.conditional:
+            inputs["label"] = np.asarray(labels, np.int64)
+        return inputs
 
     def sample_images(self, inputs: dict, batch_size: int = 1000) -> np.ndarray:
         """The mean images E[x|z] [N, H, W, C] that the generator draws from `inputs`
