@@ -155,11 +155,6 @@ DECODER_INPUTS = {"z": ([], ["label"]), "noise": (["temperature"], ["temperature
 `noise` ε with the temperature (and label) from which the graph draws z itself."""
 
 
-def takes_noise(session) -> bool:
-    """Whether the decoder draws z itself from `noise` (and a temperature)."""
-    return session.get_inputs()[0].name == "noise"
-
-
 def load_decoder(path: str, threads: int | None = None):
     """Opens an ONNX decoder and returns (onnxruntime session, latent_dim), or explains
     what is wrong."""
@@ -247,14 +242,28 @@ def decode(session, z: np.ndarray, labels: np.ndarray | None = None,
     """z or noise [N, latent_dim] float32 (and a conditional decoder's labels int64 [N];
     a noise decoder's temperature) → images [N, H, W, C], the means of p(x|z) (or
     p(x|z, y)) in [0, 1]."""
-    names = [i.name for i in session.get_inputs()]
-    feed = {names[0]: z}
-    if "temperature" in names:
+    feed = decoder_feed(session.get_inputs()[0].name, z, labels, temperature)
+    (image,) = session.run(["image"], feed)
+    return image
+
+
+def decoder_feed(latent_input: str, z: np.ndarray, labels: np.ndarray | None = None,
+                 temperature: float = 1.0) -> dict:
+    """A decoder's inputs by name, as every runtime takes them: `latent_input` ("z" or
+    "noise") float32 [N, latent_dim], a noise decoder's temperature [N] and a conditional
+    decoder's label int64 [N]."""
+    feed = {latent_input: z.astype(np.float32)}
+    if latent_input == "noise":
         feed["temperature"] = np.full(len(z), temperature, np.float32)
     if labels is not None:
         feed["label"] = labels.astype(np.int64)
-    (image,) = session.run(["image"], feed)
-    return image
+    return feed
+
+
+def latent_temperature(latent_input: str, temperature: float) -> float:
+    """The temperature to draw z with here: a noise decoder scales its noise by the
+    temperature itself, so its noise is drawn at 1."""
+    return 1.0 if latent_input == "noise" else temperature
 
 
 # --- the seeded generator (serving/web/app.js implements the same) ----------------------
@@ -493,8 +502,7 @@ def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | N
         return read_latents(args.latent_file, latent_dim), None
     prior = read_prior(prior_file, latent_dim) if prior_file else None
     draw = interpolation_latents if args.interpolate else prior_latents
-    # A noise decoder scales its noise by the temperature itself.
-    temperature = 1.0 if takes_noise(session) else args.temperature
+    temperature = latent_temperature(session.get_inputs()[0].name, args.temperature)
     return draw(n, latent_dim, args.seed, prior, temperature), prior_file
 
 

@@ -178,11 +178,7 @@ def decode(client, z: np.ndarray, labels: np.ndarray | None = None,
            latent_input: str = "z", temperature: float = 1.0) -> np.ndarray:
     """The served decoder's `image` for z or noise (`latent_input`), and a conditional
     decoder's labels; a noise decoder also takes the temperature."""
-    inputs = {latent_input: z.astype(np.float32)}
-    if latent_input == "noise":
-        inputs["temperature"] = np.full(len(z), temperature, np.float32)
-    if labels is not None:
-        inputs["label"] = labels.astype(np.int64)
+    inputs = sample.decoder_feed(latent_input, z, labels, temperature)
     return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
 
 
@@ -224,8 +220,7 @@ def main(argv: list[str]) -> str:
                                  f"no {VAMP_PRIOR_SIGNATURE} signature); drop --prior")
     label = sample.asked_label(args.label, names, args.model)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
-    # A noise decoder scales its noise by the temperature itself.
-    z_temperature = 1.0 if served["latent_input"] == "noise" else args.temperature
+    z_temperature = sample.latent_temperature(served["latent_input"], args.temperature)
     z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
                              args.seed, prior, z_temperature)
     images = sample.draw(lambda *inputs: decode(client, *inputs, served["latent_input"],
