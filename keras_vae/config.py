@@ -31,6 +31,11 @@ LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)
 PIXEL_KINDS = ("binary", "8-bit")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 DEFAULT_IWAE_K = 5
+DEFAULT_LATENT_DIM = {"binary": 20, "8-bit": (32, 16)}
+"""The latent levels a model gets unless set, by the pixels its likelihood models: for
+8-bit images a two-level hierarchy, whose samples were nearer the data than the one-level
+model's in ten minutes of training (Fashion-MNIST, two seeds, docs/results.md); for binary
+ones Kingma & Welling's 20. A VampPrior model has one level, 20."""
 DEFAULT_PSEUDO_INPUTS = 500
 SOURCE_PREFIXES = ("folder:", "npz:")
 """`--dataset` is a TFDS name, or one of these followed by a path."""
@@ -73,10 +78,11 @@ class ModelConfig:
     """Architecture and objective of the VAE.
 
     Args:
-        latent_dim: size of z. 2 gives plottable latent maps; 20 is the classic default.
-            Several sizes, nearest the image first (`(32, 16)`), make a hierarchical
-            (top-down) VAE with one stochastic level each (`keras_vae.hierarchy`); one
-            size is the one-level VAE of Kingma & Welling.
+        latent_dim: size of z. 2 gives plottable latent maps. Several sizes, nearest the
+            image first (`(32, 16)`), make a hierarchical (top-down) VAE with one
+            stochastic level each (`keras_vae.hierarchy`); one size is the one-level VAE
+            of Kingma & Welling. None: `DEFAULT_LATENT_DIM` for the likelihood's pixels,
+            settled with the likelihood.
         hidden_dims: widths of the dense hidden layers, encoder order; the decoder
             mirrors them. With `arch="conv"` they sit between the convolutions and z.
         beta: weight of the KL term in the training objective (1.0 = the true ELBO).
@@ -109,7 +115,7 @@ class ModelConfig:
         UsageError: a setting is out of range, or given where it does not apply.
     """
 
-    latent_dim: int | tuple[int, ...] = 20
+    latent_dim: int | tuple[int, ...] | None = None
     hidden_dims: tuple[int, ...] = (400,)
     beta: float = 1.0
     seed: int = 0
@@ -125,24 +131,20 @@ class ModelConfig:
     conditional: bool = False
 
     def __post_init__(self):
-        levels = (tuple(int(d) for d in self.latent_dim)
-                  if isinstance(self.latent_dim, (tuple, list)) else (int(self.latent_dim),))
-        for size in levels:
-            _at_least("every latent size", size, 1)
-        object.__setattr__(self, "latent_dim", levels[0] if len(levels) == 1 else levels)
+        _choice("likelihood", self.likelihood, LIKELIHOOD_CHOICES)
+        _choice("prior", self.prior, PRIORS)
+        self._settle_latent_dim()
         object.__setattr__(self, "image_shape", tuple(int(d) for d in self.image_shape))
         object.__setattr__(self, "label_names", tuple(self.label_names))
         if len(self.image_shape) != 3 or min(self.image_shape) < 1:
             raise UsageError(f"image_shape must be (height, width, channels), not "
                              f"{self.image_shape!r}")
-        _choice("likelihood", self.likelihood, LIKELIHOOD_CHOICES)
         self._settle_mixture_components()
         for width in self.hidden_dims:
             _at_least("every hidden width", width, 1)
         _at_least("beta", self.beta, 0)
         _choice("arch", self.arch, ARCHITECTURES)
         _choice("objective", self.objective, OBJECTIVES)
-        _choice("prior", self.prior, PRIORS)
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         if self.objective == "iwae":
             object.__setattr__(self, "iwae_k", self.iwae_k or DEFAULT_IWAE_K)
@@ -164,6 +166,19 @@ class ModelConfig:
             raise UsageError("--conditional does not support --prior vamp (its pseudo-inputs "
                              "carry no label); drop one of them")
 
+    def _settle_latent_dim(self) -> None:
+        latent_dim = self.latent_dim
+        if latent_dim is None:
+            if self.likelihood == "auto":
+                return  # settled with the likelihood
+            latent_dim = (DEFAULT_LATENT_DIM["binary"] if self.prior == "vamp" else
+                          DEFAULT_LATENT_DIM[LIKELIHOODS[self.likelihood].pixel_kind])
+        levels = (tuple(int(d) for d in latent_dim)
+                  if isinstance(latent_dim, (tuple, list)) else (int(latent_dim),))
+        for size in levels:
+            _at_least("every latent size", size, 1)
+        object.__setattr__(self, "latent_dim", levels[0] if len(levels) == 1 else levels)
+
     def _settle_mixture_components(self) -> None:
         if self.mixture_components is not None:
             _at_least("mixture_components", self.mixture_components, 0)
@@ -181,7 +196,10 @@ class ModelConfig:
 
     @property
     def levels(self) -> tuple[int, ...]:
-        """The latent size of each stochastic level, nearest the image first."""
+        """The latent size of each stochastic level, nearest the image first (none until
+        the default is settled with the likelihood)."""
+        if self.latent_dim is None:
+            return ()
         return self.latent_dim if isinstance(self.latent_dim, tuple) else (self.latent_dim,)
 
     @property
@@ -197,7 +215,8 @@ class ModelConfig:
 
     @property
     def settled(self) -> bool:
-        """Whether the likelihood is named (a model can be built from this record)."""
+        """Whether the likelihood, and with it the latent levels, are named (a model can
+        be built from this record)."""
         return self.likelihood != "auto"
 
     @property

@@ -52,7 +52,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--latent-dim", type=int_list, default=MODEL_DEFAULTS.latent_dim,
                        help="size of z; 2 gives plottable latent maps. Several sizes, "
                             "nearest the image first (32,16), train a hierarchical VAE "
-                            "with a level each (default: %(default)s)")
+                            "with a level each (default: 32,16 for 8-bit images; 20 for "
+                            "binary ones and with --prior vamp)")
     group.add_argument("--hidden-dims", type=int_list, default=MODEL_DEFAULTS.hidden_dims,
                        help="hidden widths, e.g. 400 or 512,256 (default: 400)")
     group.add_argument("--arch", choices=ARCHITECTURES, default=MODEL_DEFAULTS.arch,

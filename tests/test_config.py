@@ -8,7 +8,13 @@ import dataclasses
 import pytest
 
 from keras_vae.cli import UsageError
-from keras_vae.config import DEFAULT_IWAE_K, DEFAULT_PSEUDO_INPUTS, ModelConfig, TrainConfig
+from keras_vae.config import (
+    DEFAULT_IWAE_K,
+    DEFAULT_LATENT_DIM,
+    DEFAULT_PSEUDO_INPUTS,
+    ModelConfig,
+    TrainConfig,
+)
 
 
 def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
@@ -16,6 +22,25 @@ def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     assert ModelConfig(prior="vamp").pseudo_inputs == DEFAULT_PSEUDO_INPUTS == 500
     plain = ModelConfig()
     assert (plain.iwae_k, plain.pseudo_inputs) == (1, 0)
+
+
+def test_latent_levels_default_to_a_hierarchy_for_8_bit_pixels_and_20_for_binary():
+    """The default follows the pixels the likelihood models (docs/results.md measured
+    the two-level model's samples nearer the data on 8-bit images); a VampPrior has one
+    level; a size given is kept."""
+    flags = TrainConfig()
+    assert flags.model.latent_dim is None and flags.model.levels == ()
+    assert flags.for_data((28, 28, 1), "8-bit").model.latent_dim == DEFAULT_LATENT_DIM[
+        "8-bit"] == (32, 16)
+    assert flags.for_data((28, 28, 1), "binary").model.latent_dim == DEFAULT_LATENT_DIM[
+        "binary"] == 20
+    binarized = dataclasses.replace(flags, dynamic_binarization=True)
+    assert binarized.for_data((28, 28, 1), "8-bit").model.latent_dim == 20
+    vamp = TrainConfig(model=ModelConfig(prior="vamp"))
+    assert vamp.for_data((28, 28, 1), "8-bit").model.latent_dim == 20
+    given = TrainConfig(model=ModelConfig(latent_dim=8))
+    assert given.for_data((28, 28, 1), "8-bit").model.latent_dim == 8
+    assert ModelConfig(likelihood="logistic", latent_dim=[5, 3]).levels == (5, 3)
 
 
 @pytest.mark.parametrize("settings, message", [

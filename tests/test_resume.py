@@ -69,7 +69,7 @@ def test_overwrite_removes_only_the_run_files_and_says_so(tmp_path, capsys):
 
 
 def test_resuming_with_other_model_settings_is_refused(tmp_path):
-    _prepared(_config(tmp_path))
+    _prepared(_config(tmp_path, model=ModelConfig(latent_dim=20)))
     other = _config(tmp_path, model=ModelConfig(latent_dim=8))
     with pytest.raises(UsageError, match="trained with other settings: latent_dim 20 "
                                          "\\(now 8\\);"):
@@ -81,10 +81,12 @@ def test_flags_are_checked_before_the_data_load_on_all_but_what_the_data_fill_in
     """The stored record was completed by the data; the flags' record has no image shape,
     likelihood or label names yet. Only a real difference is refused at that point."""
     stored = _config(tmp_path, model=ModelConfig(image_shape=(32, 32, 3), likelihood="logistic",
-                                                 mixture_components=5, label_names=("a", "b")))
+                                                 latent_dim=20, mixture_components=5,
+                                                 label_names=("a", "b")))
     _prepared(stored)
     from_flags = _config(tmp_path)
     assert from_flags.model.image_shape != stored.model.image_shape
+    assert from_flags.model.latent_dim is None  # no --latent-dim: the pixels decide
     resume.check_same_settings(from_flags, before_data=True)  # passes: only data fields differ
     with pytest.raises(UsageError, match="trained with other settings"):
         resume.check_same_settings(from_flags)  # the full check, after the data load
