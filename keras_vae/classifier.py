@@ -102,8 +102,10 @@ def predicted_classes(classifier: keras.Model, images: np.ndarray) -> np.ndarray
 
 
 def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CLASS,
-                   seed: int = 0, real: np.ndarray | None = None) -> dict:
-    """What the classifier sees in the model's samples.
+                   seed: int = 0, real: np.ndarray | None = None,
+                   temperature: float = 1.0) -> dict:
+    """What the classifier sees in the model's samples, drawn at `temperature` (every
+    level's σ scaled, as the samplers' `--temperature`).
 
     Conditional model: `per_class` draws from each class's prior →
     {"sample_class_accuracy": {name: fraction}, "mean_sample_class_accuracy"}.
@@ -113,15 +115,16 @@ def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CL
     """
     names = vae.config.label_names
     if vae.config.conditional:
-        inputs = every_class(vae.sample_inputs(per_class, seed, labels=np.zeros(per_class)),
-                             len(names))
+        inputs = every_class(vae.sample_inputs(per_class, seed, labels=np.zeros(per_class),
+                                               temperature=temperature), len(names))
         labels, images = inputs["label"], vae.sample_images(inputs)
         correct = predicted_classes(classifier, images) == labels
         accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
         found = {"sample_class_accuracy": accuracy,
                  "mean_sample_class_accuracy": float(np.mean(list(accuracy.values())))}
     else:
-        images = vae.sample_images(vae.sample_inputs(per_class * len(names), seed))
+        images = vae.sample_images(vae.sample_inputs(per_class * len(names), seed,
+                                                     temperature=temperature))
         counts = np.bincount(predicted_classes(classifier, images), minlength=len(names))
         found = {"sample_class_histogram": {name: float(c / counts.sum())
                                             for name, c in zip(names, counts, strict=True)}}

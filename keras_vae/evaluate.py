@@ -22,7 +22,13 @@ import time
 from collections.abc import Callable, Sequence
 
 from keras_vae.atomic import atomic_path, write_json
-from keras_vae.cli import ArgumentParser, load_tensorflow, positive_int, run_command
+from keras_vae.cli import (
+    ArgumentParser,
+    load_tensorflow,
+    positive_float,
+    positive_int,
+    run_command,
+)
 from keras_vae.config import bits_per_dim
 from keras_vae.memory import peak_rss_mb
 from keras_vae.run_layout import (
@@ -75,10 +81,12 @@ def progress_printer(total: int, stream=None, resumed_at: int = 0) -> Callable:
 
 
 def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | None = None,
-             progress: bool = False, class_check: bool = True) -> dict:
+             progress: bool = False, class_check: bool = True,
+             sample_temperature: float = 1.0) -> dict:
     """Evaluates a run on its dataset's test split (its first `max_examples` images) and
     writes RUN_DIR/evaluation.json; `class_check` (labelled data only) adds what a
-    classifier, trained on the whole training split, sees in its samples."""
+    classifier, trained on the whole training split, sees in its samples, drawn at
+    `sample_temperature`."""
     from keras_vae.data import datasets_for, first_examples, images_of, splits_for
     from keras_vae.nll import importance_nll, latent_statistics
 
@@ -110,7 +118,8 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
                                   range(1, len(config.model.levels) + 1)]}
            if config.model.hierarchical else {}),
         **latent_statistics(vae, images, labels=labels),
-        **(_class_check(vae, run_dir, {**splits, "test": whole_test}, seed, progress)
+        **(_class_check(vae, run_dir, {**splits, "test": whole_test}, seed, progress,
+                        sample_temperature)
            if class_check and config.model.label_names else {}),
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
@@ -177,7 +186,8 @@ def _estimate_entries(config, mean: float, standard_error: float) -> dict:
             f"test_nll{given}_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
 
 
-def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool) -> dict:
+def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool,
+                 temperature: float) -> dict:
     """What a classifier trained on the training split sees in the model's samples
     (`keras_vae.classifier`): their classes, and their Fréchet distance to the whole test
     split beside that of as many training images (the distance real data keep)."""
@@ -194,7 +204,8 @@ def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool) -> 
     real = splits["test"].as_float()
     training = splits["train"].as_float()[:len(real)]
     return {"classifier": record, "samples_per_class": SAMPLES_PER_CLASS,
-            **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed, real),
+            "sample_temperature": temperature,
+            **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed, real, temperature),
             "frechet_real_images": len(real),
             "training_images_frechet_distance": frechet_distance(classifier, real, training)}
 
@@ -227,8 +238,10 @@ def format_report(result: dict) -> str:
 def _class_lines(result: dict) -> list[str]:
     if "classifier" not in result:
         return []
+    temperature = result.get("sample_temperature", 1.0)
     judge = (f"(classifier test accuracy {result['classifier']['test_accuracy']:.1%}, "
-             f"{result['samples_per_class']:,} samples per class)")
+             f"{result['samples_per_class']:,} samples per class"
+             f"{'' if temperature == 1.0 else f', temperature {temperature:g}'})")
     distance = (f"  Fréchet distance of the samples to the {result['frechet_real_images']:,} "
                 f"test images in the classifier's features: "
                 f"{result['sample_frechet_distance']:.2f} (as many training images: "
@@ -259,11 +272,15 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--no-class-check", action="store_true",
                         help="labelled data: skip training a classifier to judge the "
                              "classes of the model's samples")
+    parser.add_argument("--sample-temperature", type=positive_float, default=1.0,
+                        help="labelled data: draw the judged samples at this temperature, "
+                             "as the samplers' --temperature (default: %(default)s)")
     args = parser.parse_args(argv)
     check_trained_run(args.run_dir)
     load_tensorflow(args.debug)
     result = evaluate(args.run_dir, args.k, args.seed, args.max_examples, progress=True,
-                      class_check=not args.no_class_check)
+                      class_check=not args.no_class_check,
+                      sample_temperature=args.sample_temperature)
     print(format_report(result))
     print(f"→ {os.path.join(args.run_dir, EVALUATION_JSON)}")
 

@@ -25,7 +25,7 @@ from export.litert import run_tflite
 from export.onnx_model import read_metadata, run_onnx
 from export.saved_model import run_saved_model
 from keras_vae.cli import run_command
-from keras_vae.evaluate import evaluate
+from keras_vae.evaluate import evaluate, format_report
 from keras_vae.nll import importance_nll
 from serving import tf_serving_client
 from serving.sample import LABEL_MARGIN, UPSCALE, prior_latents
@@ -130,6 +130,13 @@ def test_evaluate_names_the_nll_given_the_label_and_judges_the_sample_classes(ru
     assert result["mean_sample_class_accuracy"] >= 0.9
     assert 0 <= result["training_images_frechet_distance"] < result["sample_frechet_distance"]
     assert result["frechet_real_images"] == 400  # the whole test split
+    assert result["sample_temperature"] == 1.0
+    cooler = evaluate(copy, k=2, max_examples=20, sample_temperature=0.5)
+    assert cooler["classifier"] == result["classifier"]  # the kept judge, not retrained
+    assert cooler["sample_temperature"] == 0.5
+    assert cooler["sample_frechet_distance"] != result["sample_frechet_distance"]
+    assert cooler["mean_sample_class_accuracy"] >= 0.9
+    assert "temperature 0.5)" in format_report(cooler)
 
 
 def _noise_inputs(noise: np.ndarray, labels, temperature: float = 1.0) -> dict:
