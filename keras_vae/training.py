@@ -169,9 +169,12 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
                          f"training examples; pass at most {len(train)}")
     config = config.for_data(train.image_shape, train.pixel_kind(), train.label_names)
     height, width, channels = config.model.image_shape
+    levels = config.model.levels
+    latent = (f"latent levels {', '.join(map(str, levels))}" if len(levels) > 1
+              else f"latent {levels[0]}")
     print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
           f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
-          f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood; "
+          f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood, {latent}; "
           f"run → {config.out}")
     return splits, config
 

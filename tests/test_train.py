@@ -218,3 +218,26 @@ def test_a_failed_export_still_leaves_a_complete_evaluable_run(binarized_mnist_s
     assert run_command(export_main, "export", [str(run_dir)]) == 0
     with open(run_dir / "summary.json") as f:
         assert json.load(f)["export"]["version"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pixels, levels, said", [
+    ("8-bit", [32, 16], "8-bit pixels, logistic likelihood, latent levels 32, 16;"),
+    ("binary", 20, "binary pixels, bernoulli likelihood, latent 20;"),
+])
+def test_the_latent_levels_follow_the_pixels_when_no_flag_sets_them(pixels, levels, said,
+                                                                   tmp_path, capsys):
+    """8-bit images get the two-level hierarchy, binary ones one level of 20; the first
+    line of the run says which, and config.json records it for every later command."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (200, 8, 8), dtype=np.uint8)
+    if pixels == "binary":
+        images = (images > 127).astype(np.uint8) * 255
+    np.savez(tmp_path / "data.npz", images=images)
+    run_dir = str(tmp_path / "run")
+    assert run_command(main, "keras_vae.train", [
+        "--dataset", f"npz:{tmp_path / 'data.npz'}", "--epochs", "1", "--batch-size", "50",
+        "--hidden-dims", "16", "--no-export", "--verbose", "0", "--out", run_dir]) == 0
+    assert said in capsys.readouterr().out
+    with open(os.path.join(run_dir, "config.json")) as f:
+        assert json.load(f)["model"]["latent_dim"] == levels
