@@ -21,6 +21,8 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import numpy as np
+
 from keras_vae.atomic import atomic_path, write_json
 from keras_vae.cli import (
     ArgumentParser,
@@ -40,6 +42,9 @@ from keras_vae.run_layout import (
     ensure_not_training,
     load_run,
 )
+
+MEAN_PIXEL_SAMPLES = 1000
+"""Prior samples whose mean pixel `evaluate` sets beside the test images'."""
 
 
 def checkpoint_record(run_dir: str) -> dict:
@@ -118,6 +123,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
                                   range(1, len(config.model.levels) + 1)]}
            if config.model.hierarchical else {}),
         **latent_statistics(vae, images, labels=labels),
+        **mean_pixels(vae, whole_test.as_float(), seed),
         **(_class_check(vae, run_dir, {**splits, "test": whole_test}, seed, progress,
                         sample_temperature)
            if class_check and config.model.label_names else {}),
@@ -186,6 +192,17 @@ def _estimate_entries(config, mean: float, standard_error: float) -> dict:
             f"test_nll{given}_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
 
 
+def mean_pixels(vae, real: np.ndarray, seed: int, samples: int = MEAN_PIXEL_SAMPLES
+                 ) -> dict:
+    """The mean pixel of prior samples (means of p(x|z), classes in turn) beside the
+    test images'. Were the model's p(x) the data's, the two would agree; samples much
+    darker or fainter show a prior that puts mass where no image's posterior is (a
+    "prior hole"), which a learned prior (`--prior vamp`) closes."""
+    labels = np.arange(samples) % vae.config.classes if vae.config.conditional else None
+    images = vae.sample_images(vae.sample_inputs(samples, seed, labels=labels))
+    return {"sample_mean_pixel": float(np.mean(images)), "test_mean_pixel": float(np.mean(real))}
+
+
 def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool,
                  temperature: float) -> dict:
     """What a classifier trained on the training split sees in the model's samples
@@ -231,6 +248,8 @@ def format_report(result: dict) -> str:
         f"  active units {result['active_units']} of {len(result['unit_activity'])}"
         + (f" ({', '.join(map(str, result['active_units_per_level']))} by level)"
            if len(result["active_units_per_level"]) > 1 else ""),
+        f"  mean pixel of {MEAN_PIXEL_SAMPLES:,} samples {result['sample_mean_pixel']:.3f}, "
+        f"of the test images {result['test_mean_pixel']:.3f}",
         *_class_lines(result),
         f"  {result['seconds']:.0f} s, peak memory {result['peak_rss_mb']:,.0f} MB"])
 

@@ -78,6 +78,27 @@ def test_the_command_writes_evaluation_json_and_no_tensorflow_log_lines(run_copy
     assert result["image_shape"] == [28, 28, 1] and result["likelihood"] == "bernoulli"
     assert 0 <= result["active_units"] <= 4 and len(result["kl_per_unit"]) == 4
     assert result["seconds"] > 0 and result["peak_rss_mb"] > 0
+    assert 0.12 < result["test_mean_pixel"] < 0.15  # about 13 % of the pixels are on
+    assert (f"mean pixel of 1,000 samples {result['sample_mean_pixel']:.3f}, of the test "
+            f"images {result['test_mean_pixel']:.3f}") in done.stdout
+
+
+def test_the_samples_mean_pixel_is_that_of_the_decoded_prior_draws():
+    """A decoder whose pixel layer ignores z and says P(on) = 0.2 everywhere draws
+    samples whose mean pixel is 0.2; the test images' mean is that of the images given."""
+    import keras
+
+    from keras_vae.config import ModelConfig
+    from keras_vae.evaluate import mean_pixels
+    from keras_vae.model import VAE
+
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=3, hidden_dims=(16,)))
+    pixels = vae.decoder.get_layer("pixel_parameters")
+    pixels.kernel.assign(np.zeros(pixels.kernel.shape))
+    pixels.bias.assign(np.full(pixels.bias.shape, np.log(0.2 / 0.8)))
+    keras.utils.set_random_seed(0)
+    found = mean_pixels(vae, np.full((5, 28, 28, 1), 0.5, np.float32), seed=0, samples=50)
+    assert found == {"sample_mean_pixel": pytest.approx(0.2, abs=1e-6), "test_mean_pixel": 0.5}
 
 
 def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypatch, capsys):
