@@ -52,8 +52,8 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--latent-dim", type=int_list, default=MODEL_DEFAULTS.latent_dim,
                        help="size of z; 2 gives plottable latent maps. Several sizes, "
                             "nearest the image first (32,16), train a hierarchical VAE "
-                            "with a level each (default: 32,16 for 8-bit images; 20 for "
-                            "binary ones and with --prior vamp)")
+                            "with a level each (default: 20; 32,16 for conditional "
+                            "models of 8-bit images)")
     group.add_argument("--hidden-dims", type=int_list, default=MODEL_DEFAULTS.hidden_dims,
                        help="hidden widths, e.g. 400 or 512,256 (default: 400)")
     group.add_argument("--arch", choices=ARCHITECTURES, default=MODEL_DEFAULTS.arch,
@@ -62,9 +62,11 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--prior", choices=PRIORS, default=MODEL_DEFAULTS.prior,
                        help="normal: N(0, I); vamp: the VampPrior, a mixture over learned "
-                            "pseudo-inputs (default: %(default)s)")
+                            "pseudo-inputs (default: vamp for 8-bit images with one latent "
+                            "level and no --conditional, else normal)")
     group.add_argument("--pseudo-inputs", type=positive_int, default=None,
-                       help="components of --prior vamp (default: 500)")
+                       help="components of --prior vamp (default: 500); given alone, "
+                            "it asks for --prior vamp")
     group.add_argument("--conditional", action="store_true",
                        help="a conditional VAE: encoder and decoder also take the label, so "
                             "samples can be asked for by class (labelled data; not with "

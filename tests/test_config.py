@@ -9,6 +9,7 @@ import pytest
 
 from keras_vae.cli import UsageError
 from keras_vae.config import (
+    DEFAULT_CONDITIONAL_LEVELS,
     DEFAULT_IWAE_K,
     DEFAULT_LATENT_DIM,
     DEFAULT_PSEUDO_INPUTS,
@@ -20,32 +21,44 @@ from keras_vae.config import (
 def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     assert ModelConfig(objective="iwae").iwae_k == DEFAULT_IWAE_K == 5
     assert ModelConfig(prior="vamp").pseudo_inputs == DEFAULT_PSEUDO_INPUTS == 500
-    plain = ModelConfig()
+    plain = ModelConfig(prior="normal")
     assert (plain.iwae_k, plain.pseudo_inputs) == (1, 0)
 
 
-def test_latent_levels_default_to_a_hierarchy_for_8_bit_pixels_and_20_for_binary():
-    """The default follows the pixels the likelihood models (docs/results.md measured
-    the two-level model's samples nearer the data on 8-bit images); a VampPrior has one
-    level; a size given is kept."""
-    flags = TrainConfig()
-    assert flags.model.latent_dim is None and flags.model.levels == ()
-    assert flags.for_data((28, 28, 1), "8-bit").model.latent_dim == DEFAULT_LATENT_DIM[
-        "8-bit"] == (32, 16)
-    assert flags.for_data((28, 28, 1), "binary").model.latent_dim == DEFAULT_LATENT_DIM[
-        "binary"] == 20
-    binarized = dataclasses.replace(flags, dynamic_binarization=True)
-    assert binarized.for_data((28, 28, 1), "8-bit").model.latent_dim == 20
-    vamp = TrainConfig(model=ModelConfig(prior="vamp"))
-    assert vamp.for_data((28, 28, 1), "8-bit").model.latent_dim == 20
-    given = TrainConfig(model=ModelConfig(latent_dim=8))
-    assert given.for_data((28, 28, 1), "8-bit").model.latent_dim == 8
+def _settled(pixels: str, **flags) -> tuple:
+    model = TrainConfig(model=ModelConfig(**flags)).for_data((28, 28, 1), pixels,
+                                                             label_names=("a", "b")).model
+    return model.latent_dim, model.prior, model.pseudo_inputs
+
+
+def test_latent_size_and_prior_default_by_the_pixels_and_conditional():
+    """The defaults docs/results.md measured to draw the samples nearest the data: for
+    8-bit images the VampPrior with one level of 20, or, conditional (the VampPrior takes
+    no labels), the hierarchy of 32 and 16; for binary ones N(0, I) and 20. A setting
+    given is kept, and the other follows it."""
+    assert TrainConfig().model.latent_dim is None and TrainConfig().model.levels == ()
+    assert TrainConfig().model.prior is None
+    assert _settled("8-bit") == (DEFAULT_LATENT_DIM, "vamp", DEFAULT_PSEUDO_INPUTS) == (
+        20, "vamp", 500)
+    assert _settled("binary") == (20, "normal", 0)
+    assert _settled("8-bit", conditional=True) == (
+        DEFAULT_CONDITIONAL_LEVELS, "normal", 0) == ((32, 16), "normal", 0)
+    assert _settled("8-bit", latent_dim=(6, 3)) == ((6, 3), "normal", 0)
+    assert _settled("8-bit", latent_dim=8) == (8, "vamp", 500)
+    assert _settled("8-bit", prior="normal") == (20, "normal", 0)
+    assert _settled("binary", pseudo_inputs=50) == (20, "vamp", 50)  # it asks for vamp
+    with pytest.raises(UsageError, match="--pseudo-inputs applies to --prior vamp"):
+        _settled("8-bit", prior="normal", pseudo_inputs=50)
+    with pytest.raises(UsageError, match="--conditional does not support --prior vamp"):
+        ModelConfig(pseudo_inputs=50, conditional=True)  # before any data
+    binarized = TrainConfig(dynamic_binarization=True).for_data((28, 28, 1), "8-bit")
+    assert (binarized.model.latent_dim, binarized.model.prior) == (20, "normal")
     assert ModelConfig(likelihood="logistic", latent_dim=[5, 3]).levels == (5, 3)
 
 
 @pytest.mark.parametrize("settings, message", [
     ({"iwae_k": 5}, "--iwae-k applies to --objective iwae"),
-    ({"pseudo_inputs": 50}, "--pseudo-inputs applies to --prior vamp"),
+    ({"prior": "normal", "pseudo_inputs": 50}, "--pseudo-inputs applies to --prior vamp"),
     ({"prior": "vamp", "pseudo_inputs": 0}, "pseudo_inputs must be at least 1"),
     ({"arch": "rnn"}, "arch 'rnn' is not one of mlp, gated, conv"),
     ({"latent_dim": 0}, "every latent size must be at least 1"),

@@ -221,14 +221,18 @@ def test_a_failed_export_still_leaves_a_complete_evaluable_run(binarized_mnist_s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("pixels, levels, said", [
-    ("8-bit", [32, 16], "8-bit pixels, logistic likelihood, latent levels 32, 16;"),
-    ("binary", 20, "binary pixels, bernoulli likelihood, latent 20;"),
+@pytest.mark.parametrize("pixels, flags, levels, prior, said", [
+    ("8-bit", [], 20, "vamp",
+     "8-bit pixels, logistic likelihood, latent 20, VampPrior of 500 pseudo-inputs;"),
+    ("binary", [], 20, "normal", "binary pixels, bernoulli likelihood, latent 20;"),
+    ("8-bit", ["--latent-dim", "6,3"], [6, 3], "normal",
+     "8-bit pixels, logistic likelihood, latent levels 6, 3;"),
 ])
-def test_the_latent_levels_follow_the_pixels_when_no_flag_sets_them(pixels, levels, said,
-                                                                   tmp_path, capsys):
-    """8-bit images get the two-level hierarchy, binary ones one level of 20; the first
-    line of the run says which, and config.json records it for every later command."""
+def test_the_latent_size_and_prior_follow_the_pixels_when_no_flag_sets_them(
+        pixels, flags, levels, prior, said, tmp_path, capsys):
+    """8-bit images get the VampPrior with one level of 20, binary ones N(0, I) and 20, a
+    hierarchy asked for N(0, I) on top; the first line of the run says which, and
+    config.json records it for every later command."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (200, 8, 8), dtype=np.uint8)
     if pixels == "binary":
@@ -237,7 +241,8 @@ def test_the_latent_levels_follow_the_pixels_when_no_flag_sets_them(pixels, leve
     run_dir = str(tmp_path / "run")
     assert run_command(main, "keras_vae.train", [
         "--dataset", f"npz:{tmp_path / 'data.npz'}", "--epochs", "1", "--batch-size", "50",
-        "--hidden-dims", "16", "--no-export", "--verbose", "0", "--out", run_dir]) == 0
+        "--hidden-dims", "16", "--no-export", "--verbose", "0", "--out", run_dir, *flags]) == 0
     assert said in capsys.readouterr().out
     with open(os.path.join(run_dir, "config.json")) as f:
-        assert json.load(f)["model"]["latent_dim"] == levels
+        model = json.load(f)["model"]
+    assert (model["latent_dim"], model["prior"]) == (levels, prior)
