@@ -249,13 +249,12 @@ def nll_cost(roofline_gflops: float, examples: int = NLL_COST_EXAMPLES, k: int =
                             ("fashion_mnist", HIERARCHY_LEVELS)):
         splits = load_splits(dataset, max_examples=examples)
         flags = ModelConfig(latent_dim=levels, prior="normal")
-        base = TrainConfig(dataset=dataset, model=flags).for_data(
+        config = TrainConfig(dataset=dataset, model=flags).for_data(
             splits["train"].image_shape, splits["train"].pixel_kind())
-        model = base.model
         keras.utils.set_random_seed(0)
-        vae = build_model(dataclasses.replace(base, model=model))
-        rows.append({"dataset": dataset, "latent_dim": model.latent_dim,
-                     "likelihood": model.likelihood, "k": k,
+        vae = build_model(config)
+        rows.append({"dataset": dataset, "latent_dim": config.model.latent_dim,
+                     "likelihood": config.model.likelihood, "k": k,
                      **_time_nll(vae, splits["test"].as_float(), k, roofline_gflops)})
     return rows
 

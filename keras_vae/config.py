@@ -239,8 +239,8 @@ class ModelConfig:
 
     @property
     def settled(self) -> bool:
-        """Whether the likelihood, and with it the latent levels, are named (a model can
-        be built from this record)."""
+        """Whether the likelihood, and with it the latent levels and the prior, are named
+        (a model can be built from this record)."""
         return self.likelihood != "auto"
 
     @property

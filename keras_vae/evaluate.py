@@ -197,7 +197,7 @@ def mean_pixels(vae, real: np.ndarray, seed: int, samples: int = MEAN_PIXEL_SAMP
     """The mean pixel of prior samples (means of p(x|z), classes in turn) beside the
     test images'. Were the model's p(x) the data's, the two would agree; samples much
     darker or fainter show a prior that puts mass where no image's posterior is (a
-    "prior hole"), which a learned prior (`--prior vamp`) closes."""
+    "prior hole"), which a learned prior (`--prior vamp`) narrows (docs/results.md)."""
     labels = np.arange(samples) % vae.config.classes if vae.config.conditional else None
     images = vae.sample_images(vae.sample_inputs(samples, seed, labels=labels))
     return {"sample_mean_pixel": float(np.mean(images)), "test_mean_pixel": float(np.mean(real))}
