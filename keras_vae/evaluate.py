@@ -101,6 +101,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     vae, config = load_run(run_dir)
     splits = splits_for(config)
     whole_test = splits["test"]
+    real = whole_test.as_float()  # what the samples are set beside
     splits["test"] = first_examples(whole_test, max_examples)
     _, _, test_data = datasets_for(config, splits)
     images = images_of(test_data)
@@ -123,8 +124,8 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
                                   range(1, len(config.model.levels) + 1)]}
            if config.model.hierarchical else {}),
         **latent_statistics(vae, images, labels=labels),
-        **mean_pixels(vae, whole_test.as_float(), seed),
-        **(_class_check(vae, run_dir, {**splits, "test": whole_test}, seed, progress,
+        **mean_pixels(vae, real, seed),
+        **(_class_check(vae, run_dir, {**splits, "test": whole_test}, real, seed, progress,
                         sample_temperature)
            if class_check and config.model.label_names else {}),
         "seconds": time.perf_counter() - start,
@@ -203,23 +204,24 @@ def mean_pixels(vae, real: np.ndarray, seed: int, samples: int = MEAN_PIXEL_SAMP
     return {"sample_mean_pixel": float(np.mean(images)), "test_mean_pixel": float(np.mean(real))}
 
 
-def _class_check(vae, run_dir: str, splits: dict, seed: int, progress: bool,
-                 temperature: float) -> dict:
+def _class_check(vae, run_dir: str, splits: dict, real: np.ndarray, seed: int,
+                 progress: bool, temperature: float) -> dict:
     """What a classifier trained on the training split sees in the model's samples
     (`keras_vae.classifier`): their classes, and their Fréchet distance to the whole test
-    split beside that of as many training images (the distance real data keep)."""
+    split (`real`, its float pixels) beside that of as many training images (the distance
+    real data keep)."""
     from keras_vae.classifier import (
         SAMPLES_PER_CLASS,
         frechet_distance,
         sample_classes,
         trained_classifier,
     )
+    from keras_vae.data import first_examples
 
     if progress:
         print("classifier: judging the samples' classes (trained once per run, then kept)")
     classifier, record = trained_classifier(run_dir, splits, seed, verbose=2 if progress else 0)
-    real = splits["test"].as_float()
-    training = splits["train"].as_float()[:len(real)]
+    training = first_examples(splits["train"], len(real)).as_float()
     return {"classifier": record, "samples_per_class": SAMPLES_PER_CLASS,
             "sample_temperature": temperature,
             **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed, real, temperature),
