@@ -57,7 +57,7 @@ def onnx_outputs(onnx_session) -> Callable[[dict], dict]:
 
 def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     """name → factory(inputs) returning a zero-argument call that decodes `inputs`
-    ({"z": …}, and a conditional decoder's {"label": …}) into every decoder output."""
+    (its inputs by name, `benchmark`) into every decoder output."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
@@ -72,9 +72,12 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     onnx_int8 = onnx_outputs(session(path("decoder_int8_onnx"), threads))
     litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
                          ).get_signature_runner("serving_default")
+    generator = vae.generator()
+
     def keras_outputs(inputs):
-        named = list(inputs.values()) if len(inputs) > 1 else inputs["z"]
-        return decoder_outputs(vae.likelihood, vae.decoder(named, training=False))
+        named = ([inputs[i.name] for i in generator.inputs] if len(generator.inputs) > 1
+                 else inputs["z"])
+        return decoder_outputs(vae.likelihood, generator(named, training=False))
 
     def tensors(inputs):
         return {k: tf.constant(v) for k, v in inputs.items()}
@@ -95,11 +98,20 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
         raise UsageError(f"{run_dir} has no exported decoder in summary.json; run "
                          f"`python -m export {run_dir}` first")
     model = read_run_config(run_dir).model
-    latent_dim, rng = model.latent_dim, np.random.default_rng(0)
+    rng = np.random.default_rng(0)
 
     def inputs(n: int) -> dict:
-        z = {"z": rng.standard_normal((n, latent_dim)).astype(np.float32)}
-        return {**z, "label": np.arange(n) % model.classes} if model.conditional else z
+        """n rows of the decoder's inputs: z or every level's noise, and what else it
+        takes (`export.endpoints`)."""
+        values = {model.latent_input: rng.standard_normal((n, sum(model.levels))).astype(
+            np.float32)}
+        if model.latent_input == "noise":
+            values["temperature"] = np.ones(n, np.float32)
+        if model.conditional:
+            values["label"] = np.arange(n) % model.classes
+        if model.prior == "vamp" and not model.ships_prior_file:
+            values["component_draw"] = rng.random(n).astype(np.float32)
+        return values
 
     one, batch = inputs(1), inputs(256)
     rows = []
@@ -111,7 +123,7 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
                      "batch1_p99_us": float(np.percentile(single, 99)),
                      "batch256_examples_per_s": float(256e6 / np.median(batched))})
     return {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(), "threads": threads,
-            "latent_dim": latent_dim, "outputs": rows[0]["outputs"], "rows": rows}
+            "latent_dim": sum(model.levels), "outputs": rows[0]["outputs"], "rows": rows}
 
 
 def format_table(result: dict) -> str:

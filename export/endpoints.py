@@ -7,7 +7,11 @@ the same input and output names:
   [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.likelihoods`).
   A conditional model's decoder draws z from its class prior itself and takes
   `noise` float32 [N, latent_dim], `temperature` float32 [N] and `label` int64 [N]
-  instead of `z` (z = μ_label + temperature·σ_label·noise, `VAE.generator`). Outputs:
+  instead of `z` (z = μ_label + temperature·σ_label·noise, `VAE.generator`). A
+  hierarchical model's decoder takes `noise` float32 [N, Σ d_l] (every level's, level 1
+  first) and `temperature` (and a conditional one's `label`); one whose top level has the
+  VampPrior also `component_draw` float32 [N] in [0, 1), which picks the mixture's
+  component ⌊component_draw·K⌋ (`keras_vae.hierarchy.HierarchicalVAE.generator`). Outputs:
   - Bernoulli: `logits` [N, H, W, C] (image = sigmoid(logits));
   - discretized logistic mixture: `mixture_logits`, `locations` and `log_scales`, each
     [N, H, W, C, M] (M components; locations in pixel units, scales as logs).
@@ -129,8 +133,9 @@ def run_keras(endpoint: Endpoint, inputs) -> dict:
 
 
 def prior_endpoint(vae) -> Endpoint | None:
-    """The `vamp_prior` signature of a VampPrior model's decoder; None for N(0, I)."""
-    if vae.pseudo_inputs is None:
+    """The `vamp_prior` signature of a one-level VampPrior model's decoder; None for
+    N(0, I) and for a hierarchy, whose decoder holds its mixture."""
+    if not vae.config.ships_prior_file:
         return None
     latent_dim = vae.config.latent_dim
     means, log_vars = (tf.constant(t) for t in vae.prior_components())

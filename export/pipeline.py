@@ -65,7 +65,8 @@ MANIFEST = "manifest.json"
 def onnx_metadata(config: TrainConfig) -> dict[str, str]:
     """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties,
     derived from the run's record. `prior` tells a sampler where z comes from: "normal"
-    (N(0, I)) or "vamp" (the mixture in the prior.npz shipped beside the decoder);
+    (N(0, I)) or "vamp" (for a decoder that takes z, the mixture in the prior.npz shipped
+    beside the decoder; a hierarchy's holds it and takes `component_draw`);
     `conditional` ("true" / "false") whether the decoder takes a `label` input;
     `image_shape` ([H, W, C]) and `label_names` are JSON lists; `likelihood` names the
     decoder's other outputs (see `export.endpoints`)."""
@@ -139,7 +140,7 @@ def _write_all(vae, models, decoder, encoder, staging: str, config: TrainConfig
     write_onnx(decoder, staged["decoder_onnx"], metadata)
     write_onnx(encoder, staged["encoder_onnx"], metadata)
     write_tflite(staged["decoder_saved_model"], staged["decoder_tflite"])
-    if vae.pseudo_inputs is not None:
+    if vae.config.ships_prior_file:
         staged["prior"] = os.path.join(staging, PRIOR_FILE)
         write_prior(vae, staged["prior"])
     return staged

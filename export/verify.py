@@ -56,8 +56,12 @@ def parity_latents(latent_dim: int) -> np.ndarray:
 
 def parity_inputs(decoder_inputs: dict, classes: int) -> dict:
     """The fixed fp32 parity batch for a decoder's inputs (`Endpoint.inputs`): z or noise
-    from `parity_latents`, temperatures from 0.5 to 1.5, labels from `parity_labels`."""
+    from `parity_latents`, temperatures from 0.5 to 1.5, labels from `parity_labels`, a
+    VampPrior hierarchy's component draws from 0 to 1 (both ends included: 1 picks the
+    last component)."""
     values = {"label": lambda shape: parity_labels(classes),
+              "component_draw": lambda shape: np.linspace(0.0, 1.0, PARITY_BATCH,
+                                                          dtype=np.float32),
               "temperature": lambda shape: np.linspace(0.5, 1.5, PARITY_BATCH,
                                                        dtype=np.float32)}
     return {name: values.get(name, lambda shape: parity_latents(shape[-1]))(shape)

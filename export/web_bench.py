@@ -35,9 +35,12 @@ BATCHES = (1, 64)
 TIME_DECODES = """async ([n, repeats]) => {
   const page = window.kerasVae, dim = page.model.latent_dim;
   const z = priorLatents(n, dim, 11, page.prior, 1.0), labels = new Array(n).fill(0);
-  for (let i = 0; i < 3; i++) await decode(page, z, labels);
+  const draws = componentDraws(page, n, 11, false);
+  for (let i = 0; i < 3; i++) await decode(page, z, labels, draws);
   const times = [];
-  for (let i = 0; i < repeats; i++) times.push((await decode(page, z, labels)).milliseconds);
+  for (let i = 0; i < repeats; i++) {
+    times.push((await decode(page, z, labels, draws)).milliseconds);
+  }
   return times;
 }"""
 
@@ -97,6 +100,8 @@ def native_timings(onnx_file: str, model: dict, threads: int, repeats: int) -> d
             feeds["temperature"] = np.ones(n, np.float32)
         if model["conditional"]:
             feeds["label"] = np.zeros(n, np.int64)
+        if model["component_draw"]:
+            feeds["component_draw"] = np.full(n, 0.5, np.float32)
         for _ in range(3):
             session.run(["image"], feeds)
         times = []

@@ -180,9 +180,6 @@ class ModelConfig:
         elif self.prior is not None:
             _applies_only("--pseudo-inputs", self.pseudo_inputs, 0, "--prior vamp")
             object.__setattr__(self, "pseudo_inputs", 0)
-        if self.hierarchical and self.prior == "vamp":
-            raise UsageError("--prior vamp applies to one latent level (a hierarchy's top "
-                             "level is N(0, I)); give one --latent-dim or drop --prior vamp")
         if self.conditional and self.prior == "vamp":
             raise UsageError("--conditional does not support --prior vamp (its pseudo-inputs "
                              "carry no label); drop one of them")
@@ -236,6 +233,13 @@ class ModelConfig:
         or "noise" ε, from which the decoder draws z itself (a conditional model's class
         prior, a hierarchy's levels)."""
         return "noise" if self.conditional or self.hierarchical else "z"
+
+    @property
+    def ships_prior_file(self) -> bool:
+        """Whether samplers draw z from the VampPrior themselves, from the export's
+        prior.npz: a one-level VampPrior model. A hierarchy's decoder holds its top
+        level's mixture and takes `component_draw` (`keras_vae.hierarchy`)."""
+        return self.prior == "vamp" and self.latent_input == "z"
 
     @property
     def settled(self) -> bool:

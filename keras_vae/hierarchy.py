@@ -34,8 +34,9 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_vae.densities import gaussian_kl_between, log_normal
-from keras_vae.model import VAE, ClassPrior, KLTerm, Sampling
+from keras_vae.densities import gaussian_kl_between, log_normal, log_prior
+from keras_vae.latents import component_draws
+from keras_vae.model import VAE, ClassPrior, KLTerm, PseudoInputs, Sampling
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
 from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder
@@ -74,6 +75,35 @@ class StateUnit(layers.Layer):
         return {**super().get_config(), "width": self.width, "gated": self.gated}
 
 
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VampComponents(layers.Layer):
+    """A uniform draw u [N] in [0, 1) → (means, log_vars) [N, d] of the VampPrior's
+    component ⌊u·K⌋ (u = 1 gives the last): the mixture as constants, so that an exported
+    decoder samples it without the pseudo-inputs and the encoder. The choice is a one-hot
+    (Equal) times the tables, which every format computes alike."""
+
+    def __init__(self, means, log_vars, **kwargs):
+        super().__init__(**kwargs)
+        self.means = np.asarray(means, np.float32)
+        self.log_vars = np.asarray(log_vars, np.float32)
+        self.one_hot = OneHot(len(self.means), name=f"{self.name}_one_hot")
+
+    def call(self, draw):
+        count = len(self.means)
+        index = ops.minimum(ops.floor(draw * count), count - 1)
+        one_hot = self.one_hot(ops.cast(index, "int64"))
+        return (ops.matmul(one_hot, ops.convert_to_tensor(self.means)),
+                ops.matmul(one_hot, ops.convert_to_tensor(self.log_vars)))
+
+    def compute_output_shape(self, input_shape):
+        shape = (input_shape[0], self.means.shape[1])
+        return shape, shape
+
+    def get_config(self):
+        return {**super().get_config(), "means": self.means.tolist(),
+                "log_vars": self.log_vars.tolist()}
+
+
 def gaussian_head(units: int, name: str, start_at_zero: bool) -> layers.Dense:
     """A dense layer to (mean, log-variance) of `units` latents; zero-initialized heads
     make a fresh prior N(0, I) and a fresh posterior equal to its prior."""
@@ -104,7 +134,9 @@ class HierarchicalVAE(VAE):
         self.encoder = build_bottom_up(config)
         self.sampling = Sampling(seed=config.seed, name="sampling")
         self.kl_term = KLTerm(beta=config.beta, name="kl_term")
-        self.pseudo_inputs = None
+        self.pseudo_inputs = (PseudoInputs(config.pseudo_inputs, config.image_shape,
+                                           name="pseudo_inputs")
+                              if config.prior == "vamp" else None)
         self.class_prior = (ClassPrior(config.classes, levels[-1], name="class_prior")
                             if config.conditional else None)
         self.label_one_hot = OneHot(config.classes, name="top_down_label")
@@ -150,15 +182,17 @@ class HierarchicalVAE(VAE):
         inputs = [state, labels] if self.config.conditional else state
         return self.decoder(inputs, training=training)
 
-    def top_down(self, choose, labels, batch, training=False):
+    def top_down(self, choose, labels, batch, training=False, top_prior=None):
         """Walks the levels from the top: `choose(level, prior_mean, prior_log_var,
         state_above)` returns a tuple whose first item is that level's z (the rest is
         whatever it measures); returns (the decoder's parameters, [what choose returned,
-        level 1 first]). `batch`: a tensor of the batch size, for N(0, I)'s shape."""
+        level 1 first]). `batch`: a tensor of the batch size, for N(0, I)'s shape;
+        `top_prior`: (mean, log_var) of p(z_L) when not `_top_prior`'s (the generator's
+        VampPrior component)."""
         top = len(self.config.levels) - 1
         chosen = [None] * (top + 1)
         labels = _as_tensor(labels)
-        mean, log_var = self._top_prior(batch, labels)
+        mean, log_var = top_prior or self._top_prior(batch, labels)
         chosen[top] = choose(top, mean, log_var, None)
         state = self._top_state(chosen[top][0], labels)
         for level in range(top - 1, -1, -1):
@@ -184,10 +218,14 @@ class HierarchicalVAE(VAE):
 
     # --- what the one-level VAE offers -------------------------------------------------
 
-    def posterior_pass(self, images, labels, epsilon, training=False, features=None):
+    def posterior_pass(self, images, labels, epsilon, training=False, features=None,
+                       components=(), many_z: bool = False):
         """One draw of every level from the posterior, top-down with noise ε [N, Σ d_l]
         → (the decoder's parameters, [per level (z, KL to its prior, log p − log q at
-        z)], level 1 first). `features`: the bottom-up pass, if already computed."""
+        z)], level 1 first). `features`: the bottom-up pass, if already computed;
+        `components`: a VampPrior top level's (`prior_components`), whose KL is the
+        one-sample estimate log q − log p at the drawn z, as on one level; `many_z` for
+        the evaluation's large batches (`keras_vae.densities.log_prior`)."""
         features = features or self._features(images, labels, training)
         noise = self._split_levels(epsilon)
 
@@ -195,8 +233,11 @@ class HierarchicalVAE(VAE):
             mean, log_var = self._posterior(features, level, prior_mean, prior_log_var,
                                             state_above)
             z = mean + ops.exp(0.5 * log_var) * noise[level]
-            log_ratio = (log_normal(z, prior_mean, prior_log_var)
-                         - log_normal(z, mean, log_var))
+            log_q = log_normal(z, mean, log_var)
+            if state_above is None and len(components):  # the VampPrior's mixture
+                log_ratio = log_prior(z, components, by_matmul=many_z) - log_q
+                return z, -log_ratio, log_ratio
+            log_ratio = log_normal(z, prior_mean, prior_log_var) - log_q
             return z, gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), log_ratio
 
         return self.top_down(choose, labels, features[0][:, :1], training)
@@ -205,7 +246,8 @@ class HierarchicalVAE(VAE):
         """The negative ELBO: −log p(x|z_1…L) + Σ_l KL(q(z_l|x, z_>l) ‖ p(z_l|z_>l)), with
         every level drawn once; the KL of each level is also kept for the metrics."""
         epsilon = self._noise(images)
-        parameters, levels = self.posterior_pass(images, labels, epsilon, training)
+        parameters, levels = self.posterior_pass(images, labels, epsilon, training,
+                                                 components=self.prior_components(training))
         reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
         self._level_kls = [kl for _, kl, _ in levels]
         kl = self.kl_term(ops.sum(ops.stack(self._level_kls), axis=0))  # add_loss(β·KL)
@@ -218,8 +260,9 @@ class HierarchicalVAE(VAE):
         k = self.config.iwae_k
         tiled = ops.tile(images, (k, 1, 1, 1))
         tiled_labels = None if labels is None else ops.tile(labels, (k,))
-        parameters, levels = self.posterior_pass(tiled, tiled_labels, self._noise(tiled),
-                                                 training)
+        parameters, levels = self.posterior_pass(
+            tiled, tiled_labels, self._noise(tiled), training,
+            components=self.prior_components(training))
         log_px_z = -self.likelihood.neg_log_prob(tiled, parameters)
         log_ratio = ops.sum(ops.stack([ratio for _, _, ratio in levels]), axis=0)
         log_w = ops.reshape(log_px_z + self.kl_term.beta * log_ratio, (k, -1))
@@ -260,7 +303,15 @@ class HierarchicalVAE(VAE):
         return parameters
 
     def prior_components(self, training=False) -> list:
-        return []
+        """The top level's prior as components: [] for N(0, I) (or a class prior); for
+        the VampPrior [means, log_vars] ([K, d_L] each), q(z_L | u_k) at the pseudo-inputs
+        u_k — the top posterior reads the bottom-up pass alone, so it is a density of z_L
+        for any image."""
+        if self.pseudo_inputs is None:
+            return []
+        features = self._features(self.pseudo_inputs.images(), None, training)
+        top = len(self.config.levels) - 1
+        return list(split_gaussian(self.posterior_heads[top](features[top])))
 
     def importance_proposal(self, images, labels=None) -> tuple:
         """The bottom-up features, computed once per batch of images."""
@@ -274,7 +325,8 @@ class HierarchicalVAE(VAE):
         tiled = [ops.tile(f, (shape[0], 1)) for f in proposal]  # sample-major
         tiled_labels = None if labels is None else ops.tile(labels, (shape[0],))
         parameters, levels = self.posterior_pass(
-            None, tiled_labels, ops.reshape(epsilon, (-1, shape[-1])), features=tiled)
+            None, tiled_labels, ops.reshape(epsilon, (-1, shape[-1])), features=tiled,
+            components=components, many_z=True)
         parameters = ops.reshape(parameters, (shape[0], shape[1], *parameters.shape[1:]))
         log_ratio = ops.reshape(ops.sum(ops.stack([r for _, _, r in levels]), axis=0),
                                 (shape[0], shape[1]))
@@ -284,19 +336,41 @@ class HierarchicalVAE(VAE):
 
     def generator(self) -> keras.Model:
         """noise ε [N, Σ d_l] (level 1 first), temperature t [N] (and a conditional
-        model's label [N]) → z_l = μ_l + t·σ_l·ε_l top-down → the parameters of p(x|z)."""
+        model's label [N]; a VampPrior model's component_draw u [N] in [0, 1)) → z_l =
+        μ_l + t·σ_l·ε_l top-down → the parameters of p(x|z). With the VampPrior the top
+        level's (μ_L, σ_L) are those of component ⌊u·K⌋ of the mixture, held in the graph
+        as constants taken from the pseudo-inputs now (`vamp_components`)."""
         noise_input = keras.Input((sum(self.config.levels),), name="noise")
         temperature = keras.Input((), name="temperature")
         label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
                  else None)
+        draw = (keras.Input((), name="component_draw") if self.pseudo_inputs is not None
+                else None)
         noise, scale = self._split_levels(noise_input), ops.expand_dims(temperature, -1)
 
         def choose(level, prior_mean, prior_log_var, state_above):
             return (prior_mean + scale * ops.exp(0.5 * prior_log_var) * noise[level],)
 
-        parameters, _ = self.top_down(choose, label, noise_input[:, :1])
-        inputs = [noise_input, temperature] + ([label] if label is not None else [])
+        top_prior = None if draw is None else self.vamp_components()(draw)
+        parameters, _ = self.top_down(choose, label, noise_input[:, :1],
+                                      top_prior=top_prior)
+        inputs = [noise_input, temperature] + [i for i in (label, draw) if i is not None]
         return keras.Model(inputs, parameters, name="generator")
+
+    def vamp_components(self) -> VampComponents:
+        """The VampPrior's mixture as it stands (`prior_components`), a layer that picks
+        a component by a uniform draw."""
+        means, log_vars = (ops.convert_to_numpy(t) for t in self.prior_components())
+        return VampComponents(means, log_vars, name="vamp_components")
+
+    def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
+                      ) -> dict:
+        """`VAE.sample_inputs`, and for a VampPrior model n seeded uniform
+        `component_draw`s."""
+        inputs = super().sample_inputs(n, seed, labels, temperature)
+        if self.pseudo_inputs is not None:
+            inputs["component_draw"] = component_draws(n, seed)
+        return inputs
 
     def encoder_model(self) -> keras.Model:
         """image (and label) → (z_mean, z_log_var) [N, Σ d_l]: each level's posterior

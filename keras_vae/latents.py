@@ -29,6 +29,12 @@ def prior_draws(n: int, latent_dim: int, seed: int,
     return (means + np.exp(0.5 * log_vars) * noise).astype(np.float32)
 
 
+def component_draws(n: int, seed: int) -> np.ndarray:
+    """n seeded uniforms in [0, 1), float32: which VampPrior component a hierarchy's
+    exported decoder draws its top level from (`component_draw`)."""
+    return np.random.default_rng([seed, 2]).random(n).astype(np.float32)
+
+
 def every_class(inputs: dict, classes: int) -> dict:
     """Generator inputs (`VAE.sample_inputs`) with each draw given each label,
     class-major: every array repeated per class and `label` = 0…0, 1…1, …; row c of a

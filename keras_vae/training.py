@@ -173,7 +173,8 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
     latent = (f"latent levels {', '.join(map(str, levels))}" if len(levels) > 1
               else f"latent {levels[0]}")
     if config.model.prior == "vamp":
-        latent += f", VampPrior of {config.model.pseudo_inputs} pseudo-inputs"
+        latent += (f", VampPrior of {config.model.pseudo_inputs} pseudo-inputs"
+                   + (" on the top level" if len(levels) > 1 else ""))
     print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
           f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
           f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood, {latent}; "

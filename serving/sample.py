@@ -15,7 +15,10 @@ The latent size is read from the model's input shape [N, latent_dim]; z is drawn
 prior its metadata names: N(0, I), or for a model trained with --prior vamp (`prior:
 vamp`) the mixture in the prior.npz that the export writes beside the decoder (found
 there, or passed with --prior; without it the model is refused rather than sampled
-wrongly). A prior file is never used for an N(0, I) model. The
+wrongly). A prior file is never used for an N(0, I) model. A hierarchical decoder
+(input `noise`) draws z itself from noise and the temperature; one whose top level has
+the VampPrior also takes `component_draw`, uniforms in [0, 1) that pick its mixture's
+components, drawn here from the seed as a one-level VampPrior's components are. The
 picture shows the decoder's `image` output (the mean of p(x|z), [N, H, W, C] in [0, 1], at
 the size and channels the model was trained on: grayscale or RGB) as the data show it, in
 the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
@@ -150,9 +153,13 @@ def write_image(image: Image.Image, path: str) -> None:
 
 # --- the decoder -------------------------------------------------------------------------
 
-DECODER_INPUTS = {"z": ([], ["label"]), "noise": (["temperature"], ["temperature", "label"])}
+COMPONENT_DRAW = "component_draw"
+DECODER_INPUTS = {"z": ([], ["label"]),
+                  "noise": (["temperature"], ["temperature", "label"],
+                            ["temperature", COMPONENT_DRAW])}
 """A decoder's first input and what may follow it: `z` (drawn from the prior here), or
-`noise` ε with the temperature (and label) from which the graph draws z itself."""
+`noise` ε with the temperature (and label, or a VampPrior top level's component draw)
+from which the graph draws z itself."""
 
 
 def load_decoder(path: str, threads: int | None = None):
@@ -238,26 +245,42 @@ def resolve_label(text: str, names: list[str]) -> int:
 
 
 def decode(session, z: np.ndarray, labels: np.ndarray | None = None,
-           temperature: float = 1.0) -> np.ndarray:
+           temperature: float = 1.0, component_draw: np.ndarray | None = None
+           ) -> np.ndarray:
     """z or noise [N, latent_dim] float32 (and a conditional decoder's labels int64 [N];
-    a noise decoder's temperature) → images [N, H, W, C], the means of p(x|z) (or
-    p(x|z, y)) in [0, 1]."""
-    feed = decoder_feed(session.get_inputs()[0].name, z, labels, temperature)
+    a noise decoder's temperature; a VampPrior hierarchy's component draws [N]) → images
+    [N, H, W, C], the means of p(x|z) (or p(x|z, y)) in [0, 1]."""
+    feed = decoder_feed(session.get_inputs()[0].name, z, labels, temperature,
+                        component_draw)
     (image,) = session.run(["image"], feed)
     return image
 
 
 def decoder_feed(latent_input: str, z: np.ndarray, labels: np.ndarray | None = None,
-                 temperature: float = 1.0) -> dict:
+                 temperature: float = 1.0, component_draw: np.ndarray | None = None
+                 ) -> dict:
     """A decoder's inputs by name, as every runtime takes them: `latent_input` ("z" or
-    "noise") float32 [N, latent_dim], a noise decoder's temperature [N] and a conditional
-    decoder's label int64 [N]."""
+    "noise") float32 [N, latent_dim], a noise decoder's temperature [N], a conditional
+    decoder's label int64 [N] and a VampPrior hierarchy's component_draw float32 [N]."""
     feed = {latent_input: z.astype(np.float32)}
     if latent_input == "noise":
         feed["temperature"] = np.full(len(z), temperature, np.float32)
     if labels is not None:
         feed["label"] = labels.astype(np.int64)
+    if component_draw is not None:
+        feed[COMPONENT_DRAW] = component_draw.astype(np.float32)
     return feed
+
+
+def component_draws(input_names, n: int, seed: int, one_line: bool = False
+                    ) -> np.ndarray | None:
+    """A VampPrior hierarchy's `component_draw` [n]: seeded uniforms from stream 2, which
+    pick one-level VampPrior components too (`prior_latents`); one draw for a whole
+    interpolated line (`one_line`), so that it stays in one component. None for a decoder
+    without that input."""
+    if COMPONENT_DRAW not in input_names:
+        return None
+    return np.resize(seeded_uniform(seed, 2, 1 if one_line else n).astype(np.float32), n)
 
 
 def latent_temperature(latent_input: str, temperature: float) -> float:
@@ -460,10 +483,14 @@ def main(argv: list[str]) -> str:
     names = label_names(session)
     label = asked_label(args.label, names, args.model)
     z, prior_file = latents(args, session, latent_dim, sample_count(args.n, names, label))
-    images = draw(lambda *inputs: decode(session, *inputs, temperature=args.temperature), z,
-                  names, label, args.out, one_row=args.interpolate)
+    draws = component_draws({i.name for i in session.get_inputs()}, len(z), args.seed,
+                            one_line=args.interpolate)
+    images = draw(lambda *inputs: decode(session, *inputs, temperature=args.temperature,
+                                         component_draw=draws),
+                  z, names, label, args.out, one_row=args.interpolate)
     source = ("" if args.latent_file or not prior_file
               else f", z from the VampPrior in {prior_file}")
+    source += "" if draws is None else ", top level from its VampPrior"
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
             f"{drawn_description(names, label)}) → {args.out}")
 
@@ -485,10 +512,15 @@ def draw(decode_latents, z: np.ndarray, names: list[str] | None, label: int | No
 
 def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | None]:
     """(z [N, latent_dim], the prior file z came from or None): from --latent-file, or n
-    seeded draws from the prior (in a line with --interpolate). Only a decoder whose
-    metadata names the VampPrior uses a prior file; a prior.npz beside any other decoder
+    seeded draws from the prior (in a line with --interpolate). Only a decoder that takes z
+    and whose metadata names the VampPrior uses a prior file; a prior.npz beside any other decoder
     is left alone, and one passed with --prior is refused."""
-    vamp = trained_prior(session) == "vamp"
+    takes_z = session.get_inputs()[0].name == "z"
+    vamp = trained_prior(session) == "vamp" and takes_z
+    if args.prior and not takes_z:
+        raise SampleError(f"{args.model} draws z itself from noise (its metadata says "
+                          f"prior: {trained_prior(session)}); it takes no {PRIOR_FILE}: "
+                          f"drop --prior")
     if args.prior and not vamp:
         raise SampleError(f"{args.model} was trained with the N(0, I) prior (its metadata "
                           f"says prior: {trained_prior(session)}); a {PRIOR_FILE} belongs to "

@@ -14,7 +14,9 @@ A decoder whose SavedModel has the `vamp_prior` signature was trained with a Vam
 it is sampled only with its prior.npz (--prior), never from N(0, I). A conditional
 decoder (its `serving_default` takes `label` int64 [N] beside `z`) draws the class given
 by --label (a name, from its `label_names` signature, or an index), or one row per class
-without it. An unreachable
+without it. A hierarchical decoder takes `noise` and `temperature` instead of `z`, and one
+whose top level has the VampPrior also `component_draw` (drawn here from the seed). An
+unreachable
 server or a refused request ends in one line on stderr and exit code 1; a usage mistake
 or a missing package in one line and exit code 2.
 """
@@ -171,14 +173,16 @@ def describe(client) -> dict:
         names = [str(n) for n in client.predict(
             LABEL_NAMES_SIGNATURE, {"index": np.arange(classes, dtype=np.int64)}, "name")]
     return {"latent_input": latent_input, "latent_dim": latent_dim,
-            "signatures": set(signatures), "label_names": names}
+            "signatures": set(signatures), "label_names": names, "inputs": set(inputs)}
 
 
 def decode(client, z: np.ndarray, labels: np.ndarray | None = None,
-           latent_input: str = "z", temperature: float = 1.0) -> np.ndarray:
+           latent_input: str = "z", temperature: float = 1.0,
+           component_draw: np.ndarray | None = None) -> np.ndarray:
     """The served decoder's `image` for z or noise (`latent_input`), and a conditional
-    decoder's labels; a noise decoder also takes the temperature."""
-    inputs = sample.decoder_feed(latent_input, z, labels, temperature)
+    decoder's labels; a noise decoder also takes the temperature, and a VampPrior
+    hierarchy's its component draws."""
+    inputs = sample.decoder_feed(latent_input, z, labels, temperature, component_draw)
     return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
 
 
@@ -223,8 +227,10 @@ def main(argv: list[str]) -> str:
     z_temperature = sample.latent_temperature(served["latent_input"], args.temperature)
     z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
                              args.seed, prior, z_temperature)
+    draws = sample.component_draws(served["inputs"], len(z), args.seed)
     images = sample.draw(lambda *inputs: decode(client, *inputs, served["latent_input"],
-                                                args.temperature), z, names, label, args.out)
+                                                args.temperature, draws),
+                         z, names, label, args.out)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}"
             f"{sample.drawn_description(names, label)}) → {args.out}")

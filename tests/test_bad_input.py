@@ -122,8 +122,6 @@ CASES = [
     (TRAIN, lambda w: ["--prior", "mog", "--out", f"{w}/new"], 2, "invalid choice: 'mog'"),
     (TRAIN, lambda w: ["--conditional", "--prior", "vamp", "--out", f"{w}/new"], 2,
      "--conditional does not support --prior vamp"),
-    (TRAIN, lambda w: ["--latent-dim", "8,4", "--prior", "vamp", "--out", f"{w}/new"], 2,
-     "--prior vamp applies to one latent level"),
     (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--conditional", "--max-examples",
                        "200", "--out", f"{w}/new"], 2,
      "--conditional needs labelled data, and binarized_mnist has no labels"),

@@ -44,6 +44,7 @@ def test_latent_size_and_prior_default_by_the_pixels_and_conditional():
     assert _settled("8-bit", conditional=True) == (
         DEFAULT_CONDITIONAL_LEVELS, "normal", 0) == ((32, 16), "normal", 0)
     assert _settled("8-bit", latent_dim=(6, 3)) == ((6, 3), "normal", 0)
+    assert _settled("8-bit", latent_dim=(6, 3), prior="vamp") == ((6, 3), "vamp", 500)
     assert _settled("8-bit", latent_dim=8) == (8, "vamp", 500)
     assert _settled("8-bit", prior="normal") == (20, "normal", 0)
     assert _settled("binary", pseudo_inputs=50) == (20, "vamp", 50)  # it asks for vamp
@@ -54,6 +55,15 @@ def test_latent_size_and_prior_default_by_the_pixels_and_conditional():
     binarized = TrainConfig(dynamic_binarization=True).for_data((28, 28, 1), "8-bit")
     assert (binarized.model.latent_dim, binarized.model.prior) == (20, "normal")
     assert ModelConfig(likelihood="logistic", latent_dim=[5, 3]).levels == (5, 3)
+
+
+def test_only_a_one_level_vampprior_ships_its_prior_as_a_file():
+    """Samplers draw z from prior.npz for a one-level VampPrior model; a hierarchy's
+    decoder holds its top level's mixture."""
+    assert ModelConfig(likelihood="bernoulli", prior="vamp", latent_dim=8).ships_prior_file
+    hierarchy = ModelConfig(likelihood="bernoulli", prior="vamp", latent_dim=(8, 4))
+    assert not hierarchy.ships_prior_file and hierarchy.latent_input == "noise"
+    assert not ModelConfig(likelihood="bernoulli", prior="normal").ships_prior_file
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -68,7 +78,6 @@ def test_latent_size_and_prior_default_by_the_pixels_and_conditional():
     ({"likelihood": "bernoulli", "mixture_components": 3}, "applies to --likelihood logistic"),
     ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),
     ({"conditional": True, "prior": "vamp"}, "--conditional does not support --prior vamp"),
-    ({"latent_dim": (8, 4), "prior": "vamp"}, "--prior vamp applies to one latent level"),
     ({"likelihood": "gaussian"}, "likelihood 'gaussian' is not one of auto, bernoulli"),
 ])
 def test_a_model_config_refuses_what_cannot_be_trained(settings, message):

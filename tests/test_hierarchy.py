@@ -42,9 +42,12 @@ def _model(levels=(1, 1), hidden=64, side=SIDE, **settings) -> HierarchicalVAE:
     return vae
 
 
-@pytest.fixture(scope="module")
-def trained():
-    vae = _model()
+@pytest.fixture(scope="module", params=["normal", "vamp"])
+def trained(request):
+    """Two 1-D levels trained on the bars and blobs, the top level's prior N(0, 1) or a
+    VampPrior of 5 pseudo-inputs."""
+    vamp = {"prior": "vamp", "pseudo_inputs": 5} if request.param == "vamp" else {}
+    vae = _model(**vamp)
     vae.fit(_images(4000), batch_size=100, epochs=8, verbose=0)
     return vae
 
@@ -56,6 +59,17 @@ def test_one_level_is_the_one_level_vae_and_several_a_hierarchy():
     assert isinstance(make_vae(config), HierarchicalVAE)
 
 
+def _log_top_prior(vae: HierarchicalVAE, z2: np.ndarray) -> np.ndarray:
+    """log p(z_2) [points, 1] for 1-D z_2: N(0, 1), or the VampPrior's mixture written out
+    (the mean over components of each component's normal density)."""
+    if vae.pseudo_inputs is None:
+        return -0.5 * (z2**2 + math.log(2 * math.pi))
+    means, log_vars = (np.asarray(t, np.float64)[:, 0] for t in vae.prior_components())
+    log_each = -0.5 * ((z2 - means) ** 2 / np.exp(log_vars) + log_vars + math.log(2 * math.pi))
+    top = log_each.max(axis=1, keepdims=True)
+    return top + np.log(np.exp(log_each - top).mean(axis=1, keepdims=True))
+
+
 def _exact_nll(vae: HierarchicalVAE, images: np.ndarray, points: int = 1200) -> np.ndarray:
     """−log p(x) = −log ∫∫ p(x|z_1, z_2) p(z_1|z_2) p(z_2) dz_1 dz_2 for 1-D levels, on a
     grid: z_2 over ±7, and for each z_2, z_1 = μ_1(z_2) + σ_1(z_2)·u with u over ±8 (the
@@ -65,7 +79,7 @@ def _exact_nll(vae: HierarchicalVAE, images: np.ndarray, points: int = 1200) -> 
     state = vae.states[-1](z2)
     mean, log_var = (np.asarray(t) for t in ops.split(vae.prior_heads[0](state), 2, axis=-1))
     z1 = mean + np.exp(0.5 * log_var) * u  # [points, 400]
-    log_prior = (-0.5 * (z2**2 + math.log(2 * math.pi)) - 0.5 * (u**2 + math.log(2 * math.pi))
+    log_prior = (_log_top_prior(vae, z2) - 0.5 * (u**2 + math.log(2 * math.pi))
                  + math.log((z2[1, 0] - z2[0, 0]) * (u[1] - u[0])))  # with the cell sizes
     z = np.stack([z1.ravel(), np.repeat(z2[:, 0], len(u))], axis=1)
     logits = np.concatenate([np.asarray(vae.decode(z[i:i + 60_000]))
@@ -108,6 +122,37 @@ def test_the_bounds_order_elbo_iwae_and_the_nll_estimate(trained):
     elbo = objective(trained)
     nll = importance_nll(trained, images, k=1000, seed=1).mean()
     assert elbo > iwae[5] > iwae[50] > nll
+
+
+def test_a_vamp_top_level_is_sampled_from_the_component_its_draw_picks():
+    """At temperature 0 the generator's top level is the mean of component ⌊u·K⌋ (u = 1:
+    the last), and the level below it the prior's mean given that top level."""
+    vae = _model(levels=(2, 3), prior="vamp", pseudo_inputs=4)
+    vae.fit(_images(200), batch_size=100, epochs=1, verbose=0)  # components apart
+    means = np.asarray(vae.prior_components()[0])
+    draws = np.array([0.0, 0.3, 0.74, 0.99, 1.0], np.float32)
+    drawn = vae.sample_images({"noise": np.ones((5, 5), np.float32),
+                               "temperature": np.zeros(5, np.float32),
+                               "component_draw": draws})
+    z_top = means[[0, 1, 2, 3, 3]]
+    level_1 = np.asarray(ops.split(vae.prior_heads[0](vae.states[-1](z_top)), 2, axis=-1)[0])
+    expected = vae.likelihood.mean(vae.decode(np.concatenate([level_1, z_top], axis=1)))
+    np.testing.assert_allclose(drawn, np.asarray(expected), atol=1e-6)
+    assert np.abs(drawn[0] - drawn[1]).max() > 1e-5  # components apart beyond atol
+
+
+def test_a_vamp_top_level_trains_with_a_sampled_kl_and_its_metrics():
+    """The top level's KL to the mixture is the one-sample estimate log q − log p at the
+    drawn z (it may be negative for one image, never on average here), the pseudo-inputs
+    learn, and the KLs of the levels add up."""
+    vae = _model(levels=(4, 2), prior="vamp", pseudo_inputs=10)
+    before = np.asarray(vae.pseudo_inputs.images())
+    history = vae.fit(_images(1000), batch_size=100, epochs=4, verbose=0).history
+    assert history["loss"][-1] < 0.85 * history["loss"][0]
+    assert history["kl_level_2"][-1] > 0.5
+    np.testing.assert_allclose(history["kl"], np.add(history["kl_level_1"],
+                                                     history["kl_level_2"]), rtol=1e-5)
+    assert np.abs(np.asarray(vae.pseudo_inputs.images()) - before).max() > 1e-3
 
 
 def test_training_lowers_the_loss_and_reports_each_levels_kl():
@@ -155,26 +200,40 @@ def test_temperature_scales_every_levels_spread():
     assert np.abs(warm - warm[[0, 0, 0, 0]]).max() > 0
 
 
+PRIORS = {"normal": {}, "conditional": {"conditional": True, "label_names": ("bar", "blob")},
+          "vamp": {"prior": "vamp", "pseudo_inputs": 5}}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("conditional", [False, True])
-def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
-                                                                      conditional):
+@pytest.mark.parametrize("prior", list(PRIORS))
+def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path, prior):
     """Every format passes the export's checks (it raises otherwise); the edge sampler's
-    seeded draw through decoder.onnx is the Keras generator's for the same noise."""
-    labels = {"conditional": True, "label_names": ("bar", "blob")} if conditional else {}
-    vae = _model(levels=(1, 1), hidden=256, side=16, **labels)
+    seeded draw through decoder.onnx is the Keras generator's for the same noise (and
+    for a VampPrior top level the same component draws, taken from the seed)."""
+    vae = _model(levels=(1, 1), hidden=256, side=16, **PRIORS[prior])
     export_dir = str(tmp_path / "export")
     result = export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:x"))
     assert result["int8"]["size_ratio"] <= 0.3
+    assert not os.path.exists(os.path.join(export_dir, "prior.npz"))  # held in the graph
     session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"))
-    names = [i.name for i in session.get_inputs()]
-    assert names == ["noise", "temperature", *(["label"] if conditional else [])]
+    extra = {"normal": [], "conditional": ["label"], "vamp": ["component_draw"]}[prior]
+    assert [i.name for i in session.get_inputs()] == ["noise", "temperature", *extra]
     noise = sample.prior_latents(6, 2, seed=4)
-    labels = np.array([0, 1, 0, 1, 0, 1]) if conditional else None
-    drawn = sample.decode(session, noise, labels, temperature=0.6)
+    labels = np.array([0, 1, 0, 1, 0, 1]) if prior == "conditional" else None
+    draws = sample.component_draws(extra, 6, seed=4)
+    drawn = sample.decode(session, noise, labels, temperature=0.6, component_draw=draws)
     inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32),
-              **({"label": labels} if conditional else {})}
+              **({"label": labels} if prior == "conditional" else {}),
+              **({"component_draw": draws} if prior == "vamp" else {})}
     np.testing.assert_allclose(drawn, vae.sample_images(inputs), atol=1e-5)
+    if prior == "vamp":  # the command: no prior file, the seed's component draws
+        out = str(tmp_path / "grid.png")
+        said = sample.main([os.path.join(export_dir, "decoder.onnx"), "--n", "4", "--out",
+                            out])
+        assert "top level from its VampPrior" in said and os.path.getsize(out) > 0
+        with pytest.raises(sample.SampleError, match="it takes no prior.npz: drop --prior"):
+            sample.main([os.path.join(export_dir, "decoder.onnx"), "--prior", "p.npz",
+                         "--out", out])
 
 
 def test_a_run_whose_every_update_is_skipped_stops_with_one_line():

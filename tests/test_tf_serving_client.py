@@ -26,7 +26,14 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from export.saved_model import run_saved_model
 from serving import tf_serving_client as client
-from serving.sample import SampleError, prior_latents, read_prior, save_picture, square_grid
+from serving.sample import (
+    SampleError,
+    component_draws,
+    prior_latents,
+    read_prior,
+    save_picture,
+    square_grid,
+)
 from tests.tf_serving_double import TfServingDouble
 
 CONFIG_DIR = os.path.join(os.path.dirname(client.__file__), "tf_serving")
@@ -94,7 +101,8 @@ def test_rest_status_and_metadata(server):
     assert rest.status() == [{"version": "1", "state": "AVAILABLE",
                               "status": {"error_code": "OK", "error_message": ""}}]
     assert client.describe(rest) == {"latent_input": "z", "latent_dim": 6,
-                                     "signatures": {"serving_default"}, "label_names": None}
+                                     "signatures": {"serving_default"}, "label_names": None,
+                                     "inputs": {"z"}}
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -168,6 +176,44 @@ def test_client_draws_z_from_an_exported_vamp_prior(vamp_server, vamp_export, tm
                  "--seed", "5", "--prior", prior_file, "--out", str(tmp_path / "served.png")])
     z = prior_latents(9, 6, 5, read_prior(prior_file, 6))
     local = run_saved_model(vamp_export["paths"]["decoder_saved_model"], z)["image"]
+    save_picture(square_grid(local), str(tmp_path / "local.png"))
+    served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
+                        for name in ("served.png", "local.png"))
+    assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences
+
+
+@pytest.fixture(scope="module")
+def vamp_hierarchy(tmp_path_factory):
+    """A hierarchy of 4 and 2 whose top level has a VampPrior of 6, exported and served."""
+    import keras
+
+    from export.pipeline import export_model
+    from keras_vae.config import ModelConfig, TrainConfig
+    from keras_vae.hierarchy import HierarchicalVAE
+
+    keras.utils.set_random_seed(0)
+    vae = HierarchicalVAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 2),
+                                      hidden_dims=(256,), prior="vamp", pseudo_inputs=6))
+    export_dir = str(tmp_path_factory.mktemp("vamp_hierarchy"))
+    exported = export_model(vae, export_dir, TrainConfig(model=vae.config,
+                                                         dataset="binarized_mnist"))
+    with TfServingDouble({"vae_decoder": os.path.join(export_dir, "vae_decoder")}) as double:
+        yield {"server": double, "decoder": exported["paths"]["decoder_saved_model"]}
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_a_served_vamp_hierarchy_takes_the_seeds_component_draws(vamp_hierarchy, tmp_path,
+                                                                 protocol):
+    """No prior file: the decoder holds its top level's mixture, and the client sends the
+    seed's noise, the temperature and the component draws."""
+    server = vamp_hierarchy["server"]
+    port = server.rest_port if protocol == "rest" else server.grpc_port
+    client.main(["--host", "127.0.0.1", "--protocol", protocol, "--port", str(port),
+                 "--n", "9", "--seed", "5", "--temperature", "0.7",
+                 "--out", str(tmp_path / "served.png")])
+    inputs = {"noise": prior_latents(9, 6, 5), "temperature": np.full(9, 0.7, np.float32),
+              "component_draw": component_draws({"component_draw"}, 9, 5)}
+    local = run_saved_model(vamp_hierarchy["decoder"], inputs)["image"]
     save_picture(square_grid(local), str(tmp_path / "local.png"))
     served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
                         for name in ("served.png", "local.png"))

@@ -166,16 +166,19 @@ def test_a_vamp_model_draws_from_its_prior(browser, serve, vamp):
     assert "VampPrior" in opened["page"].inner_text("#model-line")
 
 
+@pytest.mark.parametrize("prior", ["normal", "vamp"])
 def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
-        browser, serve, tmp_path_factory):
+        browser, serve, tmp_path_factory, prior):
     """A decoder that draws its levels itself takes noise [N, Σ d_l] and the temperature:
-    the page sends the seed's noise unscaled and the temperature beside it, as
+    the page sends the seed's noise unscaled and the temperature beside it, and for a
+    VampPrior top level the seed's component draws (one per interpolated line), as
     serving/sample.py does."""
     from keras_vae.hierarchy import HierarchicalVAE
 
     keras.utils.set_random_seed(0)
+    vamp = {"prior": "vamp", "pseudo_inputs": 6} if prior == "vamp" else {}
     vae = HierarchicalVAE(ModelConfig(latent_dim=(4, 3), hidden_dims=(256,),
-                                      likelihood="bernoulli", image_shape=(16, 12, 1)))
+                                      likelihood="bernoulli", image_shape=(16, 12, 1), **vamp))
     export_dir = str(tmp_path_factory.mktemp("hierarchy"))
     export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"))
     opened = _open(browser, serve(os.path.join(export_dir, "web")),
@@ -183,12 +186,21 @@ def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
     assert opened["state"] == "done", opened["status"]
     session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"),
                                    providers=["CPUExecutionProvider"])
+    inputs = {i.name for i in session.get_inputs()}
     noise = sample.prior_latents(5, 7, 4)
-    expected = sample.decode(session, noise, temperature=0.6)[..., 0]
+    draws = sample.component_draws(inputs, 5, 4)
+    assert (draws is not None) == (prior == "vamp")
+    expected = sample.decode(session, noise, temperature=0.6, component_draw=draws)[..., 0]
     _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
                            np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
-    at_one = sample.decode(session, noise, temperature=1.0)[..., 0]
+    at_one = sample.decode(session, noise, temperature=1.0, component_draw=draws)[..., 0]
     assert np.abs(at_one - expected).max() > 2 / 255  # the temperature reached the graph
+    row = sample.decode(session, sample.interpolation_latents(10, 7, 3), temperature=0.6,
+                        component_draw=sample.component_draws(inputs, 10, 3, one_line=True))
+    _assert_within_a_level(_canvas_pixels(opened["page"], "#row canvas"),
+                           np.round(np.clip(row[..., 0], 0, 1) * 255).astype(np.uint8))
+    described = opened["page"].inner_text("#model-line")
+    assert ("VampPrior on the top level" in described) == (prior == "vamp")
     assert opened["console"] == []
 
 

@@ -135,8 +135,9 @@ async function loadMetadata() {
   }
 }
 
+// A hierarchy's decoder holds its top level's VampPrior itself (it takes component_draw).
 async function loadPrior(model) {
-  if (model.prior !== "vamp") return null;
+  if (model.prior !== "vamp" || model.latent_input !== "z") return null;
   const response = await fetchFile(model.prior_file, "this model was trained with a " +
     "VampPrior and is sampled only from it; copy the export's web/ folder whole");
   const values = new Float32Array(await response.arrayBuffer());
@@ -172,8 +173,18 @@ async function loadDecoder(model, precision) {
 
 // --- decoding and drawing ---------------------------------------------------------------
 
-// z [n * dim] (and labels, for a conditional model) → images, Float32Array [n, H, W, C].
-async function decode(page, z, labels) {
+// A VampPrior hierarchy's component draws [n]: seeded uniforms from stream 2, which pick a
+// one-level VampPrior's components too; one for a whole interpolated line (oneLine), as
+// serving/sample.py component_draws. null for other decoders.
+function componentDraws(page, n, seed, oneLine) {
+  if (!page.model.component_draw) return null;
+  const u = seededUniform(seed, 2, oneLine ? 1 : n);
+  return Float32Array.from({ length: n }, (_, i) => u[oneLine ? 0 : i]);
+}
+
+// z [n * dim] (and labels, for a conditional model; component draws, for a VampPrior
+// hierarchy) → images, Float32Array [n, H, W, C].
+async function decode(page, z, labels, draws) {
   const n = z.length / page.model.latent_dim;
   const feeds = { [page.model.latent_input]: new ort.Tensor("float32", z,
                                                             [n, page.model.latent_dim]) };
@@ -184,6 +195,7 @@ async function decode(page, z, labels) {
   if (page.model.conditional) {
     feeds.label = new ort.Tensor("int64", BigInt64Array.from(labels, BigInt), [n]);
   }
+  if (draws) feeds.component_draw = new ort.Tensor("float32", draws, [n]);
   const session = await page.session();
   const start = performance.now();
   const result = await session.run(feeds, ["image"]);
@@ -252,7 +264,8 @@ async function drawGrid(page) {
       labels.push(everyClass ? r : Number(settings.label));
     }
   }
-  const { images, milliseconds } = await decode(page, tiled, labels);
+  const draws = componentDraws(page, settings.count, settings.seed, false);
+  const { images, milliseconds } = await decode(page, tiled, labels, draws);
   const grid = document.getElementById("grid");
   grid.replaceChildren();
   const size = page.model.image_shape.reduce((a, b) => a * b, 1);
@@ -261,7 +274,7 @@ async function drawGrid(page) {
     const first = r * settings.count;
     drawImages(grid, images.subarray(first * size), settings.count, page.model.image_shape,
       (i, canvas) => choose(page, tiled.slice((first + i) * dim, (first + i + 1) * dim),
-                            labels[first + i], canvas));
+                            labels[first + i], canvas, draws && draws[i]));
   }
   describeTiming(page, rows * settings.count, milliseconds);
 }
@@ -273,17 +286,18 @@ async function drawInterpolation(page) {
   const z = interpolationLatents(steps, page.model.latent_dim, seed, page.prior,
                                  page.zTemperature(settings.temperature));
   const label = settings.label === "every" ? 0 : Number(settings.label);
-  const { images } = await decode(page, z, new Array(steps).fill(label));
+  const { images } = await decode(page, z, new Array(steps).fill(label),
+                                  componentDraws(page, steps, seed, true));
   const row = document.getElementById("row");
   row.replaceChildren();
   drawImages(row, images, steps, page.model.image_shape);
 }
 
 // One sample's coordinates as sliders: the most active latent units the metadata names.
-function choose(page, z, label, canvas) {
+function choose(page, z, label, canvas, draw) {
   document.querySelectorAll(".images canvas.chosen").forEach((c) => c.classList.remove("chosen"));
   canvas.classList.add("chosen");
-  page.focus = { z: Float32Array.from(z), label };
+  page.focus = { z: Float32Array.from(z), label, draw };
   const sliders = document.getElementById("sliders");
   sliders.replaceChildren();
   for (const d of page.model.slider_dims) {
@@ -304,7 +318,8 @@ function choose(page, z, label, canvas) {
 }
 
 async function drawFocus(page) {
-  const { images, milliseconds } = await decode(page, page.focus.z, [page.focus.label]);
+  const { images, milliseconds } = await decode(page, page.focus.z, [page.focus.label],
+    page.model.component_draw ? Float32Array.of(page.focus.draw) : null);
   const focus = document.getElementById("focus");
   focus.replaceChildren();
   drawImages(focus, images, 1, page.model.image_shape);
@@ -350,7 +365,8 @@ function describeModel(model) {
   const [height, width, channels] = model.image_shape;
   const parts = [`${model.dataset}`, `${height}×${width}×${channels}`,
                  `latent ${model.latent_dim}`, `${model.likelihood} likelihood`,
-                 model.prior === "vamp" ? "VampPrior"
+                 model.prior === "vamp"
+                   ? (model.component_draw ? "VampPrior on the top level" : "VampPrior")
                    : model.conditional ? "a prior p(z | y) per class" : "N(0, I) prior"];
   if (model.conditional) parts.push(`${model.label_names.length} classes`);
   document.getElementById("model-line").textContent = parts.join(" · ");
