@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from export.bench import benchmark, format_table, main
 from keras_vae.cli import run_command
 
@@ -42,3 +44,19 @@ def test_a_run_without_export_is_refused(run_copy, tmp_path, capsys):
     assert "run `python -m export" in capsys.readouterr().err
     assert run_command(main, "export.bench", [str(tmp_path)]) == 2
     assert "has no best.keras" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_vamp_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path):
+    """A hierarchy's decoder takes noise, temperature and (VampPrior on top) component
+    draws; every runtime, Keras's generator included, is timed on them."""
+    from keras_vae.train import main as train
+
+    run_dir = str(tmp_path / "run")
+    assert run_command(train, "keras_vae.train", [
+        "--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "300",
+        "--latent-dim", "4,2", "--prior", "vamp", "--pseudo-inputs", "5",
+        "--hidden-dims", "256", "--verbose", "0", "--out", run_dir]) == 0
+    result = benchmark(run_dir, threads=1, seconds=0.02)
+    assert len(result["rows"]) == 5 and result["latent_dim"] == 6
+    assert all(row["outputs"] == ["image", "logits"] for row in result["rows"])
