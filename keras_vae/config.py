@@ -116,8 +116,8 @@ class ModelConfig:
         iwae_k: samples per image of "iwae" (None: 5); always 1 for "elbo".
         prior: "normal" (N(0, I), the KL in closed form) or "vamp" (the VampPrior of
             Tomczak & Welling: a mixture of the encoder's posteriors at `pseudo_inputs`
-            learned images; the KL is estimated from the sampled z). None: settled with
-            the likelihood, as `latent_dim` is.
+            learned images; the KL is estimated from the sampled z; a hierarchy has it on
+            its top level). None: settled with the likelihood, as `latent_dim` is.
         pseudo_inputs: VampPrior components (None: 500); always 0 for "normal". Given
             with no prior, it asks for the VampPrior.
         image_shape: (height, width, channels) of the images, pixels in [0, 1].

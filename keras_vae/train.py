@@ -62,8 +62,9 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                             "(default: %(default)s)")
     group.add_argument("--prior", choices=PRIORS, default=MODEL_DEFAULTS.prior,
                        help="normal: N(0, I); vamp: the VampPrior, a mixture over learned "
-                            "pseudo-inputs (default: vamp for 8-bit images with one latent "
-                            "level and no --conditional, else normal)")
+                            "pseudo-inputs (on a hierarchy's top level) (default: vamp for "
+                            "8-bit images with one latent level and no --conditional, else "
+                            "normal)")
     group.add_argument("--pseudo-inputs", type=positive_int, default=None,
                        help="components of --prior vamp (default: 500); given alone, "
                             "it asks for --prior vamp")
