@@ -9,7 +9,7 @@ import pytest
 
 from keras_vae.cli import UsageError
 from keras_vae.config import (
-    DEFAULT_CONDITIONAL_LEVELS,
+    DEFAULT_EIGHT_BIT_LEVELS,
     DEFAULT_IWAE_K,
     DEFAULT_LATENT_DIM,
     DEFAULT_PSEUDO_INPUTS,
@@ -33,21 +33,21 @@ def _settled(pixels: str, **flags) -> tuple:
 
 def test_latent_size_and_prior_default_by_the_pixels_and_conditional():
     """The defaults docs/results.md measured to draw the samples nearest the data: for
-    8-bit images the VampPrior with one level of 20, or, conditional (the VampPrior takes
-    no labels), the hierarchy of 32 and 16; for binary ones N(0, I) and 20. A setting
-    given is kept, and the other follows it."""
+    8-bit images the hierarchy of 32 and 16 with the VampPrior on its top level, or,
+    conditional (the VampPrior takes no labels), under the class prior; for binary ones
+    N(0, I) and 20. A setting given is kept, and the other follows it."""
     assert TrainConfig().model.latent_dim is None and TrainConfig().model.levels == ()
     assert TrainConfig().model.prior is None
-    assert _settled("8-bit") == (DEFAULT_LATENT_DIM, "vamp", DEFAULT_PSEUDO_INPUTS) == (
-        20, "vamp", 500)
-    assert _settled("binary") == (20, "normal", 0)
-    assert _settled("8-bit", conditional=True) == (
-        DEFAULT_CONDITIONAL_LEVELS, "normal", 0) == ((32, 16), "normal", 0)
-    assert _settled("8-bit", latent_dim=(6, 3)) == ((6, 3), "normal", 0)
-    assert _settled("8-bit", latent_dim=(6, 3), prior="vamp") == ((6, 3), "vamp", 500)
+    assert _settled("8-bit") == (DEFAULT_EIGHT_BIT_LEVELS, "vamp", DEFAULT_PSEUDO_INPUTS) == (
+        (32, 16), "vamp", 500)
+    assert _settled("binary") == (DEFAULT_LATENT_DIM, "normal", 0) == (20, "normal", 0)
+    assert _settled("8-bit", conditional=True) == ((32, 16), "normal", 0)
+    assert _settled("8-bit", latent_dim=(6, 3)) == ((6, 3), "vamp", 500)
     assert _settled("8-bit", latent_dim=8) == (8, "vamp", 500)
-    assert _settled("8-bit", prior="normal") == (20, "normal", 0)
+    assert _settled("8-bit", prior="normal") == ((32, 16), "normal", 0)
+    assert _settled("8-bit", latent_dim=8, conditional=True) == (8, "normal", 0)
     assert _settled("binary", pseudo_inputs=50) == (20, "vamp", 50)  # it asks for vamp
+    assert _settled("binary", latent_dim=(6, 3)) == ((6, 3), "normal", 0)
     with pytest.raises(UsageError, match="--pseudo-inputs applies to --prior vamp"):
         _settled("8-bit", prior="normal", pseudo_inputs=50)
     with pytest.raises(UsageError, match="--conditional does not support --prior vamp"):

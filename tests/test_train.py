@@ -221,7 +221,7 @@ def test_a_failed_export_still_leaves_a_complete_evaluable_run(binarized_mnist_s
 
 
 @pytest.mark.slow
-def test_8_bit_images_get_the_vampprior_and_one_level_of_20_when_no_flag_sets_them(
+def test_8_bit_images_get_a_hierarchy_with_a_vampprior_top_when_no_flag_sets_them(
         tmp_path, capsys):
     """The 8-bit defaults (`config.default_latent_and_prior`, tested there for every
     case): the first line of the run says what it got, and config.json records it for
@@ -232,8 +232,9 @@ def test_8_bit_images_get_the_vampprior_and_one_level_of_20_when_no_flag_sets_th
     assert run_command(main, "keras_vae.train", [
         "--dataset", f"npz:{tmp_path / 'data.npz'}", "--epochs", "1", "--batch-size", "50",
         "--hidden-dims", "16", "--no-export", "--verbose", "0", "--out", run_dir]) == 0
-    assert ("8-bit pixels, logistic likelihood, latent 20, VampPrior of 500 pseudo-inputs;"
-            in capsys.readouterr().out)
+    assert ("8-bit pixels, logistic likelihood, latent levels 32, 16, VampPrior of 500 "
+            "pseudo-inputs on the top level;" in capsys.readouterr().out)
     with open(os.path.join(run_dir, "config.json")) as f:
         model = json.load(f)["model"]
-    assert (model["latent_dim"], model["prior"], model["pseudo_inputs"]) == (20, "vamp", 500)
+    assert (model["latent_dim"], model["prior"], model["pseudo_inputs"]) == (
+        [32, 16], "vamp", 500)
