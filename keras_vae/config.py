@@ -105,6 +105,11 @@ class ModelConfig:
         hidden_dims: widths of the dense hidden layers, encoder order; the decoder
             mirrors them. With `arch="conv"` they sit between the convolutions and z.
         beta: weight of the KL term in the training objective (1.0 = the true ELBO).
+        free_bits: nats of KL per level that the objective does not charge for (the "free
+            bits" of Kingma et al. 2016, per level as in the Ladder VAE): each level's KL
+            enters as β·max(λ, its batch mean), so a level below λ nats is free to carry
+            information. 0 (default) charges every nat. The reported losses stay the true
+            negative ELBO. With `objective="elbo"` only: the IWAE bound has no separate KL.
         seed: seed of weights, of the sampling layer's ε draws and of the data order, so a
             run is reproducible (the run's only seed).
         arch: a network family of `keras_vae.networks`: "mlp" (dense ReLU layers),
@@ -139,6 +144,7 @@ class ModelConfig:
     latent_dim: int | tuple[int, ...] | None = None
     hidden_dims: tuple[int, ...] = (400,)
     beta: float = 1.0
+    free_bits: float = 0.0
     seed: int = 0
     arch: str = "mlp"
     objective: str = "elbo"
@@ -165,12 +171,14 @@ class ModelConfig:
         for width in self.hidden_dims:
             _at_least("every hidden width", width, 1)
         _at_least("beta", self.beta, 0)
+        _at_least("free_bits", self.free_bits, 0)
         _choice("arch", self.arch, ARCHITECTURES)
         _choice("objective", self.objective, OBJECTIVES)
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         if self.objective == "iwae":
             object.__setattr__(self, "iwae_k", self.iwae_k or DEFAULT_IWAE_K)
             _at_least("iwae_k", self.iwae_k, 1)
+            _applies_only("--free-bits", self.free_bits, 0, "--objective elbo")
         else:
             _applies_only("--iwae-k", self.iwae_k, 1, "--objective iwae")
             object.__setattr__(self, "iwae_k", 1)

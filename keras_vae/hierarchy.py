@@ -133,7 +133,7 @@ class HierarchicalVAE(VAE):
         gated = network_family(config.arch).gated_hidden_units
         self.encoder = build_bottom_up(config)
         self.sampling = Sampling(seed=config.seed, name="sampling")
-        self.kl_term = KLTerm(beta=config.beta, name="kl_term")
+        self.kl_term = KLTerm(beta=config.beta, free_bits=config.free_bits, name="kl_term")
         self.pseudo_inputs = (PseudoInputs(config.pseudo_inputs, config.image_shape,
                                            name="pseudo_inputs")
                               if config.prior == "vamp" else None)
@@ -250,7 +250,7 @@ class HierarchicalVAE(VAE):
                                                  components=self.prior_components(training))
         reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
         self._level_kls = [kl for _, kl, _ in levels]
-        kl = self.kl_term(ops.sum(ops.stack(self._level_kls), axis=0))  # add_loss(β·KL)
+        kl = self.kl_term(ops.stack(self._level_kls))  # add_loss(β·KL), free bits per level
         objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))
         return objective, reconstruction, kl
 

@@ -85,29 +85,39 @@ class Sampling(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class KLTerm(layers.Layer):
-    """Adds β·mean(KL) to the model's losses with `add_loss`; takes and returns the KL per
-    example, [N] nats (`VAE.kl` computes it).
+    """Adds β·KL to the model's losses with `add_loss`; takes the KL per example, [N]
+    nats, or per level and example, [L, N] (a hierarchy), and returns it per example
+    summed over levels, [N].
 
     β lives in a non-trainable variable, so that KL warm-up
     (`keras_vae.callbacks.KLWarmup`) changes it without rebuilding the compiled step. The
-    layer clears its loss at each call, so one step adds it once.
+    layer clears its loss at each call, so one step adds it once. With free bits λ > 0
+    each level is charged β·max(λ, its batch-mean KL) instead of β·its batch-mean KL
+    (Kingma et al. 2016): below λ nats a level's KL costs nothing, so the optimizer has
+    no reason to empty it.
 
     Args:
         beta: the initial KL weight (1 for the true ELBO).
+        free_bits: λ, nats per level (0: none).
     """
 
-    def __init__(self, beta: float = 1.0, **kwargs):
+    def __init__(self, beta: float = 1.0, free_bits: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.initial_beta = float(beta)
+        self.free_bits = float(free_bits)
         self.beta = self.add_weight(shape=(), name="beta", trainable=False,
                                     initializer=keras.initializers.Constant(self.initial_beta))
 
     def call(self, kl):
-        self.add_loss(self.beta * ops.mean(kl))
-        return kl
+        by_level = kl if len(kl.shape) == 2 else kl[None]
+        charged = ops.mean(by_level, axis=-1)  # [L]
+        if self.free_bits > 0:  # never at 0: a VampPrior's estimate may average below 0
+            charged = ops.maximum(charged, self.free_bits)
+        self.add_loss(self.beta * ops.sum(charged))
+        return ops.sum(by_level, axis=0)
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return input_shape[-1:]
 
     def load_own_variables(self, store):
         # Checkpoints of keras-vae 0.1.0 kept β in the Sampling layer; their KL weight at
@@ -116,7 +126,8 @@ class KLTerm(layers.Layer):
             self.beta.assign(store["beta"])
 
     def get_config(self):
-        return {**super().get_config(), "beta": self.initial_beta}
+        return {**super().get_config(), "beta": self.initial_beta,
+                "free_bits": self.free_bits}
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -243,7 +254,8 @@ class VAE(keras.Model):
         built in this order, which fixes which seeded initial weights each layer gets."""
         self.encoder = build_encoder(self.config)
         self.sampling = Sampling(seed=self.config.seed, name="sampling")
-        self.kl_term = KLTerm(beta=self.config.beta, name="kl_term")
+        self.kl_term = KLTerm(beta=self.config.beta, free_bits=self.config.free_bits,
+                              name="kl_term")
         self.pseudo_inputs = (PseudoInputs(self.config.pseudo_inputs, self.config.image_shape,
                                            name="pseudo_inputs")
                               if self.config.prior == "vamp" else None)

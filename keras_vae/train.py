@@ -63,8 +63,7 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--prior", choices=PRIORS, default=MODEL_DEFAULTS.prior,
                        help="normal: N(0, I); vamp: the VampPrior, a mixture over learned "
                             "pseudo-inputs (on a hierarchy's top level) (default: vamp for "
-                            "8-bit images with one latent level and no --conditional, else "
-                            "normal)")
+                            "8-bit images without --conditional, else normal)")
     group.add_argument("--pseudo-inputs", type=positive_int, default=None,
                        help="components of --prior vamp (default: 500); given alone, "
                             "it asks for --prior vamp")
@@ -93,6 +92,11 @@ def _add_objective_flags(parser: argparse.ArgumentParser) -> None:
                        help="samples per image of --objective iwae (default: 5)")
     group.add_argument("--beta", type=non_negative_float, default=MODEL_DEFAULTS.beta,
                        help="KL weight in the training objective (default: %(default)s)")
+    group.add_argument("--free-bits", type=non_negative_float,
+                       default=MODEL_DEFAULTS.free_bits, metavar="NATS",
+                       help="nats of KL per latent level left uncharged: each level's KL "
+                            "enters the objective as max(NATS, its batch mean), so no level "
+                            "collapses below it (--objective elbo; default: %(default)s)")
     group.add_argument("--kl-warmup-epochs", type=non_negative_int,
                        default=RUN_DEFAULTS.kl_warmup_epochs,
                        help="raise the KL weight linearly from 0 to --beta over this many "
@@ -186,7 +190,7 @@ def make_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The run's record from parsed flags; `TrainConfig` validates the combination."""
     model = ModelConfig(latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
-                        beta=args.beta, seed=args.seed, arch=args.arch,
+                        beta=args.beta, free_bits=args.free_bits, seed=args.seed, arch=args.arch,
                         objective=args.objective, iwae_k=args.iwae_k, prior=args.prior,
                         pseudo_inputs=args.pseudo_inputs,
                         likelihood=args.likelihood, mixture_components=args.mixture_components,

@@ -74,6 +74,8 @@ def test_only_a_one_level_vampprior_ships_its_prior_as_a_file():
     ({"latent_dim": 0}, "every latent size must be at least 1"),
     ({"hidden_dims": (64, 0)}, "every hidden width must be at least 1"),
     ({"beta": -1.0}, "beta must be at least 0"),
+    ({"free_bits": -1.0}, "free_bits must be at least 0"),
+    ({"objective": "iwae", "free_bits": 2.0}, "--free-bits applies to --objective elbo"),
     ({"image_shape": (28, 28)}, "image_shape must be"),
     ({"likelihood": "bernoulli", "mixture_components": 3}, "applies to --likelihood logistic"),
     ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),

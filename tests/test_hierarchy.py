@@ -166,6 +166,20 @@ def test_training_lowers_the_loss_and_reports_each_levels_kl():
     assert history["skipped_updates"] == [0.0] * 4
 
 
+@pytest.mark.slow
+def test_free_bits_keep_a_level_from_emptying_and_report_the_true_loss():
+    """With λ nats free per level, level 1 holds more than it does when every nat is
+    charged, and the reported loss is still reconstruction + the true KL."""
+    held = {}
+    for free_bits in (0.0, 1.5):
+        history = _model(levels=(4, 2), free_bits=free_bits).fit(
+            _images(1000), batch_size=100, epochs=4, verbose=0).history
+        held[free_bits] = history["kl_level_1"][-1]
+        np.testing.assert_allclose(history["loss"], np.add(history["reconstruction"],
+                                                           history["kl"]), rtol=1e-5)
+    assert held[1.5] > 0.3 and held[1.5] > 4 * held[0.0], held  # 0.64 against 0.08
+
+
 def test_an_update_with_a_non_finite_gradient_is_skipped_and_counted():
     """A batch whose loss is finite but whose gradient is not changes no weight."""
     vae = _model(levels=(2, 2))

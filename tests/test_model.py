@@ -229,3 +229,20 @@ def test_the_kl_weight_loads_from_checkpoints_that_kept_it_elsewhere():
     assert float(kl_term.beta.numpy()) == pytest.approx(0.7)
     kl_term.load_own_variables({"beta": np.float32(0.25)})
     assert float(kl_term.beta.numpy()) == pytest.approx(0.25)
+
+
+def test_free_bits_charge_each_level_at_least_their_allowance():
+    """Per level the objective charges β·max(λ, batch-mean KL): a level under λ nats adds
+    λ and passes no gradient back; the KL returned (and reported) stays the true one.
+    Without free bits a negative mean (a VampPrior's estimate can be) is charged as is."""
+    kl = tf.Variable([[0.5, 1.5], [3.0, 5.0]])  # [levels, examples]: means 1 and 4
+    kl_term = KLTerm(beta=0.5, free_bits=2.0)
+    with tf.GradientTape() as tape:
+        per_example = kl_term(kl)
+        charged = kl_term.losses[0]
+    np.testing.assert_allclose(per_example.numpy(), [3.5, 6.5])
+    assert float(charged) == pytest.approx(0.5 * (2.0 + 4.0))
+    np.testing.assert_allclose(tape.gradient(charged, kl).numpy(), [[0, 0], [0.25, 0.25]])
+    negative = KLTerm(beta=1.0)
+    negative(tf.constant([-1.0, -2.0]))
+    assert float(negative.losses[0]) == pytest.approx(-1.5)
