@@ -68,19 +68,22 @@ class DiscretizedLogistic:
 
         one exponential per component and no logarithm until the sum, the M components
         unrolled so that every operation is elementwise over the image, which XLA
-        vectorizes. Compiled by XLA it scores 2.7× faster than `neg_log_prob`; XLA's
-        gradient of it is a hundred times slower, hence two forms (docs/performance.md)."""
-        logits, locations, log_scales = (ops.unstack(t, self.components, axis=-1)
-                                         for t in self.split(parameters))
-        terms = [bin_probability_terms(x, location, log_scale)
-                 for location, log_scale in zip(locations, log_scales, strict=True)]
-        exponents = [logit - tail for logit, (tail, _) in zip(logits, terms, strict=True)]
-        shift, top_logit = _maximum(exponents), _maximum(logits)
-        weighted = sum(ops.exp(exponent - shift) * ratio
-                       for exponent, (_, ratio) in zip(exponents, terms, strict=True))
-        normalizer = sum(ops.exp(logit - top_logit) for logit in logits)
-        log_mixture = shift + ops.log(weighted) - top_logit - ops.log(normalizer)
-        return -ops.sum(log_mixture, axis=(-3, -2, -1))
+        vectorizes. The parameters are first turned plane-major (`_planes`), so each of
+        those operations reads contiguous memory. Compiled by XLA it scores 3.4× faster
+        than `neg_log_prob`; XLA's gradient of it is a hundred times slower, hence two
+        forms (docs/performance.md)."""
+        planes, pixels = _planes(parameters, self.image_shape), _planes(x, self.image_shape)
+        m = self.components
+        log_likelihood = 0.0
+        for channel in range(self.image_shape[-1]):
+            first = channel * 3 * m
+            logits = [planes[..., first + i, :] for i in range(m)]
+            terms = [bin_probability_terms(
+                pixels[..., channel, :], 0.5 + planes[..., first + m + i, :],
+                ops.clip(planes[..., first + 2 * m + i, :] + LOG_SCALE_OFFSET,
+                         *LOG_SCALE_RANGE)) for i in range(m)]
+            log_likelihood = log_likelihood + ops.sum(_log_mixture(logits, terms), axis=-1)
+        return -log_likelihood
 
     def mean(self, parameters):
         """E[x|z], the mean of the discretized mixture, in [0, 1]: Σ_m π_m·E_m with
@@ -110,6 +113,27 @@ def _softplus(x):
     """log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|), from elementwise ops that every export
     format has as builtins (LiteRT has no softplus); exact to float32 rounding."""
     return ops.maximum(x, 0.0) + ops.log(1.0 + ops.exp(-ops.abs(x)))
+
+
+def _planes(values, image_shape):
+    """[.., H, W, K] → [.., K, H·W]: one contiguous plane per channel or parameter, where
+    the decoder's layout interleaves them (measured: the scoring's elementwise passes run
+    1.4× faster on planes, transposing included)."""
+    height, width, _ = image_shape
+    lead = ops.shape(values)[:-3]
+    flat = ops.reshape(values, (*lead, height * width, values.shape[-1]))
+    return ops.swapaxes(flat, -1, -2)
+
+
+def _log_mixture(logits: list, terms: list):
+    """log Σ_m softmax(l)_m·e^(−t_m)·r_m from the components' logits and
+    `bin_probability_terms`, one exponential per component (`scoring_neg_log_prob`)."""
+    exponents = [logit - tail for logit, (tail, _) in zip(logits, terms, strict=True)]
+    shift, top_logit = _maximum(exponents), _maximum(logits)
+    weighted = sum(ops.exp(exponent - shift) * ratio
+                   for exponent, (_, ratio) in zip(exponents, terms, strict=True))
+    normalizer = sum(ops.exp(logit - top_logit) for logit in logits)
+    return shift + ops.log(weighted) - top_logit - ops.log(normalizer)
 
 
 def _maximum(tensors: list):
