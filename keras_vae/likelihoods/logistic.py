@@ -69,9 +69,9 @@ class DiscretizedLogistic:
         one exponential per component and no logarithm until the sum, the M components
         unrolled so that every operation is elementwise over the image, which XLA
         vectorizes. The parameters are first turned plane-major (`_planes`), so each of
-        those operations reads contiguous memory. Compiled by XLA it scores 3.4× faster
-        than `neg_log_prob`; XLA's gradient of it is a hundred times slower, hence two
-        forms (docs/performance.md)."""
+        those operations reads contiguous memory. Compiled by XLA it scores 7-9× faster
+        than `neg_log_prob`, compiled or not (3,300 images of 28×28, 2026-11-30); XLA's
+        gradient of it is a hundred times slower, hence two forms (docs/performance.md)."""
         planes, pixels = _planes(parameters, self.image_shape), _planes(x, self.image_shape)
         m = self.components
         log_likelihood = 0.0
