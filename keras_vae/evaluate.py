@@ -209,10 +209,12 @@ def _class_check(vae, run_dir: str, splits: dict, real: np.ndarray, seed: int,
     """What a classifier trained on the training split sees in the model's samples
     (`keras_vae.classifier`): their classes, and their Fréchet distance to the whole test
     split (`real`, its float pixels) beside that of as many training images (the distance
-    real data keep)."""
+    real data keep); and its accuracy per class on the test images and on their
+    reconstructions (`judged_test_images`)."""
     from keras_vae.classifier import (
         SAMPLES_PER_CLASS,
         frechet_distance,
+        judged_test_images,
         sample_classes,
         trained_classifier,
     )
@@ -225,6 +227,7 @@ def _class_check(vae, run_dir: str, splits: dict, real: np.ndarray, seed: int,
     return {"classifier": record, "samples_per_class": SAMPLES_PER_CLASS,
             "sample_temperature": temperature,
             **sample_classes(vae, classifier, SAMPLES_PER_CLASS, seed, real, temperature),
+            **judged_test_images(vae, classifier, real, splits["test"].labels),
             "frechet_real_images": len(real),
             "training_images_frechet_distance": frechet_distance(classifier, real, training)}
 
@@ -270,11 +273,25 @@ def _class_lines(result: dict) -> list[str]:
     if "mean_sample_class_accuracy" in result:
         per_class = ", ".join(f"{name} {value:.0%}"
                               for name, value in result["sample_class_accuracy"].items())
-        return [f"  samples of the class asked for: {result['mean_sample_class_accuracy']:.1%} "
-                f"{judge}", f"    {per_class}", distance]
-    histogram = ", ".join(f"{name} {value:.0%}"
-                          for name, value in result["sample_class_histogram"].items())
-    return [f"  classes of the prior samples {judge}:", f"    {histogram}", distance]
+        samples = [f"  samples of the class asked for: "
+                   f"{result['mean_sample_class_accuracy']:.1%} {judge}", f"    {per_class}"]
+    else:
+        histogram = ", ".join(f"{name} {value:.0%}"
+                              for name, value in result["sample_class_histogram"].items())
+        samples = [f"  classes of the prior samples {judge}:", f"    {histogram}"]
+    return [*samples, *_judged_test_lines(result), distance]
+
+
+def _judged_test_lines(result: dict) -> list[str]:
+    if "test_class_accuracy" not in result:  # evaluated before the judge's own figures
+        return []
+    per_class = ", ".join(
+        f"{name} {real:.0%}/{reconstructed:.0%}" for name, real, reconstructed in zip(
+            result["test_class_accuracy"], result["test_class_accuracy"].values(),
+            result["reconstruction_class_accuracy"].values(), strict=True))
+    return [f"  the classifier on the test images {result['mean_test_class_accuracy']:.1%}, "
+            f"on their reconstructions {result['mean_reconstruction_class_accuracy']:.1%}:",
+            f"    {per_class}"]
 
 
 def main(argv: Sequence[str]) -> None:

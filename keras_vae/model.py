@@ -468,6 +468,19 @@ class VAE(keras.Model):
                 if len(generator.inputs) > 1 else inputs["z"][start:start + batch_size])))
             for start in range(0, n, batch_size)])
 
+    def reconstructions(self, images: np.ndarray, labels: np.ndarray | None = None,
+                        batch_size: int = 1000) -> np.ndarray:
+        """E[x|z] [N, H, W, C] at each image's posterior mean (a hierarchy's mean path),
+        given its label for a conditional model: what `reconstructions.png` shows, in
+        batches."""
+        def one_batch(start):
+            batch = slice(start, start + batch_size)
+            given = None if labels is None else labels[batch]
+            z = ops.convert_to_numpy(self.encode(images[batch], given)[0])
+            return ops.convert_to_numpy(self.mean_image(z, given))
+
+        return np.concatenate([one_batch(start) for start in range(0, len(images), batch_size)])
+
     def prior_components(self, training=False) -> list:
         """The prior p(z) as components: [] for N(0, I); for the VampPrior [means,
         log_vars] ([K, d] each), the encoder's posteriors at the pseudo-inputs."""

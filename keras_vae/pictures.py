@@ -217,7 +217,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     _draw_samples(vae, os.path.join(run_dir, SAMPLES_PNG), seed)
     inputs = test_images[:N_RECONSTRUCTIONS]
     first = None if labels is None else labels[:N_RECONSTRUCTIONS]
-    save_reconstructions(inputs, decode(encode(inputs, first), first),
+    save_reconstructions(inputs, vae.reconstructions(inputs, first),
                          os.path.join(run_dir, RECONSTRUCTIONS_PNG))
     drawn = {"samples_png": SAMPLES_PNG, "reconstructions_png": RECONSTRUCTIONS_PNG}
     if vae.config.hierarchical:

@@ -131,6 +131,14 @@ def test_evaluate_names_the_nll_given_the_label_and_judges_the_sample_classes(ru
     assert 0 <= result["training_images_frechet_distance"] < result["sample_frechet_distance"]
     assert result["frechet_real_images"] == 400  # the whole test split
     assert result["sample_temperature"] == 1.0
+    # The judge's own figures: per class on the real test images, whose mean is its test
+    # accuracy (the classes are near balanced), and on the model's reconstructions.
+    assert set(result["test_class_accuracy"]) == set(result["reconstruction_class_accuracy"]) \
+        == set(NAMES)
+    assert result["mean_test_class_accuracy"] == pytest.approx(
+        result["classifier"]["test_accuracy"], abs=0.01)
+    assert result["mean_reconstruction_class_accuracy"] >= 0.9
+    assert "the classifier on the test images" in format_report(result)
     cooler = evaluate(copy, k=2, max_examples=20, sample_temperature=0.5)
     assert cooler["classifier"] == result["classifier"]  # the kept judge, not retrained
     assert cooler["sample_temperature"] == 0.5

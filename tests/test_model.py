@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_vae.config import ModelConfig
 from keras_vae.densities import gaussian_kl
+from keras_vae.hierarchy import make_vae
 from keras_vae.likelihoods.bernoulli import Bernoulli
 from keras_vae.model import VAE, KLTerm, Sampling
 
@@ -219,6 +220,24 @@ def test_a_conditional_model_takes_the_label_in_both_networks(arch):
     assert np.abs(images[0] - images[1]).max() > 0 and np.abs(images[1] - images[2]).max() > 0
     with pytest.raises(ValueError, match="pass the labels"):
         vae.mean_image(z)
+
+
+@pytest.mark.parametrize("latent_dim", [3, (3, 2)])
+def test_reconstructions_decode_each_images_posterior_mean_given_its_label(latent_dim):
+    """In batches (7 images, batches of 3) and with each image's own label: the same as
+    decoding the posterior means of all at once."""
+    keras.utils.set_random_seed(0)
+    vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=latent_dim,
+                               hidden_dims=(32,), conditional=True,
+                               label_names=("a", "b", "c"), image_shape=(8, 8, 1)))
+    rng = np.random.default_rng(0)
+    images = (rng.random((7, 8, 8, 1)) < 0.5).astype(np.float32)
+    labels = rng.integers(0, 3, 7)
+    whole = np.asarray(vae.mean_image(np.asarray(vae.encode(images, labels)[0]), labels))
+    batched = vae.reconstructions(images, labels, batch_size=3)
+    np.testing.assert_allclose(batched, whole, atol=1e-6)
+    relabelled = vae.reconstructions(images, (labels + 1) % 3, batch_size=3)
+    assert np.abs(relabelled - whole).max() > 1e-3  # the label is used
 
 
 def test_the_kl_weight_loads_from_checkpoints_that_kept_it_elsewhere():
