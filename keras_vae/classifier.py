@@ -101,11 +101,14 @@ def predicted_classes(classifier: keras.Model, images: np.ndarray) -> np.ndarray
     return np.argmax(classifier.predict(images, batch_size=1000, verbose=0), axis=-1)
 
 
-def class_accuracy(classifier: keras.Model, images: np.ndarray, labels: np.ndarray,
-                   names) -> dict:
-    """{name: the fraction of that class's images the classifier assigns to it}."""
+def class_accuracy(kind: str, classifier: keras.Model, images: np.ndarray,
+                   labels: np.ndarray, names) -> dict:
+    """{"<kind>_class_accuracy": {name: the fraction of that class's images the
+    classifier assigns to it}, "mean_<kind>_class_accuracy": their mean over classes}."""
     correct = predicted_classes(classifier, images) == labels
-    return {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
+    accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
+    return {f"{kind}_class_accuracy": accuracy,
+            f"mean_{kind}_class_accuracy": float(np.mean(list(accuracy.values())))}
 
 
 def judged_test_images(vae, classifier: keras.Model, images: np.ndarray,
@@ -122,12 +125,8 @@ def judged_test_images(vae, classifier: keras.Model, images: np.ndarray,
     names = vae.config.label_names
     reconstructions = vae.reconstructions(
         images, labels if vae.config.conditional else None)
-    found = {}
-    for kind, judged in (("test", images), ("reconstruction", reconstructions)):
-        accuracy = class_accuracy(classifier, judged, labels, names)
-        found[f"{kind}_class_accuracy"] = accuracy
-        found[f"mean_{kind}_class_accuracy"] = float(np.mean(list(accuracy.values())))
-    return found
+    return {**class_accuracy("test", classifier, images, labels, names),
+            **class_accuracy("reconstruction", classifier, reconstructions, labels, names)}
 
 
 def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CLASS,
@@ -147,9 +146,7 @@ def sample_classes(vae, classifier: keras.Model, per_class: int = SAMPLES_PER_CL
         inputs = every_class(vae.sample_inputs(per_class, seed, labels=np.zeros(per_class),
                                                temperature=temperature), len(names))
         images = vae.sample_images(inputs)
-        accuracy = class_accuracy(classifier, images, inputs["label"], names)
-        found = {"sample_class_accuracy": accuracy,
-                 "mean_sample_class_accuracy": float(np.mean(list(accuracy.values())))}
+        found = class_accuracy("sample", classifier, images, inputs["label"], names)
     else:
         images = vae.sample_images(vae.sample_inputs(per_class * len(names), seed,
                                                      temperature=temperature))
