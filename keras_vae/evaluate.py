@@ -285,10 +285,9 @@ def _class_lines(result: dict) -> list[str]:
 def _judged_test_lines(result: dict) -> list[str]:
     if "test_class_accuracy" not in result:  # evaluated before the judge's own figures
         return []
-    per_class = ", ".join(
-        f"{name} {real:.0%}/{reconstructed:.0%}" for name, real, reconstructed in zip(
-            result["test_class_accuracy"], result["test_class_accuracy"].values(),
-            result["reconstruction_class_accuracy"].values(), strict=True))
+    reconstructed = result["reconstruction_class_accuracy"]
+    per_class = ", ".join(f"{name} {real:.0%}/{reconstructed[name]:.0%}"
+                          for name, real in result["test_class_accuracy"].items())
     return [f"  the classifier on the test images {result['mean_test_class_accuracy']:.1%}, "
             f"on their reconstructions {result['mean_reconstruction_class_accuracy']:.1%}:",
             f"    {per_class}"]
