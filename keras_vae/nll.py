@@ -25,8 +25,8 @@ from keras_vae.noise import counter_normal
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 CHUNK_BUDGET = 100 * 500 * 784
-"""Decoder outputs held at once (batch × chunk × outputs per image): the default
-batch and chunk of 28×28 Bernoulli images."""
+"""Floats in the largest tensor held at once (batch × samples × floats per sample): the
+default batch and chunk of 28×28 Bernoulli images' decoder outputs."""
 
 
 class FusedLikelihood:
@@ -62,8 +62,9 @@ def evaluation_likelihood(likelihood, jit_compile: bool,
 
 def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
     """A compiled function (images [B, H, W, C], the proposal's parameters
-    (`VAE.importance_proposal`), seed [2], samples, labels [B] or None) → log w
-    [samples, B].
+    (`VAE.importance_proposal`), seed [2], samples, labels [B] or None, first_sample) →
+    log w [samples, B]: the samples first_sample … first_sample + samples − 1 of those
+    that `seed` draws, so that a seed's samples can be taken in several calls.
 
     log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x), z_i drawn from q(z|x) with the
     noise ε_i [samples, B, Σ d_l] (`VAE.importance_log_weights`); a VampPrior's components
@@ -76,12 +77,38 @@ def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
     width = sum(vae.config.levels)
 
     @tf.function(jit_compile=jit_compile, reduce_retracing=True)
-    def log_weights(images, proposal, seed, samples: int, labels=None):
-        epsilon = counter_normal(tf.stack([samples, tf.shape(images)[0], width]), seed)
+    def log_weights(images, proposal, seed, samples: int, labels=None, first_sample=0):
+        offset = tf.cast(first_sample, tf.int64) * tf.cast(tf.shape(images)[0] * width,
+                                                           tf.int64)
+        epsilon = counter_normal(tf.stack([samples, tf.shape(images)[0], width]), seed,
+                                 offset=offset)
         return vae.importance_log_weights(images, proposal, epsilon, labels, components,
                                           likelihood)
 
     return log_weights
+
+
+def largest_tensor_per_sample(vae: VAE, log_weights) -> int:
+    """Floats per importance sample of one image in the largest tensor that `log_weights`
+    makes, read from its graph traced with the numbers of samples and images unknown.
+
+    The decoder's outputs are not always the largest: a convolutional decoder's last
+    feature maps hold 32 floats per pixel (28×28×32 on MNIST, 32 times its outputs), and
+    sizing the passes by the outputs alone held 12 GB on MNIST's test set."""
+    image_shape = vae.config.image_shape
+    proposal = vae.importance_proposal(tf.zeros([1, *image_shape]),
+                                       tf.zeros([1], tf.int64) if vae.config.conditional
+                                       else None)
+    graph = log_weights.get_concrete_function(
+        tf.TensorSpec([None, *image_shape], tf.float32),
+        tuple(tf.TensorSpec([None, *p.shape[1:]], p.dtype) for p in proposal),
+        tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32),
+        tf.TensorSpec([None], tf.int64) if vae.config.conditional else None,
+        tf.TensorSpec([], tf.int32)).graph
+    shapes = [t.shape.as_list() for op in graph.get_operations() for t in op.outputs
+              if t.shape.rank is not None]
+    return max(math.prod(d for d in shape if d is not None)
+               for shape in shapes if None in shape)
 
 
 def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
@@ -97,10 +124,14 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     terms alone are fused by XLA (`FusedLikelihood`) once images × k reaches
     `FUSED_FROM_SAMPLES`.
 
-    Peak extra memory is about batch_size × chunk × (decoder outputs per image) × 4 bytes
-    × 3 (the parameters and two temporaries): 470 MB for 28×28 Bernoulli images at the
-    defaults, independent of k. `chunk` shrinks so that larger images or the logistic
-    mixture's parameters stay within that.
+    Peak extra memory is a few times the largest tensor, batch_size × samples per call ×
+    its floats per sample (`largest_tensor_per_sample`) × 4 bytes, which is kept within
+    `CHUNK_BUDGET` floats (157 MB): 470 MB for 28×28 Bernoulli images at the defaults,
+    independent of k. A chunk's `chunk` samples are drawn by one seed; where its tensors
+    would exceed the budget (a convolutional decoder's feature maps), they are scored in
+    several calls that draw the same noise, so the estimate does not depend on the
+    memory. `chunk` itself shrinks for larger images or the logistic mixture's parameters,
+    as it always has, which keeps the documented estimates' digits.
 
     `progress(nll_so_far)` is called after every batch of images with the NLLs of the
     images done so far. `known` holds those of the first images from an interrupted call
@@ -111,6 +142,8 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     log_weights = make_log_weights(vae, jit_compile, total_samples=len(images) * k)
     outputs_per_image = int(np.prod(vae.config.image_shape[:2])) * vae.outputs_per_pixel
     chunk = max(1, min(chunk, CHUNK_BUDGET // (batch_size * outputs_per_image)))
+    per_call = max(1, min(chunk, CHUNK_BUDGET // (
+        batch_size * largest_tensor_per_sample(vae, log_weights))))
     nll = np.empty(len(images))
     first = 0 if known is None else len(known)
     if first % batch_size and first != len(images):
@@ -125,8 +158,10 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
         for first in range(0, k, chunk):
             samples = min(chunk, k - first)
             seed_pair = tf.constant([seed, start * k + first], tf.int64)
-            chunk_lse = tf.reduce_logsumexp(
-                log_weights(batch, proposal, seed_pair, samples, batch_labels), axis=0)
+            weights = [log_weights(batch, proposal, seed_pair, min(per_call, samples - at),
+                                   batch_labels, tf.constant(at))
+                       for at in range(0, samples, per_call)]
+            chunk_lse = tf.reduce_logsumexp(tf.concat(weights, axis=0), axis=0)
             total = tf.experimental.numpy.logaddexp(total, chunk_lse)
         nll[start:start + len(batch)] = -(total.numpy() - math.log(k))
         if progress is not None:

@@ -9,13 +9,21 @@ import keras
 import numpy as np
 import pytest
 
+import keras_vae.nll
 from keras_vae import model
 from keras_vae.config import ModelConfig
 from keras_vae.likelihoods import make_likelihood
 from keras_vae.likelihoods.bernoulli import Bernoulli
 from keras_vae.likelihoods.logistic import DiscretizedLogistic
 from keras_vae.model import VAE
-from keras_vae.nll import FusedLikelihood, evaluation_likelihood, importance_nll
+from keras_vae.nll import (
+    CHUNK_BUDGET,
+    FusedLikelihood,
+    evaluation_likelihood,
+    importance_nll,
+    largest_tensor_per_sample,
+    make_log_weights,
+)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +88,30 @@ def test_chunked_estimate_is_reproducible(two_d_vae, binarized_mnist_splits):
     a = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16, chunk=300)
     b = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16, chunk=300)
     np.testing.assert_array_equal(a, b)
+
+
+def test_a_chunk_scored_in_several_calls_gives_the_same_estimate(
+        two_d_vae, binarized_mnist_splits, monkeypatch):
+    """What keeps a convolutional model's evaluation within memory: a chunk whose tensors
+    would exceed the budget is scored a few samples at a time, with the noise its seed
+    draws for the whole chunk, so the estimate is the one a single call gives."""
+    images = binarized_mnist_splits["test"].as_float()[:30]
+    whole = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16, chunk=300)
+    monkeypatch.setattr(keras_vae.nll, "largest_tensor_per_sample",
+                        lambda vae, log_weights: CHUNK_BUDGET // (16 * 70))
+    in_calls_of_70 = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16,
+                                    chunk=300)
+    np.testing.assert_allclose(in_calls_of_70, whole, rtol=1e-6)
+
+
+def test_the_largest_tensor_of_a_conv_decoder_is_its_feature_maps():
+    """The memory of an evaluation is sized by this count; a convolutional decoder's
+    largest tensor is a feature map, not its outputs (28×28×1 logits)."""
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=3, hidden_dims=(16,),
+                          arch="conv", seed=0))
+    feature_maps = max(math.prod(layer.output.shape[1:]) for layer in vae.decoder.layers)
+    largest = largest_tensor_per_sample(vae, make_log_weights(vae, False, total_samples=1))
+    assert largest == feature_maps > 28 * 28
 
 
 def _log_prior_one_d(vae: VAE, z: np.ndarray) -> np.ndarray:
