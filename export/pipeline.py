@@ -66,14 +66,17 @@ def onnx_metadata(config: TrainConfig) -> dict[str, str]:
     """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties,
     derived from the run's record. `prior` tells a sampler where z comes from: "normal"
     (N(0, I)) or "vamp" (for a decoder that takes z, the mixture in the prior.npz shipped
-    beside the decoder; a hierarchy's holds it and takes `component_draw`);
-    `conditional` ("true" / "false") whether the decoder takes a `label` input;
+    beside the decoder; a hierarchy's holds it); `component_draw` ("true" / "false")
+    whether the decoder takes a `component_draw` input (a hierarchy's VampPrior, a
+    conditional model's mixture per class); `conditional` ("true" / "false") whether the
+    decoder takes a `label` input;
     `image_shape` ([H, W, C]) and `label_names` are JSON lists; `likelihood` names the
     decoder's other outputs (see `export.endpoints`)."""
     return {
         "latent_dim": str(sum(config.model.levels)),
         "latent_input": config.model.latent_input,
         "prior": config.model.prior,
+        "component_draw": str(config.model.takes_component_draw).lower(),
         "conditional": str(config.model.conditional).lower(),
         "image_shape": json.dumps(list(config.model.image_shape)),
         "likelihood": config.model.likelihood,

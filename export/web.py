@@ -67,7 +67,7 @@ def _page_metadata(metadata: dict, decoders: dict[str, str], unit_activity) -> d
     return {
         "latent_dim": latent_dim, "latent_input": metadata["latent_input"],
         "prior": metadata["prior"],
-        "component_draw": metadata["prior"] == "vamp" and metadata["latent_input"] == "noise",
+        "component_draw": metadata["component_draw"] == "true",
         "conditional": metadata["conditional"] == "true",
         "label_names": json.loads(metadata["label_names"]),
         "image_shape": json.loads(metadata["image_shape"]),

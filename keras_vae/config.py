@@ -134,8 +134,14 @@ class ModelConfig:
             has them ("logistic"; None: its default, 5); always 0 for "bernoulli".
         label_names: the data's class names, index = label ("" when unlabeled).
         conditional: a conditional VAE (Sohn et al. 2015): q(z|x, y) and p(x|z, y) for a
-            label y, prior N(0, I), so its losses bound log p(x|y), not log p(x). Needs
-            labelled data; not with the VampPrior, whose pseudo-inputs have no labels.
+            label y, and a prior p(z|y) learned per class (on a hierarchy's top level), so
+            its losses bound log p(x|y), not log p(x). Needs labelled data; not with the
+            VampPrior, whose pseudo-inputs have no labels.
+        class_components: Gaussians in each class's prior p(z|y) of a conditional model:
+            1, one Gaussian per class (the KL in closed form); more, an equal-weight
+            mixture per class (the KL estimated from the sampled z, as the VampPrior's),
+            which can follow a class whose codes lie in several clusters. Always 1
+            without `conditional`.
 
     Raises:
         UsageError: a setting is out of range, or given where it does not apply.
@@ -156,6 +162,7 @@ class ModelConfig:
     mixture_components: int | None = None
     label_names: tuple[str, ...] = ()
     conditional: bool = False
+    class_components: int = 1
 
     def __post_init__(self):
         _choice("likelihood", self.likelihood, LIKELIHOOD_CHOICES)
@@ -189,6 +196,9 @@ class ModelConfig:
         elif self.prior is not None:
             _applies_only("--pseudo-inputs", self.pseudo_inputs, 0, "--prior vamp")
             object.__setattr__(self, "pseudo_inputs", 0)
+        _at_least("class_components", self.class_components, 1)
+        if not self.conditional:
+            _applies_only("--class-components", self.class_components, 1, "--conditional")
         if self.conditional and self.prior == "vamp":
             raise UsageError("--conditional does not support --prior vamp (its pseudo-inputs "
                              "carry no label); drop one of them")
@@ -249,6 +259,14 @@ class ModelConfig:
         prior.npz: a one-level VampPrior model. A hierarchy's decoder holds its top
         level's mixture and takes `component_draw` (`keras_vae.hierarchy`)."""
         return self.prior == "vamp" and self.latent_input == "z"
+
+    @property
+    def takes_component_draw(self) -> bool:
+        """Whether the exported decoder picks a prior mixture's component itself, from a
+        uniform `component_draw` input: a hierarchy's top-level VampPrior, or a
+        conditional model's mixture per class."""
+        return ((self.prior == "vamp" and self.latent_input == "noise")
+                or self.class_components > 1)
 
     @property
     def settled(self) -> bool:

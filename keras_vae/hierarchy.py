@@ -34,9 +34,20 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_vae.densities import gaussian_kl_between, log_normal, log_prior
-from keras_vae.latents import component_draws
-from keras_vae.model import VAE, ClassPrior, KLTerm, PseudoInputs, Sampling
+from keras_vae.densities import (
+    gaussian_kl_between,
+    log_mixture_per_example,
+    log_normal,
+    log_prior,
+)
+from keras_vae.model import (
+    VAE,
+    ClassPrior,
+    KLTerm,
+    PseudoInputs,
+    Sampling,
+    component_draw_input,
+)
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
 from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder
@@ -137,7 +148,8 @@ class HierarchicalVAE(VAE):
         self.pseudo_inputs = (PseudoInputs(config.pseudo_inputs, config.image_shape,
                                            name="pseudo_inputs")
                               if config.prior == "vamp" else None)
-        self.class_prior = (ClassPrior(config.classes, levels[-1], name="class_prior")
+        self.class_prior = (ClassPrior(config.classes, levels[-1], config.class_components,
+                                       config.seed, name="class_prior")
                             if config.conditional else None)
         self.label_one_hot = OneHot(config.classes, name="top_down_label")
         top = len(levels)
@@ -236,6 +248,9 @@ class HierarchicalVAE(VAE):
             log_q = log_normal(z, mean, log_var)
             if state_above is None and len(components):  # the VampPrior's mixture
                 log_ratio = log_prior(z, components, by_matmul=many_z) - log_q
+                return z, -log_ratio, log_ratio
+            if state_above is None and self.config.class_components > 1:  # a class's
+                log_ratio = log_mixture_per_example(z, prior_mean, prior_log_var) - log_q
                 return z, -log_ratio, log_ratio
             log_ratio = log_normal(z, prior_mean, prior_log_var) - log_q
             return z, gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), log_ratio
@@ -336,22 +351,23 @@ class HierarchicalVAE(VAE):
 
     def generator(self) -> keras.Model:
         """noise ε [N, Σ d_l] (level 1 first), temperature t [N] (and a conditional
-        model's label [N]; a VampPrior model's component_draw u [N] in [0, 1)) → z_l =
+        model's label [N]; a mixture prior's component_draw u [N] in [0, 1)) → z_l =
         μ_l + t·σ_l·ε_l top-down → the parameters of p(x|z). With the VampPrior the top
         level's (μ_L, σ_L) are those of component ⌊u·K⌋ of the mixture, held in the graph
-        as constants taken from the pseudo-inputs now (`vamp_components`)."""
+        as constants taken from the pseudo-inputs now (`vamp_components`); with a mixture
+        per class, of the label's component ⌊u·K⌋ (`ClassPrior.chosen`)."""
         noise_input = keras.Input((sum(self.config.levels),), name="noise")
         temperature = keras.Input((), name="temperature")
         label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
                  else None)
-        draw = (keras.Input((), name="component_draw") if self.pseudo_inputs is not None
-                else None)
+        draw = component_draw_input(self.config)
         noise, scale = self._split_levels(noise_input), ops.expand_dims(temperature, -1)
 
         def choose(level, prior_mean, prior_log_var, state_above):
             return (prior_mean + scale * ops.exp(0.5 * prior_log_var) * noise[level],)
 
-        top_prior = None if draw is None else self.vamp_components()(draw)
+        top_prior = (self.vamp_components()(draw) if self.pseudo_inputs is not None
+                     else self.class_prior.chosen(label, draw) if draw is not None else None)
         parameters, _ = self.top_down(choose, label, noise_input[:, :1],
                                       top_prior=top_prior)
         inputs = [noise_input, temperature] + [i for i in (label, draw) if i is not None]
@@ -362,15 +378,6 @@ class HierarchicalVAE(VAE):
         a component by a uniform draw."""
         means, log_vars = (ops.convert_to_numpy(t) for t in self.prior_components())
         return VampComponents(means, log_vars, name="vamp_components")
-
-    def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
-                      ) -> dict:
-        """`VAE.sample_inputs`, and for a VampPrior model n seeded uniform
-        `component_draw`s."""
-        inputs = super().sample_inputs(n, seed, labels, temperature)
-        if self.pseudo_inputs is not None:
-            inputs["component_draw"] = component_draws(n, seed)
-        return inputs
 
     def encoder_model(self) -> keras.Model:
         """image (and label) → (z_mean, z_log_var) [N, Σ d_l]: each level's posterior

@@ -27,8 +27,14 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig
-from keras_vae.densities import gaussian_kl_between, kl_to_prior, log_normal, log_prior
-from keras_vae.latents import prior_draws
+from keras_vae.densities import (
+    gaussian_kl_between,
+    kl_to_prior,
+    log_mixture_per_example,
+    log_normal,
+    log_prior,
+)
+from keras_vae.latents import component_draws, prior_draws
 from keras_vae.likelihoods import make_likelihood
 from keras_vae.likelihoods.bernoulli import Bernoulli
 from keras_vae.networks.layers import OneHot
@@ -132,38 +138,78 @@ class KLTerm(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="keras_vae")
 class ClassPrior(layers.Layer):
-    """p(z | y) = N(μ_y, exp(log σ²_y)), learned per class: the prior of a conditional
-    model, so that a draw for class y lands where the encoder puts that class's images.
+    """p(z | y) learned per class: the prior of a conditional model, so that a draw for
+    class y lands where the encoder puts that class's images. One Gaussian
+    N(μ_y, exp(log σ²_y)) per class, or an equal-weight mixture of `components` of them,
+    for classes whose codes lie in several clusters.
 
-    Labels int [N] → (means, log_vars), [N, latent_dim] each. Both tables start at zero
-    (N(0, I) for every class); a label outside [0, classes) gets N(0, I), as `OneHot`
-    makes it "no class" everywhere. A one-hot times the tables, so that every export
-    format computes it alike.
+    Labels int [N] → (means, log_vars), [N, latent_dim] each, or [N, components,
+    latent_dim] for a mixture. The log-variance tables start at zero; one Gaussian's means
+    too (N(0, I) for every class), a mixture's at seeded N(0, 1) draws, so that its
+    components differ from the first step. A label outside [0, classes) gets zero means,
+    as `OneHot` makes it "no class" everywhere. A one-hot times the tables, so that every
+    export format computes it alike.
 
     Args:
         classes: how many labels there are.
         latent_dim: the size of z.
+        components: Gaussians per class.
+        seed: seed of a mixture's initial means.
     """
 
-    def __init__(self, classes: int, latent_dim: int, **kwargs):
+    def __init__(self, classes: int, latent_dim: int, components: int = 1,
+                 seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.classes, self.latent_dim = classes, latent_dim
+        self.components, self.seed = components, seed
         self.one_hot = OneHot(classes, name=f"{self.name}_one_hot")
-        self.means = self.add_weight(shape=(classes, latent_dim), name="means",
-                                     initializer="zeros")
-        self.log_vars = self.add_weight(shape=(classes, latent_dim), name="log_vars",
-                                        initializer="zeros")
+        self.component_one_hot = OneHot(components, name=f"{self.name}_component_one_hot")
+        means_start = ("zeros" if components == 1
+                       else keras.initializers.RandomNormal(stddev=1.0, seed=seed))
+        self.means = self.add_weight(shape=(classes, components * latent_dim), name="means",
+                                     initializer=means_start)
+        self.log_vars = self.add_weight(shape=(classes, components * latent_dim),
+                                        name="log_vars", initializer="zeros")
+
+    def build(self, input_shape):
+        for one_hot in (self.one_hot, self.component_one_hot):  # no weights of their own
+            one_hot.build(input_shape)
 
     def call(self, labels):
         one_hot = self.one_hot(labels)
-        return ops.matmul(one_hot, self.means), ops.matmul(one_hot, self.log_vars)
+        means, log_vars = ops.matmul(one_hot, self.means), ops.matmul(one_hot, self.log_vars)
+        if self.components == 1:
+            return means, log_vars
+        shape = (-1, self.components, self.latent_dim)
+        return ops.reshape(means, shape), ops.reshape(log_vars, shape)
+
+    def chosen(self, labels, draw=None):
+        """(means, log_vars) [N, latent_dim] of the Gaussian a draw comes from: the
+        class's own, or of a mixture the component ⌊draw·K⌋ (draw [N] uniform in
+        [0, 1); 1 gives the last), which the exported decoder takes as `component_draw`."""
+        means, log_vars = self(labels)
+        if self.components == 1:
+            return means, log_vars
+        index = ops.minimum(ops.floor(draw * self.components), self.components - 1)
+        pick = ops.expand_dims(self.component_one_hot(ops.cast(index, "int64")), -1)
+        return ops.sum(pick * means, axis=1), ops.sum(pick * log_vars, axis=1)
+
+    def log_density(self, z, labels):
+        """log p(z | y) [..., N] for z [..., N, latent_dim] and labels [N]."""
+        means, log_vars = self(labels)
+        if self.components == 1:
+            return log_normal(z, means, log_vars)
+        return log_mixture_per_example(z, means, log_vars)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.latent_dim), (input_shape[0], self.latent_dim)
+        shape = ((input_shape[0], self.latent_dim) if self.components == 1
+                 else (input_shape[0], self.components, self.latent_dim))
+        return shape, shape
 
     def get_config(self):
         return {**super().get_config(), "classes": self.classes,
-                "latent_dim": self.latent_dim}
+                "latent_dim": self.latent_dim, "components": self.components,
+                "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -209,6 +255,12 @@ def log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
     likelihood = likelihood or Bernoulli(images.shape[1:])
     log_px_z = -likelihood.neg_log_prob(images, parameters)
     return log_px_z + prior_weight * (log_p_z - log_normal(z, z_mean, z_log_var))
+
+
+def component_draw_input(config: ModelConfig):
+    """The generator's `component_draw` input (`ModelConfig.takes_component_draw`), or
+    None for a decoder that takes none."""
+    return keras.Input((), name="component_draw") if config.takes_component_draw else None
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -260,6 +312,7 @@ class VAE(keras.Model):
                                            name="pseudo_inputs")
                               if self.config.prior == "vamp" else None)
         self.class_prior = (ClassPrior(self.config.classes, self.config.levels[-1],
+                                       self.config.class_components, self.config.seed,
                                        name="class_prior")
                             if self.config.conditional else None)
         self.decoder = build_decoder(self.config, self.outputs_per_pixel)
@@ -298,11 +351,13 @@ class VAE(keras.Model):
     def kl(self, z, z_mean, z_log_var, labels=None, components=()):
         """KL(q(z|x) ‖ p(z)) per example, [N] nats: in closed form for N(0, I) and for a
         conditional model's class prior N(μ_y, σ_y²); for the VampPrior (its
-        `components`) the one-sample estimate log q(z|x) − log p(z) at the drawn z
-        (unbiased, as Tomczak & Welling train it)."""
-        if self.class_prior is not None:
+        `components`) and a mixture per class the one-sample estimate log q(z|x) −
+        log p(z) at the drawn z (unbiased, as Tomczak & Welling train it)."""
+        if self.class_prior is None:
+            return kl_to_prior(z, z_mean, z_log_var, components)
+        if self.class_prior.components == 1:
             return gaussian_kl_between(z_mean, z_log_var, *self.class_prior(labels))
-        return kl_to_prior(z, z_mean, z_log_var, components)
+        return log_normal(z, z_mean, z_log_var) - self.class_prior.log_density(z, labels)
 
     def iwae_terms(self, images, labels=None, training=False):
         """The importance-weighted bound of Burda et al. with K = iwae_k samples per image
@@ -354,7 +409,7 @@ class VAE(keras.Model):
         caller); `many_z` for the evaluation's chunks of z (float64 matmuls for a
         VampPrior, `keras_vae.densities.log_mixture_normal_by_matmul`)."""
         if self.class_prior is not None:
-            return log_normal(z, *self.class_prior(labels))
+            return self.class_prior.log_density(z, labels)
         return log_prior(z, components, by_matmul=many_z)
 
     def loss_terms(self, images, labels=None, training=False):
@@ -427,16 +482,19 @@ class VAE(keras.Model):
         model's draws z from its class prior inside the graph, so that every format and a
         device need nothing but noise and the label: `noise` ε [N, latent_dim],
         `temperature` t [N] and `label` [N] → z = μ_y + t·σ_y·ε → parameters of
-        p(x | z, y). Built on the model's own layers (no weights of its own)."""
+        p(x | z, y); with a mixture per class also `component_draw` u [N] in [0, 1),
+        which picks the class's component ⌊u·K⌋ (`ClassPrior.chosen`). Built on the
+        model's own layers (no weights of its own)."""
         if self.class_prior is None:
             return self.decoder
         noise = keras.Input((self.config.latent_dim,), name="noise")
         temperature = keras.Input((), name="temperature")
         label = keras.Input((), dtype="int64", name="label")
-        mean, log_var = self.class_prior(label)
+        draw = component_draw_input(self.config)
+        mean, log_var = self.class_prior.chosen(label, draw)
         z = mean + ops.expand_dims(temperature, -1) * ops.exp(0.5 * log_var) * noise
-        return keras.Model([noise, temperature, label], self.decoder([z, label]),
-                           name="generator")
+        inputs = [noise, temperature, label] + ([draw] if draw is not None else [])
+        return keras.Model(inputs, self.decoder([z, label]), name="generator")
 
     def encoder_model(self) -> keras.Model:
         """The model the export ships as the encoder: x (and y) → (z_mean, z_log_var)."""
@@ -445,8 +503,9 @@ class VAE(keras.Model):
     def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
                       ) -> dict:
         """The generator's inputs for n seeded draws from the prior (`keras_vae.latents`):
-        {"z"} for a decoder that takes z, else {"noise" [n, Σ d_l], "temperature"} and a
-        conditional model's "label" (`labels`: one class per draw)."""
+        {"z"} for a decoder that takes z, else {"noise" [n, Σ d_l], "temperature"}, a
+        conditional model's "label" (`labels`: one class per draw) and, for a decoder
+        that picks a prior mixture's component, n seeded uniform "component_draw"s."""
         if self.config.latent_input == "z":
             components = [ops.convert_to_numpy(t) for t in self.prior_components()]
             return {"z": prior_draws(n, self.config.latent_dim, seed, components,
@@ -455,6 +514,8 @@ class VAE(keras.Model):
                   "temperature": np.full(n, temperature, np.float32)}
         if self.config.conditional:
             inputs["label"] = np.asarray(labels, np.int64)
+        if self.config.takes_component_draw:
+            inputs["component_draw"] = component_draws(n, seed)
         return inputs
 
     def sample_images(self, inputs: dict, batch_size: int = 1000) -> np.ndarray:

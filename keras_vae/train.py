@@ -71,6 +71,10 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="a conditional VAE: encoder and decoder also take the label, so "
                             "samples can be asked for by class (labelled data; not with "
                             "--prior vamp)")
+    group.add_argument("--class-components", type=positive_int,
+                       default=MODEL_DEFAULTS.class_components,
+                       help="Gaussians in each class's prior p(z|y) of a --conditional "
+                            "model: 1 or an equal-weight mixture (default: %(default)s)")
     group.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES,
                        default=MODEL_DEFAULTS.likelihood,
                        help="p(x|z): bernoulli for binary pixels, logistic (a discretized "
@@ -194,7 +198,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
                         objective=args.objective, iwae_k=args.iwae_k, prior=args.prior,
                         pseudo_inputs=args.pseudo_inputs,
                         likelihood=args.likelihood, mixture_components=args.mixture_components,
-                        conditional=args.conditional)
+                        conditional=args.conditional,
+                        class_components=args.class_components)
     return TrainConfig(
         model=model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, dynamic_binarization=args.dynamic_binarization,

@@ -17,8 +17,9 @@ vamp`) the mixture in the prior.npz that the export writes beside the decoder (f
 there, or passed with --prior; without it the model is refused rather than sampled
 wrongly). A prior file is never used for an N(0, I) model. A hierarchical decoder
 (input `noise`) draws z itself from noise and the temperature; one whose top level has
-the VampPrior also takes `component_draw`, uniforms in [0, 1) that pick its mixture's
-components, drawn here from the seed as a one-level VampPrior's components are. The
+the VampPrior, or a conditional model with a mixture per class, also takes
+`component_draw`, uniforms in [0, 1) that pick its mixture's components, drawn here from
+the seed as a one-level VampPrior's components are. The
 picture shows the decoder's `image` output (the mean of p(x|z), [N, H, W, C] in [0, 1], at
 the size and channels the model was trained on: grayscale or RGB) as the data show it, in
 the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
@@ -156,9 +157,10 @@ def write_image(image: Image.Image, path: str) -> None:
 COMPONENT_DRAW = "component_draw"
 DECODER_INPUTS = {"z": ([], ["label"]),
                   "noise": (["temperature"], ["temperature", "label"],
-                            ["temperature", COMPONENT_DRAW])}
+                            ["temperature", COMPONENT_DRAW],
+                            ["temperature", "label", COMPONENT_DRAW])}
 """A decoder's first input and what may follow it: `z` (drawn from the prior here), or
-`noise` ε with the temperature (and label, or a VampPrior top level's component draw)
+`noise` ε with the temperature (and label, and a mixture prior's component draw)
 from which the graph draws z itself."""
 
 
@@ -248,7 +250,7 @@ def decode(session, z: np.ndarray, labels: np.ndarray | None = None,
            temperature: float = 1.0, component_draw: np.ndarray | None = None
            ) -> np.ndarray:
     """z or noise [N, latent_dim] float32 (and a conditional decoder's labels int64 [N];
-    a noise decoder's temperature; a VampPrior hierarchy's component draws [N]) → images
+    a noise decoder's temperature; a mixture prior's component draws [N]) → images
     [N, H, W, C], the means of p(x|z) (or p(x|z, y)) in [0, 1]."""
     feed = decoder_feed(session.get_inputs()[0].name, z, labels, temperature,
                         component_draw)
@@ -261,7 +263,7 @@ def decoder_feed(latent_input: str, z: np.ndarray, labels: np.ndarray | None = N
                  ) -> dict:
     """A decoder's inputs by name, as every runtime takes them: `latent_input` ("z" or
     "noise") float32 [N, latent_dim], a noise decoder's temperature [N], a conditional
-    decoder's label int64 [N] and a VampPrior hierarchy's component_draw float32 [N]."""
+    decoder's label int64 [N] and a mixture prior's component_draw float32 [N]."""
     feed = {latent_input: z.astype(np.float32)}
     if latent_input == "noise":
         feed["temperature"] = np.full(len(z), temperature, np.float32)
@@ -274,7 +276,8 @@ def decoder_feed(latent_input: str, z: np.ndarray, labels: np.ndarray | None = N
 
 def component_draws(input_names, n: int, seed: int, one_line: bool = False
                     ) -> np.ndarray | None:
-    """A VampPrior hierarchy's `component_draw` [n]: seeded uniforms from stream 2, which
+    """A mixture prior's `component_draw` [n] (a hierarchy's top-level VampPrior, a
+    conditional model's mixture per class): seeded uniforms from stream 2, which
     pick one-level VampPrior components too (`prior_latents`); one draw for a whole
     interpolated line (`one_line`), so that it stays in one component. None for a decoder
     without that input."""
@@ -490,7 +493,8 @@ def main(argv: list[str]) -> str:
                   z, names, label, args.out, one_row=args.interpolate)
     source = ("" if args.latent_file or not prior_file
               else f", z from the VampPrior in {prior_file}")
-    source += "" if draws is None else ", top level from its VampPrior"
+    source += ("" if draws is None else ", z from its class's mixture" if names
+               else ", top level from its VampPrior")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
             f"{drawn_description(names, label)}) → {args.out}")
 

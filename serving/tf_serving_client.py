@@ -15,7 +15,8 @@ it is sampled only with its prior.npz (--prior), never from N(0, I). A condition
 decoder (its `serving_default` takes `label` int64 [N] beside `z`) draws the class given
 by --label (a name, from its `label_names` signature, or an index), or one row per class
 without it. A hierarchical decoder takes `noise` and `temperature` instead of `z`, and one
-whose top level has the VampPrior also `component_draw` (drawn here from the seed). An
+whose top level has the VampPrior (or a conditional model with a mixture per class) also
+`component_draw` (drawn here from the seed). An
 unreachable
 server or a refused request ends in one line on stderr and exit code 1; a usage mistake
 or a missing package in one line and exit code 2.
@@ -180,8 +181,8 @@ def decode(client, z: np.ndarray, labels: np.ndarray | None = None,
            latent_input: str = "z", temperature: float = 1.0,
            component_draw: np.ndarray | None = None) -> np.ndarray:
     """The served decoder's `image` for z or noise (`latent_input`), and a conditional
-    decoder's labels; a noise decoder also takes the temperature, and a VampPrior
-    hierarchy's its component draws."""
+    decoder's labels; a noise decoder also takes the temperature, and a mixture prior its
+    component draws."""
     inputs = sample.decoder_feed(latent_input, z, labels, temperature, component_draw)
     return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
 

@@ -215,7 +215,9 @@ def test_temperature_scales_every_levels_spread():
 
 
 PRIORS = {"normal": {}, "conditional": {"conditional": True, "label_names": ("bar", "blob")},
-          "vamp": {"prior": "vamp", "pseudo_inputs": 5}}
+          "vamp": {"prior": "vamp", "pseudo_inputs": 5},
+          "class mixture": {"conditional": True, "label_names": ("bar", "blob"),
+                            "class_components": 3}}
 
 
 @pytest.mark.slow
@@ -223,22 +225,24 @@ PRIORS = {"normal": {}, "conditional": {"conditional": True, "label_names": ("ba
 def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path, prior):
     """Every format passes the export's checks (it raises otherwise); the edge sampler's
     seeded draw through decoder.onnx is the Keras generator's for the same noise (and
-    for a VampPrior top level the same component draws, taken from the seed)."""
+    for a mixture prior, a VampPrior or one per class, the same component draws, taken
+    from the seed)."""
     vae = _model(levels=(1, 1), hidden=256, side=16, **PRIORS[prior])
     export_dir = str(tmp_path / "export")
     result = export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:x"))
     assert result["int8"]["size_ratio"] <= 0.3
     assert not os.path.exists(os.path.join(export_dir, "prior.npz"))  # held in the graph
     session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"))
-    extra = {"normal": [], "conditional": ["label"], "vamp": ["component_draw"]}[prior]
+    extra = {"normal": [], "conditional": ["label"], "vamp": ["component_draw"],
+             "class mixture": ["label", "component_draw"]}[prior]
     assert [i.name for i in session.get_inputs()] == ["noise", "temperature", *extra]
     noise = sample.prior_latents(6, 2, seed=4)
-    labels = np.array([0, 1, 0, 1, 0, 1]) if prior == "conditional" else None
+    labels = np.array([0, 1, 0, 1, 0, 1]) if "label" in extra else None
     draws = sample.component_draws(extra, 6, seed=4)
     drawn = sample.decode(session, noise, labels, temperature=0.6, component_draw=draws)
     inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32),
-              **({"label": labels} if prior == "conditional" else {}),
-              **({"component_draw": draws} if prior == "vamp" else {})}
+              **({"label": labels} if labels is not None else {}),
+              **({"component_draw": draws} if draws is not None else {})}
     np.testing.assert_allclose(drawn, vae.sample_images(inputs), atol=1e-5)
     if prior == "vamp":  # the command: no prior file, the seed's component draws
         out = str(tmp_path / "grid.png")
@@ -248,6 +252,11 @@ def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
         with pytest.raises(sample.SampleError, match="it takes no prior.npz: drop --prior"):
             sample.main([os.path.join(export_dir, "decoder.onnx"), "--prior", "p.npz",
                          "--out", out])
+    if prior == "class mixture":  # the command: the class asked for, the seed's draws
+        out = str(tmp_path / "blobs.png")
+        said = sample.main([os.path.join(export_dir, "decoder.onnx"), "--label", "blob",
+                            "--n", "4", "--out", out])
+        assert "z from its class's mixture" in said and os.path.getsize(out) > 0
 
 
 def test_a_run_whose_every_update_is_skipped_stops_with_one_line():

@@ -173,8 +173,9 @@ async function loadDecoder(model, precision) {
 
 // --- decoding and drawing ---------------------------------------------------------------
 
-// A VampPrior hierarchy's component draws [n]: seeded uniforms from stream 2, which pick a
-// one-level VampPrior's components too; one for a whole interpolated line (oneLine), as
+// A mixture prior's component draws [n] (a hierarchy's top-level VampPrior, a conditional
+// model's mixture per class): seeded uniforms from stream 2, which pick a one-level
+// VampPrior's components too; one for a whole interpolated line (oneLine), as
 // serving/sample.py component_draws. null for other decoders.
 function componentDraws(page, n, seed, oneLine) {
   if (!page.model.component_draw) return null;
@@ -182,8 +183,8 @@ function componentDraws(page, n, seed, oneLine) {
   return Float32Array.from({ length: n }, (_, i) => u[oneLine ? 0 : i]);
 }
 
-// z [n * dim] (and labels, for a conditional model; component draws, for a VampPrior
-// hierarchy) → images, Float32Array [n, H, W, C].
+// z [n * dim] (and labels, for a conditional model; component draws, for a mixture prior)
+// → images, Float32Array [n, H, W, C].
 async function decode(page, z, labels, draws) {
   const n = z.length / page.model.latent_dim;
   const feeds = { [page.model.latent_input]: new ort.Tensor("float32", z,
