@@ -72,13 +72,13 @@ def log_mixture_normal_by_matmul(z, means, log_vars):
     return ops.cast(_log_mean_exp(log_components, ops.shape(z)[:-1]), dtype)
 
 
-def log_mixture_per_example(z, means, log_vars):
-    """log (1/K) Σ_k N(z; means_k, exp(log_vars_k)) for z [..., N, d] and components of
-    each example's own [N, K, d] (a conditional model's mixture for each image's class)
-    → [..., N]. The evaluation's z [S, N, d] make an [S, N, K, d] tensor, which its
-    passes keep within memory (`keras_vae.nll`)."""
+def log_mixture_per_example(z, means, log_vars, log_weights):
+    """log Σ_k π_k N(z; means_k, exp(log_vars_k)) for z [..., N, d], components of each
+    example's own [N, K, d] and log π [N, K] (a conditional model's mixture for each
+    image's class) → [..., N]. The evaluation's z [S, N, d] make an [S, N, K, d] tensor,
+    which its passes keep within memory (`keras_vae.nll`)."""
     log_components = log_normal(ops.expand_dims(z, -2), means, log_vars)  # [..., N, K]
-    return _log_mean_exp(log_components, ops.shape(log_components)[:-1])
+    return ops.logsumexp(log_components + log_weights, axis=-1)
 
 
 def _log_mean_exp(log_components, shape):

@@ -34,12 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_vae.densities import (
-    gaussian_kl_between,
-    log_mixture_per_example,
-    log_normal,
-    log_prior,
-)
+from keras_vae.densities import gaussian_kl_between, log_normal, log_prior
 from keras_vae.model import (
     VAE,
     ClassPrior,
@@ -250,7 +245,7 @@ class HierarchicalVAE(VAE):
                 log_ratio = log_prior(z, components, by_matmul=many_z) - log_q
                 return z, -log_ratio, log_ratio
             if state_above is None and self.config.class_components > 1:  # a class's
-                log_ratio = log_mixture_per_example(z, prior_mean, prior_log_var) - log_q
+                log_ratio = self.class_prior.log_density(z, labels) - log_q
                 return z, -log_ratio, log_ratio
             log_ratio = log_normal(z, prior_mean, prior_log_var) - log_q
             return z, gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), log_ratio

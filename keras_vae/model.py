@@ -140,15 +140,18 @@ class KLTerm(layers.Layer):
 class ClassPrior(layers.Layer):
     """p(z | y) learned per class: the prior of a conditional model, so that a draw for
     class y lands where the encoder puts that class's images. One Gaussian
-    N(μ_y, exp(log σ²_y)) per class, or an equal-weight mixture of `components` of them,
-    for classes whose codes lie in several clusters.
+    N(μ_y, exp(log σ²_y)) per class, or a mixture Σ_k π_yk N(μ_yk, σ²_yk) of `components`
+    of them with learned weights, for classes whose codes lie in several clusters.
 
     Labels int [N] → (means, log_vars), [N, latent_dim] each, or [N, components,
     latent_dim] for a mixture. The log-variance tables start at zero; one Gaussian's means
-    too (N(0, I) for every class), a mixture's at seeded N(0, 1) draws, so that its
-    components differ from the first step. A label outside [0, classes) gets zero means,
-    as `OneHot` makes it "no class" everywhere. A one-hot times the tables, so that every
-    export format computes it alike.
+    too (N(0, I) for every class); a mixture's at seeded N(0, 0.1²) draws, near each other
+    so that every component starts where the codes are (drawn at N(0, 1), half of them
+    never took any class's codes and kept drawing from where none lie), and its weights
+    equal. Learned weights leave a component the codes do not use a small share of the
+    draws. A label outside [0, classes) gets zero means and equal weights, as `OneHot`
+    makes it "no class" everywhere. A one-hot times the tables, so that every export
+    format computes it alike.
 
     Args:
         classes: how many labels there are.
@@ -165,11 +168,14 @@ class ClassPrior(layers.Layer):
         self.one_hot = OneHot(classes, name=f"{self.name}_one_hot")
         self.component_one_hot = OneHot(components, name=f"{self.name}_component_one_hot")
         means_start = ("zeros" if components == 1
-                       else keras.initializers.RandomNormal(stddev=1.0, seed=seed))
+                       else keras.initializers.RandomNormal(stddev=0.1, seed=seed))
         self.means = self.add_weight(shape=(classes, components * latent_dim), name="means",
                                      initializer=means_start)
         self.log_vars = self.add_weight(shape=(classes, components * latent_dim),
                                         name="log_vars", initializer="zeros")
+        self.weight_logits = (self.add_weight(shape=(classes, components),
+                                              name="weight_logits", initializer="zeros")
+                              if components > 1 else None)
 
     def build(self, input_shape):
         for one_hot in (self.one_hot, self.component_one_hot):  # no weights of their own
@@ -183,14 +189,22 @@ class ClassPrior(layers.Layer):
         shape = (-1, self.components, self.latent_dim)
         return ops.reshape(means, shape), ops.reshape(log_vars, shape)
 
+    def mixture_weights(self, labels):
+        """π_y [N, components]: each label's mixture weights (a softmax of its logits)."""
+        return ops.softmax(ops.matmul(self.one_hot(labels), self.weight_logits), axis=-1)
+
     def chosen(self, labels, draw=None):
         """(means, log_vars) [N, latent_dim] of the Gaussian a draw comes from: the
-        class's own, or of a mixture the component ⌊draw·K⌋ (draw [N] uniform in
-        [0, 1); 1 gives the last), which the exported decoder takes as `component_draw`."""
+        class's own, or of a mixture the component whose stretch of [0, 1) holds draw
+        [N] (uniform; stretches as long as the weights, in order; 1 gives the last),
+        which the exported decoder takes as `component_draw`. With equal weights that is
+        component ⌊draw·K⌋."""
         means, log_vars = self(labels)
         if self.components == 1:
             return means, log_vars
-        index = ops.minimum(ops.floor(draw * self.components), self.components - 1)
+        ends = ops.cumsum(self.mixture_weights(labels), axis=-1)  # [N, K]
+        passed = ops.sum(ops.cast(ops.expand_dims(draw, -1) >= ends, "float32"), axis=-1)
+        index = ops.minimum(passed, self.components - 1)
         pick = ops.expand_dims(self.component_one_hot(ops.cast(index, "int64")), -1)
         return ops.sum(pick * means, axis=1), ops.sum(pick * log_vars, axis=1)
 
@@ -199,7 +213,8 @@ class ClassPrior(layers.Layer):
         means, log_vars = self(labels)
         if self.components == 1:
             return log_normal(z, means, log_vars)
-        return log_mixture_per_example(z, means, log_vars)
+        return log_mixture_per_example(z, means, log_vars,
+                                       ops.log(self.mixture_weights(labels)))
 
     def compute_output_shape(self, input_shape):
         shape = ((input_shape[0], self.latent_dim) if self.components == 1

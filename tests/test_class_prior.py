@@ -1,6 +1,7 @@
 """Specification of a conditional model's class prior as a mixture (`--class-components`):
-its density is the mixture's, its draws come from the component the draw picks, and it
-trains to a bound on log p(x|y) that the importance-sampled estimate tightens."""
+its density is the weighted mixture's, its draws come from the component the draw picks
+by the weights, and it trains to a bound on log p(x|y) that the importance-sampled
+estimate tightens."""
 
 from __future__ import annotations
 
@@ -33,21 +34,33 @@ def _model(levels=3, components=4, hidden=32, **settings):
     return vae
 
 
-def _tables(vae) -> tuple[np.ndarray, np.ndarray]:
-    """The class prior's means and log-variances, [classes, K, d], read from its weights."""
+def _tables(vae) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The class prior's means and log-variances [classes, K, d] and weights [classes, K],
+    read from its variables."""
     prior = vae.class_prior
     shape = (prior.classes, prior.components, prior.latent_dim)
-    return (np.asarray(prior.means).reshape(shape), np.asarray(prior.log_vars).reshape(shape))
+    logits = np.asarray(prior.weight_logits, np.float64)
+    weights = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    return (np.asarray(prior.means).reshape(shape), np.asarray(prior.log_vars).reshape(shape),
+            weights)
 
 
-def _log_mixture(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray) -> np.ndarray:
-    """log (1/K) Σ_k N(z; means_k, exp(log_vars_k)) in float64, z [..., d], components
-    [K, d]: written out, independently of keras_vae.densities."""
+def _unequal_weights(vae, seed: int = 5) -> None:
+    """Gives every class's mixture its own unequal weights."""
+    logits = np.random.default_rng(seed).normal(size=vae.class_prior.weight_logits.shape)
+    vae.class_prior.weight_logits.assign(logits.astype(np.float32))
+
+
+def _log_mixture(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray,
+                 weights: np.ndarray) -> np.ndarray:
+    """log Σ_k π_k N(z; means_k, exp(log_vars_k)) in float64, z [..., d], components
+    [K, d], weights [K]: written out, independently of keras_vae.densities."""
     z = z[..., None, :].astype(np.float64)
     log_components = -0.5 * np.sum(np.log(2 * math.pi) + log_vars
                                    + (z - means) ** 2 / np.exp(log_vars), axis=-1)
     peak = log_components.max(axis=-1, keepdims=True)
-    return (peak + np.log(np.exp(log_components - peak).mean(axis=-1, keepdims=True)))[..., 0]
+    return (peak + np.log((np.exp(log_components - peak) * weights).sum(axis=-1,
+                                                                     keepdims=True)))[..., 0]
 
 
 def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -59,13 +72,14 @@ def _data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return images.astype(np.float32), labels
 
 
-def test_the_class_prior_is_an_equal_mixture_of_the_labels_own_components():
+def test_the_class_prior_is_the_weighted_mixture_of_the_labels_own_components():
     vae = _model()
     vae.fit(*_data(300), batch_size=100, epochs=1, verbose=0)  # components move apart
-    means, log_vars = _tables(vae)
+    _unequal_weights(vae)
+    means, log_vars, weights = _tables(vae)
     labels = np.array([0, 1, 2, 1, 0], np.int64)
     z = np.random.default_rng(3).normal(size=(7, len(labels), 3)).astype(np.float32)
-    expected = np.stack([_log_mixture(z[:, n], means[y], log_vars[y])
+    expected = np.stack([_log_mixture(z[:, n], means[y], log_vars[y], weights[y])
                          for n, y in enumerate(labels)], axis=1)
     np.testing.assert_allclose(np.asarray(vae.class_prior.log_density(z, labels)),
                                expected, rtol=1e-5)
@@ -76,20 +90,25 @@ def test_the_class_prior_is_an_equal_mixture_of_the_labels_own_components():
 @pytest.mark.parametrize("levels", [3, (2, 3)])
 def test_a_draw_comes_from_the_component_its_draw_picks(levels):
     """At temperature 0 a draw is its component's mean, so the exported decoder's image
-    is the decoder's at that mean: component ⌊u·K⌋ of the label's mixture (u = 1: the
-    last)."""
+    is the decoder's at that mean: the component of the label's mixture whose stretch of
+    [0, 1), as long as its weight, holds u (u = 1: the last)."""
     vae = _model(levels=levels)
-    means, _ = _tables(vae)
-    draws = np.array([0.0, 0.3, 0.99, 1.0, 0.6], np.float32)
-    labels = np.array([0, 1, 2, 2, 0], np.int64)
-    inputs = {**vae.sample_inputs(5, seed=1, labels=labels, temperature=0.0),
+    _unequal_weights(vae)
+    means, _, weights = _tables(vae)
+    labels = np.array([0, 1, 2, 2, 0, 1], np.int64)
+    ends = np.cumsum(weights[labels], axis=-1)
+    middles = ends - weights[labels] / 2  # a draw inside each component's stretch
+    draws = np.array([0.0, middles[1, 1], middles[2, 2], 1.0, middles[4, 3], middles[5, 0]],
+                     np.float32)
+    inputs = {**vae.sample_inputs(6, seed=1, labels=labels, temperature=0.0),
               "component_draw": draws}
-    chosen = np.minimum(np.floor(draws * 4), 3).astype(int)  # [0, 1, 3, 3, 2]
+    chosen = np.array([min(np.searchsorted(e, u, side="right"), 3)
+                       for e, u in zip(ends, draws, strict=True)])
+    assert set(chosen) == {0, 1, 2, 3}  # the draws reach every component
     top = means[labels, chosen]
     if vae.config.hierarchical:
-        tops = [vae.sample_images({**inputs, "component_draw": np.full(5, c / 4 + 0.01,
-                                                                      np.float32)})
-                for c in range(4)]
+        tops = [vae.sample_images({**inputs, "component_draw": middles[:, c].astype(
+            np.float32)}) for c in range(4)]
         drawn = vae.sample_images(inputs)
         for n, c in enumerate(chosen):
             np.testing.assert_allclose(drawn[n], tops[c][n], atol=1e-6)
@@ -119,7 +138,7 @@ def test_a_one_level_class_mixture_ships_and_samples_alike_everywhere(tmp_path):
     """Every format passes the export's checks (it raises otherwise), the decoder takes
     the component draw beside noise and label, and the edge sampler's seeded draw through
     decoder.onnx is the Keras generator's for the same inputs."""
-    vae = _model(levels=2, components=3, hidden=512)
+    vae = _model(levels=2, components=3, hidden=1024)
     vae.fit(*_data(300), batch_size=100, epochs=1, verbose=0)
     export_dir = str(tmp_path / "export")
     export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:x"))

@@ -227,7 +227,7 @@ def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
     seeded draw through decoder.onnx is the Keras generator's for the same noise (and
     for a mixture prior, a VampPrior or one per class, the same component draws, taken
     from the seed)."""
-    vae = _model(levels=(1, 1), hidden=256, side=16, **PRIORS[prior])
+    vae = _model(levels=(1, 1), hidden=320, side=16, **PRIORS[prior])
     export_dir = str(tmp_path / "export")
     result = export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:x"))
     assert result["int8"]["size_ratio"] <= 0.3
