@@ -71,10 +71,9 @@ def _add_model_flags(parser: argparse.ArgumentParser) -> None:
                        help="a conditional VAE: encoder and decoder also take the label, so "
                             "samples can be asked for by class (labelled data; not with "
                             "--prior vamp)")
-    group.add_argument("--class-components", type=positive_int,
-                       default=MODEL_DEFAULTS.class_components,
+    group.add_argument("--class-components", type=positive_int, default=None,
                        help="Gaussians in each class's prior p(z|y) of a --conditional "
-                            "model: 1 or an equal-weight mixture (default: %(default)s)")
+                            "model: 1, or a mixture with learned weights (default: 50)")
     group.add_argument("--likelihood", choices=LIKELIHOOD_CHOICES,
                        default=MODEL_DEFAULTS.likelihood,
                        help="p(x|z): bernoulli for binary pixels, logistic (a discretized "

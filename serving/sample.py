@@ -488,9 +488,9 @@ def main(argv: list[str]) -> str:
     z, prior_file = latents(args, session, latent_dim, sample_count(args.n, names, label))
     draws = component_draws({i.name for i in session.get_inputs()}, len(z), args.seed,
                             one_line=args.interpolate)
-    images = draw(lambda *inputs: decode(session, *inputs, temperature=args.temperature,
-                                         component_draw=draws),
-                  z, names, label, args.out, one_row=args.interpolate)
+    images = draw(lambda z, labels, draws: decode(session, z, labels, args.temperature,
+                                                  draws),
+                  z, names, label, args.out, one_row=args.interpolate, component_draw=draws)
     source = ("" if args.latent_file or not prior_file
               else f", z from the VampPrior in {prior_file}")
     source += ("" if draws is None else ", z from its class's mixture" if names
@@ -500,16 +500,21 @@ def main(argv: list[str]) -> str:
 
 
 def draw(decode_latents, z: np.ndarray, names: list[str] | None, label: int | None,
-         out: str, one_row: bool = False) -> np.ndarray:
-    """Decodes z with `decode_latents(z, labels)` and writes the picture both samplers
-    write: for a conditional model without a label, one named row per class (each z
-    decoded as every class); else a square grid (or one row) of z decoded with `label`
-    (None: an unconditional model). Returns the decoded images."""
+         out: str, one_row: bool = False, component_draw: np.ndarray | None = None
+         ) -> np.ndarray:
+    """Decodes z (with its `component_draw`s, for a decoder that takes them) with
+    `decode_latents(z, labels, component_draw)` and writes the picture both samplers
+    write: for a conditional model without a label, one named row per class (each z,
+    with its draw, decoded as every class); else a square grid (or one row) of z decoded
+    with `label` (None: an unconditional model). Returns the decoded images."""
     if names is not None and label is None:
-        images = decode_latents(*for_every_class(z, len(names)))
+        every_z, labels = for_every_class(z, len(names))
+        draws = None if component_draw is None else np.tile(component_draw, len(names))
+        images = decode_latents(every_z, labels, draws)
         write_image(named_rows(tile(images, len(names), len(z)), names), out)
         return images
-    images = decode_latents(z, None if label is None else np.full(len(z), label))
+    images = decode_latents(z, None if label is None else np.full(len(z), label),
+                            component_draw)
     save_picture(tile(images, 1, len(images)) if one_row else square_grid(images), out)
     return images
 

@@ -229,9 +229,10 @@ def main(argv: list[str]) -> str:
     z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
                              args.seed, prior, z_temperature)
     draws = sample.component_draws(served["inputs"], len(z), args.seed)
-    images = sample.draw(lambda *inputs: decode(client, *inputs, served["latent_input"],
-                                                args.temperature, draws),
-                         z, names, label, args.out)
+    images = sample.draw(lambda z, labels, draws: decode(client, z, labels,
+                                                         served["latent_input"],
+                                                         args.temperature, draws),
+                         z, names, label, args.out, component_draw=draws)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}"
             f"{sample.drawn_description(names, label)}) → {args.out}")

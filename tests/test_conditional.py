@@ -28,7 +28,7 @@ from keras_vae.cli import run_command
 from keras_vae.evaluate import evaluate, format_report
 from keras_vae.nll import importance_nll
 from serving import tf_serving_client
-from serving.sample import LABEL_MARGIN, UPSCALE, prior_latents
+from serving.sample import LABEL_MARGIN, UPSCALE, component_draws, prior_latents
 from tests.tf_serving_double import TfServingDouble
 
 pytestmark = pytest.mark.slow
@@ -64,7 +64,7 @@ def run(tmp_path_factory) -> dict:
     run_dir = str(base / "run")
     assert run_command(main, "keras_vae.train", [
         "--dataset", f"npz:{base / 'classes.npz'}", "--conditional", "--epochs", "10",
-        "--batch-size", "64", "--latent-dim", "2", "--hidden-dims", "256", "--no-jit",
+        "--batch-size", "64", "--latent-dim", "2", "--hidden-dims", "384", "--no-jit",
         "--learning-rate", "0.003", "--verbose", "0", "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
@@ -147,9 +147,13 @@ def test_evaluate_names_the_nll_given_the_label_and_judges_the_sample_classes(ru
     assert "temperature 0.5)" in format_report(cooler)
 
 
-def _noise_inputs(noise: np.ndarray, labels, temperature: float = 1.0) -> dict:
+def _noise_inputs(noise: np.ndarray, labels, temperature: float = 1.0, seed: int = 0
+                  ) -> dict:
+    """The decoder's inputs, with the component draws the samplers take from `seed`: the
+    default conditional model has a mixture per class."""
     return {"noise": noise, "temperature": np.full(len(noise), temperature, np.float32),
-            "label": np.asarray(labels, np.int64)}
+            "label": np.asarray(labels, np.int64),
+            "component_draw": component_draws({"component_draw"}, len(noise), seed)}
 
 
 def test_every_exported_format_gives_the_keras_output_for_noise_and_label(run):
@@ -195,7 +199,7 @@ def test_the_edge_sampler_draws_the_class_asked_for_by_name_or_index(run, tmp_pa
     by_name, by_index = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("cross", "1"))
     np.testing.assert_array_equal(by_name, by_index)
     expected = run["vae"].sample_images(_noise_inputs(prior_latents(16, 2, seed=2),
-                                                      np.ones(16)))
+                                                      np.ones(16), seed=2))
     pixels, cell = by_name[::UPSCALE, ::UPSCALE].astype(np.float32) / 255, SIDE + 2
     drawn = np.stack([pixels[r * cell:r * cell + SIDE, c * cell:c * cell + SIDE, None]
                       for r in range(4) for c in range(4)])
@@ -228,7 +232,8 @@ def test_tf_serving_clients_get_the_class_names_and_draw_the_class_asked_for(run
         assert served["label_names"] == list(NAMES) and served["latent_dim"] == 2
         assert served["latent_input"] == "noise"
         noise, labels = prior_latents(8, 2, seed=6), np.arange(8) % len(NAMES)
-        image = tf_serving_client.decode(remote, noise, labels, "noise", 0.7)
+        image = tf_serving_client.decode(remote, noise, labels, "noise", 0.7,
+                                         component_draws(served["inputs"], 8, 6))
     local = run_saved_model(_artifact(run, "decoder_saved_model"),
-                            _noise_inputs(noise, labels, 0.7))
+                            _noise_inputs(noise, labels, 0.7, seed=6))
     np.testing.assert_allclose(image, local["image"], atol=1e-6)

@@ -214,7 +214,9 @@ def test_temperature_scales_every_levels_spread():
     assert np.abs(warm - warm[[0, 0, 0, 0]]).max() > 0
 
 
-PRIORS = {"normal": {}, "conditional": {"conditional": True, "label_names": ("bar", "blob")},
+PRIORS = {"normal": {},
+          "conditional": {"conditional": True, "label_names": ("bar", "blob"),
+                          "class_components": 1},
           "vamp": {"prior": "vamp", "pseudo_inputs": 5},
           "class mixture": {"conditional": True, "label_names": ("bar", "blob"),
                             "class_components": 3}}

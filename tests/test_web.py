@@ -70,8 +70,8 @@ def browser():
 
 def _export(tmp_path_factory, name: str, **model) -> dict:
     keras.utils.set_random_seed(0)
-    vae = VAE(ModelConfig(latent_dim=4, hidden_dims=(256,), likelihood="bernoulli",
-                          image_shape=(16, 12, 1), **model))
+    vae = VAE(ModelConfig(**{"latent_dim": 4, "hidden_dims": (256,), "likelihood": "bernoulli",
+                             "image_shape": (16, 12, 1), **model}))
     export_dir = str(tmp_path_factory.mktemp(name))
     export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"))
     return {"vae": vae, "dir": export_dir, "web": os.path.join(export_dir, "web")}
@@ -89,7 +89,10 @@ def vamp(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory):
-    return _export(tmp_path_factory, "conditional", conditional=True,
+    """The default conditional model: a mixture per class, drawn by `component_draw`
+    (wider than the others: its class tables are not quantized, and the int8 file must
+    stay within 30 % of the fp32 one)."""
+    return _export(tmp_path_factory, "conditional", conditional=True, hidden_dims=(384,),
                    label_names=("ring", MARKUP_NAME, "bar"))
 
 
@@ -122,12 +125,12 @@ def _canvas_pixels(page, selector: str) -> np.ndarray:
     return np.asarray(rows, np.uint8).reshape(len(rows), height, width)
 
 
-def _reference(onnx_file: str, z: np.ndarray, labels=None) -> np.ndarray:
-    """onnxruntime-python's images for z (or noise, at temperature 1), as the page rounds
-    them to 8 bits."""
+def _reference(onnx_file: str, z: np.ndarray, labels=None, draws=None) -> np.ndarray:
+    """onnxruntime-python's images for z (or noise, at temperature 1; and a mixture
+    prior's component draws), as the page rounds them to 8 bits."""
     session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
     (image,) = [sample.decode(session, z, None if labels is None
-                              else np.asarray(labels, np.int64))]
+                              else np.asarray(labels, np.int64), component_draw=draws)]
     return np.round(np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)
 
 
@@ -209,14 +212,15 @@ def test_the_class_picker_draws_the_class_asked_for_as_the_sampler_does(browser,
     address = serve(conditional["web"])
     onnx_file = os.path.join(conditional["dir"], "decoder.onnx")
     z = sample.prior_latents(4, 4, 9)
+    draws = sample.component_draws({"component_draw"}, 4, 9)  # a mixture per class
     asked = _open(browser, address, "?seed=9&n=4&label=bar")
     _assert_within_a_level(_canvas_pixels(asked["page"], "#grid canvas"),
-                           _reference(onnx_file, z, [2] * 4))
+                           _reference(onnx_file, z, [2] * 4, draws))
     rows = _open(browser, address, "?seed=9&n=4")  # every class, a row each
     every_z, labels = sample.for_every_class(z, 3)
     _assert_within_a_level(_canvas_pixels(rows["page"], "#grid canvas"),
-                           _reference(onnx_file, every_z, labels))
-    assert "a prior p(z | y) per class" in rows["page"].inner_text("#model-line")
+                           _reference(onnx_file, every_z, labels, np.tile(draws, 3)))
+    assert "a mixture prior p(z | y) per class" in rows["page"].inner_text("#model-line")
     assert rows["console"] == [] and asked["console"] == []
 
 

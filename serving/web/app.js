@@ -266,7 +266,9 @@ async function drawGrid(page) {
     }
   }
   const draws = componentDraws(page, settings.count, settings.seed, false);
-  const { images, milliseconds } = await decode(page, tiled, labels, draws);
+  const tiledDraws = draws && Float32Array.from(
+    { length: rows * settings.count }, (_, i) => draws[i % settings.count]);
+  const { images, milliseconds } = await decode(page, tiled, labels, tiledDraws);
   const grid = document.getElementById("grid");
   grid.replaceChildren();
   const size = page.model.image_shape.reduce((a, b) => a * b, 1);
@@ -368,7 +370,10 @@ function describeModel(model) {
                  `latent ${model.latent_dim}`, `${model.likelihood} likelihood`,
                  model.prior === "vamp"
                    ? (model.component_draw ? "VampPrior on the top level" : "VampPrior")
-                   : model.conditional ? "a prior p(z | y) per class" : "N(0, I) prior"];
+                   : model.conditional
+                     ? (model.component_draw ? "a mixture prior p(z | y) per class"
+                                             : "a prior p(z | y) per class")
+                     : "N(0, I) prior"];
   if (model.conditional) parts.push(`${model.label_names.length} classes`);
   document.getElementById("model-line").textContent = parts.join(" · ");
 }
