@@ -59,8 +59,10 @@ def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, pri
     the hierarchy under N(0, I) and 557.20 for one level with the VampPrior); on
     Fashion-MNIST it came second to one level with the VampPrior (31.13 against 28.25;
     N(0, I) 42.66 and 54.08). Conditional models, which the VampPrior does not take, keep
-    the hierarchy under their class prior (85.7 % of samples of the class asked for,
-    against 81.3 % for one level). Binary images: Kingma & Welling's N(0, I) and 20."""
+    the hierarchy under their class prior (with a mixture per class, 87.5 % of samples of
+    the class asked for, against 83.4 % for one level, which draws nearer the data:
+    Fréchet distance 23.88 against 27.45). Binary images: Kingma & Welling's N(0, I) and
+    20."""
     eight_bit = pixel_kind == "8-bit"
     if latent_dim is None:
         latent_dim = DEFAULT_EIGHT_BIT_LEVELS if eight_bit else DEFAULT_LATENT_DIM
