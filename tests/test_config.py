@@ -167,3 +167,16 @@ def test_a_record_of_keras_vae_0_1_0_reads_as_the_same_settings():
     old = {**current.to_dict(), "likelihood": "auto", "pixels": "8-bit"}
     del old["pixel_kind"]
     assert TrainConfig.from_dict(old) == current
+
+
+def test_conditional_models_default_to_a_mixture_and_older_records_keep_one_gaussian():
+    """A record written before `class_components` existed describes one Gaussian per
+    class, whatever today's default; its checkpoint's tables have that shape."""
+    settings = {"conditional": True, "label_names": ("cat", "dog"), "likelihood": "bernoulli"}
+    assert ModelConfig(**settings).class_components == 50
+    assert ModelConfig(likelihood="bernoulli").class_components == 1
+    old = ModelConfig(**settings).to_dict()
+    del old["class_components"]
+    assert ModelConfig.from_dict(old).class_components == 1
+    assert not ModelConfig(**settings, class_components=1).takes_component_draw
+    assert ModelConfig(**settings).takes_component_draw
