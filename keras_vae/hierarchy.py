@@ -231,7 +231,8 @@ class HierarchicalVAE(VAE):
         → (the decoder's parameters, [per level (z, KL to its prior, log p − log q at
         z)], level 1 first). `features`: the bottom-up pass, if already computed;
         `components`: a VampPrior top level's (`prior_components`), whose KL is the
-        one-sample estimate log q − log p at the drawn z, as on one level; `many_z` for
+        one-sample estimate log q − log p at the drawn z, as on one level (and as a
+        conditional model's mixture per class's); `many_z` for
         the evaluation's large batches (`keras_vae.densities.log_prior`)."""
         features = features or self._features(images, labels, training)
         noise = self._split_levels(epsilon)
@@ -241,12 +242,10 @@ class HierarchicalVAE(VAE):
                                             state_above)
             z = mean + ops.exp(0.5 * log_var) * noise[level]
             log_q = log_normal(z, mean, log_var)
-            if state_above is None and len(components):  # the VampPrior's mixture
-                log_ratio = log_prior(z, components, by_matmul=many_z) - log_q
-                return z, -log_ratio, log_ratio
-            if state_above is None and self.config.class_components > 1:  # a class's
-                log_ratio = self.class_prior.log_density(z, labels) - log_q
-                return z, -log_ratio, log_ratio
+            if state_above is None and (len(components) or self.config.class_components > 1):
+                log_p = (log_prior(z, components, by_matmul=many_z) if len(components)
+                         else self.class_prior.log_density(z, labels))  # a mixture
+                return z, log_q - log_p, log_p - log_q
             log_ratio = log_normal(z, prior_mean, prior_log_var) - log_q
             return z, gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), log_ratio
 
@@ -350,7 +349,8 @@ class HierarchicalVAE(VAE):
         μ_l + t·σ_l·ε_l top-down → the parameters of p(x|z). With the VampPrior the top
         level's (μ_L, σ_L) are those of component ⌊u·K⌋ of the mixture, held in the graph
         as constants taken from the pseudo-inputs now (`vamp_components`); with a mixture
-        per class, of the label's component ⌊u·K⌋ (`ClassPrior.chosen`)."""
+        per class, of the label's component that u picks by its weights
+        (`ClassPrior.chosen`)."""
         noise_input = keras.Input((sum(self.config.levels),), name="noise")
         temperature = keras.Input((), name="temperature")
         label = (keras.Input((), dtype="int64", name="label") if self.config.conditional

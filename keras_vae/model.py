@@ -498,7 +498,7 @@ class VAE(keras.Model):
         device need nothing but noise and the label: `noise` ε [N, latent_dim],
         `temperature` t [N] and `label` [N] → z = μ_y + t·σ_y·ε → parameters of
         p(x | z, y); with a mixture per class also `component_draw` u [N] in [0, 1),
-        which picks the class's component ⌊u·K⌋ (`ClassPrior.chosen`). Built on the
+        which picks the class's component by its weights (`ClassPrior.chosen`). Built on the
         model's own layers (no weights of its own)."""
         if self.class_prior is None:
             return self.decoder
