@@ -51,7 +51,7 @@ def test_summary_reports_the_run_in_nats_per_example(summary):
                                           "pseudo_inputs": 0, "image_shape": [28, 28, 1],
                                           "likelihood": "bernoulli",
                                           "mixture_components": 0, "label_names": [],
-                                          "conditional": False}
+                                          "conditional": False, "class_components": 1}
     assert summary["config"]["pixel_kind"] == "binary" and summary["measures_likelihood"]
     assert summary["losses_bound"] == "log p(x)"
     assert summary["image_shape"] == [28, 28, 1] and summary["likelihood"] == "bernoulli"
