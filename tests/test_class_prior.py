@@ -118,6 +118,7 @@ def test_a_draw_comes_from_the_component_its_draw_picks(levels):
         np.testing.assert_allclose(vae.sample_images(inputs), expected, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("levels", [3, (2, 3)])
 def test_a_class_mixture_trains_to_a_bound_the_nll_estimate_tightens(levels):
     vae = _model(levels=levels)
