@@ -189,9 +189,11 @@ class ClassPrior(layers.Layer):
         shape = (-1, self.components, self.latent_dim)
         return ops.reshape(means, shape), ops.reshape(log_vars, shape)
 
-    def mixture_weights(self, labels):
-        """π_y [N, components]: each label's mixture weights (a softmax of its logits)."""
-        return ops.softmax(ops.matmul(self.one_hot(labels), self.weight_logits), axis=-1)
+    def mixture_weights(self, labels, log: bool = False):
+        """π_y [N, components]: each label's mixture weights (a softmax of its logits), or
+        with `log` their logarithms (a log-softmax, finite however small a weight)."""
+        logits = ops.matmul(self.one_hot(labels), self.weight_logits)
+        return ops.log_softmax(logits, axis=-1) if log else ops.softmax(logits, axis=-1)
 
     def chosen(self, labels, draw=None):
         """(means, log_vars) [N, latent_dim] of the Gaussian a draw comes from: the
@@ -214,7 +216,7 @@ class ClassPrior(layers.Layer):
         if self.components == 1:
             return log_normal(z, means, log_vars)
         return log_mixture_per_example(z, means, log_vars,
-                                       ops.log(self.mixture_weights(labels)))
+                                       self.mixture_weights(labels, log=True))
 
     def compute_output_shape(self, input_shape):
         shape = ((input_shape[0], self.latent_dim) if self.components == 1
