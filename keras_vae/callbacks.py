@@ -80,12 +80,19 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and value < self.best:
             self.best = float(value)
-            optimizer, self.model.optimizer = self.model.optimizer, None
-            try:
-                with atomic_path(self.path) as tmp:
-                    self.model.save(tmp)
-            finally:
-                self.model.optimizer = optimizer
+            save_checkpoint(self.model, self.path)
+
+
+def save_checkpoint(model: keras.Model, path: str) -> None:
+    """The whole model to the `.keras` file `path`, written then renamed, without its
+    optimizer's state (a checkpoint for evaluating, drawing and exporting; resuming reads
+    the backup)."""
+    optimizer, model.optimizer = model.optimizer, None
+    try:
+        with atomic_path(path) as tmp:
+            model.save(tmp)
+    finally:
+        model.optimizer = optimizer
 
 
 class NonFiniteLoss(Exception):

@@ -32,6 +32,7 @@ from keras_vae.callbacks import (
     PeakMemory,
     StopOnNonFinite,
     TrainingEpoch,
+    save_checkpoint,
 )
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import TrainConfig, bits_per_dim
@@ -40,6 +41,7 @@ from keras_vae.hierarchy import make_vae
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
 from keras_vae.pictures import draw_run
+from keras_vae.prior_fit import fit_class_prior
 from keras_vae.run_layout import (
     BACKUP_DIR,
     CHECKPOINT,
@@ -195,7 +197,8 @@ def _train_locked(config: TrainConfig, splits: dict, verbose: int, epochs_done: 
     _fit(vae, config, train_data, val_data, epoch, verbose)
     if not chief:
         return None  # the chief evaluates, draws and exports
-    return _test_draw_and_summarize(config, splits, test_data, strategy)
+    return _test_draw_and_summarize(config, splits, (train_data, val_data, test_data),
+                                    strategy)
 
 
 def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: int) -> None:
@@ -220,20 +223,59 @@ def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: in
                          ) from None
 
 
-def _test_draw_and_summarize(config: TrainConfig, splits: dict, test_data, strategy) -> dict:
-    """Evaluates the best checkpoint on the test split, draws it, writes summary.json."""
+def _test_draw_and_summarize(config: TrainConfig, splits: dict, datasets: tuple,
+                             strategy) -> dict:
+    """Fits a conditional model's class prior to the best checkpoint's codes, evaluates
+    the checkpoint on the test split, draws it, writes summary.json."""
     run_dir = config.out
+    train_data, val_data, test_data = datasets
     history = resume.read_history(run_dir)
     vae = load_checkpoint(run_dir)
+    prior_fit = _fit_class_prior(vae, train_data, val_data, run_dir)
     test = vae.evaluate(test_data, return_dict=True, verbose=0)
     artifacts = {"checkpoint": CHECKPOINT,
                  **draw_run(vae, images_of(test_data), splits["test"].labels, history,
                             run_dir, config.seed)}
     summary = _summary(config, history, len(splits["train"]), test, strategy,
                        {"skipped": f"python -m export {run_dir}"}, artifacts)
+    if prior_fit is not None:
+        summary["class_prior_fit"] = prior_fit
     summary["run_dir_bytes"] = directory_bytes(run_dir)  # all but summary.json itself
     write_json(os.path.join(run_dir, SUMMARY), summary)
     return summary
+
+
+def _fit_class_prior(vae: VAE, train_data, val_data, run_dir: str) -> dict | None:
+    """Fits p(z | y) of a conditional model by EM to its training codes
+    (`keras_vae.prior_fit`) and keeps the fit, saving the checkpoint again, if it lowers
+    the validation loss; otherwise puts the trained tables back. → what it did."""
+    if vae.class_prior is None:
+        return None
+    trained = [weight.numpy() for weight in vae.class_prior.weights]
+    before = _validation_loss(vae, val_data)
+    fit = fit_class_prior(vae, train_data, seed=vae.config.seed)
+    after = _validation_loss(vae, val_data)
+    kept = after < before
+    if kept:
+        save_checkpoint(vae, os.path.join(run_dir, CHECKPOINT))
+    else:
+        for weight, value in zip(vae.class_prior.weights, trained, strict=True):
+            weight.assign(value)
+    print(f"class prior p(z | y) fitted to {fit['images']} training images' codes by EM "
+          f"({fit['seconds']:.0f} s): mean log p(z | y) {fit['mean_log_prior_before']:.2f} → "
+          f"{fit['mean_log_prior_after']:.2f} nats, validation loss {before:.2f} → "
+          f"{after:.2f}, {'kept' if kept else 'not kept'}")
+    return {**fit, "val_loss_before": before, "val_loss_after": after, "kept": kept}
+
+
+def _validation_loss(vae: VAE, val_data) -> float:
+    """The validation loss with the ε the model's seed state gives now, which is then put
+    back: two calls draw the same ε, so their difference is the prior's alone."""
+    state = vae.sampling.seed_generator.state
+    start = state.numpy()
+    loss = vae.evaluate(val_data, return_dict=True, verbose=0)["loss"]
+    state.assign(start)
+    return loss
 
 
 def _summary(config: TrainConfig, history: list[dict], train_examples: int, test: dict,

@@ -25,8 +25,10 @@ from export.litert import run_tflite
 from export.onnx_model import read_metadata, run_onnx
 from export.saved_model import run_saved_model
 from keras_vae.cli import run_command
+from keras_vae.data import datasets_for, splits_for
 from keras_vae.evaluate import evaluate, format_report
 from keras_vae.nll import importance_nll
+from keras_vae.run_layout import load_run
 from serving import tf_serving_client
 from serving.sample import LABEL_MARGIN, UPSCALE, component_draws, prior_latents
 from tests.tf_serving_double import TfServingDouble
@@ -81,6 +83,18 @@ def test_the_run_is_a_bound_on_log_p_of_x_given_its_label(run):
     assert summary["losses_bound"] == "log p(x|y)"
     assert summary["config"]["model"]["conditional"] is True
     assert summary["config"]["model"]["label_names"] == list(NAMES)
+
+
+def test_the_class_prior_is_fitted_to_the_codes_and_the_checkpoint_holds_the_fit(run):
+    fit = run["summary"]["class_prior_fit"]
+    vae, config = load_run(run["dir"])  # its seed state is the one both losses started at
+    splits = splits_for(config)
+    assert fit["images"] == len(splits["train"])
+    assert fit["mean_log_prior_after"] > fit["mean_log_prior_before"]
+    assert fit["kept"] is True and fit["val_loss_after"] < fit["val_loss_before"]
+    _, val_data, _ = datasets_for(config, splits)
+    loss = vae.evaluate(val_data, return_dict=True, verbose=0)["loss"]
+    assert loss == pytest.approx(fit["val_loss_after"], rel=1e-5)
 
 
 def test_samples_png_has_one_named_row_per_class_and_no_manifold(run):

@@ -1,0 +1,104 @@
+"""Specification of fitting a conditional model's class prior to its codes after training
+(`keras_vae.prior_fit`): EM raises the mixture's likelihood of the points every pass and
+finds a known mixture; fitted into a model, the prior's own density of the codes rises."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_vae.config import ModelConfig
+from keras_vae.hierarchy import make_vae
+from keras_vae.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
+
+TRUE_MEANS = np.array([[-2.0, 0.0], [1.5, 1.0]])
+TRUE_VARIANCES = np.array([[0.25, 1.0], [0.5, 0.09]])
+TRUE_WEIGHTS = np.array([0.3, 0.7])
+
+
+def _known_mixture(n: int = 20_000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picks = rng.random(n) < TRUE_WEIGHTS[0]
+    component = np.where(picks, 0, 1)
+    return TRUE_MEANS[component] + np.sqrt(TRUE_VARIANCES[component]) * rng.standard_normal(
+        (n, 2))
+
+
+def test_the_log_normal_table_is_the_diagonal_gaussian_written_out():
+    rng = np.random.default_rng(1)
+    points, means = rng.normal(size=(7, 3)), rng.normal(size=(4, 3))
+    variances = rng.uniform(0.1, 3.0, size=(4, 3))
+    written_out = -0.5 * np.sum(np.log(2 * np.pi * variances)[None]
+                                + (points[:, None] - means[None]) ** 2 / variances[None],
+                                axis=-1)
+    np.testing.assert_allclose(_log_normal_table(points, means, variances), written_out,
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_em_raises_the_likelihood_every_pass_and_finds_a_known_mixture():
+    points = _known_mixture()
+    means, variances, log_weights, history = fit_diagonal_mixture(
+        points, np.array([[-0.5, 0.5], [0.5, -0.5]]), np.ones((2, 2)), np.log([0.5, 0.5]),
+        iterations=200, tolerance=1e-9)
+    assert len(history) > 10
+    assert np.all(np.diff(history) >= -1e-9)  # EM never lowers the likelihood
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(means[order], TRUE_MEANS, atol=0.05)
+    np.testing.assert_allclose(variances[order], TRUE_VARIANCES, rtol=0.1)
+    np.testing.assert_allclose(np.exp(log_weights[order]), TRUE_WEIGHTS, atol=0.02)
+
+
+def test_one_component_is_fitted_in_one_pass_to_the_points_mean_and_variance():
+    points = _known_mixture(2000)
+    means, variances, log_weights, history = fit_diagonal_mixture(
+        points, np.zeros((1, 2)), np.ones((1, 2)), np.zeros(1))
+    np.testing.assert_allclose(means[0], points.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(variances[0], points.var(axis=0), rtol=1e-9)
+    assert log_weights[0] == pytest.approx(0.0)
+    assert len(history) == 3  # before, after the pass, and the pass that changed nothing
+
+
+def test_a_component_no_point_takes_keeps_its_place_and_loses_its_weight():
+    points = _known_mixture(2000)
+    start_means = np.array([[-2.0, 0.0], [1.5, 1.0], [500.0, 500.0]])
+    means, variances, log_weights, _ = fit_diagonal_mixture(
+        points, start_means, np.ones((3, 2)), np.log(np.full(3, 1 / 3)))
+    assert np.isfinite(means).all() and np.isfinite(variances).all()
+    np.testing.assert_array_equal(means[2], start_means[2])
+    assert np.exp(log_weights[2]) < 1e-20
+    assert np.exp(log_weights[:2]).sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("levels,components", [(3, 4), ((4, 3), 4), (3, 1)],
+                         ids=["one level, mixture", "hierarchy, mixture", "one Gaussian"])
+def test_a_fitted_class_prior_gives_the_codes_a_higher_density_in_the_model(levels,
+                                                                            components):
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(latent_dim=levels, hidden_dims=(32,), likelihood="bernoulli",
+                         image_shape=(8, 8, 1), conditional=True,
+                         label_names=("a", "b", "c"), class_components=components)
+    vae = make_vae(config)
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 600)
+    images = (rng.random((600, 8, 8, 1)) < 0.2 + 0.3 * labels[:, None, None, None]
+              ).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(100)
+    top = config.levels[-1]
+    vae.class_prior.means.assign(np.full(vae.class_prior.means.shape, 2.0, np.float32))
+
+    def mean_density_of_codes() -> float:
+        means, log_vars = (np.asarray(v)[:, -top:] for v in vae.encode(images, labels))
+        draws = means + np.exp(0.5 * log_vars) * np.random.default_rng(3).standard_normal(
+            (8, *means.shape))
+        return float(np.mean(vae.class_prior.log_density(draws.astype(np.float32), labels)))
+
+    before = mean_density_of_codes()
+    fit = fit_class_prior(vae, dataset)
+    after = mean_density_of_codes()
+    assert fit["images"] == 600
+    assert fit["mean_log_prior_after"] > fit["mean_log_prior_before"]
+    assert fit["mean_log_prior_before"] == pytest.approx(before, abs=0.2)
+    assert fit["mean_log_prior_after"] == pytest.approx(after, abs=0.2)
+    assert after > before + 3.0  # the prior started 2 away from codes near 0 in each dimension
