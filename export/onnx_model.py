@@ -4,7 +4,9 @@ int8 uses *dynamic* quantization (int8 weights, activation scales computed per b
 run time): on the trained default decoder it was both more accurate and faster than static
 QDQ quantization, and it needs no calibration data (docs/export-and-serving.md). Weights
 get one scale per tensor, the faster, or per output channel when that misses a bound of
-`export.verify` (export/pipeline.py decides), as deeper decoders do.
+`export.verify` (export/pipeline.py decides), as deeper decoders do. A one-hot label
+times a table (a conditional model's class prior) stays float: it is a lookup, whose
+rounding would move a class's prior itself (`table_lookups`).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def write_int8(fp32_path: str, path: str, per_channel: bool = False) -> None:
         quant_pre_process(fp32_path, prepared)
         quantized = os.path.join(work, "int8.onnx")
         quantize_dynamic(prepared, quantized, weight_type=QuantType.QInt8,
-                         per_channel=per_channel)
+                         per_channel=per_channel,
+                         nodes_to_exclude=table_lookups(onnx.load(prepared)))
         model_proto = onnx.load(quantized)
     metadata = read_metadata(fp32_path)
     scales = "per-channel" if per_channel else "per-tensor"
@@ -56,6 +59,24 @@ def write_int8(fp32_path: str, path: str, per_channel: bool = False) -> None:
     onnx.checker.check_model(model_proto)
     with atomic_path(path) as tmp:
         onnx.save(model_proto, tmp)
+
+
+def table_lookups(model_proto: onnx.ModelProto) -> list[str]:
+    """Names of the MatMuls whose first input is a one-hot (`OneHot`: Equal, then Cast):
+    lookups in a table such as the class prior's means, log-variances and mixture
+    weights. int8 would round the looked-up values, and a mixture's weights pick a
+    component by comparison, so rounded weights draw another component for some noise:
+    measured on a class prior fitted after training, the int8 image's p99 difference was
+    0.31 against a bound of 0.08. The tables are small (classes rows), so little is lost."""
+    made_by = {output: node for node in model_proto.graph.node for output in node.output}
+
+    def is_one_hot(name: str) -> bool:
+        node = made_by.get(name)
+        return (node is not None and node.op_type == "Cast"
+                and getattr(made_by.get(node.input[0]), "op_type", None) == "Equal")
+
+    return [node.name for node in model_proto.graph.node
+            if node.op_type == "MatMul" and is_one_hot(node.input[0])]
 
 
 def read_metadata(path: str) -> dict[str, str]:

@@ -17,12 +17,13 @@ import sys
 
 import keras
 import numpy as np
+import onnx
 import pytest
 from PIL import Image
 
 from export.endpoints import decoder_endpoint, encoder_endpoint, run_keras
 from export.litert import run_tflite
-from export.onnx_model import read_metadata, run_onnx
+from export.onnx_model import read_metadata, run_onnx, table_lookups
 from export.saved_model import run_saved_model
 from keras_vae.cli import run_command
 from keras_vae.data import datasets_for, splits_for
@@ -195,6 +196,17 @@ def test_every_exported_format_gives_the_keras_output_for_noise_and_label(run):
                                    reference["z_mean"], atol=1e-4, err_msg=key)
     assert json.loads(read_metadata(_artifact(run, "decoder_onnx"))["label_names"]) == list(NAMES)
     assert read_metadata(_artifact(run, "decoder_onnx"))["conditional"] == "true"
+
+
+def test_the_int8_decoder_keeps_the_class_prior_tables_float_and_quantizes_the_rest(run):
+    fp32 = onnx.load(_artifact(run, "decoder_onnx"))
+    int8 = onnx.load(_artifact(run, "decoder_int8_onnx"))
+    lookups = table_lookups(fp32)
+    assert len(lookups) == 3  # the mixture's means, log-variances and weight logits
+    int8_ops = {node.name: node.op_type for node in int8.graph.node}
+    assert all(int8_ops.get(name) == "MatMul" for name in lookups)
+    matmuls = sum(node.op_type == "MatMul" for node in fp32.graph.node)
+    assert list(int8_ops.values()).count("MatMulInteger") == matmuls - len(lookups)
 
 
 def _edge_sample(run, tmp_path, *args) -> subprocess.CompletedProcess:
