@@ -251,6 +251,8 @@ def _fit_class_prior(vae: VAE, train_data, val_data, run_dir: str) -> dict | Non
     the validation loss; otherwise puts the trained tables back. → what it did."""
     if vae.class_prior is None:
         return None
+    print("fitting the class prior p(z | y) to the training images' codes by EM "
+          "(about a minute per 50,000 images here)", flush=True)
     trained = [weight.numpy() for weight in vae.class_prior.weights]
     before = _validation_loss(vae, val_data)
     fit = fit_class_prior(vae, train_data, seed=vae.config.seed)
@@ -261,10 +263,9 @@ def _fit_class_prior(vae: VAE, train_data, val_data, run_dir: str) -> dict | Non
     else:
         for weight, value in zip(vae.class_prior.weights, trained, strict=True):
             weight.assign(value)
-    print(f"class prior p(z | y) fitted to {fit['images']} training images' codes by EM "
-          f"({fit['seconds']:.0f} s): mean log p(z | y) {fit['mean_log_prior_before']:.2f} → "
-          f"{fit['mean_log_prior_after']:.2f} nats, validation loss {before:.2f} → "
-          f"{after:.2f}, {'kept' if kept else 'not kept'}")
+    print(f"  {fit['images']} images' codes, {fit['seconds']:.0f} s: mean log p(z | y) "
+          f"{fit['mean_log_prior_before']:.2f} → {fit['mean_log_prior_after']:.2f} nats, "
+          f"validation loss {before:.2f} → {after:.2f}, {'kept' if kept else 'not kept'}")
     return {**fit, "val_loss_before": before, "val_loss_after": after, "kept": kept}
 
 
