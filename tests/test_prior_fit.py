@@ -4,14 +4,18 @@ finds a known mixture; fitted into a model, the prior's own density of the codes
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_vae import training
 from keras_vae.config import ModelConfig
 from keras_vae.hierarchy import make_vae
 from keras_vae.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
+from keras_vae.run_layout import CHECKPOINT
 
 TRUE_MEANS = np.array([[-2.0, 0.0], [1.5, 1.0]])
 TRUE_VARIANCES = np.array([[0.25, 1.0], [0.5, 0.09]])
@@ -102,3 +106,50 @@ def test_a_fitted_class_prior_gives_the_codes_a_higher_density_in_the_model(leve
     assert fit["mean_log_prior_before"] == pytest.approx(before, abs=0.2)
     assert fit["mean_log_prior_after"] == pytest.approx(after, abs=0.2)
     assert after > before + 3.0  # the prior started 2 away from codes near 0 in each dimension
+
+
+def _small_conditional(tmp_path):
+    """A small conditional model (its prior moved 2 away from its codes), its data as
+    (images, labels) batches, and a run directory."""
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(latent_dim=3, hidden_dims=(32,), likelihood="bernoulli",
+                         image_shape=(8, 8, 1), conditional=True,
+                         label_names=("a", "b", "c"), class_components=4)
+    vae = make_vae(config)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3))
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 3, 400)
+    images = (rng.random((400, 8, 8, 1)) < 0.2 + 0.3 * labels[:, None, None, None]
+              ).astype(np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(100)
+    vae.evaluate(dataset, verbose=0)  # builds the metrics
+    vae.class_prior.means.assign(np.full(vae.class_prior.means.shape, 2.0, np.float32))
+    return vae, dataset, str(tmp_path)
+
+
+def test_training_keeps_a_fit_that_lowers_the_validation_loss_and_saves_it(tmp_path):
+    vae, dataset, run_dir = _small_conditional(tmp_path)
+    fit = training._fit_class_prior(vae, dataset, dataset, run_dir)
+    assert fit["kept"] is True and fit["val_loss_after"] < fit["val_loss_before"] - 1.0
+    saved = keras.models.load_model(os.path.join(run_dir, CHECKPOINT))
+    for mine, theirs in zip(vae.class_prior.weights, saved.class_prior.weights, strict=True):
+        np.testing.assert_array_equal(np.asarray(mine), np.asarray(theirs))
+
+
+def test_training_puts_the_trained_tables_back_when_a_fit_raises_the_loss(tmp_path,
+                                                                          monkeypatch):
+    vae, dataset, run_dir = _small_conditional(tmp_path)
+    trained = [np.asarray(weight).copy() for weight in vae.class_prior.weights]
+
+    def a_worse_fit(model, data, seed=0):
+        model.class_prior.means.assign(np.full(model.class_prior.means.shape, 9.0,
+                                               np.float32))
+        return {"images": 400, "seconds": 0.0, "mean_log_prior_before": 0.0,
+                "mean_log_prior_after": 0.0}
+
+    monkeypatch.setattr(training, "fit_class_prior", a_worse_fit)
+    fit = training._fit_class_prior(vae, dataset, dataset, run_dir)
+    assert fit["kept"] is False and fit["val_loss_after"] > fit["val_loss_before"]
+    for weight, value in zip(vae.class_prior.weights, trained, strict=True):
+        np.testing.assert_array_equal(np.asarray(weight), value)
+    assert not os.path.exists(os.path.join(run_dir, CHECKPOINT))
