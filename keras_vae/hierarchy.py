@@ -299,6 +299,12 @@ class HierarchicalVAE(VAE):
         return (ops.concatenate([m for m, _ in levels], axis=-1),
                 ops.concatenate([v for _, v in levels], axis=-1))
 
+    def top_posterior(self, images, labels=None):
+        """(mean, log_var) of q(z_L | x): the top level reads the bottom-up pass alone, so
+        neither the levels below nor the decoder run."""
+        top = len(self.config.levels) - 1
+        return self._posterior(self._features(images, labels), top, None, None, None)
+
     def decode(self, z, labels=None, training=False):
         """The parameters of p(x | z_1…L) for given z [N, Σ d_l], level 1 first."""
         given = self._split_levels(z)

@@ -480,6 +480,11 @@ class VAE(keras.Model):
         """q(z|x) (or q(z|x, y)): (z_mean, z_log_var), each [N, latent_dim]."""
         return self.encoder(self._with_labels(images, labels), training=training)
 
+    def top_posterior(self, images, labels=None):
+        """(mean, log_var) of the top level's posterior, the level a prior is on: for one
+        level, `encode`."""
+        return self.encode(images, labels)
+
     def decode(self, z, labels=None, training=False):
         """The parameters of p(x|z) (or p(x|z, y)), [N, H, W, C·P]."""
         return self.decoder(self._with_labels(z, labels), training=training)

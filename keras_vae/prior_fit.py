@@ -36,13 +36,12 @@ VARIANCE_FLOOR = 1e-4
 def top_level_codes(vae, dataset: tf.data.Dataset) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(means, log_vars, labels) of q(z_top | x, y) for every (images, labels) batch of
     `dataset`: the level the class prior is on (the only level of a one-level model)."""
-    top = vae.config.levels[-1]
-    encode = tf.function(lambda images, labels: vae.encode(images, labels))
+    posterior = tf.function(vae.top_posterior)
     means, log_vars, labels = [], [], []
     for images, batch_labels in dataset:
-        mean, log_var = encode(images, batch_labels)
-        means.append(mean.numpy()[:, -top:])
-        log_vars.append(log_var.numpy()[:, -top:])
+        mean, log_var = posterior(images, batch_labels)
+        means.append(mean.numpy())
+        log_vars.append(log_var.numpy())
         labels.append(batch_labels.numpy())
     return np.concatenate(means), np.concatenate(log_vars), np.concatenate(labels)
 

@@ -75,6 +75,22 @@ def test_a_component_no_point_takes_keeps_its_place_and_loses_its_weight():
     assert np.exp(log_weights[:2]).sum() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize("levels", [3, (4, 3)], ids=["one level", "hierarchy"])
+def test_the_top_posterior_is_the_top_level_of_the_encoding(levels):
+    config = ModelConfig(latent_dim=levels, hidden_dims=(32,), likelihood="bernoulli",
+                         image_shape=(8, 8, 1), conditional=True,
+                         label_names=("a", "b", "c"), class_components=4)
+    vae = make_vae(config)
+    rng = np.random.default_rng(4)
+    images = (rng.random((20, 8, 8, 1)) < 0.3).astype(np.float32)
+    labels = rng.integers(0, 3, 20)
+    top = config.levels[-1]
+    for theirs, mine in zip(vae.encode(images, labels), vae.top_posterior(images, labels),
+                            strict=True):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs)[:, -top:],
+                                   rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("levels,components", [(3, 4), ((4, 3), 4), (3, 1)],
                          ids=["one level, mixture", "hierarchy, mixture", "one Gaussian"])
 def test_a_fitted_class_prior_gives_the_codes_a_higher_density_in_the_model(levels,
