@@ -252,7 +252,7 @@ def _fit_class_prior(vae: VAE, train_data, val_data, run_dir: str) -> dict | Non
     if vae.class_prior is None:
         return None
     print("fitting the class prior p(z | y) to the training images' codes by EM "
-          "(about a minute per 50,000 images here)", flush=True)
+          "(about a minute per 50,000 images on 2 CPU cores)", flush=True)
     trained = [weight.numpy() for weight in vae.class_prior.weights]
     before = _validation_loss(vae, val_data)
     fit = fit_class_prior(vae, train_data, seed=vae.config.seed)
