@@ -166,6 +166,7 @@ class HierarchicalVAE(VAE):
         images = ops.zeros((1, *self.config.image_shape))
         labels = ops.zeros((1,), "int64") if self.config.conditional else None
         self.posterior_pass(images, labels, ops.zeros((1, sum(self.config.levels))))
+        self._build_input_free_layers(self.label_one_hot)
 
     # --- the top-down path ------------------------------------------------------------
 
@@ -436,15 +437,38 @@ class HierarchicalVAE(VAE):
                                  norm < SKIP_NORM_PER_DIMENSION * dimensions)
         clipped, _ = tf.clip_by_global_norm(gradients, CLIP_NORM_PER_DIMENSION * dimensions,
                                             use_norm=norm)
-
-        def apply():
-            self.optimizer.apply_gradients(zip(clipped, self.trainable_variables,
-                                               strict=True))
-            return tf.constant(0.0)
-
-        skipped = tf.cond(healthy, apply, lambda: tf.constant(1.0))
-        self.skipped_tracker.update_state(skipped)
+        self.skipped_tracker.update_state(self._apply_if(healthy, clipped))
         return self._update_metrics(reconstruction, kl)
+
+    def _apply_if(self, healthy, gradients):
+        """Applies the update if `healthy` on every replica; → 1.0 if skipped, else 0.0.
+
+        `apply_gradients` synchronizes replicas (a merge_call), which a tf.distribute
+        strategy does not allow inside a cond in a replica's context: the choice is made
+        once, in the cross-replica context, and the update then runs on every replica,
+        as Keras's LossScaleOptimizer skips non-finite steps."""
+
+        def apply(replica_gradients):
+            self.optimizer.apply_gradients(zip(replica_gradients, self.trainable_variables,
+                                               strict=True))
+
+        if not tf.distribute.has_strategy():
+            return tf.cond(healthy, lambda: (apply(gradients), tf.constant(0.0))[1],
+                           lambda: tf.constant(1.0))
+        context = tf.distribute.get_replica_context()
+        unhealthy = context.all_reduce(tf.distribute.ReduceOp.SUM,
+                                       1.0 - tf.cast(healthy, tf.float32))
+
+        def choose(strategy, unhealthy, gradients):
+            def apply_on_every_replica():
+                strategy.extended.call_for_each_replica(apply, args=(gradients,))
+                return tf.constant(0.0)
+
+            healthy_everywhere = strategy.experimental_local_results(unhealthy)[0] < 0.5
+            return tf.cond(healthy_everywhere, apply_on_every_replica,
+                           lambda: tf.constant(1.0))
+
+        return context.merge_call(choose, args=(unhealthy, gradients))
 
 
 def _as_tensor(values):

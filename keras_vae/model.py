@@ -342,6 +342,16 @@ class VAE(keras.Model):
     def build(self, input_shape):
         self.sampling.build([(None, self.config.latent_dim)] * 2)
         self.built = True
+        self._build_input_free_layers()
+
+    def _build_input_free_layers(self, *more) -> None:
+        """Builds the layers whose weights do not depend on an input (made when they are
+        constructed), so that the whole model is built by `build`. Otherwise Keras builds
+        it again under a tf.distribute strategy by calling it on the data's x alone,
+        which for a conditional model is its images without their labels, and fails."""
+        for layer in (self.kl_term, self.pseudo_inputs, self.class_prior, *more):
+            if layer is not None and not layer.built:
+                layer.build(None)
 
     def call(self, inputs, training=False):
         """images → parameters of p(x|z); a conditional model takes (images, labels)."""

@@ -18,12 +18,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.slow
-def test_mirrored_over_two_devices_follows_the_one_device_loss_curve():
+@pytest.mark.parametrize("levels", ["8", "8,4"], ids=["one level", "hierarchy"])
+def test_mirrored_over_two_devices_follows_the_one_device_loss_curve(levels):
     """Same seed, same global batch, the default shuffled pipeline: the same training to
     float tolerance (the same example order, the loss scaled by the global batch, each
     example keeping its ε). 1,000 examples per split, not a multiple of the batch of 128:
     under either strategy the evaluated loss is the mean over the split's examples."""
-    result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "1000"],
+    result = subprocess.run([sys.executable, "-m", "tests.distributed_losses", "1000", levels],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     curves = json.loads(result.stdout.strip().splitlines()[-1])
@@ -32,6 +33,9 @@ def test_mirrored_over_two_devices_follows_the_one_device_loss_curve():
         np.testing.assert_allclose(curves["mirrored"][metric], curves["one_device"][metric],
                                    rtol=1e-5, err_msg=metric)
     assert curves["mirrored"]["loss"][-1] < 0.9 * curves["mirrored"]["loss"][0]
+    if levels != "8":
+        assert curves["mirrored"]["skipped_updates"] == curves["one_device"]["skipped_updates"]
+        return
     for strategy in ("one_device", "mirrored"):
         assert curves[strategy]["deterministic_evaluation"] == pytest.approx(
             curves[strategy]["deterministic_mean_over_examples"], rel=1e-5), strategy
