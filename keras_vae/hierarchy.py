@@ -451,10 +451,10 @@ class HierarchicalVAE(VAE):
         def apply(replica_gradients):
             self.optimizer.apply_gradients(zip(replica_gradients, self.trainable_variables,
                                                strict=True))
+            return tf.constant(0.0)
 
         if not tf.distribute.has_strategy():
-            return tf.cond(healthy, lambda: (apply(gradients), tf.constant(0.0))[1],
-                           lambda: tf.constant(1.0))
+            return tf.cond(healthy, lambda: apply(gradients), lambda: tf.constant(1.0))
         context = tf.distribute.get_replica_context()
         unhealthy = context.all_reduce(tf.distribute.ReduceOp.SUM,
                                        1.0 - tf.cast(healthy, tf.float32))

@@ -265,3 +265,15 @@ def test_free_bits_charge_each_level_at_least_their_allowance():
     negative = KLTerm(beta=1.0)
     negative(tf.constant([-1.0, -2.0]))
     assert float(negative.losses[0]) == pytest.approx(-1.5)
+
+
+@pytest.mark.parametrize("levels", [3, (4, 3)], ids=["one level", "hierarchy"])
+@pytest.mark.parametrize("kind", ["plain", "vamp", "conditional"])
+def test_every_layer_is_built_with_the_model(levels, kind):
+    """Under a tf.distribute strategy Keras builds a model that is not whole by calling it
+    on the data's x alone, which for a conditional model is its images without labels."""
+    settings = {"plain": {}, "vamp": {"prior": "vamp", "pseudo_inputs": 5},
+                "conditional": {"conditional": True, "label_names": ("a", "b")}}[kind]
+    vae = make_vae(ModelConfig(latent_dim=levels, hidden_dims=(16,), likelihood="bernoulli",
+                               image_shape=(8, 8, 1), **settings))
+    assert [layer.name for layer in vae._flatten_layers() if not layer.built] == []
