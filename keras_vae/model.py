@@ -344,6 +344,18 @@ class VAE(keras.Model):
         self.built = True
         self._build_input_free_layers()
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Keras's hook that builds a model under a tf.distribute strategy from its first
+        batch; here only the optimizer is left to build. Keras 3.15 reduces that batch as
+        one value, which fails for the (images, labels) of a conditional model under
+        MultiWorkerMirroredStrategy; a model that `build` made whole skips it."""
+        if (self._distribute_strategy is None
+                or not all(layer.built for layer in self._flatten_layers())):
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        with self.distribute_strategy.scope():
+            if self.optimizer is not None and not self.optimizer.built:
+                self.optimizer.build(self.trainable_variables)
+
     def _build_input_free_layers(self, *more) -> None:
         """Builds the layers whose weights do not depend on an input (made when they are
         constructed), so that the whole model is built by `build`. Otherwise Keras builds
