@@ -453,9 +453,7 @@ class HierarchicalVAE(VAE):
                                                strict=True))
             return tf.constant(0.0)
 
-        if not tf.distribute.has_strategy():
-            return tf.cond(healthy, lambda: apply(gradients), lambda: tf.constant(1.0))
-        context = tf.distribute.get_replica_context()
+        context = tf.distribute.get_replica_context()  # without a strategy, the default
         unhealthy = context.all_reduce(tf.distribute.ReduceOp.SUM,
                                        1.0 - tf.cast(healthy, tf.float32))
 
