@@ -222,6 +222,24 @@ def test_a_conditional_model_takes_the_label_in_both_networks(arch):
         vae.mean_image(z)
 
 
+@pytest.mark.parametrize("arch", ["mlp", "gated"])
+def test_every_dense_layer_of_a_conditional_decoder_takes_the_label(arch):
+    """Its kernel has a row per class besides those of the layer below, and a label
+    changes that layer's output for the same input below it: the last layer's own E[y]
+    is a template of the class's pixels."""
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=3, hidden_dims=(16, 32),
+                          arch=arch, conditional=True, label_names=("a", "b", "c"),
+                          image_shape=(8, 8, 1)))
+    dense_layers = [layer for layer in vae.decoder.layers if isinstance(layer, keras.layers.Dense)]
+    widths_below = [3, 32, 16] if arch == "mlp" else [3, 3, 32, 32, 16]
+    assert [layer.kernel.shape[0] for layer in dense_layers] == [w + 3 for w in widths_below]
+    pixels = vae.decoder.get_layer("pixel_parameters")
+    below = np.zeros((3, 16), np.float32)
+    one_hot = np.eye(3, dtype=np.float32)
+    outputs = np.asarray(pixels(np.concatenate([below, one_hot], axis=1)))
+    assert np.abs(outputs[0] - outputs[1]).max() > 0 and np.abs(outputs[1] - outputs[2]).max() > 0
+
+
 @pytest.mark.parametrize("latent_dim", [3, (3, 2)])
 def test_reconstructions_decode_each_images_posterior_mean_given_its_label(latent_dim):
     """In batches (7 images, batches of 3) and with each image's own label: the same as

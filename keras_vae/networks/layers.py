@@ -45,8 +45,8 @@ class OneHot(layers.Layer):
 
     Built from Equal and Cast rather than `one_hot`, so that every exported format does the
     same with an out-of-range label: ONNX's OneHot counts negative labels from the end,
-    where TensorFlow's gives zeros. Zeros make the label's term vanish from the first
-    dense layer: the network then sees "no class".
+    where TensorFlow's gives zeros. Zeros make the label's term vanish from every dense
+    layer that takes it: the network then sees "no class".
 
     Args:
         classes: how many labels there are.

@@ -50,8 +50,9 @@ def _image_trunk(config) -> tuple[list, object]:
 
 def build_decoder(config, outputs_per_pixel: int) -> keras.Model:
     """z [N, latent_dim] (and a conditional model's label [N]) → the parameters of p(x|z),
-    [N, H, W, outputs_per_pixel] (the encoder mirrored). The label joins z before the
-    first dense layer, so for `conv` it also shapes the grid the convolutions start from."""
+    [N, H, W, outputs_per_pixel] (the encoder mirrored). The label joins the input of
+    every dense layer (`_decoder`), so for `conv` it also shapes the grid the
+    convolutions start from."""
     return _decoder(config, outputs_per_pixel, config.latent_dim, "z",
                     tuple(reversed(config.hidden_dims)))
 
@@ -67,25 +68,44 @@ def build_pixel_decoder(config, outputs_per_pixel: int, state_width: int) -> ker
 
 def _decoder(config, outputs_per_pixel: int, input_width: int, input_name: str,
              hidden_widths: tuple[int, ...]) -> keras.Model:
+    """A conditional decoder's label joins the input of every dense layer, the last one
+    (to the pixels' parameters) included: its E[y] is then a template of the class's
+    pixels, which the one-level model measured it needs to draw the asked class
+    (docs/results.md). A hierarchy's pixel decoder has that one dense layer only."""
     family = network_family(config.arch)
     z = keras.Input(shape=(input_width,), name=input_name)
     inputs = [z]
-    h = _with_label(config, inputs, z)
+    one_hot = _label_input(config, inputs)
+    h = z
     for i, width in enumerate(hidden_widths):
-        h = hidden_layer(h, width, f"decoder_hidden_{i}", family.gated_hidden_units)
-    parameters = family.pixel_parameters(config, h, outputs_per_pixel)
+        h = hidden_layer(_joined(h, one_hot, f"with_label_{i}"), width,
+                         f"decoder_hidden_{i}", family.gated_hidden_units)
+    parameters = family.pixel_parameters(config, _joined(h, one_hot, "with_label"),
+                                         outputs_per_pixel)
     return keras.Model(inputs if config.conditional else z, parameters, name="decoder")
 
 
 def _with_label(config, inputs: list, h):
-    """For a conditional model: adds a `label` input (int64 [N]) to `inputs` and returns h
-    with the label's one-hot vector appended, for the first dense layer. A dense layer over
-    [h, one-hot(y)] is W·h + E[y] + b: a learned embedding of y as wide as the layer."""
+    """For a conditional model: adds a `label` input to `inputs` and returns h with the
+    label's one-hot vector appended, for the first dense layer."""
+    return _joined(h, _label_input(config, inputs), "with_label")
+
+
+def _label_input(config, inputs: list):
+    """For a conditional model: adds a `label` input (int64 [N]) to `inputs` and returns
+    its one-hot vector [N, classes]; None otherwise."""
     if not config.conditional:
-        return h
+        return None
     if config.classes < 1:
         raise ValueError("a conditional model needs label_names (the classes) in its config")
     label = keras.Input(shape=(), dtype="int64", name="label")
     inputs.append(label)
-    return layers.Concatenate(name="with_label")([h, OneHot(config.classes,
-                                                            name="label_one_hot")(label)])
+    return OneHot(config.classes, name="label_one_hot")(label)
+
+
+def _joined(h, one_hot, name: str):
+    """h with the label's one-hot appended (h itself without a label). A dense layer over
+    [h, one-hot(y)] is W·h + E[y] + b: a learned embedding of y as wide as the layer."""
+    if one_hot is None:
+        return h
+    return layers.Concatenate(name=name)([h, one_hot])
