@@ -3,8 +3,9 @@ Serving and the edge: a label goes in, and the picture of that class comes out o
 format.
 
 The data are four classes of 16×16 binary pictures, each class noisy copies of its own
-random prototype, so "the picture shows the class" can be checked exactly: it is nearest
-to that class's prototype.
+random prototype with a line drawn across it at a random row, so "the picture shows the
+class" can be checked exactly (it is nearest to that class's prototype) and z has
+something the label does not say: the row.
 """
 
 from __future__ import annotations
@@ -44,10 +45,18 @@ def _prototypes() -> np.ndarray:
     return np.random.default_rng(0).random((len(NAMES), SIDE, SIDE, 1)) < 0.25
 
 
+def _class_images(labels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bool [N, SIDE, SIDE, 1]: each label's prototype, 5 % of its pixels flipped, and one
+    whole row, drawn at random, set."""
+    images = _prototypes()[labels] ^ (rng.random((len(labels), SIDE, SIDE, 1)) < 0.05)
+    images[np.arange(len(labels)), rng.integers(0, SIDE, len(labels))] = True
+    return images
+
+
 def _write_classes(path: str, examples: int = 2000) -> None:
     rng = np.random.default_rng(1)
     labels = rng.integers(0, len(NAMES), examples)
-    images = _prototypes()[labels] ^ (rng.random((examples, SIDE, SIDE, 1)) < 0.05)
+    images = _class_images(labels, rng)
     np.savez(path, images=images.astype(np.uint8) * 255, labels=labels,
              label_names=np.array(NAMES))
 
@@ -141,8 +150,7 @@ def test_changing_only_the_label_changes_the_picture_to_that_class(run):
 def test_the_conditional_elbo_and_iwae_bounds_order_as_bounds_on_log_p_x_given_y(run):
     vae, rng = run["vae"], np.random.default_rng(5)
     labels = rng.integers(0, len(NAMES), 100)
-    images = (_prototypes()[labels] ^ (rng.random((100, SIDE, SIDE, 1)) < 0.05)
-              ).astype(np.float32)
+    images = _class_images(labels, rng).astype(np.float32)
     neg_elbo = vae.evaluate(images, labels, batch_size=100, return_dict=True, verbose=0)
     by_k = [importance_nll(vae, images, k, seed=1, labels=labels).mean()
             for k in (1, 10, 1000)]
