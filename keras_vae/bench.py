@@ -78,8 +78,9 @@ def _format_row(row: dict) -> str:
 def summarize(result: dict) -> str:
     cut = (f"; a quick look on {result['max_examples']:,} examples per split, not "
            f"comparable with a full run" if result.get("max_examples") else "")
+    flags = f"; XLA_FLAGS {result['xla_flags']}" if result.get("xla_flags") else ""
     lines = [f"{result['machine']}; TensorFlow {result['tensorflow']}, Keras "
-             f"{result['keras']}; {result['date']}{cut}"]
+             f"{result['keras']}{flags}; {result['date']}{cut}"]
     if "rows" in result:
         lines += _summarize_mlp(result)
     if "conv_32x32x3" in result:
@@ -147,7 +148,8 @@ def _summarize_nll(result: dict) -> list[str]:
              f"{result['matmul_roofline_gflops']:.0f} GFLOP/s):"]
     for row in result["nll_cost"]:
         lines.append(f"  {row['dataset']}, latent {row['latent_dim']}, {row['likelihood']}, "
-                     f"k = {row['k']}: {row['seconds_per_image']:.3f} s; its matmuls "
+                     f"k = {row['k']}: {row['seconds_per_image']:.3f} s (and "
+                     f"{row['fixed_seconds']:.1f} s once per evaluation); its matmuls "
                      f"{row['matmul_gflop_per_image']:.1f} GFLOP = "
                      f"{row['roofline_seconds_per_image']:.3f} s at the roofline → "
                      f"{row['times_roofline']:.2f}×")

@@ -17,6 +17,8 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 
+from keras_vae.machine import prefer_wide_vectors
+
 
 class UsageError(Exception):
     """The command was called wrongly: a bad value, an unknown name, a missing path."""
@@ -70,8 +72,10 @@ def load_tensorflow(debug: bool = False) -> None:
     descriptor points at /dev/null for the import alone. Python errors are unaffected.
     TensorFlow Datasets warns through absl's Python logger about its folders ("Variant
     folder … has no dataset_info.json"); what matters of that reaches the user as the
-    command's own one-line error, so its warnings are kept for `--debug` too.
+    command's own one-line error, so its warnings are kept for `--debug` too. XLA is
+    asked for 512-bit vectors where the CPU has them (`prefer_wide_vectors`).
     """
+    prefer_wide_vectors()
     if debug or "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -16,3 +16,28 @@ def describe_machine() -> str:
     except (OSError, StopIteration):
         pass
     return f"{model}, {os.cpu_count()} cores"
+
+
+WIDE_VECTORS_FLAG = "--xla_cpu_prefer_vector_width=512"
+
+
+def prefer_wide_vectors() -> bool:
+    """Asks XLA for 512-bit vector code on a CPU with AVX-512, unless XLA_FLAGS already
+    sets a vector width; True if it did. XLA's CPU default is 256 bits. Measured here
+    (docs/performance.md): the importance-sampled NLL's fused logistic scoring 1.4×
+    faster, training unchanged. XLA reads its flags once, at its first compilation, so
+    this must run before it (the commands call it as they load TensorFlow)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_prefer_vector_width" in flags or not _has_avx512():
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} {WIDE_VECTORS_FLAG}".strip()
+    return True
+
+
+def _has_avx512() -> bool:
+    """Whether /proc/cpuinfo lists avx512f (False where there is none to read)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(line.startswith("flags") and " avx512f" in line for line in f)
+    except OSError:
+        return False

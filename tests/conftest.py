@@ -17,6 +17,11 @@ import tensorflow_datasets as tfds
 
 import keras_vae.data
 import keras_vae.tfds_source
+from keras_vae.machine import prefer_wide_vectors
+
+# XLA reads its flags at its first compilation: every test process compiles as the
+# commands do, whichever test runs first.
+prefer_wide_vectors()
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # The xdist workers share the machine's cores; one op thread each keeps them from

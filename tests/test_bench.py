@@ -69,5 +69,6 @@ def test_the_nll_cost_part_times_every_model_beside_its_matmul_work(tmp_path, ca
     top_down = (16 * 400 + (400 + 32) * 400 + 400 * 64 + 800 * 64 + 400 * 32)
     assert rows[2]["matmul_gflop_per_image"] == pytest.approx(
         2 * (flat_macs[1] - 20 * 400 + top_down) * 5000 / 1e9)  # pixels read the state
-    assert all(row["seconds_per_image"] > 0 and row["examples"] == 2 for row in rows)
+    assert all(row["examples"] == 2 and row["fewer_examples"] == 1 for row in rows)
+    assert all(row["seconds_per_image"] > 0 and row["times_roofline"] > 0 for row in rows)
     assert "importance-sampled NLL, per image" in capsys.readouterr().out

@@ -1,9 +1,13 @@
-"""Specification of keras_vae/machine.py: benchmark tables name the machine they ran on."""
+"""Specification of keras_vae/machine.py: benchmark tables name the machine they ran on,
+and XLA gets the widest vectors the CPU has."""
 
 from __future__ import annotations
 
 import os
 
+import pytest
+
+from keras_vae import machine
 from keras_vae.machine import describe_machine
 
 
@@ -14,3 +18,31 @@ def test_the_description_names_the_cpu_and_its_core_count():
     if os.path.exists("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as f:
             assert model in f.read()
+
+
+@pytest.mark.parametrize("flags, avx512, expected", [
+    (None, True, "--xla_cpu_prefer_vector_width=512"),
+    ("--xla_cpu_enable_fast_math=false", True,
+     "--xla_cpu_enable_fast_math=false --xla_cpu_prefer_vector_width=512"),
+    ("--xla_cpu_prefer_vector_width=256", True, "--xla_cpu_prefer_vector_width=256"),
+    (None, False, None),
+])
+def test_xla_gets_wide_vectors_on_avx512_unless_its_flags_choose(monkeypatch, flags, avx512,
+                                                                 expected):
+    """A user's own vector width stands; other flags are kept."""
+    if flags is None:
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
+    else:
+        monkeypatch.setenv("XLA_FLAGS", flags)
+    monkeypatch.setattr(machine, "_has_avx512", lambda: avx512)
+    assert machine.prefer_wide_vectors() == (expected is not None and expected != flags)
+    assert os.environ.get("XLA_FLAGS") == (expected or flags)
+
+
+def test_avx512_is_read_from_the_cpus_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            listed = "avx512f" in f.read().split()
+    except OSError:
+        listed = False
+    assert machine._has_avx512() == listed
