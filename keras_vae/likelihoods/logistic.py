@@ -168,8 +168,9 @@ def bin_probability_terms(x, location, log_scale):
     and 1 − σ(b) = e^(−max(b, 0)) / (1 + e^(−|b|)), exact for any location and scale, and
     1 − e^(b−a) = 1 − e^(−1/(255·s)) from `_one_minus_exp_neg`, accurate for wide
     logistics. Bin 0 keeps only the first factor (the left tail), bin 255 only the second
-    (the right tail), chosen by 0/1 masks of x rather than `where`: the same values, and a backward pass that multiplies
-    instead of building full-size gradients and selecting among them.
+    (the right tail), chosen by 0/1 masks of x rather than `where`: the same values, and
+    a backward pass that multiplies instead of building full-size gradients and selecting
+    among them.
     """
     inverse_scale = ops.exp(-log_scale)
     centred = x - location
