@@ -8,14 +8,18 @@ import platform
 
 def describe_machine() -> str:
     """E.g. 'AMD EPYC, 2 cores': the CPU model from /proc/cpuinfo where there is one."""
-    model = platform.processor() or platform.machine()
+    model = _cpuinfo("model name") or platform.processor() or platform.machine()
+    return f"{model}, {os.cpu_count()} cores"
+
+
+def _cpuinfo(field: str) -> str | None:
+    """The value of /proc/cpuinfo's first `field` line; None where there is none."""
     try:
         with open("/proc/cpuinfo") as f:
-            model = next(line.split(":", 1)[1].strip() for line in f
-                         if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+            return next((line.split(":", 1)[1].strip() for line in f
+                         if line.startswith(field)), None)
+    except OSError:
+        return None
 
 
 WIDE_VECTORS_FLAG = "--xla_cpu_prefer_vector_width=512"
@@ -35,9 +39,5 @@ def prefer_wide_vectors() -> bool:
 
 
 def _has_avx512() -> bool:
-    """Whether /proc/cpuinfo lists avx512f (False where there is none to read)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " avx512f" in line for line in f)
-    except OSError:
-        return False
+    """Whether /proc/cpuinfo's flags list avx512f (False where there are none to read)."""
+    return "avx512f" in (_cpuinfo("flags") or "").split()
