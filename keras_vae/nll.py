@@ -34,8 +34,9 @@ class FusedLikelihood:
     `neg_log_prob` that the model's importance weights call.
 
     The discretized logistic is a dozen elementwise operations per mixture component,
-    which XLA fuses into one pass; the decoder's matmuls stay on TensorFlow's own
-    kernels, which XLA's CPU matmul does not beat (measured: docs/performance.md).
+    the Bernoulli an exponential per pixel, which XLA fuses into one pass; the decoder's
+    matmuls stay on TensorFlow's own kernels, which XLA's CPU matmul does not beat
+    (measured: docs/performance.md).
     """
 
     def __init__(self, likelihood):
@@ -44,17 +45,17 @@ class FusedLikelihood:
 
 
 FUSED_FROM_SAMPLES = 200_000
-"""Images × k from which the logistic is compiled by XLA: each of the up to four shapes
+"""Images × k from which the scoring is compiled by XLA: each of the up to four shapes
 of a call (full and last chunk, full and last batch) costs seconds to compile, which a
 small evaluation does not win back, so small evaluations run unfused."""
 
 
 def evaluation_likelihood(likelihood, jit_compile: bool,
                           total_samples: int = FUSED_FROM_SAMPLES):
-    """The likelihood to score `total_samples` (images × k) importance samples with: fused by
-    XLA where that measured faster (the logistic mixture, once compiling pays), as is
-    otherwise (Bernoulli: one softplus and a matmul per pixel) or when the whole
-    function is compiled anyway."""
+    """The likelihood to score `total_samples` (images × k) importance samples with: its
+    scoring form fused by XLA where that measured faster (the logistic mixture and the
+    Bernoulli, once compiling pays), as is otherwise or when the whole function is
+    compiled anyway."""
     fuse = (likelihood.fuse_in_evaluation and not jit_compile
             and total_samples >= FUSED_FROM_SAMPLES)
     return FusedLikelihood(likelihood) if fuse else likelihood
@@ -120,7 +121,7 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     a conditional model, −log p(x|y) given each image's label in `labels`.
 
     XLA is off by default here for the decoder: the work is large matmuls, which
-    TensorFlow's own CPU kernels run faster than XLA's. The logistic mixture's per-pixel
+    TensorFlow's own CPU kernels run faster than XLA's. The likelihood's per-pixel
     terms alone are fused by XLA (`FusedLikelihood`) once images × k reaches
     `FUSED_FROM_SAMPLES`.
 

@@ -46,7 +46,7 @@ def test_nll_never_exceeds_the_negative_elbo(two_d_vae, binarized_mnist_splits):
 
 def test_the_logistic_fused_by_xla_scores_pixels_as_the_plain_one_does():
     """The evaluation's XLA-compiled logistic gives the plain one's values (to float
-    rounding), extreme parameters included, and stays finite; Bernoulli stays plain."""
+    rounding), extreme parameters included, and stays finite."""
     rng = np.random.default_rng(3)
     logistic = DiscretizedLogistic((4, 3, 2), components=3)
     fused = evaluation_likelihood(logistic, jit_compile=False)
@@ -58,10 +58,29 @@ def test_the_logistic_fused_by_xla_scores_pixels_as_the_plain_one_does():
     fused_nll = fused.neg_log_prob(x, parameters).numpy()
     assert np.isfinite(fused_nll).all()
     np.testing.assert_allclose(fused_nll, plain_nll, rtol=1e-5)
-    bernoulli = Bernoulli((4, 3, 2))
-    assert evaluation_likelihood(bernoulli, jit_compile=False) is bernoulli
     assert evaluation_likelihood(logistic, jit_compile=True) is logistic
     assert evaluation_likelihood(logistic, jit_compile=False, total_samples=100 * 1000) is logistic
+
+
+@pytest.mark.parametrize("image_shape", [(4, 4, 1), (4, 3, 2), (28, 28, 1)])
+def test_the_bernoulli_fused_by_xla_scores_pixels_as_the_plain_one_does(image_shape):
+    """Grouped logarithms (16 pixels divide 4×4 and 28×28, not 4×3×2) give `neg_log_prob`'s
+    values and a float64 softplus's to float rounding, saturated logits included, for
+    many samples per image and for one."""
+    rng = np.random.default_rng(4)
+    bernoulli = Bernoulli(image_shape)
+    fused = evaluation_likelihood(bernoulli, jit_compile=False)
+    assert isinstance(fused, FusedLikelihood)
+    x = (rng.random((5, *image_shape)) < 0.3).astype(np.float32)
+    logits = rng.normal(0, 4, size=(7, 5, *image_shape)).astype(np.float32)
+    logits[0] = rng.choice(np.float32([-1e4, -80, 0, 80, 1e4]), size=logits[0].shape)
+    exact = (np.logaddexp(0, logits.astype(np.float64)) - x * logits).sum(axis=(2, 3, 4))
+    fused_nll = fused.neg_log_prob(x, logits).numpy()
+    plain_nll = keras.ops.convert_to_numpy(bernoulli.neg_log_prob(x, logits))
+    np.testing.assert_allclose(fused_nll, plain_nll, rtol=1e-6)
+    np.testing.assert_allclose(fused_nll, exact, rtol=1e-6)
+    one_sample = keras.ops.convert_to_numpy(bernoulli.scoring_neg_log_prob(x, logits[1]))
+    np.testing.assert_allclose(one_sample, exact[1], rtol=1e-6)
 
 
 @pytest.mark.slow

@@ -6,14 +6,17 @@ import math
 
 from keras import ops
 
+PIXELS_PER_LOG = 16
+"""Pixels whose softplus terms `Bernoulli.scoring_neg_log_prob` sums with one logarithm."""
+
 
 class Bernoulli:
     """Bernoulli(sigmoid(logits)) per pixel; parameters are the logits [.., H, W, C]."""
 
     name = "bernoulli"
     parameters_per_channel = 1
-    fuse_in_evaluation = False
-    """One softplus and a matmul per pixel: nothing for XLA to fuse."""
+    fuse_in_evaluation = True
+    """`scoring_neg_log_prob` is one elementwise pass with a sum, which XLA fuses."""
 
     def __init__(self, image_shape: tuple[int, int, int], components: int = 0):
         """`components` is part of every likelihood's signature; Bernoulli has none."""
@@ -34,8 +37,22 @@ class Bernoulli:
         return softplus - _sum_over_image(x * logits)
 
     def scoring_neg_log_prob(self, x, logits):
-        """`neg_log_prob`: already the fastest form to score with."""
-        return self.neg_log_prob(x, logits)
+        """The same values as `neg_log_prob`, for scoring without a gradient: with
+        softplus(l) = max(l, 0) + log(1 + e^−|l|), each group of `PIXELS_PER_LOG` pixels
+        takes one logarithm, of the product of its factors 1 + e^−|l| (each in (1, 2], so
+        a product of 16 stays under 65,536, exact to float32 rounding): one exponential
+        per pixel and a logarithm per 16. Compiled by XLA, the pass over 50,000 samples of
+        28×28 took 26 ms against 75 ms for softplus and the matrix-vector product
+        (2026-11-30, docs/performance.md); images whose size 16 does not divide take a
+        logarithm per pixel."""
+        lead = ops.shape(logits)[:-3]
+        flat = ops.reshape(logits, (*lead, self.values_per_image))
+        flat_x = ops.reshape(x, (ops.shape(x)[0], self.values_per_image))
+        group = PIXELS_PER_LOG if self.values_per_image % PIXELS_PER_LOG == 0 else 1
+        factors = ops.reshape(1.0 + ops.exp(-ops.abs(flat)),
+                              (*lead, self.values_per_image // group, group))
+        return (ops.sum(ops.log(ops.prod(factors, axis=-1)), axis=-1)
+                + ops.sum(ops.maximum(flat, 0.0) - flat_x * flat, axis=-1))
 
     def mean(self, logits):
         """E[x|z] = sigmoid(logits), in [0, 1]."""
