@@ -121,13 +121,19 @@ def load_checkpoint(run_dir: str):
 
     import keras_vae.hierarchy  # noqa: F401  (registers the VAE classes for loading)
 
-    try:
-        with warnings.catch_warnings():  # best.keras has no optimizer state, by design
-            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
-            return keras.models.load_model(path)
-    except Exception as error:  # Keras raises many types for a damaged file
-        raise RunFailure(f"cannot load {path} ({type(error).__name__}); the file is damaged "
-                         f"or from another version: retrain or restore it") from None
+    # Keras's warnings are shown only if the model loads: a file it cannot load gets the
+    # one line below, not the warnings of its attempt first.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")  # by design
+        try:
+            model = keras.models.load_model(path)
+        except Exception as error:  # Keras raises many types for a damaged file
+            raise RunFailure(f"cannot load {path} ({type(error).__name__}); the file is "
+                             f"damaged or from another version: retrain or restore it") from None
+    for warning in caught:
+        warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                               warning.lineno)
+    return model
 
 
 def load_run(run_dir: str):

@@ -59,3 +59,35 @@ def test_a_run_without_summary_reads_as_empty_and_a_damaged_one_fails(tmp_path):
     (tmp_path / "summary.json").write_text("[1,")
     with pytest.raises(RunFailure, match="fix or remove it"):
         read_summary(str(tmp_path))
+
+
+@pytest.mark.parametrize("loads", [True, False])
+def test_keras_warnings_while_loading_show_only_if_the_checkpoint_loads(tmp_path, monkeypatch,
+                                                                       recwarn, loads):
+    """A file Keras cannot load gets the one-line failure alone, not the warnings its
+    attempt printed first ("Skipping nested container …"); a model that loads keeps
+    them, and the optimizer-state warning, by design of best.keras, is never shown."""
+    import warnings
+
+    import keras
+
+    from keras_vae.run_layout import load_checkpoint
+
+    (tmp_path / "best.keras").write_bytes(b"a checkpoint")
+
+    def load_model(path):
+        warnings.warn("Skipping nested container at 'decoder'", UserWarning, stacklevel=1)
+        warnings.warn("Skipping variable loading for optimizer 'adam'", UserWarning,
+                      stacklevel=1)
+        if not loads:
+            raise ValueError("kernel shape mismatch")
+        return "the model"
+
+    monkeypatch.setattr(keras.models, "load_model", load_model)
+    if loads:
+        assert load_checkpoint(str(tmp_path)) == "the model"
+    else:
+        with pytest.raises(RunFailure, match="damaged or from another version"):
+            load_checkpoint(str(tmp_path))
+    shown = [str(warning.message) for warning in recwarn]
+    assert shown == (["Skipping nested container at 'decoder'"] if loads else [])
