@@ -33,7 +33,7 @@ from export.endpoints import (
 )
 from export.litert import run_tflite, write_tflite
 from export.manifest import fingerprint, model_identity
-from export.onnx_model import run_onnx, write_int8, write_onnx
+from export.onnx_model import has_convolutions, run_onnx, write_int8, write_onnx
 from export.prior import PRIOR_FILE, describe, write_prior
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
 from export.verify import (
@@ -174,14 +174,23 @@ def _verify(vae, decoder, encoder, staged: dict[str, str]) -> dict:
 
 def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     """Writes the int8 decoder with per-tensor weight scales, the faster ones, or
-    per-channel ones when per-tensor misses a bound, as deeper decoders do; returns its
-    measured quality on the prior draws `inputs` (`int8_check_inputs`)."""
+    per-channel ones when per-tensor misses a bound, as deeper decoders do; a decoder
+    with convolutions that misses with both tries them again with its convolutions kept
+    fp32 (`export.onnx_model.convolutions`). Returns the measured quality of the last one
+    written on the prior draws `inputs` (`int8_check_inputs`)."""
     fp32_onnx = run_onnx(staged["decoder_onnx"], inputs)
-    for per_channel in (False, True):
-        write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel)
+    convolutional = has_convolutions(staged["decoder_onnx"])
+    schemes = [(per_channel, float_convolutions)
+               for float_convolutions in ((False, True) if convolutional else (False,))
+               for per_channel in (False, True)]
+    for per_channel, float_convolutions in schemes:
+        write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel,
+                   float_convolutions)
         quality = {**int8_quality(run_onnx(staged["decoder_int8_onnx"], inputs), fp32_onnx,
                                   staged["decoder_int8_onnx"], staged["decoder_onnx"]),
                    "weight_scales": "per channel" if per_channel else "per tensor"}
+        if convolutional:
+            quality["convolutions"] = "fp32" if float_convolutions else "int8"
         if not int8_misses(quality):
             break
     return quality
