@@ -70,5 +70,14 @@ def test_the_nll_cost_part_times_every_model_beside_its_matmul_work(tmp_path, ca
     assert rows[2]["matmul_gflop_per_image"] == pytest.approx(
         2 * (flat_macs[1] - 20 * 400 + top_down) * 5000 / 1e9)  # pixels read the state
     assert all(row["examples"] == 2 and row["fewer_examples"] == 1 for row in rows)
-    assert all(row["seconds_per_image"] > 0 and row["times_roofline"] > 0 for row in rows)
+    # Two images against one: their difference in time is the VM's noise as much as one
+    # image's work (0.013-0.15 s), so its sign is not checked here (it came out negative
+    # once in CI, 2026-11-30). The benchmark itself times 300 against 100 images, whose
+    # difference (2.6-28 s of work) the noise does not reach. What the
+    # rows must hold whatever the noise: the timed call of the fewer images took time,
+    # and the ratio to the roofline is the one its fields give.
+    for row in rows:
+        assert row["fixed_seconds"] + row["fewer_examples"] * row["seconds_per_image"] > 0
+        assert row["times_roofline"] == pytest.approx(
+            row["seconds_per_image"] / row["roofline_seconds_per_image"])
     assert "importance-sampled NLL, per image" in capsys.readouterr().out
