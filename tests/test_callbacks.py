@@ -75,14 +75,21 @@ def test_best_checkpoint_saves_only_improvements_over_the_resumed_best(tmp_path)
     keras.models.load_model(path)
 
 
-def test_kl_warmup_raises_beta_linearly_through_the_model_variable():
+def test_kl_warmup_raises_beta_linearly_step_by_step_through_the_model_variable():
     images = np.random.default_rng(0).random((256, 28, 28, 1)).astype(np.float32) < 0.2
     images = images.astype(np.float32)
     vae = _vae()
     beta = vae.kl_term.beta
+    seen = []
+    recorder = keras.callbacks.LambdaCallback(
+        on_train_batch_begin=lambda batch, logs: seen.append(float(beta.numpy())))
     history = vae.fit(images, batch_size=64, epochs=5, verbose=0,
-                      callbacks=[KLWarmup(epochs=4, beta=0.8)]).history
-    assert history["kl_weight"] == pytest.approx([0.0, 0.2, 0.4, 0.6, 0.8])
+                      callbacks=[KLWarmup(epochs=4, beta=0.8), recorder]).history
+    # 4 steps an epoch: step s of epoch e trains with 0.8·min(1, (e + s/4) / 4).
+    assert seen == pytest.approx([0.8 * min(1.0, (e + s / 4) / 4)
+                                  for e in range(5) for s in range(4)])
+    assert seen[1] > 0.0  # the first epoch already charges the KL
+    assert history["kl_weight"] == pytest.approx([0.2, 0.4, 0.6, 0.8, 0.8])
     assert vae.kl_term.beta is beta and float(beta.numpy()) == pytest.approx(0.8)
 
 
