@@ -139,11 +139,16 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def size_pair(text: str) -> tuple[int, int]:
-    """'64,48' → (64, 48): an image's height and width in pixels."""
+    """'64,48' → (64, 48): an image's height and width in pixels; '64' → (64, 64), a
+    square, as one number is read for a size."""
     try:
-        height, width = (int(part) for part in text.split(","))
+        sizes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHT,WIDTH, e.g. 64,64") from None
+        sizes = []
+    if len(sizes) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"{text!r} is not HEIGHT,WIDTH or one SIZE for a "
+                                         f"square, e.g. 64,48 or 64")
+    height, width = sizes if len(sizes) == 2 else sizes * 2
     if min(height, width) < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: height and width must be at least 1")
     return height, width

@@ -128,8 +128,9 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
                             "subfolders give labels) or npz:PATH (arrays images, labels, "
                             "label_names) (default: %(default)s)")
     group.add_argument("--image-size", type=size_pair, default=None,
-                       help="resize every image to H,W, e.g. 64,64 (default: keep the "
-                            "data's size; a folder of mixed sizes needs it)")
+                       help="resize every image to H,W, e.g. 64,48, or to a square of one "
+                            "size, e.g. 64 (default: keep the data's size; a folder of mixed "
+                            "sizes needs it)")
     group.add_argument("--data-dir", default=None,
                        help="TFDS data directory (default: $TFDS_DATA_DIR, else TFDS's)")
     group.add_argument("--accept-manual-files", action="store_true",

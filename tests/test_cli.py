@@ -14,12 +14,14 @@ from keras_vae.cli import (
     positive_float,
     positive_int,
     run_command,
+    size_pair,
 )
 
 
 @pytest.mark.parametrize("parse, text, expected", [
     (positive_int, "3", 3), (positive_float, "1e-3", 1e-3), (non_negative_float, "0", 0.0),
     (int_list, "512, 256", (512, 256)), (int_list, "400", (400,)),
+    (size_pair, "64,48", (64, 48)), (size_pair, "32", (32, 32)),
 ])
 def test_valid_values_parse(parse, text, expected):
     assert parse(text) == expected
@@ -32,6 +34,9 @@ def test_valid_values_parse(parse, text, expected):
     (positive_float, "inf", "'inf' is not a finite number"),
     (non_negative_float, "-1", "'-1' must be at least 0"),
     (int_list, "400,,3", "is not a comma-separated list"),
+    (size_pair, "64x48", "is not HEIGHT,WIDTH or one SIZE"),
+    (size_pair, "8,8,3", "is not HEIGHT,WIDTH or one SIZE"),
+    (size_pair, "0,8", "height and width must be at least 1"),
 ])
 def test_invalid_values_say_what_is_wrong(parse, text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
