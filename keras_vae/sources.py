@@ -1,9 +1,10 @@
 """Images from a folder of files or from an .npz file, as uint8 arrays [N, H, W, C].
 
-`--dataset folder:PATH` reads PNG, JPEG, BMP and GIF files. Class subfolders of PATH (one
-level) give labels, named after the folders in sorted order; files directly in PATH are
-unlabeled (a folder may hold one kind or the other, not both). Pixels are read as what
-they are:
+`--dataset folder:PATH` reads PNG, JPEG, BMP, GIF, WebP and TIFF files; other files it
+counts in one line, by extension, and leaves (a phone's HEIC photos, notes). Class
+subfolders of PATH (one level) give labels, named after the folders in sorted order;
+files directly in PATH are unlabeled (a folder may hold one kind or the other, not both).
+Pixels are read as what they are:
 
 - grayscale (modes L, 1, I;16 scaled to 8 bits) → 1 channel; colour (RGB, CMYK, YCbCr) → 3;
 - transparent images (RGBA, LA, palette images with transparency) are composited over
@@ -39,7 +40,7 @@ from PIL import Image, ImageOps
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.storage import IN_MEMORY, Storage
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 READ_THREADS = 8
 """Pillow decodes outside Python's lock, so threads read a folder in parallel."""
 
@@ -70,6 +71,7 @@ def read_folder(path: str, image_size: tuple[int, int] | None = None,
                 storage: Storage = IN_MEMORY) -> Images:
     """Every image under `path` (see the module docstring), resized to `image_size`."""
     files, labels, label_names = _list_folder(path)
+    _say_what_is_left(path)
     with ThreadPoolExecutor(READ_THREADS) as pool:
         headers = list(pool.map(_read_header, files))
         sizes = [image_size or size for size, _ in headers]
@@ -119,6 +121,23 @@ def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ..
     labels = np.concatenate([np.full(len(fs), i, np.int64)
                              for i, fs in enumerate(by_class.values())])
     return files, labels, tuple(by_class)
+
+
+def _say_what_is_left(path: str) -> None:
+    """Prints one line counting, by extension, the files where images are read (`path`
+    and its class folders) that are not images this reader takes, so that none is left
+    out unseen: a phone's HEIC photos beside its JPEGs, say. Hidden files are not
+    counted."""
+    places = [path, *(e.path for e in os.scandir(path)
+                      if e.is_dir() and not e.name.startswith("."))]
+    left = collections.Counter(
+        os.path.splitext(e.name)[1].lower() or "(no extension)"
+        for place in places for e in os.scandir(place)
+        if e.is_file() and not e.name.startswith(".") and not _is_image(e.name))
+    if left:
+        kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(left.items()))
+        print(f"leaving {left.total()} files that are not images read here "
+              f"({', '.join(IMAGE_EXTENSIONS)}): {kinds}", flush=True)
 
 
 def _images_below(folder: str) -> int:

@@ -49,6 +49,20 @@ def test_loose_images_are_unlabeled_and_grayscale_joins_colour_as_rgb(tmp_path):
     assert data.images[0, 0, 0].tolist() == [100, 100, 100]
 
 
+def test_webp_and_tiff_are_read_and_other_files_are_counted_not_dropped_unseen(
+        tmp_path, capsys):
+    for i, suffix in enumerate((".png", ".webp", ".tif", ".tiff", ".JPG")):
+        _save(tmp_path / "shoe" / f"{i}{suffix}", np.full((4, 4, 3), (40 * i, 0, 255)))
+    for name in ("IMG_1.HEIC", "IMG_2.heic", "notes.txt", "README", ".DS_Store"):
+        (tmp_path / "shoe" / name).write_bytes(b"not an image")
+    data = read_folder(str(tmp_path))
+    assert data.images.shape == (5, 4, 4, 3)  # WebP has no grayscale: RGB throughout
+    assert np.abs(data.images[:, 0, 0, 0].astype(int) - [0, 40, 80, 120, 160]).max() <= 2
+    notice = capsys.readouterr().out.splitlines()[0]
+    assert notice.startswith("leaving 4 files that are not images read here")
+    assert notice.endswith(": (no extension) (1), .heic (2), .txt (1)")  # hidden: not counted
+
+
 def test_transparency_is_composited_over_white(tmp_path):
     rgba = np.zeros((4, 4, 4), np.uint8)
     rgba[..., 0] = 255  # red, fully transparent on the left half
