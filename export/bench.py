@@ -69,7 +69,8 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     vae = load_checkpoint(run_dir)
     signature = tf.saved_model.load(path("decoder_saved_model")).signatures["serving_default"]
     onnx_fp32 = onnx_outputs(session(path("decoder_onnx"), threads))
-    onnx_int8 = onnx_outputs(session(path("decoder_int8_onnx"), threads))
+    onnx_int8 = (onnx_outputs(session(path("decoder_int8_onnx"), threads))
+                 if "decoder_int8_onnx" in artifacts else None)  # left out by the export
     litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
                          ).get_signature_runner("serving_default")
     generator = vae.generator()
@@ -82,7 +83,7 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     def tensors(inputs):
         return {k: tf.constant(v) for k, v in inputs.items()}
 
-    return {
+    found = {
         "Keras model (eager call)": lambda x: lambda: keras_outputs(x),
         "SavedModel (serving_default)": lambda x: (lambda t: lambda: signature(**t))(
             tensors(x)),
@@ -90,6 +91,9 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
         "ONNX int8 (onnxruntime)": lambda x: lambda: onnx_int8(x),
         "LiteRT (ai_edge_litert)": lambda x: lambda: litert(**x),
     }
+    if onnx_int8 is None:
+        del found["ONNX int8 (onnxruntime)"]
+    return found
 
 
 def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:

@@ -1,9 +1,13 @@
 """One export of a trained VAE: write every artifact, verify it, then publish it.
 
 Everything is first written to a staging directory inside the export directory and
-verified there against the Keras model. Only a fully verified export is moved into place
-(SavedModels as a new TF Serving version, files by atomic rename), so a failed export
-changes nothing that TF Serving or an edge device could pick up.
+verified there against the Keras model. Only verified files are moved into place
+(SavedModels as a new TF Serving version, files by atomic rename): an fp32 artifact that
+differs from Keras fails the whole export, which then changes nothing that TF Serving or
+an edge device could pick up; an int8 decoder that misses its bounds in every scheme
+tried is left out, and the verified rest is published with the reason recorded
+(`left_out` in manifest.json and summary.json), as a lossy, optional file should not keep
+a SavedModel from TF Serving.
 
 Layout of EXPORT (by default RUN_DIR/export):
 
@@ -40,9 +44,9 @@ from export.verify import (
     int8_check_inputs,
     int8_misses,
     int8_quality,
-    misses,
     parity,
     parity_inputs,
+    parity_misses,
 )
 from export.web import WEB_DIR, write_web
 from keras_vae.atomic import atomic_path, write_json
@@ -60,6 +64,8 @@ from keras_vae.run_layout import (
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
          "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
 MANIFEST = "manifest.json"
+EXPORTED = ("decoder_saved_model", "encoder_saved_model", *FILES, "prior", "web")
+"""Every artifact key an export may write into summary.json."""
 
 
 def onnx_metadata(config: TrainConfig) -> dict[str, str]:
@@ -95,10 +101,11 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
 
     Returns:
         {"version", "paths": {artifact key: absolute path}, "parity": {...}, "int8": {...}}
-        where the artifact keys are those of summary.json (`decoder_saved_model`, …).
+        where the artifact keys are those of summary.json (`decoder_saved_model`, …);
+        `int8["left_out"]` says why no int8 decoder was published, when none was.
 
     Raises:
-        RunFailure: an artifact misses a verification bound; nothing was published.
+        RunFailure: an fp32 artifact misses its parity bound; nothing was published.
     """
     generator = vae.generator()
     decoder = decoder_endpoint(generator, vae.likelihood)
@@ -111,13 +118,16 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     try:
         staged = _write_all(vae, (generator, encoder_model), decoder, encoder, staging, config)
         measured = _verify(vae, decoder, encoder, staged)
-        problems = misses(measured["parity"], measured["int8"])
+        problems = parity_misses(measured["parity"])
         if problems:
             raise RunFailure(f"export not published, verification failed: "
                              f"{'; '.join(problems)}")
+        if "left_out" in measured["int8"]:
+            os.remove(staged.pop("decoder_int8_onnx"))
         staged["web"] = os.path.join(staging, WEB_DIR)
-        write_web(staged["web"], {"fp32": staged["decoder_onnx"],
-                                  "int8": staged["decoder_int8_onnx"]},
+        write_web(staged["web"], {precision: staged[key] for precision, key in
+                                  (("fp32", "decoder_onnx"), ("int8", "decoder_int8_onnx"))
+                                  if key in staged},
                   onnx_metadata(config), staged.get("prior"), unit_activity)
         paths = _publish(staged, export_dir, version)
     finally:
@@ -177,7 +187,8 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     per-channel ones when per-tensor misses a bound, as deeper decoders do; a decoder
     with convolutions that misses with both tries them again with its convolutions kept
     fp32 (`export.onnx_model.convolutions`). Returns the measured quality of the last one
-    written on the prior draws `inputs` (`int8_check_inputs`)."""
+    written on the prior draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds
+    it misses, when every scheme missed."""
     fp32_onnx = run_onnx(staged["decoder_onnx"], inputs)
     convolutional = has_convolutions(staged["decoder_onnx"])
     schemes = [(per_channel, float_convolutions)
@@ -191,15 +202,16 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
                    "weight_scales": "per channel" if per_channel else "per tensor"}
         if convolutional:
             quality["convolutions"] = "fp32" if float_convolutions else "int8"
-        if not int8_misses(quality):
-            break
-    return quality
+        problems = int8_misses(quality)
+        if not problems:
+            return quality
+    return {**quality, "left_out": "; ".join(problems)}
 
 
 def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str, str]:
-    """Moves the staged artifacts into place; a prior file left by an earlier export of a
-    VampPrior model is removed when this model has none, so no sampler can take it for
-    this decoder's prior."""
+    """Moves the staged artifacts into place; a file an earlier export left that this one
+    does not have (a VampPrior's prior, an int8 decoder) is removed, so no sampler can
+    take it for this decoder's."""
     paths = {}
     for key in ("decoder_saved_model", "encoder_saved_model"):
         model_name = os.path.basename(staged[key])
@@ -208,9 +220,10 @@ def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str,
         paths[key] = os.path.join(export_dir, os.path.basename(staged[key]))
         with atomic_path(paths[key]) as tmp:  # a directory (web/) replaces the old one too
             os.replace(staged[key], tmp)
-    stale_prior = os.path.join(export_dir, PRIOR_FILE)
-    if "prior" not in staged and os.path.exists(stale_prior):
-        os.remove(stale_prior)
+    for key, name in (("prior", PRIOR_FILE), ("decoder_int8_onnx", FILES["decoder_int8_onnx"])):
+        stale = os.path.join(export_dir, name)
+        if key not in staged and os.path.exists(stale):
+            os.remove(stale)
     return paths
 
 
@@ -229,11 +242,14 @@ def _manifest(decoder, encoder, paths: dict[str, str], export_dir: str, version:
         if key == "decoder_int8_onnx":
             entry["int8_vs_fp32_onnx"] = measured["int8"]
         artifacts[key] = entry
+    left_out = ({"left_out": {"decoder_int8_onnx": measured["int8"]}}
+                if "left_out" in measured["int8"] else {})
     return {
         "version": version,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "keras_vae_version": keras_vae.__version__,
         "artifacts": artifacts,
+        **left_out,
     }
 
 
@@ -253,8 +269,10 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
         raise
     artifacts, section = summary_entries(result, run_dir, export_dir)
     if summary:
-        _record(run_dir, {**summary, "artifacts": {**summary.get("artifacts", {}),
-                                                   **artifacts}, "export": section,
+        earlier = {key: path for key, path in summary.get("artifacts", {}).items()
+                   if key not in EXPORTED}  # an earlier export's, this one may lack
+        _record(run_dir, {**summary, "artifacts": {**earlier, **artifacts},
+                          "export": section,
                           "run_dir_bytes": directory_bytes(run_dir)})
     return {**result, "artifacts": artifacts}
 

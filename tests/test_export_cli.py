@@ -68,6 +68,39 @@ def test_a_failed_verification_is_recorded_in_the_summary_and_publishes_nothing(
     assert sorted(os.listdir(os.path.join(run_copy, "export", "vae_decoder"))) == before
 
 
+def test_an_int8_decoder_that_misses_its_bounds_is_left_out_and_the_rest_published(
+        run_copy, monkeypatch, capsys):
+    """A platform engineer's SavedModel does not wait on the edge's optional int8 file:
+    the verified formats are published as the next version, and the int8 decoder of the
+    earlier export goes too, so no sampler takes it for this decoder's."""
+    from export import pipeline
+
+    export_dir = os.path.join(run_copy, "export")
+    assert os.path.isfile(os.path.join(export_dir, "decoder_int8.onnx"))  # version 1's
+    tried = []
+    monkeypatch.setattr(pipeline, "int8_misses", lambda quality: tried.append(
+        quality["weight_scales"]) or ["int8 decoder is 42% of fp32 (bound 30%)"])
+    assert run_command(main, "export", [run_copy]) == 0
+    assert tried == ["per tensor", "per channel"]
+    assert ("decoder_int8_onnx    left out, every int8 scheme missed a bound: int8 decoder "
+            "is 42% of fp32 (bound 30%)") in capsys.readouterr().out
+    assert not os.path.exists(os.path.join(export_dir, "decoder_int8.onnx"))
+    with open(os.path.join(run_copy, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["export"]["version"] == 2 and "decoder_int8_onnx" not in summary["artifacts"]
+    assert summary["export"]["int8_vs_fp32_onnx"]["left_out"] == (
+        "int8 decoder is 42% of fp32 (bound 30%)")
+    for key in ("decoder_saved_model", "decoder_onnx", "encoder_onnx", "decoder_tflite"):
+        assert os.path.exists(os.path.join(run_copy, summary["artifacts"][key])), key
+    with open(os.path.join(export_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert "decoder_int8_onnx" not in manifest["artifacts"]
+    assert manifest["left_out"]["decoder_int8_onnx"]["weight_scales"] == "per channel"
+    with open(os.path.join(export_dir, "web", "model.json")) as f:
+        assert json.load(f)["decoders"] == {"fp32": "decoder.onnx"}
+    assert "decoder_int8.onnx" not in os.listdir(os.path.join(export_dir, "web"))
+
+
 def test_another_model_is_refused_from_a_shared_export_dir_unless_asked(run_copy, tmp_path,
                                                                         capsys):
     """The shared directory holds this run's export; a run of other data and latent size

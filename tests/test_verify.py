@@ -11,7 +11,6 @@ from export import pipeline, verify
 from export.endpoints import decoder_endpoint
 from export.onnx_model import write_onnx
 from export.verify import parity_latents
-from keras_vae.cli import RunFailure
 from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.model import VAE
 
@@ -32,15 +31,14 @@ def test_int8_falls_back_to_per_channel_scales_when_per_tensor_misses_the_bound(
                         lambda *args: calls.append(args[2]) or write_int8(*args))
     tight = {**verify.INT8_BOUNDS, "image": {"mean": per_tensor_mad * 0.999, "p99": 1.0}}
     monkeypatch.setattr(verify, "INT8_BOUNDS", tight)
-    try:
-        config = TrainConfig(model=small_export["vae"].config, dataset="binarized_mnist")
-        result = pipeline.export_model(small_export["vae"], str(tmp_path / "export"), config)
-    except RunFailure as error:  # per channel may not fit such a tight bound either
-        assert "int8 decoder image mean difference" in str(error)
-    else:
-        assert result["int8"]["weight_scales"] == "per channel"
-        assert result["int8"]["outputs"]["image"]["mean"] < per_tensor_mad
+    config = TrainConfig(model=small_export["vae"].config, dataset="binarized_mnist")
+    result = pipeline.export_model(small_export["vae"], str(tmp_path / "export"), config)
     assert calls == [False, True]
+    assert result["int8"]["weight_scales"] == "per channel"
+    if "left_out" in result["int8"]:  # per channel may not fit such a tight bound either
+        assert "int8 decoder image mean difference" in result["int8"]["left_out"]
+    else:
+        assert result["int8"]["outputs"]["image"]["mean"] < per_tensor_mad
 
 
 @pytest.fixture(scope="module")
