@@ -37,6 +37,7 @@ client beside it reuses its prior draws and pictures.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -237,13 +238,19 @@ def drawn_description(names: list[str] | None, label: int | None) -> str:
 
 
 def resolve_label(text: str, names: list[str]) -> int:
-    """--label: a class name, or an index in [0, classes); else the known names."""
+    """--label: a class name (in any letter case, when that leaves one), or an index in
+    [0, classes); else the closest name, if one is close, and the known names."""
     if text in names:
         return names.index(text)
     if text.lstrip("-").isdigit() and 0 <= int(text) < len(names):
         return int(text)
+    same_letters = [n for n in names if n.casefold() == text.casefold()]
+    if len(same_letters) == 1:
+        return names.index(same_letters[0])
+    close = difflib.get_close_matches(text, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
     known = ", ".join(f"{i} {n}" for i, n in enumerate(names))
-    raise SampleError(f"--label {text!r} is not a class of this model; known: {known}")
+    raise SampleError(f"--label {text!r} is not a class of this model{hint}; known: {known}")
 
 
 def decode(session, z: np.ndarray, labels: np.ndarray | None = None,

@@ -284,3 +284,18 @@ def test_temperature_scales_the_prior_spread_about_the_same_components():
     assert np.std(cold - centre) == pytest.approx(0.5, rel=0.05)
     assert np.std(warm - centre) == pytest.approx(1.0, rel=0.05)
     np.testing.assert_array_equal(np.sign(cold), np.sign(warm))  # the same components
+
+
+def test_a_label_is_a_name_in_any_letter_case_or_an_index_and_a_near_miss_is_named():
+    names = ["T-shirt/top", "Sneaker", "Bag"]
+    assert [sample.resolve_label(text, names) for text in ("Sneaker", "sneaker", "BAG", "0")
+            ] == [1, 1, 2, 0]
+    assert sample.resolve_label("a", ["A", "a"]) == 1  # exact first
+    with pytest.raises(SampleError, match=r"^--label 'Sneakers' is not a class of this model "
+                                          r"\(did you mean 'Sneaker'\?\); known: 0 T-shirt/top, "
+                                          r"1 Sneaker, 2 Bag$"):
+        sample.resolve_label("Sneakers", names)
+    with pytest.raises(SampleError, match=r"^--label 'hat' is not a class of this model; known"):
+        sample.resolve_label("hat", names)
+    with pytest.raises(SampleError, match="is not a class"):
+        sample.resolve_label("b", ["A", "a"])  # neither exact nor one name in any case
