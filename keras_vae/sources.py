@@ -70,8 +70,11 @@ def check_source_path(dataset: str) -> None:
 def read_folder(path: str, image_size: tuple[int, int] | None = None,
                 storage: Storage = IN_MEMORY) -> Images:
     """Every image under `path` (see the module docstring), resized to `image_size`."""
-    files, labels, label_names = _list_folder(path)
-    _say_what_is_left(path)
+    files, labels, label_names, left = _list_folder(path)
+    if left:
+        kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(left.items()))
+        print(f"leaving {left.total()} files that are not images read here "
+              f"({', '.join(IMAGE_EXTENSIONS)}): {kinds}", flush=True)
     with ThreadPoolExecutor(READ_THREADS) as pool:
         headers = list(pool.map(_read_header, files))
         sizes = [image_size or size for size, _ in headers]
@@ -89,16 +92,25 @@ def read_folder(path: str, image_size: tuple[int, int] | None = None,
     return Images(images, labels, label_names)
 
 
-def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ...]]:
-    """(files, labels, label names) of a folder of images or of class folders; any image
-    that this layout would leave unread is refused, naming where it is."""
+def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ...],
+                                      collections.Counter]:
+    """(files, labels, label names, other files) of a folder of images or of class
+    folders; any image that this layout would leave unread is refused, naming where it
+    is. Other files: how many files in `path` and its subfolders are not images read
+    here, by extension (hidden ones aside), so that none is left out unseen: a phone's
+    HEIC photos beside its JPEGs, say."""
     if not os.path.isdir(path):
         raise UsageError(f"folder:{path}: no such directory; pass a folder of images")
     entries = sorted(os.scandir(path), key=lambda e: e.name)
     loose = [e.path for e in entries if e.is_file() and _is_image(e.name)]
     folders = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    by_class = {f.name: sorted(os.path.join(f.path, n) for n in os.listdir(f.path)
-                               if _is_image(n)) for f in folders}
+    files_in = {f.name: [e for e in os.scandir(f.path) if e.is_file()] for f in folders}
+    by_class = {name: sorted(e.path for e in files if _is_image(e.name))
+                for name, files in files_in.items()}
+    left = collections.Counter(
+        os.path.splitext(e.name)[1].lower() or "(no extension)"
+        for e in (*entries, *(e for files in files_in.values() for e in files))
+        if e.is_file() and not e.name.startswith(".") and not _is_image(e.name))
     nested = {name: count for name, count in
               ((f.name, _images_below(f.path)) for f in folders) if count}
     by_class = {name: files for name, files in by_class.items() if files}
@@ -116,28 +128,11 @@ def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ..
         raise RunFailure(f"folder:{path} has no images ({', '.join(IMAGE_EXTENSIONS)}), "
                          f"neither directly nor in class subfolders")
     if loose:
-        return loose, None, ()
+        return loose, None, (), left
     files = [f for fs in by_class.values() for f in fs]
     labels = np.concatenate([np.full(len(fs), i, np.int64)
                              for i, fs in enumerate(by_class.values())])
-    return files, labels, tuple(by_class)
-
-
-def _say_what_is_left(path: str) -> None:
-    """Prints one line counting, by extension, the files where images are read (`path`
-    and its class folders) that are not images this reader takes, so that none is left
-    out unseen: a phone's HEIC photos beside its JPEGs, say. Hidden files are not
-    counted."""
-    places = [path, *(e.path for e in os.scandir(path)
-                      if e.is_dir() and not e.name.startswith("."))]
-    left = collections.Counter(
-        os.path.splitext(e.name)[1].lower() or "(no extension)"
-        for place in places for e in os.scandir(place)
-        if e.is_file() and not e.name.startswith(".") and not _is_image(e.name))
-    if left:
-        kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(left.items()))
-        print(f"leaving {left.total()} files that are not images read here "
-              f"({', '.join(IMAGE_EXTENSIONS)}): {kinds}", flush=True)
+    return files, labels, tuple(by_class), left
 
 
 def _images_below(folder: str) -> int:
