@@ -189,8 +189,9 @@ class KLWarmup(keras.callbacks.Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
-        steps = self.params.get("steps") or 1
-        self.model.kl_term.beta.assign(self.weight(self._epoch + batch / steps))
+        steps = self.params.get("steps")  # None for data of unknown length: by epoch
+        self.model.kl_term.beta.assign(self.weight(self._epoch + (batch / steps if steps
+                                                                  else 0.0)))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
