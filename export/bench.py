@@ -83,17 +83,16 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
     def tensors(inputs):
         return {k: tf.constant(v) for k, v in inputs.items()}
 
-    found = {
+    int8 = ({"ONNX int8 (onnxruntime)": lambda x: lambda: onnx_int8(x)}
+            if onnx_int8 is not None else {})
+    return {
         "Keras model (eager call)": lambda x: lambda: keras_outputs(x),
         "SavedModel (serving_default)": lambda x: (lambda t: lambda: signature(**t))(
             tensors(x)),
         "ONNX fp32 (onnxruntime)": lambda x: lambda: onnx_fp32(x),
-        "ONNX int8 (onnxruntime)": lambda x: lambda: onnx_int8(x),
+        **int8,
         "LiteRT (ai_edge_litert)": lambda x: lambda: litert(**x),
     }
-    if onnx_int8 is None:
-        del found["ONNX int8 (onnxruntime)"]
-    return found
 
 
 def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
