@@ -310,6 +310,19 @@ def test_an_unknown_class_is_refused_naming_the_known_ones(browser, serve, condi
     assert 'label "cat" is not a class of this model; known: 0 ring' in opened["status"]
 
 
+def test_a_class_name_is_matched_in_any_case_and_a_near_miss_is_named(browser, serve,
+                                                                        conditional):
+    """As serving/sample.py's --label: 'RING' is ring; 'rinq' is refused with a hint."""
+    address = serve(conditional["web"])
+    cased = _open(browser, address, "?label=RING&n=2")
+    assert cased["state"] == "done", cased["status"]
+    assert cased["page"].eval_on_selector("#class", "picker => picker.value") == "0"
+    near = _open(browser, address, "?label=rinq")
+    assert near["state"] == "error"
+    assert near["status"].startswith(
+        'label "rinq" is not a class of this model (did you mean "ring"?); known: 0 ring')
+
+
 def test_the_pinned_runtime_is_the_one_npm_installed():
     """The CDN route loads the same version the export copies, checked by its hash."""
     with open(os.path.join(os.path.dirname(sample.__file__), "web", "package.json")) as f:

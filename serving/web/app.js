@@ -337,6 +337,42 @@ function fail(error) {
   say(text, "error");
 }
 
+// ?label=: a class name (in any letter case, when that leaves one) or an index, as
+// serving/sample.py's --label; an unknown name is refused with the closest one, if close.
+function resolveLabel(asked, names) {
+  if (names.includes(asked)) return names.indexOf(asked);
+  if (/^\d+$/.test(asked) && Number(asked) < names.length) return Number(asked);
+  const sameLetters = names.filter((n) => n.toLowerCase() === asked.toLowerCase());
+  if (sameLetters.length === 1) return names.indexOf(sameLetters[0]);
+  const close = closestName(asked, names);
+  const hint = close === null ? "" : ` (did you mean ${JSON.stringify(close)}?)`;
+  throw new PageError(`label ${JSON.stringify(asked)} is not a class of this model${hint}; ` +
+    `known: ${names.map((n, i) => `${i} ${n}`).join(", ")}`);
+}
+
+// The name most like `text`, if its similarity 1 − edits / longer length is at least 0.6
+// (the cutoff of Python's difflib.get_close_matches, which the Python samplers use).
+function closestName(text, names) {
+  let best = null, bestScore = 0;
+  for (const name of names) {
+    const score = 1 - editDistance(text, name) / Math.max(text.length, name.length, 1);
+    if (score >= 0.6 && score > bestScore) [best, bestScore] = [name, score];
+  }
+  return best;
+}
+
+function editDistance(a, b) {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    row = next;
+  }
+  return row[b.length];
+}
+
 function fillControls(model, params) {
   for (const [id, key] of [["seed", "seed"], ["count", "n"], ["temperature", "temperature"],
                            ["interpolate-seed", "interpolate_seed"], ["steps", "steps"]]) {
@@ -349,14 +385,7 @@ function fillControls(model, params) {
     picker.appendChild(every);
     model.label_names.forEach((name, index) => picker.appendChild(new Option(name, index)));
     const asked = params.get("label");
-    if (asked !== null) {
-      const index = model.label_names.indexOf(asked);
-      picker.value = index >= 0 ? String(index) : asked;
-      if (picker.value === "") {
-        throw new PageError(`label ${JSON.stringify(asked)} is not a class of this model; ` +
-          `known: ${model.label_names.map((n, i) => `${i} ${n}`).join(", ")}`);
-      }
-    }
+    if (asked !== null) picker.value = String(resolveLabel(asked, model.label_names));
   }
   if (!model.decoders.int8) document.querySelector("input[value=int8]").disabled = true;
   if (params.get("precision") === "int8" && model.decoders.int8) {
