@@ -34,7 +34,7 @@ from keras_vae.callbacks import (
     TrainingEpoch,
     save_checkpoint,
 )
-from keras_vae.cli import RunFailure, UsageError
+from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig, bits_per_dim
 from keras_vae.data import datasets_for, epoch_variable, images_of, splits_for
 from keras_vae.hierarchy import make_vae
@@ -128,7 +128,8 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
         with RunLock(config.out):
             epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
             splits, config = _load_data(config)
-            _describe_strategy(config, strategy)  # after the data: their errors come first
+            # after the data: their errors come first
+            _describe_strategy(config, strategy, len(splits["train"]))
             resume.check_same_settings(config)
             write_run_config(config)
             return _train_locked(config, splits, verbose, epochs_done, strategy, chief)
@@ -150,25 +151,30 @@ def _fit_to_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> T
     return config
 
 
-def _describe_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> None:
+def _describe_strategy(config: TrainConfig, strategy: tf.distribute.Strategy,
+                       train_examples: int) -> None:
+    """One line on how training runs. Fewer training examples than a batch are not an
+    error: tf.data makes one batch of them all, so a small folder of one's own photos
+    trains with the default batch size, and this line says so."""
     replicas = strategy.num_replicas_in_sync
     plain = " (without XLA, one step per call)" if replicas > 1 else ""
-    print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), global "
-          f"batch {config.batch_size}, per-replica batch "
-          f"{distribute.per_replica_batch(config.batch_size, replicas)}{plain}")
+    batch = (f"global batch {config.batch_size}, per-replica batch "
+             f"{distribute.per_replica_batch(config.batch_size, replicas)}")
+    if config.batch_size > train_examples:
+        batch = (f"global batch {config.batch_size}, more than the {train_examples} "
+                 f"training examples: each step trains on all of them")
+    print(f"strategy {distribute.resolve(config.strategy)}: {replicas} replica(s), "
+          f"{batch}{plain}")
 
 
 def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
-    """The run's splits, checked against the batch size, and the run's record completed
-    by what the data are (`TrainConfig.for_data`). The global seed is set first: TF folds
-    it into every op seed when the op is built, so datasets built before this call would
-    shuffle differently from those built after."""
+    """The run's splits, and the run's record completed by what the data are
+    (`TrainConfig.for_data`). The global seed is set first: TF folds it into every op seed
+    when the op is built, so datasets built before this call would shuffle differently
+    from those built after."""
     keras.utils.set_random_seed(config.seed)
     splits = splits_for(config)
     train = splits["train"]
-    if config.batch_size > len(train):
-        raise UsageError(f"--batch-size {config.batch_size} is larger than the {len(train)} "
-                         f"training examples; pass at most {len(train)}")
     config = config.for_data(train.image_shape, train.pixel_kind(), train.label_names)
     height, width, channels = config.model.image_shape
     levels = config.model.levels

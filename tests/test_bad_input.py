@@ -129,9 +129,6 @@ CASES = [
                        "64", "--prior", "vamp", "--out", f"{w}/run", "--resume"], 2,
      "other settings: max_examples 1000 (now None), prior 'normal' (now 'vamp'), pseudo_inputs "
      "0 (now 500);"),
-    (TRAIN, lambda w: ["--dataset", "binarized_mnist", "--max-examples", "100",
-                       "--batch-size", "128", "--out", f"{w}/new"], 2,
-     "--batch-size 128 is larger than the 100 training examples; pass at most 100"),
     (TRAIN, lambda w: ["--dataset", "mnist", "--data-dir", f"{w}/empty_tfds",
                        "--out", f"{w}/new"], 1, "is not prepared in"),
     (TRAIN, lambda w: ["--dataset", "mnist", "--data-dir", f"{w}/empty_tfds/mnist",

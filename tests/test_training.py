@@ -57,6 +57,23 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
     assert summary["best_epoch"] == 1 + min(range(4), key=lambda e: rows[e]["val_loss"])
 
 
+@pytest.mark.slow
+def test_fewer_training_examples_than_a_batch_train_as_one_batch(binarized_mnist_source,
+                                                                 tmp_path, capsys):
+    """A folder of 100 photos trains with the default batch of 128 rather than being
+    refused: each step is all of them, and the strategy line says so."""
+    run_dir = str(tmp_path / "run")
+    flags = ["--dataset", "binarized_mnist", "--max-examples", "100", "--hidden-dims", "64",
+             "--latent-dim", "4", "--epochs", "3", "--no-jit", "--verbose", "0",
+             "--no-export", "--out", run_dir]
+    assert run_command(main, "keras_vae.train", flags) == 0
+    assert ("global batch 128, more than the 100 training examples: each step trains on all "
+            "of them") in capsys.readouterr().out
+    losses = [row["loss"] for row in _rows(run_dir)]
+    assert len(losses) == 3 and losses[2] < losses[0]  # three steps that learned
+    assert _summary(run_dir)["epochs_completed"] == 3
+
+
 def test_a_run_that_cannot_load_its_data_leaves_no_directory(offline, empty_data_dir,
                                                              tmp_path, capsys):
     run_dir = tmp_path / "never"
