@@ -79,11 +79,14 @@ def trained_classifier(run_dir: str, splits: dict, seed: int = 0,
 
 
 def frechet_distance(classifier: keras.Model, real: np.ndarray, generated: np.ndarray
-                     ) -> float:
+                     ) -> float | None:
     """The Fréchet distance between two sets of images in the classifier's feature space
     (its last hidden layer, 128 units): ‖μ_r − μ_g‖² + Tr(Σ_r + Σ_g − 2(Σ_r·Σ_g)^½), the
     measure of FID with this data's own classifier in place of an Inception network.
-    0 for identical sets; lower is closer to the data."""
+    0 for identical sets; lower is closer to the data. None when a set has one image
+    (a small folder's test split): it has no covariance."""
+    if min(len(real), len(generated)) < 2:
+        return None
     features = keras.Model(classifier.inputs, classifier.layers[-3].output)
     real_features, generated_features = (
         features.predict(images, batch_size=1000, verbose=0).astype(np.float64)
@@ -104,9 +107,11 @@ def predicted_classes(classifier: keras.Model, images: np.ndarray) -> np.ndarray
 def class_accuracy(kind: str, classifier: keras.Model, images: np.ndarray,
                    labels: np.ndarray, names) -> dict:
     """{"<kind>_class_accuracy": {name: the fraction of that class's images the
-    classifier assigns to it}, "mean_<kind>_class_accuracy": their mean over classes}."""
+    classifier assigns to it}, "mean_<kind>_class_accuracy": their mean over classes}.
+    Classes without images here are left out (a small folder's test split may lack some)."""
     correct = predicted_classes(classifier, images) == labels
-    accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)}
+    accuracy = {name: float(correct[labels == i].mean()) for i, name in enumerate(names)
+                if np.any(labels == i)}
     return {f"{kind}_class_accuracy": accuracy,
             f"mean_{kind}_class_accuracy": float(np.mean(list(accuracy.values())))}
 

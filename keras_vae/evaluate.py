@@ -116,8 +116,7 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
         "dataset": config.dataset, "split": "test", "examples": len(images), "k": k,
         "seed": seed, "checkpoint": measured, "image_shape": list(config.model.image_shape),
         "likelihood": config.model.likelihood, "losses_bound": config.model.losses_bound,
-        **_estimate_entries(config, float(nll.mean()),
-                            float(nll.std(ddof=1) / math.sqrt(len(nll)))),
+        **_estimate_entries(config, float(nll.mean()), _standard_error(nll)),
         "test_neg_elbo": neg_elbo["loss"],
         "test_reconstruction": neg_elbo["reconstruction"], "test_kl": neg_elbo["kl"],
         **({"test_kl_per_level": [neg_elbo[f"kl_level_{level}"] for level in
@@ -180,7 +179,15 @@ class PartialNll:
             os.remove(self.path)
 
 
-def _estimate_entries(config, mean: float, standard_error: float) -> dict:
+def _standard_error(values: np.ndarray) -> float | None:
+    """The standard error of the mean; None for a single value (a small folder's one test
+    image), which has none."""
+    if len(values) < 2:
+        return None
+    return float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def _estimate_entries(config, mean: float, standard_error: float | None) -> dict:
     """The importance-sampled estimate under its true name: the NLL (also in bits per
     dimension) when the likelihood is one of the data, else a Bernoulli cross-entropy
     against gray levels, which no NLL may be compared with; `_given_label` for a
@@ -237,15 +244,18 @@ def format_report(result: dict) -> str:
     given = "_given_label" if result["losses_bound"] == "log p(x|y)" else ""
     of = f"−{result['losses_bound']}"
     if f"test_nll{given}" in result:
+        error = result[f"test_nll{given}_standard_error"]
+        spread = ("one image: no standard error" if error is None
+                  else f"± {error:.2f} standard error")
         estimate = (f"  NLL {of}, k = {result['k']}: {result[f'test_nll{given}']:.2f} nats "
-                    f"(± {result[f'test_nll{given}_standard_error']:.2f} standard error), "
-                    f"{result[f'test_nll{given}_bits_per_dim']:.4f} bits/dim")
+                    f"({spread}), {result[f'test_nll{given}_bits_per_dim']:.4f} bits/dim")
     else:
         estimate = (f"  cross-entropy, k = {result['k']}: "
                     f"{result[f'test_cross_entropy{given}']:.2f} nats (Bernoulli against "
                     f"gray levels: not a likelihood)")
     return "\n".join([
-        f"{result['dataset']} {result['split']}, {result['examples']:,} examples, "
+        f"{result['dataset']} {result['split']}, {result['examples']:,} "
+        f"example{'' if result['examples'] == 1 else 's'}, "
         f"checkpoint of epoch {epoch if epoch is not None else '?'}",
         f"  negative ELBO (bound on {of}) {result['test_neg_elbo']:.2f} nats "
         f"(reconstruction {result['test_reconstruction']:.2f} + KL {result['test_kl']:.2f})",
@@ -269,7 +279,9 @@ def _class_lines(result: dict) -> list[str]:
     distance = (f"  Fréchet distance of the samples to the {result['frechet_real_images']:,} "
                 f"test images in the classifier's features: "
                 f"{result['sample_frechet_distance']:.2f} (as many training images: "
-                f"{result['training_images_frechet_distance']:.2f})")
+                f"{result['training_images_frechet_distance']:.2f})"
+                if result["training_images_frechet_distance"] is not None else
+                "  Fréchet distance: none, it needs at least 2 test images")
     if "mean_sample_class_accuracy" in result:
         per_class = ", ".join(f"{name} {value:.0%}"
                               for name, value in result["sample_class_accuracy"].items())

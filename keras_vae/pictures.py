@@ -264,7 +264,7 @@ def _draw_hierarchy(vae, test_images: np.ndarray, labels, run_dir: str, seed: in
     any_labels = np.zeros(LEVEL_DRAWS, np.int64) if vae.config.conditional else None
     noise = vae.sample_inputs(LEVEL_DRAWS, seed + 1, any_labels)["noise"]  # labels unused
     images, names = [], []
-    for i in range(LEVEL_IMAGES):
+    for i in range(min(LEVEL_IMAGES, len(test_images))):  # a small folder has fewer
         image = test_images[i:i + 1]
         for first_kept in range(2, len(vae.config.levels) + 1):
             label = None if labels is None else np.repeat(labels[i:i + 1], LEVEL_DRAWS)

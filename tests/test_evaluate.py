@@ -148,3 +148,38 @@ def test_saved_nlls_of_another_evaluation_or_a_damaged_file_are_not_used(tmp_pat
     assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0, "sha256": "x"}).known) == 0
     path.write_bytes(b"not an npz file")
     assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0}).known) == 0
+
+
+@pytest.mark.slow
+def test_a_folder_of_six_photos_trains_a_conditional_hierarchy_and_evaluates(tmp_path,
+                                                                             capsys):
+    """The smallest folder a run takes (5 images, here 3 per class): 4 train in one batch
+    of the default size, the test split holds one image of one class. Every picture and
+    export is made; what one image cannot give (a standard error, a Fréchet distance, the
+    absent class's accuracy) is said so, not a crash or a NaN."""
+    from PIL import Image
+
+    from keras_vae.train import main as train_main
+
+    rng = np.random.default_rng(0)
+    for name, level in (("dark", 60), ("light", 190)):
+        os.makedirs(tmp_path / "photos" / name)
+        for i in range(3):
+            pixels = np.clip(rng.normal(level, 20, (16, 16, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "photos" / name / f"{i}.png")
+    run_dir = str(tmp_path / "run")
+    assert run_command(train_main, "keras_vae.train", [
+        "--dataset", f"folder:{tmp_path / 'photos'}", "--conditional", "--epochs", "2",
+        "--hidden-dims", "32", "--latent-dim", "4,2", "--verbose", "0", "--out", run_dir]) == 0
+    assert {"levels.png", "temperatures.png", "export"} <= set(os.listdir(run_dir))
+    assert run_command(main, "keras_vae.evaluate", [run_dir, "--k", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "(one image: no standard error)" in out
+    assert "Fréchet distance: none, it needs at least 2 test images" in out
+    with open(os.path.join(run_dir, "evaluation.json")) as f:
+        result = json.load(f)
+    assert result["examples"] == 1 and result["test_nll_given_label_standard_error"] is None
+    assert math.isfinite(result["test_nll_given_label"])
+    assert result["sample_frechet_distance"] is None
+    assert len(result["test_class_accuracy"]) == 1  # the one class the test split has
+    assert set(result["sample_class_accuracy"]) == {"dark", "light"}
