@@ -40,12 +40,15 @@ def _feed(digest, path: str) -> int:
 
 def model_identity(config) -> dict:
     """What a TF Serving client or edge sampler relies on of an exported model: its data
-    and the decoder's signature (from the run's `TrainConfig`)."""
+    and the decoder's signature (from the run's `TrainConfig`), in the JSON form that
+    manifest.json holds, so that it compares equal to what a manifest reads back (a
+    hierarchy's level sizes are a tuple in the record, a list in JSON)."""
     model = config.model
-    return {"dataset": config.dataset, "image_shape": list(model.image_shape),
-            "latent_dim": model.latent_dim, "likelihood": model.likelihood,
-            "mixture_components": model.mixture_components, "prior": model.prior,
-            "conditional": model.conditional, "label_names": list(model.label_names)}
+    return json.loads(json.dumps({
+        "dataset": config.dataset, "image_shape": model.image_shape,
+        "latent_dim": model.latent_dim, "likelihood": model.likelihood,
+        "mixture_components": model.mixture_components, "prior": model.prior,
+        "conditional": model.conditional, "label_names": model.label_names}))
 
 
 def refuse_other_model(export_dir: str, config, manifest_name: str = "manifest.json") -> None:
