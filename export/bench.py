@@ -112,7 +112,7 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
             values["temperature"] = np.ones(n, np.float32)
         if model.conditional:
             values["label"] = np.arange(n) % model.classes
-        if model.prior == "vamp" and not model.ships_prior_file:
+        if model.takes_component_draw:
             values["component_draw"] = rng.random(n).astype(np.float32)
         return values
 

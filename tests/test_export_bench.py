@@ -46,17 +46,28 @@ def test_a_run_without_export_is_refused(run_copy, tmp_path, capsys):
     assert "has no best.keras" in capsys.readouterr().err
 
 
+HIERARCHIES = [
+    ("vamp", ["--dataset", "binarized_mnist", "--prior", "vamp", "--pseudo-inputs", "5"],
+     ["image", "logits"]),
+    ("conditional mixture", ["--dataset", "fashion_mnist", "--conditional",
+                             "--class-components", "3"],
+     ["image", "locations", "log_scales", "mixture_logits"]),
+]
+
+
 @pytest.mark.slow
-def test_a_vamp_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path):
-    """A hierarchy's decoder takes noise, temperature and (VampPrior on top) component
-    draws; every runtime, Keras's generator included, is timed on them."""
+@pytest.mark.parametrize("case, flags, outputs", HIERARCHIES, ids=[h[0] for h in HIERARCHIES])
+def test_a_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path, case, flags,
+                                                                 outputs):
+    """A hierarchy's decoder takes noise, temperature and, with a VampPrior on top or a
+    mixture per class, component draws (and a conditional one labels); every runtime,
+    Keras's generator included, is timed on them."""
     from keras_vae.train import main as train
 
     run_dir = str(tmp_path / "run")
     assert run_command(train, "keras_vae.train", [
-        "--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "300",
-        "--latent-dim", "4,2", "--prior", "vamp", "--pseudo-inputs", "5",
+        *flags, "--epochs", "1", "--max-examples", "300", "--latent-dim", "4,2",
         "--hidden-dims", "256", "--verbose", "0", "--out", run_dir]) == 0
     result = benchmark(run_dir, threads=1, seconds=0.02)
     assert len(result["rows"]) == 5 and result["latent_dim"] == 6
-    assert all(row["outputs"] == ["image", "logits"] for row in result["rows"])
+    assert all(row["outputs"] == outputs for row in result["rows"])
