@@ -10,6 +10,7 @@ with `--threads` intra-op threads (default 1); TensorFlow uses its default threa
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -17,6 +18,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from export.manifest import MANIFEST
 from keras_vae.cli import (
     ArgumentParser,
     UsageError,
@@ -55,22 +57,40 @@ def onnx_outputs(onnx_session) -> Callable[[dict], dict]:
     return lambda inputs: dict(zip(names, onnx_session.run(names, inputs), strict=True))
 
 
-def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
+def exported_decoders(run_dir: str) -> dict[str, str]:
+    """artifact key → path of the run's exported files: those its summary.json records,
+    or, for a run whose training did not finish (no summary), those of the manifest in
+    RUN_DIR/export that `python -m export` wrote."""
+    artifacts = read_summary(run_dir).get("artifacts", {})
+    if "decoder_tflite" in artifacts:
+        return {key: os.path.join(run_dir, path) for key, path in artifacts.items()}
+    export_dir = os.path.join(run_dir, EXPORT_DIR)
+    try:
+        with open(os.path.join(export_dir, MANIFEST)) as f:
+            listed = json.load(f)["artifacts"]
+    except (OSError, ValueError, KeyError):
+        raise UsageError(f"{run_dir} has no exported decoder (neither summary.json nor "
+                         f"{EXPORT_DIR}/{MANIFEST} lists one); run `python -m export "
+                         f"{run_dir}` first") from None
+    return {key: os.path.join(export_dir, entry["path"]) for key, entry in listed.items()}
+
+
+def runners(run_dir: str, paths: dict[str, str], threads: int) -> dict[str, Callable]:
     """name → factory(inputs) returning a zero-argument call that decodes `inputs`
-    (its inputs by name, `benchmark`) into every decoder output."""
+    (its inputs by name, `benchmark`) into every decoder output, for the exported files
+    `paths` (`exported_decoders`)."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
     from export.endpoints import decoder_outputs
     from export.onnx_model import session
 
-    artifacts = summary["artifacts"]
-    path = lambda key: os.path.join(run_dir, artifacts[key])  # noqa: E731
+    path = paths.__getitem__
     vae = load_checkpoint(run_dir)
     signature = tf.saved_model.load(path("decoder_saved_model")).signatures["serving_default"]
     onnx_fp32 = onnx_outputs(session(path("decoder_onnx"), threads))
     onnx_int8 = (onnx_outputs(session(path("decoder_int8_onnx"), threads))
-                 if "decoder_int8_onnx" in artifacts else None)  # left out by the export
+                 if "decoder_int8_onnx" in paths else None)  # left out by the export
     litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
                          ).get_signature_runner("serving_default")
     generator = vae.generator()
@@ -96,10 +116,7 @@ def runners(run_dir: str, summary: dict, threads: int) -> dict[str, Callable]:
 
 
 def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
-    summary = read_summary(run_dir)
-    if "decoder_tflite" not in summary.get("artifacts", {}):
-        raise UsageError(f"{run_dir} has no exported decoder in summary.json; run "
-                         f"`python -m export {run_dir}` first")
+    paths = exported_decoders(run_dir)
     model = read_run_config(run_dir).model
     rng = np.random.default_rng(0)
 
@@ -118,7 +135,7 @@ def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
 
     one, batch = inputs(1), inputs(256)
     rows = []
-    for name, make_call in runners(run_dir, summary, threads).items():
+    for name, make_call in runners(run_dir, paths, threads).items():
         single = time_calls(make_call(one), seconds)
         batched = time_calls(make_call(batch), seconds)
         rows.append({"runtime": name, "outputs": sorted(make_call(one)()),

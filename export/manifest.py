@@ -16,6 +16,9 @@ import os
 
 from keras_vae.cli import UsageError
 
+MANIFEST = "manifest.json"
+"""Its file name in an export directory."""
+
 
 def fingerprint(path: str) -> dict:
     """{"bytes", "sha256"} of a file, or of a directory's files taken in sorted order."""
@@ -51,11 +54,11 @@ def model_identity(config) -> dict:
         "conditional": model.conditional, "label_names": model.label_names}))
 
 
-def refuse_other_model(export_dir: str, config, manifest_name: str = "manifest.json") -> None:
+def refuse_other_model(export_dir: str, config) -> None:
     """Refuses to add a version of one model to an export directory that holds another's:
     TF Serving would serve it under the same name as the next version, and the files
     beside it (decoder.onnx, prior.npz) would change meaning without a word."""
-    path = os.path.join(export_dir, manifest_name)
+    path = os.path.join(export_dir, MANIFEST)
     try:
         with open(path) as f:
             existing = json.load(f).get("model")

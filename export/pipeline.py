@@ -36,7 +36,7 @@ from export.endpoints import (
     run_keras,
 )
 from export.litert import run_tflite, write_tflite
-from export.manifest import fingerprint, model_identity
+from export.manifest import MANIFEST, fingerprint, model_identity
 from export.onnx_model import has_convolutions, run_onnx, write_int8, write_onnx
 from export.prior import PRIOR_FILE, describe, write_prior
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
@@ -63,7 +63,6 @@ from keras_vae.run_layout import (
 
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
          "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
-MANIFEST = "manifest.json"
 EXPORTED = ("decoder_saved_model", "encoder_saved_model", *FILES, "prior", "web")
 """Every artifact key an export may write into summary.json."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 
 import pytest
 
@@ -25,6 +26,16 @@ def test_every_runtime_gets_a_row_of_measurements(trained_run):
     assert "every row computes every output (image, logits)" in table
 
 
+def test_an_unfinished_run_s_export_is_timed_from_its_manifest(run_copy):
+    """A run stopped before its summary was written, then exported with `python -m
+    export`: the export's manifest says where its decoders are."""
+    os.remove(os.path.join(run_copy, "summary.json"))
+    result = benchmark(run_copy, threads=1, seconds=0.02)
+    assert [row["runtime"].split(" (")[0] for row in result["rows"]] == [
+        "Keras model", "SavedModel", "ONNX fp32", "ONNX int8", "LiteRT"]
+    assert all(row["batch256_examples_per_s"] > 0 for row in result["rows"])
+
+
 def test_command_writes_bench_json(run_copy, capsys):
     trained_run = run_copy
     assert run_command(main, "export.bench", [trained_run, "--seconds", "0.02"]) == 0
@@ -40,8 +51,11 @@ def test_a_run_without_export_is_refused(run_copy, tmp_path, capsys):
     summary["artifacts"] = {"checkpoint": "best.keras"}  # trained with --no-export
     with open(summary_path, "w") as f:
         json.dump(summary, f)
+    shutil.rmtree(os.path.join(run_copy, "export"))
     assert run_command(main, "export.bench", [run_copy]) == 2
-    assert "run `python -m export" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no exported decoder (neither summary.json nor export/manifest.json lists " in err
+    assert "run `python -m export" in err
     assert run_command(main, "export.bench", [str(tmp_path)]) == 2
     assert "has no best.keras" in capsys.readouterr().err
 
