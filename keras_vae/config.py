@@ -329,6 +329,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     learning_rate: float = 1e-3
+    weight_decay: float = 0.0
     dynamic_binarization: bool = False
     data_dir: str | None = None
     accept_manual_files: bool = False
@@ -366,6 +367,8 @@ class TrainConfig:
         _at_least("kl_warmup_epochs", self.kl_warmup_epochs, 0)
         if not self.learning_rate > 0:
             raise UsageError(f"learning_rate must be above 0, not {self.learning_rate!r}")
+        if not self.weight_decay >= 0:
+            raise UsageError(f"weight_decay must be at least 0, not {self.weight_decay!r}")
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("strategy", self.strategy, STRATEGIES)
 

@@ -111,6 +111,11 @@ def _add_objective_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--learning-rate", type=positive_float,
                        default=RUN_DEFAULTS.learning_rate,
                        help="Adam learning rate (default: %(default)s)")
+    group.add_argument("--weight-decay", type=non_negative_float,
+                       default=RUN_DEFAULTS.weight_decay,
+                       help="decoupled weight decay of the kernels (AdamW): each step "
+                            "shrinks them by learning rate × this; biases and priors are "
+                            "left (default: %(default)s, plain Adam)")
     group.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=RUN_DEFAULTS.lr_schedule,
                        help="constant, or cosine: decay to 0 over --epochs "
                             "(default: %(default)s)")
@@ -202,7 +207,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
                         class_components=args.class_components)
     return TrainConfig(
         model=model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, dynamic_binarization=args.dynamic_binarization,
+        learning_rate=args.learning_rate, weight_decay=args.weight_decay,
+        dynamic_binarization=args.dynamic_binarization,
         data_dir=args.data_dir, accept_manual_files=args.accept_manual_files,
         out=args.out or default_run_dir(args.dataset),
         jit_compile=False if args.no_jit else None,

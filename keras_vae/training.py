@@ -71,12 +71,27 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int):
 
 
 def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
-    """The run's VAE, compiled with Adam and the run's XLA and steps-per-call settings."""
+    """The run's VAE, compiled with its optimizer and the run's XLA and steps-per-call
+    settings."""
     vae = make_vae(config.model)
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch)),
+    vae.compile(optimizer=optimizer_for(config, steps_per_epoch),
                 jit_compile=config.jit_compile,
                 steps_per_execution=config.steps_per_execution)
     return vae
+
+
+def optimizer_for(config: TrainConfig, steps_per_epoch: int):
+    """Adam; with `weight_decay`, AdamW, whose decoupled decay shrinks each kernel by
+    learning rate × weight decay per step. Only kernels: a decayed bias or prior
+    parameter (the VampPrior's pseudo-inputs, a class prior's means) would be pulled
+    toward a value that means nothing, where a smaller kernel is a smoother network."""
+    rate = learning_rate(config, steps_per_epoch)
+    if not config.weight_decay:
+        return keras.optimizers.Adam(rate)
+    optimizer = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
+    # All but kernels; TensorFlow names a variable "kernel" or ".../kernel:0".
+    optimizer.exclude_from_weight_decay(var_names=[r"^(?!(.*/)?kernel(:\d+)?$)"])
+    return optimizer
 
 
 def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable

@@ -38,6 +38,31 @@ def test_cosine_schedule_decays_from_the_learning_rate_to_zero_over_the_run():
     assert learning_rate(TrainConfig(learning_rate=2e-3), 50) == 2e-3
 
 
+def test_weight_decay_shrinks_kernels_alone_by_learning_rate_times_decay():
+    """--weight-decay is AdamW's decoupled decay: a step with zero gradients (no Adam
+    update) multiplies every kernel by 1 − lr·decay and leaves biases and the VampPrior's
+    pseudo-inputs as they were; without it, nothing moves."""
+    import numpy as np
+
+    from keras_vae.config import ModelConfig
+    from keras_vae.training import build_model
+
+    model = ModelConfig(latent_dim=(4, 2), hidden_dims=(16,), prior="vamp", pseudo_inputs=3)
+    for decay, kernel_factor in ((0.5, 1 - 0.1 * 0.5), (0.0, 1.0)):
+        config = TrainConfig(model=model, learning_rate=0.1, weight_decay=decay)
+        vae = build_model(config.for_data((8, 8, 1), "binary"))
+        for variable in vae.trainable_variables:
+            variable.assign(np.ones(variable.shape, "float32"))
+        vae.optimizer.apply_gradients([(np.zeros(v.shape, "float32"), v)
+                                       for v in vae.trainable_variables])
+        after = {v.path: np.asarray(v) for v in vae.trainable_variables}
+        kernels = [path for path in after if path.endswith("/kernel")]
+        assert len(kernels) >= 6 and "pseudo_inputs/logits" in after
+        for path, values in after.items():
+            expected = kernel_factor if path in kernels else 1.0
+            assert np.allclose(values, expected, atol=1e-7), (path, decay)
+
+
 @pytest.mark.slow
 def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
         binarized_mnist_source, tmp_path):
