@@ -85,13 +85,12 @@ def runners(run_dir: str, paths: dict[str, str], threads: int) -> dict[str, Call
     from export.endpoints import decoder_outputs
     from export.onnx_model import session
 
-    path = paths.__getitem__
     vae = load_checkpoint(run_dir)
-    signature = tf.saved_model.load(path("decoder_saved_model")).signatures["serving_default"]
-    onnx_fp32 = onnx_outputs(session(path("decoder_onnx"), threads))
-    onnx_int8 = (onnx_outputs(session(path("decoder_int8_onnx"), threads))
+    signature = tf.saved_model.load(paths["decoder_saved_model"]).signatures["serving_default"]
+    onnx_fp32 = onnx_outputs(session(paths["decoder_onnx"], threads))
+    onnx_int8 = (onnx_outputs(session(paths["decoder_int8_onnx"], threads))
                  if "decoder_int8_onnx" in paths else None)  # left out by the export
-    litert = Interpreter(model_path=path("decoder_tflite"), num_threads=threads
+    litert = Interpreter(model_path=paths["decoder_tflite"], num_threads=threads
                          ).get_signature_runner("serving_default")
     generator = vae.generator()
 
