@@ -1,20 +1,23 @@
 """`python -m keras_vae.evaluate RUN_DIR`: how good the model really is, in nats.
 
-Reports, on the test split of the run's dataset: the negative ELBO (one z per image), the
-importance-sampled NLL with k samples per image (default 5000, as in the IWAE paper; see
-`keras_vae.nll`), active latent units and the KL per unit. A conditional model's
-figures are those of log p(x|y), and its NLL is stored as `test_nll_given_label`, so it
-is never compared with an unconditional NLL by mistake. On labelled data a classifier
-judges the model's samples (`keras_vae.classifier`): their class accuracy for a
-conditional model, their class histogram for an unconditional one. Results go to
-RUN_DIR/evaluation.json together with the checkpoint they measured (its epoch and
-sha256), so an evaluation can be told apart from one of an older checkpoint. A run that
-is still training is refused: its best checkpoint is not final.
+Reports, on the test split of the run's dataset (or, with `--split train`, on its
+training split, which sets the generalization gap beside the test figure): the negative
+ELBO (one z per image), the importance-sampled NLL with k samples per image (default 5000,
+as in the IWAE paper; see `keras_vae.nll`), active latent units and the KL per unit. A
+conditional model's figures are those of log p(x|y), and its NLL is stored as
+`test_nll_given_label`, so it is never compared with an unconditional NLL by mistake. On
+labelled data a classifier judges the model's samples (`keras_vae.classifier`): their
+class accuracy for a conditional model, their class histogram for an unconditional one.
+Results go to RUN_DIR/evaluation.json (another split's to evaluation_SPLIT.json) together
+with the checkpoint they measured (its epoch and sha256), so an evaluation can be told
+apart from one of an older checkpoint. A run that is still training is refused: its best
+checkpoint is not final.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import sys
@@ -35,11 +38,11 @@ from keras_vae.config import bits_per_dim
 from keras_vae.memory import peak_rss_mb
 from keras_vae.run_layout import (
     CHECKPOINT,
-    EVALUATION_JSON,
-    EVALUATION_PARTIAL,
+    SPLITS,
     check_trained_run,
     checkpoint_path,
     ensure_not_training,
+    evaluation_files,
     load_run,
 )
 
@@ -87,11 +90,14 @@ def progress_printer(total: int, stream=None, resumed_at: int = 0) -> Callable:
 
 def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | None = None,
              progress: bool = False, class_check: bool = True,
-             sample_temperature: float = 1.0) -> dict:
-    """Evaluates a run on its dataset's test split (its first `max_examples` images) and
-    writes RUN_DIR/evaluation.json; `class_check` (labelled data only) adds what a
-    classifier, trained on the whole training split, sees in its samples, drawn at
-    `sample_temperature`."""
+             sample_temperature: float = 1.0, split: str = "test") -> dict:
+    """Evaluates a run on one split of its dataset (its first `max_examples` images; the
+    test split unless `split` says otherwise) and writes RUN_DIR/evaluation.json (for the
+    test split) or evaluation_SPLIT.json. Measured on the training split, the NLL shows how
+    much of the test figure is generalization (`generalization_gap`). The checks of the
+    model's samples (mean pixel, and on labelled data what a classifier trained on the
+    whole training split sees in them, drawn at `sample_temperature`, if `class_check`)
+    belong to the test evaluation alone: they measure the samples, not the split."""
     from keras_vae.data import datasets_for, first_examples, images_of, splits_for
     from keras_vae.nll import importance_nll, latent_statistics
 
@@ -100,50 +106,65 @@ def evaluate(run_dir: str, k: int = 5000, seed: int = 0, max_examples: int | Non
     measured = checkpoint_record(run_dir)
     vae, config = load_run(run_dir)
     splits = splits_for(config)
-    whole_test = splits["test"]
-    real = whole_test.as_float()  # what the samples are set beside
-    splits["test"] = first_examples(whole_test, max_examples)
-    _, _, test_data = datasets_for(config, splits)
-    images = images_of(test_data)
-    labels = splits["test"].labels if config.model.conditional else None
-    neg_elbo = vae.evaluate(test_data, return_dict=True, verbose=0)
-    partial = PartialNll(run_dir, {"k": k, "seed": seed, "examples": len(images),
-                                   "sha256": measured["sha256"]})
+    examples = first_examples(splits[split], max_examples)
+    _, _, data = datasets_for(config, {**splits, "test": examples})
+    images = images_of(data)
+    labels = examples.labels if config.model.conditional else None
+    neg_elbo = vae.evaluate(data, return_dict=True, verbose=0)
+    results_file, partial_file = evaluation_files(split)
+    partial = PartialNll(os.path.join(run_dir, partial_file),
+                         {"k": k, "seed": seed, "examples": len(images),
+                          "sha256": measured["sha256"]})
     show = progress_printer(len(images), resumed_at=len(partial.known)) if progress else None
     nll = importance_nll(vae, images, k, seed, labels=labels, known=partial.known,
                          progress=partial.saving(show))
     result = {
-        "dataset": config.dataset, "split": "test", "examples": len(images), "k": k,
+        "dataset": config.dataset, "split": split, "examples": len(images), "k": k,
         "seed": seed, "checkpoint": measured, "image_shape": list(config.model.image_shape),
         "likelihood": config.model.likelihood, "losses_bound": config.model.losses_bound,
-        **_estimate_entries(config, float(nll.mean()), _standard_error(nll)),
-        "test_neg_elbo": neg_elbo["loss"],
-        "test_reconstruction": neg_elbo["reconstruction"], "test_kl": neg_elbo["kl"],
-        **({"test_kl_per_level": [neg_elbo[f"kl_level_{level}"] for level in
-                                  range(1, len(config.model.levels) + 1)]}
-           if config.model.hierarchical else {}),
+        **_estimate_entries(config, split, float(nll.mean()), _standard_error(nll)),
+        **_bound_entries(split, neg_elbo, len(config.model.levels)),
         **latent_statistics(vae, images, labels=labels),
-        **mean_pixels(vae, real, seed),
-        **(_class_check(vae, run_dir, {**splits, "test": whole_test}, real, seed, progress,
-                        sample_temperature)
-           if class_check and config.model.label_names else {}),
+        **(_sample_checks(vae, run_dir, splits, seed, progress, class_check,
+                          sample_temperature) if split == "test" else {}),
         "seconds": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
     }
-    write_json(os.path.join(run_dir, EVALUATION_JSON), result)
+    write_json(os.path.join(run_dir, results_file), result)
     partial.remove()
     return result
 
 
+def _bound_entries(split: str, neg_elbo: dict, levels: int) -> dict:
+    """The negative ELBO and its two terms (and the KL of each level of a hierarchy)."""
+    return {f"{split}_neg_elbo": neg_elbo["loss"],
+            f"{split}_reconstruction": neg_elbo["reconstruction"],
+            f"{split}_kl": neg_elbo["kl"],
+            **({f"{split}_kl_per_level": [neg_elbo[f"kl_level_{level}"]
+                                          for level in range(1, levels + 1)]}
+               if levels > 1 else {})}
+
+
+def _sample_checks(vae, run_dir: str, splits: dict, seed: int, progress: bool,
+                   class_check: bool, temperature: float) -> dict:
+    """The mean pixel of prior samples beside the whole test split's, and on labelled
+    data (if `class_check`) what a classifier sees in the samples (`_class_check`)."""
+    real = splits["test"].as_float()
+    return {**mean_pixels(vae, real, seed),
+            **(_class_check(vae, run_dir, splits, real, seed, progress, temperature)
+               if class_check and vae.config.label_names else {})}
+
+
 class PartialNll:
     """The NLLs an evaluation has computed so far, saved after every batch of images to
-    RUN_DIR/evaluation_partial.npz, so that an interrupted evaluation (k = 5000 under the
-    logistic likelihood takes hours on a whole test split) continues where it stopped when
-    the same command is run again. They are used only for the same k, seed, number of
-    images and checkpoint (`key`); otherwise the evaluation starts over."""
+    `path` (RUN_DIR/evaluation_partial.npz for the test split), so that an interrupted
+    evaluation (k = 5000 under the logistic likelihood takes hours on a whole test split)
+    continues where it stopped when the same command is run again. They are used only for
+    the same k, seed, number of images and checkpoint (`key`); otherwise the evaluation
+    starts over."""
 
-    def __init__(self, run_dir: str, key: dict):
-        self.path, self.key = os.path.join(run_dir, EVALUATION_PARTIAL), key
+    def __init__(self, path: str, key: dict):
+        self.path, self.key = path, key
         self.known = self._load()
         if len(self.known):
             print(f"resuming the NLL after {len(self.known):,} images, from {self.path}",
@@ -187,17 +208,24 @@ def _standard_error(values: np.ndarray) -> float | None:
     return float(values.std(ddof=1) / math.sqrt(len(values)))
 
 
-def _estimate_entries(config, mean: float, standard_error: float | None) -> dict:
+def _estimate_entries(config, split: str, mean: float, standard_error: float | None
+                      ) -> dict:
     """The importance-sampled estimate under its true name: the NLL (also in bits per
     dimension) when the likelihood is one of the data, else a Bernoulli cross-entropy
     against gray levels, which no NLL may be compared with; `_given_label` for a
-    conditional model's −log p(x|y)."""
-    given = "_given_label" if config.model.conditional else ""
-    if not config.measures_likelihood:
-        return {f"test_cross_entropy{given}": mean,
-                f"test_cross_entropy{given}_standard_error": standard_error}
-    return {f"test_nll{given}": mean, f"test_nll{given}_standard_error": standard_error,
-            f"test_nll{given}_bits_per_dim": bits_per_dim(mean, config.model.image_shape)}
+    conditional model's −log p(x|y); named after the split (`test_nll`, `train_nll`)."""
+    name = estimate_name(split, config.measures_likelihood, config.model.conditional)
+    entries = {name: mean, f"{name}_standard_error": standard_error}
+    if config.measures_likelihood:
+        entries[f"{name}_bits_per_dim"] = bits_per_dim(mean, config.model.image_shape)
+    return entries
+
+
+def estimate_name(split: str, likelihood: bool, conditional: bool) -> str:
+    """`test_nll`, `train_nll_given_label`, `test_cross_entropy`…: the key of an
+    evaluation's importance-sampled estimate."""
+    return (f"{split}_{'nll' if likelihood else 'cross_entropy'}"
+            f"{'_given_label' if conditional else ''}")
 
 
 def mean_pixels(vae, real: np.ndarray, seed: int, samples: int = MEAN_PIXEL_SAMPLES
@@ -240,33 +268,64 @@ def _class_check(vae, run_dir: str, splits: dict, real: np.ndarray, seed: int,
 
 
 def format_report(result: dict) -> str:
-    epoch = result["checkpoint"]["epoch"]
-    given = "_given_label" if result["losses_bound"] == "log p(x|y)" else ""
+    epoch, split = result["checkpoint"]["epoch"], result["split"]
     of = f"−{result['losses_bound']}"
-    if f"test_nll{given}" in result:
-        error = result[f"test_nll{given}_standard_error"]
-        spread = ("one image: no standard error" if error is None
-                  else f"± {error:.2f} standard error")
-        estimate = (f"  NLL {of}, k = {result['k']}: {result[f'test_nll{given}']:.2f} nats "
-                    f"({spread}), {result[f'test_nll{given}_bits_per_dim']:.4f} bits/dim")
-    else:
-        estimate = (f"  cross-entropy, k = {result['k']}: "
-                    f"{result[f'test_cross_entropy{given}']:.2f} nats (Bernoulli against "
-                    f"gray levels: not a likelihood)")
     return "\n".join([
-        f"{result['dataset']} {result['split']}, {result['examples']:,} "
+        f"{result['dataset']} {split}, {result['examples']:,} "
         f"example{'' if result['examples'] == 1 else 's'}, "
         f"checkpoint of epoch {epoch if epoch is not None else '?'}",
-        f"  negative ELBO (bound on {of}) {result['test_neg_elbo']:.2f} nats "
-        f"(reconstruction {result['test_reconstruction']:.2f} + KL {result['test_kl']:.2f})",
-        estimate,
+        f"  negative ELBO (bound on {of}) {result[f'{split}_neg_elbo']:.2f} nats "
+        f"(reconstruction {result[f'{split}_reconstruction']:.2f} + KL "
+        f"{result[f'{split}_kl']:.2f})",
+        _estimate_line(result),
         f"  active units {result['active_units']} of {len(result['unit_activity'])}"
         + (f" ({', '.join(map(str, result['active_units_per_level']))} by level)"
            if len(result["active_units_per_level"]) > 1 else ""),
-        f"  mean pixel of {MEAN_PIXEL_SAMPLES:,} samples {result['sample_mean_pixel']:.3f}, "
-        f"of the test images {result['test_mean_pixel']:.3f}",
+        *([f"  mean pixel of {MEAN_PIXEL_SAMPLES:,} samples "
+           f"{result['sample_mean_pixel']:.3f}, of the test images "
+           f"{result['test_mean_pixel']:.3f}"] if "sample_mean_pixel" in result else []),
         *_class_lines(result),
         f"  {result['seconds']:.0f} s, peak memory {result['peak_rss_mb']:,.0f} MB"])
+
+
+def _estimate(result: dict) -> tuple[str, float, float | None]:
+    """(key, value, standard error) of an evaluation's importance-sampled estimate."""
+    conditional = result["losses_bound"] == "log p(x|y)"
+    for likelihood in (True, False):
+        name = estimate_name(result["split"], likelihood, conditional)
+        if name in result:
+            return name, result[name], result[f"{name}_standard_error"]
+    raise KeyError(f"no importance-sampled estimate in the {result['split']} evaluation")
+
+
+def _estimate_line(result: dict) -> str:
+    name, value, error = _estimate(result)
+    if "cross_entropy" in name:
+        return (f"  cross-entropy, k = {result['k']}: {value:.2f} nats (Bernoulli against "
+                f"gray levels: not a likelihood)")
+    spread = "one image: no standard error" if error is None else f"± {error:.2f} standard error"
+    return (f"  NLL −{result['losses_bound']}, k = {result['k']}: {value:.2f} nats "
+            f"({spread}), {result[f'{name}_bits_per_dim']:.4f} bits/dim")
+
+
+def generalization_gap(measured: dict, test: dict | None) -> str:
+    """The test estimate minus that of another split (the training split's: how much worse
+    the model does on images it has not seen), with the standard error of the difference,
+    when both measured the same checkpoint with the same k and seed; otherwise the
+    command that would give the test figure to compare with."""
+    same = ("k", "seed")
+    if (test is None or any(test[key] != measured[key] for key in same)
+            or test["checkpoint"]["sha256"] != measured["checkpoint"]["sha256"]):
+        return (f"  no test evaluation of this checkpoint at k = {measured['k']}, seed "
+                f"{measured['seed']} to compare with (python -m keras_vae.evaluate RUN_DIR "
+                f"--k {measured['k']} --max-examples {measured['examples']})")
+    _, other, other_error = _estimate(measured)
+    _, tested, test_error = _estimate(test)
+    error = ("" if None in (other_error, test_error)
+             else f" ± {math.hypot(other_error, test_error):.2f}")
+    return (f"  test − {measured['split']}: {tested - other:+.2f}{error} nats "
+            f"(test {tested:.2f} on its first {test['examples']:,} images, "
+            f"{measured['split']} {other:.2f} on its first {measured['examples']:,})")
 
 
 def _class_lines(result: dict) -> list[str]:
@@ -315,9 +374,13 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the importance samples (default: %(default)s)")
     parser.add_argument("--max-examples", type=positive_int, default=None,
-                        help="evaluate only the first N test examples (the classifier "
-                             "that judges samples still learns from the whole training "
-                             "split)")
+                        help="evaluate only the first N examples of the split (the "
+                             "classifier that judges samples still learns from the whole "
+                             "training split)")
+    parser.add_argument("--split", choices=SPLITS, default="test",
+                        help="the split to measure; train or validation beside test show "
+                             "the generalization gap (written to evaluation_SPLIT.json; "
+                             "default: %(default)s)")
     parser.add_argument("--no-class-check", action="store_true",
                         help="labelled data: skip training a classifier to judge the "
                              "classes of the model's samples")
@@ -329,9 +392,20 @@ def main(argv: Sequence[str]) -> None:
     load_tensorflow(args.debug)
     result = evaluate(args.run_dir, args.k, args.seed, args.max_examples, progress=True,
                       class_check=not args.no_class_check,
-                      sample_temperature=args.sample_temperature)
+                      sample_temperature=args.sample_temperature, split=args.split)
     print(format_report(result))
-    print(f"→ {os.path.join(args.run_dir, EVALUATION_JSON)}")
+    if args.split != "test":
+        print(generalization_gap(result, read_evaluation(args.run_dir, "test")))
+    print(f"→ {os.path.join(args.run_dir, evaluation_files(args.split)[0])}")
+
+
+def read_evaluation(run_dir: str, split: str) -> dict | None:
+    """The run's evaluation of `split`, or None if it has none (or an unreadable one)."""
+    try:
+        with open(os.path.join(run_dir, evaluation_files(split)[0])) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 if __name__ == "__main__":

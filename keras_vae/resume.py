@@ -27,8 +27,6 @@ from keras_vae.run_layout import (
     BACKUP_DIR,
     CHECKPOINT,
     CURVES_PNG,
-    EVALUATION_JSON,
-    EVALUATION_PARTIAL,
     EXPORT_DIR,
     LATENT_PNG,
     LEVELS_PNG,
@@ -38,16 +36,18 @@ from keras_vae.run_layout import (
     RECONSTRUCTIONS_PNG,
     RUN_CONFIG,
     SAMPLES_PNG,
+    SPLITS,
     SUMMARY,
     TEMPERATURES_PNG,
     TENSORBOARD_DIR,
+    evaluation_files,
     read_run_config,
 )
 
 RUN_FILES = (CHECKPOINT, METRICS_CSV, BACKUP_DIR, EXPORT_DIR, SUMMARY, SAMPLES_PNG,
              RECONSTRUCTIONS_PNG, MANIFOLD_PNG, LATENT_PNG, CURVES_PNG, PSEUDO_INPUTS_PNG,
-             TEMPERATURES_PNG, LEVELS_PNG,
-             TENSORBOARD_DIR, RUN_CONFIG, EVALUATION_JSON, EVALUATION_PARTIAL)
+             TEMPERATURES_PNG, LEVELS_PNG, TENSORBOARD_DIR, RUN_CONFIG,
+             *(name for split in SPLITS for name in evaluation_files(split)))
 """Everything a run writes; `--overwrite` removes exactly these, nothing else."""
 
 MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_examples",

@@ -23,6 +23,8 @@ SUMMARY = "summary.json"
 RUN_CONFIG = "config.json"
 EVALUATION_JSON = "evaluation.json"
 EVALUATION_PARTIAL = "evaluation_partial.npz"
+SPLITS = ("test", "validation", "train")
+"""The splits `evaluate` measures; the test split's files keep their first names."""
 SAMPLES_PNG = "samples.png"
 RECONSTRUCTIONS_PNG = "reconstructions.png"
 MANIFOLD_PNG = "manifold.png"
@@ -32,6 +34,15 @@ PSEUDO_INPUTS_PNG = "pseudo_inputs.png"
 TEMPERATURES_PNG = "temperatures.png"
 LEVELS_PNG = "levels.png"
 TENSORBOARD_DIR = "tensorboard"
+
+
+def evaluation_files(split: str) -> tuple[str, str]:
+    """(results, saved NLLs so far) of an evaluation of `split`: evaluation.json for the
+    test split, evaluation_train.json for the training split, and so on, so that measuring
+    one split never overwrites or resumes another's."""
+    if split == "test":
+        return EVALUATION_JSON, EVALUATION_PARTIAL
+    return f"evaluation_{split}.json", f"evaluation_{split}_partial.npz"
 
 
 def read_summary(run_dir: str) -> dict:

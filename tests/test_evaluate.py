@@ -143,11 +143,59 @@ def test_saved_nlls_of_another_evaluation_or_a_damaged_file_are_not_used(tmp_pat
 
     path = tmp_path / EVALUATION_PARTIAL
     np.savez(path, nll=np.arange(100.0), k=20, seed=0)
-    assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0}).known) == 100
-    assert len(PartialNll(str(tmp_path), {"k": 5000, "seed": 0}).known) == 0
-    assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0, "sha256": "x"}).known) == 0
+    assert len(PartialNll(str(path), {"k": 20, "seed": 0}).known) == 100
+    assert len(PartialNll(str(path), {"k": 5000, "seed": 0}).known) == 0
+    assert len(PartialNll(str(path), {"k": 20, "seed": 0, "sha256": "x"}).known) == 0
     path.write_bytes(b"not an npz file")
-    assert len(PartialNll(str(tmp_path), {"k": 20, "seed": 0}).known) == 0
+    assert len(PartialNll(str(path), {"k": 20, "seed": 0}).known) == 0
+
+
+def test_the_training_split_is_measured_into_its_own_file_beside_the_test_split(
+        run_copy, capsys):
+    """`--split train` measures the first training images (the figure is the estimator's
+    on exactly those images), writes evaluation_train.json under train_ names, leaves
+    the test evaluation as it was, and prints the gap between the two."""
+    from keras_vae.data import datasets_for, first_examples, images_of, splits_for
+    from keras_vae.run_layout import load_run
+
+    test = evaluate(run_copy, k=20, max_examples=60, class_check=False)
+    with open(os.path.join(run_copy, "evaluation.json")) as f:
+        written_test = f.read()
+    assert run_command(main, "keras_vae.evaluate", [run_copy, "--split", "train", "--k", "20",
+                                                    "--max-examples", "60"]) == 0
+    with open(os.path.join(run_copy, "evaluation_train.json")) as f:
+        train = json.load(f)
+    with open(os.path.join(run_copy, "evaluation.json")) as f:
+        assert f.read() == written_test
+    assert train["split"] == "train" and train["examples"] == 60
+    assert {"train_nll", "train_neg_elbo", "train_kl"} <= set(train)
+    assert not any(key.startswith("test_") or "sample" in key for key in train)
+    vae, config = load_run(run_copy)
+    splits = splits_for(config)
+    _, _, data = datasets_for(config, {**splits, "test": first_examples(splits["train"], 60)})
+    direct = keras_vae.nll.importance_nll(vae, images_of(data), 20, 0)
+    assert train["train_nll"] == pytest.approx(float(direct.mean()), rel=1e-6)
+    assert train["train_nll"] != pytest.approx(test["test_nll"], rel=1e-3)
+    out = capsys.readouterr().out
+    assert "binarized_mnist train, 60 examples" in out and "mean pixel" not in out
+    assert f"test − train: {test['test_nll'] - train['train_nll']:+.2f} ± " in out
+
+
+def test_the_gap_needs_the_same_checkpoint_k_and_seed():
+    from keras_vae.evaluate import generalization_gap
+
+    def result(split, nll, error, k=20, sha="a"):
+        return {"split": split, "k": k, "seed": 0, "examples": 100, "losses_bound": "log p(x)",
+                "checkpoint": {"sha256": sha}, f"{split}_nll": nll,
+                f"{split}_nll_standard_error": error}
+
+    train = result("train", 80.0, 0.3)
+    assert generalization_gap(train, result("test", 84.5, 0.4)) == (
+        "  test − train: +4.50 ± 0.50 nats (test 84.50 on its first 100 images, "
+        "train 80.00 on its first 100)")
+    for other in (None, result("test", 84.5, 0.4, k=5000), result("test", 84.5, 0.4, sha="b")):
+        assert generalization_gap(train, other).startswith(
+            "  no test evaluation of this checkpoint at k = 20, seed 0 to compare with")
 
 
 @pytest.mark.slow
