@@ -116,6 +116,11 @@ class ModelConfig:
             enters as β·max(λ, its batch mean), so a level below λ nats is free to carry
             information. 0 (default) charges every nat. The reported losses stay the true
             negative ELBO. With `objective="elbo"` only: the IWAE bound has no separate KL.
+        dropout: the probability of zeroing each of the decoder's dense hidden features
+            while training (a hierarchy's top-down residual updates and its last state):
+            a regularizer of p(x|z), which is what the test NLL measures, for data a
+            model fits far better than it generalizes (binarized MNIST's 50,000 fixed
+            images). 0 (default): none. Inference and every export are unchanged.
         seed: seed of weights, of the sampling layer's ε draws and of the data order, so a
             run is reproducible (the run's only seed).
         arch: a network family of `keras_vae.networks`: "mlp" (dense ReLU layers),
@@ -158,6 +163,7 @@ class ModelConfig:
     hidden_dims: tuple[int, ...] = (400,)
     beta: float = 1.0
     free_bits: float = 0.0
+    dropout: float = 0.0
     seed: int = 0
     arch: str = "mlp"
     objective: str = "elbo"
@@ -186,6 +192,8 @@ class ModelConfig:
             _at_least("every hidden width", width, 1)
         _at_least("beta", self.beta, 0)
         _at_least("free_bits", self.free_bits, 0)
+        if not 0 <= self.dropout < 1:
+            raise UsageError(f"dropout must be at least 0 and below 1, not {self.dropout!r}")
         _choice("arch", self.arch, ARCHITECTURES)
         _choice("objective", self.objective, OBJECTIVES)
         object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))

@@ -45,7 +45,7 @@ from keras_vae.model import (
 )
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
-from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder
+from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder, dropout_layer
 
 CLIP_NORM_PER_DIMENSION = 200.0
 """Gradients are clipped to this global norm times the number of data dimensions H·W·C.
@@ -153,6 +153,8 @@ class HierarchicalVAE(VAE):
         self.prior_heads = [gaussian_head(levels[i], f"prior_{i + 1}", True)
                             for i in range(top - 1)]
         self.states = [StateUnit(width, gated, name=f"state_{i + 1}") for i in range(top)]
+        self.update_dropout = (dropout_layer(config, "top_down_dropout")
+                               if config.dropout else None)
         self.decoder = build_pixel_decoder(config, self.outputs_per_pixel, width)
         self.level_kl_trackers = [keras.metrics.Mean(name=f"kl_level_{i + 1}")
                                   for i in range(top)]
@@ -206,8 +208,10 @@ class HierarchicalVAE(VAE):
         for level in range(top - 1, -1, -1):
             mean, log_var = split_gaussian(self.prior_heads[level](state))
             chosen[level] = choose(level, mean, log_var, state)
-            state = state + self.states[level](
-                ops.concatenate([state, chosen[level][0]], axis=-1))
+            update = self.states[level](ops.concatenate([state, chosen[level][0]], axis=-1))
+            if self.update_dropout is not None:
+                update = self.update_dropout(update, training=training)
+            state = state + update
         return self._output(state, labels, training), chosen
 
     def _posterior(self, features, level, prior_mean, prior_log_var, state_above):

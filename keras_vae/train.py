@@ -100,6 +100,12 @@ def _add_objective_flags(parser: argparse.ArgumentParser) -> None:
                        help="nats of KL per latent level left uncharged: each level's KL "
                             "enters the objective as max(NATS, its batch mean), so no level "
                             "collapses below it (--objective elbo; default: %(default)s)")
+    group.add_argument("--dropout", type=non_negative_float, default=MODEL_DEFAULTS.dropout,
+                       metavar="P",
+                       help="zero each of the decoder's dense hidden features with "
+                            "probability P while training (a hierarchy's top-down updates "
+                            "too): regularizes p(x|z) where training images fit far better "
+                            "than test images (default: %(default)s)")
     group.add_argument("--kl-warmup-epochs", type=non_negative_int,
                        default=RUN_DEFAULTS.kl_warmup_epochs,
                        help="raise the KL weight linearly from 0 to --beta over this many "
@@ -199,7 +205,8 @@ def make_parser() -> argparse.ArgumentParser:
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The run's record from parsed flags; `TrainConfig` validates the combination."""
     model = ModelConfig(latent_dim=args.latent_dim, hidden_dims=args.hidden_dims,
-                        beta=args.beta, free_bits=args.free_bits, seed=args.seed, arch=args.arch,
+                        beta=args.beta, free_bits=args.free_bits, dropout=args.dropout,
+                        seed=args.seed, arch=args.arch,
                         objective=args.objective, iwae_k=args.iwae_k, prior=args.prior,
                         pseudo_inputs=args.pseudo_inputs,
                         likelihood=args.likelihood, mixture_components=args.mixture_components,

@@ -76,6 +76,7 @@ def test_only_a_one_level_vampprior_ships_its_prior_as_a_file():
     ({"beta": -1.0}, "beta must be at least 0"),
     ({"free_bits": -1.0}, "free_bits must be at least 0"),
     ({"objective": "iwae", "free_bits": 2.0}, "--free-bits applies to --objective elbo"),
+    ({"dropout": 1.0}, "dropout must be at least 0 and below 1, not 1.0"),
     ({"image_shape": (28, 28)}, "image_shape must be"),
     ({"likelihood": "bernoulli", "mixture_components": 3}, "applies to --likelihood logistic"),
     ({"likelihood": "logistic", "mixture_components": 0}, "mixture_components must be"),

@@ -217,7 +217,7 @@ def test_temperature_scales_every_levels_spread():
 PRIORS = {"normal": {},
           "conditional": {"conditional": True, "label_names": ("bar", "blob"),
                           "class_components": 1},
-          "vamp": {"prior": "vamp", "pseudo_inputs": 5},
+          "vamp": {"prior": "vamp", "pseudo_inputs": 5, "dropout": 0.3},  # dropped in export
           "class mixture": {"conditional": True, "label_names": ("bar", "blob"),
                             "class_components": 3}}
 
@@ -259,6 +259,34 @@ def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
         said = sample.main([os.path.join(export_dir, "decoder.onnx"), "--label", "blob",
                             "--n", "4", "--out", out])
         assert "z from its class's mixture" in said and os.path.getsize(out) > 0
+
+
+@pytest.mark.parametrize("levels", [(4, 2), 4])
+def test_dropout_changes_training_passes_alone(levels):
+    """With `dropout`, a training pass of the same images and ε draws fresh masks (two
+    passes differ) while an inference pass is that of the same weights without dropout,
+    which is what every export computes; a hierarchy's top-down updates and last state,
+    a one-level decoder's hidden layers, are where it acts."""
+    images = _images(8)
+    plain, dropped = (_model(levels=levels, hidden=32, dropout=rate) for rate in (0.0, 0.5))
+    dropped.set_weights(plain.get_weights())  # dropout adds no weights
+    names = {layer.name for layer in dropped._flatten_layers()}
+    assert ({"top_down_dropout", "state_dropout"} if isinstance(levels, tuple)
+            else {"decoder_dropout_0"}) <= names
+    epsilon = np.random.default_rng(0).normal(size=(8, sum(plain.config.levels)))
+
+    def parameters(vae, training):
+        z = (vae.posterior_pass(images, None, epsilon, training)[0]
+             if vae.config.hierarchical else vae.decode(epsilon.astype(np.float32),
+                                                         training=training))
+        return ops.convert_to_numpy(z)
+
+    np.testing.assert_allclose(parameters(dropped, False), parameters(plain, False),
+                               atol=1e-6)
+    np.testing.assert_allclose(parameters(plain, True), parameters(plain, False), atol=1e-6)
+    first, second = parameters(dropped, True), parameters(dropped, True)
+    assert np.abs(first - parameters(plain, False)).mean() > 1e-3
+    assert np.abs(first - second).mean() > 1e-3
 
 
 def test_a_run_whose_every_update_is_skipped_stops_with_one_line():

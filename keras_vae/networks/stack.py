@@ -77,12 +77,30 @@ def _decoder(config, outputs_per_pixel: int, input_width: int, input_name: str,
     inputs = [z]
     one_hot = _label_input(config, inputs)
     h = z
+    if not hidden_widths:  # a hierarchy's pixel decoder, whose input is the last state
+        h = training_dropout(config, h, "state_dropout")
     for i, width in enumerate(hidden_widths):
         h = hidden_layer(_joined(h, one_hot, f"with_label_{i}"), width,
                          f"decoder_hidden_{i}", family.gated_hidden_units)
+        h = training_dropout(config, h, f"decoder_dropout_{i}")
     parameters = family.pixel_parameters(config, _joined(h, one_hot, "with_label"),
                                          outputs_per_pixel)
     return keras.Model(inputs if config.conditional else z, parameters, name="decoder")
+
+
+def training_dropout(config, h, name: str):
+    """h with `config.dropout` of its features zeroed while training; h itself without
+    dropout, so that such models keep the layers they always had."""
+    if not config.dropout:
+        return h
+    return dropout_layer(config, name)(h)
+
+
+def dropout_layer(config, name: str) -> layers.Dropout:
+    """Keras's dropout, seeded from the run's seed (training sets it with
+    `keras.utils.set_random_seed`, and each layer draws its own stream from it); its
+    state is saved with the model, so a resumed run continues the same masks."""
+    return layers.Dropout(config.dropout, name=name)
 
 
 def _with_label(config, inputs: list, h):
