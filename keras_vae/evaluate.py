@@ -29,6 +29,7 @@ import numpy as np
 from keras_vae.atomic import atomic_path, write_json
 from keras_vae.cli import (
     ArgumentParser,
+    UsageError,
     load_tensorflow,
     positive_float,
     positive_int,
@@ -160,8 +161,10 @@ class PartialNll:
     `path` (RUN_DIR/evaluation_partial.npz for the test split), so that an interrupted
     evaluation (k = 5000 under the logistic likelihood takes hours on a whole test split)
     continues where it stopped when the same command is run again. They are used only for
-    the same k, seed, number of images and checkpoint (`key`); otherwise the evaluation
-    starts over."""
+    the same k, seed, number of images and checkpoint (`key`). Those of another evaluation
+    of the same checkpoint are not overwritten (hours of work): the evaluation is refused,
+    naming the flags that finish them. An older checkpoint's, or a damaged file, are
+    replaced."""
 
     def __init__(self, path: str, key: dict):
         self.path, self.key = path, key
@@ -177,11 +180,19 @@ class PartialNll:
 
         try:
             with np.load(self.path) as saved:
-                if all(saved[name].item() == value for name, value in self.key.items()):
-                    return saved["nll"]
+                saved_key = {name: saved[name].item() for name in self.key}
+                nll = saved["nll"]
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
-            pass  # none, damaged or from another evaluation: start over
-        return np.empty(0)
+            return np.empty(0)  # none, damaged or without this key: start over
+        if saved_key == self.key:
+            return nll
+        if saved_key.get("sha256") == self.key.get("sha256") and len(nll):
+            raise UsageError(
+                f"{self.path} holds {len(nll):,} NLLs of another evaluation of this "
+                f"checkpoint (--k {saved_key['k']} --seed {saved_key['seed']} "
+                f"--max-examples {saved_key['examples']}); run that to finish it, or "
+                f"delete the file to start this one")
+        return np.empty(0)  # an older checkpoint's: of no use now
 
     def saving(self, show: Callable | None) -> Callable:
         """The progress callback: saves the NLLs so far, then shows them."""

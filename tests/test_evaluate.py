@@ -138,16 +138,26 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
     assert resumed["test_nll"] == pytest.approx(returned[0].mean(), rel=1e-9)
 
 
-def test_saved_nlls_of_another_evaluation_or_a_damaged_file_are_not_used(tmp_path):
+def test_saved_nlls_of_another_evaluation_are_kept_and_a_damaged_file_replaced(tmp_path):
+    """Hours of saved NLLs are never overwritten by an evaluation with other flags: it is
+    refused, naming the flags that finish them. An older checkpoint's are replaced."""
+    from keras_vae.cli import UsageError
     from keras_vae.evaluate import PartialNll
 
     path = tmp_path / EVALUATION_PARTIAL
-    np.savez(path, nll=np.arange(100.0), k=20, seed=0)
-    assert len(PartialNll(str(path), {"k": 20, "seed": 0}).known) == 100
-    assert len(PartialNll(str(path), {"k": 5000, "seed": 0}).known) == 0
-    assert len(PartialNll(str(path), {"k": 20, "seed": 0, "sha256": "x"}).known) == 0
+    key = {"k": 20, "seed": 0, "examples": 300, "sha256": "a"}
+    np.savez(path, nll=np.arange(100.0), **key)
+    assert len(PartialNll(str(path), key).known) == 100
+    for other in ({"k": 5000}, {"seed": 1}, {"examples": 100}):
+        with pytest.raises(UsageError, match=r"holds 100 NLLs of another evaluation of this "
+                                             r"checkpoint \(--k 20 --seed 0 --max-examples "
+                                             r"300\); run that to finish it, or delete"):
+            PartialNll(str(path), {**key, **other})
+    with np.load(path) as saved:
+        assert len(saved["nll"]) == 100
+    assert len(PartialNll(str(path), {**key, "sha256": "b"}).known) == 0
     path.write_bytes(b"not an npz file")
-    assert len(PartialNll(str(path), {"k": 20, "seed": 0}).known) == 0
+    assert len(PartialNll(str(path), key).known) == 0
 
 
 def test_the_training_split_is_measured_into_its_own_file_beside_the_test_split(
