@@ -45,7 +45,7 @@ def summary(short_run) -> dict:
 def test_summary_reports_the_run_in_nats_per_example(summary):
     assert summary["dataset"] == "binarized_mnist"
     assert summary["config"]["model"] == {"latent_dim": 4, "hidden_dims": [64], "beta": 1.0,
-                                          "free_bits": 0.0,
+                                          "free_bits": 0.0, "dropout": 0.0,
                                           "seed": 0, "arch": "mlp", "objective": "elbo",
                                           "iwae_k": 1, "prior": "normal",
                                           "pseudo_inputs": 0, "image_shape": [28, 28, 1],
