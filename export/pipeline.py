@@ -53,11 +53,11 @@ from keras_vae.atomic import atomic_path, write_json
 from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig
 from keras_vae.run_layout import (
-    EVALUATION_JSON,
     EXPORT_DIR,
     SUMMARY,
     directory_bytes,
     load_run,
+    read_evaluation,
     read_summary,
 )
 
@@ -278,11 +278,7 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
 
 def _unit_activity(run_dir: str):
     """The evaluation's activity of each latent unit, if the run was evaluated."""
-    try:
-        with open(os.path.join(run_dir, EVALUATION_JSON)) as f:
-            return json.load(f).get("unit_activity")
-    except (OSError, ValueError):
-        return None
+    return (read_evaluation(run_dir) or {}).get("unit_activity")
 
 
 def _record(run_dir: str, summary: dict) -> None:

@@ -17,7 +17,6 @@ checkpoint is not final.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import sys
@@ -45,6 +44,7 @@ from keras_vae.run_layout import (
     ensure_not_training,
     evaluation_files,
     load_run,
+    read_evaluation,
 )
 
 MEAN_PIXEL_SAMPLES = 1000
@@ -408,15 +408,6 @@ def main(argv: Sequence[str]) -> None:
     if args.split != "test":
         print(generalization_gap(result, read_evaluation(args.run_dir, "test")))
     print(f"→ {os.path.join(args.run_dir, evaluation_files(args.split)[0])}")
-
-
-def read_evaluation(run_dir: str, split: str) -> dict | None:
-    """The run's evaluation of `split`, or None if it has none (or an unreadable one)."""
-    try:
-        with open(os.path.join(run_dir, evaluation_files(split)[0])) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
 
 
 if __name__ == "__main__":

@@ -45,6 +45,15 @@ def evaluation_files(split: str) -> tuple[str, str]:
     return f"evaluation_{split}.json", f"evaluation_{split}_partial.npz"
 
 
+def read_evaluation(run_dir: str, split: str = "test") -> dict | None:
+    """The run's evaluation of `split`, or None if it has none (or an unreadable one)."""
+    try:
+        with open(os.path.join(run_dir, evaluation_files(split)[0])) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
 def read_summary(run_dir: str) -> dict:
     """The run's summary.json, or {} if the run has none (yet)."""
     path = os.path.join(run_dir, SUMMARY)
