@@ -39,6 +39,9 @@ DEFAULT_CLASS_COMPONENTS = 50
 """Gaussians per class in a conditional model's prior: on Fashion-MNIST (the default
 conditional command, 10 epochs) 50 drew the asked class as often as 10 (87.5 %) and
 nearer the data (Fréchet distance 27.45 against 29.44; one Gaussian: 85.7 %, 34.84)."""
+DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
+"""Pixels (height × width) an image file may declare before it is decoded: a 50-megapixel
+photo, more than most cameras write (memory to decode one: `keras_vae.image_files`)."""
 SOURCE_PREFIXES = ("folder:", "npz:")
 """`--dataset` is a TFDS name, or one of these followed by a path."""
 
@@ -355,6 +358,7 @@ class TrainConfig:
     pixel_kind: str | None = None
     memory_budget_mb: int | None = None
     keep_backup: bool = False
+    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
 
     def __post_init__(self):
         object.__setattr__(self, "dataset", _checked_dataset(self.dataset))
@@ -368,7 +372,7 @@ class TrainConfig:
                                  f"{self.image_size!r}")
         if self.pixel_kind is not None:
             _choice("pixel_kind", self.pixel_kind, PIXEL_KINDS)
-        for name in ("epochs", "batch_size", "steps_per_execution"):
+        for name in ("epochs", "batch_size", "steps_per_execution", "max_image_pixels"):
             _at_least(name, getattr(self, name), 1)
         if self.memory_budget_mb is not None:
             _at_least("memory_budget_mb", self.memory_budget_mb, 0)

@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from keras_vae import sources
 from keras_vae.cli import RunFailure
-from keras_vae.config import SOURCE_PREFIXES, TrainConfig
+from keras_vae.config import DEFAULT_MAX_IMAGE_PIXELS, SOURCE_PREFIXES, TrainConfig
 from keras_vae.memory import default_data_budget_mb
 from keras_vae.storage import IN_MEMORY, Storage, take
 from keras_vae.tfds_source import tfds_splits
@@ -77,8 +77,8 @@ def first_examples(split: Split, count: int | None) -> Split:
 
 def load_splits(dataset: str, data_dir: str | None = None, max_examples: int | None = None,
                 accept_manual_files: bool = False, image_size: tuple[int, int] | None = None,
-                split_seed: int = 0, storage: Storage = IN_MEMORY
-                ) -> dict[str, Split]:
+                split_seed: int = 0, storage: Storage = IN_MEMORY,
+                max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> dict[str, Split]:
     """Loads `train`, `validation` and `test` of a dataset, decoded to uint8.
 
     Args:
@@ -90,14 +90,16 @@ def load_splits(dataset: str, data_dir: str | None = None, max_examples: int | N
         image_size: (height, width) to resize every image to; None keeps the data's size.
         split_seed: seed of the permutation that splits a folder or npz file.
         storage: where the images go (memory, or memory-mapped files above a budget).
+        max_image_pixels: the most pixels an image file or npz image may declare
+            (`keras_vae.image_files`).
 
     Returns:
         {"train": Split, "validation": Split, "test": Split}.
     """
     if dataset.startswith(SOURCE_PREFIXES):
         kind, path = dataset.split(":", 1)
-        data = (sources.read_folder(path, image_size, storage) if kind == "folder"
-                else sources.read_npz(path, image_size))
+        data = (sources.read_folder(path, image_size, storage, max_image_pixels)
+                if kind == "folder" else sources.read_npz(path, image_size, max_image_pixels))
         splits = seeded_splits(data, split_seed, max_examples, dataset, storage)
     else:
         arrays, label_names = tfds_splits(dataset, data_dir, max_examples,
@@ -115,7 +117,7 @@ def splits_for(config: TrainConfig, max_examples: int | None = None) -> dict[str
     memory-mapped files in its run directory."""
     return load_splits(config.dataset, config.data_dir, max_examples or config.max_examples,
                        config.accept_manual_files, config.image_size, config.split_seed,
-                       storage_for(config))
+                       storage_for(config), config.max_image_pixels)
 
 
 def storage_for(config: TrainConfig) -> Storage:

@@ -28,16 +28,24 @@ Mistakes in the data are one line naming the file (`RunFailure`, exit 1).
 from __future__ import annotations
 
 import collections
+import math
 import os
-from collections.abc import Iterator
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
 
 from keras_vae.cli import RunFailure, UsageError
+from keras_vae.config import DEFAULT_MAX_IMAGE_PIXELS
+from keras_vae.image_files import (
+    ImageRefused,
+    guarded_decoding,
+    not_regular_files,
+    open_image,
+)
+from keras_vae.memory import physical_memory_mb
 from keras_vae.storage import IN_MEMORY, Storage
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -68,49 +76,92 @@ def check_source_path(dataset: str) -> None:
 # --- folders ---------------------------------------------------------------------------
 
 def read_folder(path: str, image_size: tuple[int, int] | None = None,
-                storage: Storage = IN_MEMORY) -> Images:
-    """Every image under `path` (see the module docstring), resized to `image_size`."""
-    files, labels, label_names, left = _list_folder(path)
+                storage: Storage = IN_MEMORY,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Images:
+    """Every image under `path` (see the module docstring), resized to `image_size`.
+    Files are opened through `keras_vae.image_files`: one declaring more than
+    `max_pixels` pixels, or unreadable, refuses the folder, naming every such file."""
+    files, labels, label_names, left, odd = _list_folder(path)
     if left:
         kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(left.items()))
         print(f"leaving {left.total()} files that are not images read here "
               f"({', '.join(IMAGE_EXTENSIONS)}): {kinds}", flush=True)
-    with ThreadPoolExecutor(READ_THREADS) as pool:
-        headers = list(pool.map(_read_header, files))
+    if odd:
+        print(f"leaving {len(odd)} entries that are not regular files (named pipes, devices, "
+              f"links to nothing): {', '.join(os.path.relpath(o, path) for o in odd)}",
+              flush=True)
+    with guarded_decoding(), ThreadPoolExecutor(READ_THREADS) as pool:
+        headers = _all_or_refuse(pool.map(_refusal_or(_read_header, max_pixels), files), path)
         sizes = [image_size or size for size, _ in headers]
         _check_one_size(sizes, path)
         channels = 3 if any(colour for _, colour in headers) else 1
         images = storage.new_images((len(files), *sizes[0], channels))
         where = "a memory-mapped file" if isinstance(images, np.memmap) else "memory"
         print(f"reading {len(files)} images from {path} into {where}", flush=True)
+        read = _refusal_or(_read_image, max_pixels, image_size)
 
-        def read_into(index: int) -> None:
-            images[index] = _as_channels(_read_image(files[index], image_size), channels)
+        def read_into(index: int):
+            picture = read(files[index])
+            if not isinstance(picture, ImageRefused):
+                images[index] = _as_channels(picture, channels)
+            return picture
 
-        for _ in pool.map(read_into, range(len(files))):
-            pass
+        _all_or_refuse(pool.map(read_into, range(len(files))), path)
     return Images(images, labels, label_names)
 
 
+def _refusal_or(read, *args):
+    """`read(file, *args)`, or the `ImageRefused` it raised: so that one bad file does not
+    stop the others from being checked."""
+    def attempt(file: str):
+        try:
+            return read(file, *args)
+        except ImageRefused as refusal:
+            return refusal
+
+    return attempt
+
+
+SHOWN_REFUSALS = 5
+
+
+def _all_or_refuse(results, path: str) -> list:
+    """The results, unless some are `ImageRefused`: then one line naming every bad file
+    (the first few with their reasons)."""
+    results = list(results)
+    refused = [r for r in results if isinstance(r, ImageRefused)]
+    if not refused:
+        return results
+    shown = "; ".join(str(r) for r in refused[:SHOWN_REFUSALS])
+    more = (f"; and {len(refused) - SHOWN_REFUSALS} more: "
+            f"{', '.join(os.path.basename(r.file) for r in refused[SHOWN_REFUSALS:])}"
+            if len(refused) > SHOWN_REFUSALS else "")
+    files = "this file" if len(refused) == 1 else f"these {len(refused)} files"
+    raise RunFailure(f"folder:{path}: {shown}{more} — remove or replace {files}")
+
+
 def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ...],
-                                      collections.Counter]:
-    """(files, labels, label names, other files) of a folder of images or of class
-    folders; any image that this layout would leave unread is refused, naming where it
-    is. Other files: how many files in `path` and its subfolders are not images read
+                                      collections.Counter, list[str]]:
+    """(files, labels, label names, other files, odd entries) of a folder of images or of
+    class folders; any image that this layout would leave unread is refused, naming where
+    it is. Other files: how many files in `path` and its subfolders are not images read
     here, by extension (hidden ones aside), so that none is left out unseen: a phone's
-    HEIC photos beside its JPEGs, say."""
+    HEIC photos beside its JPEGs, say. Odd entries: paths that are neither files nor
+    folders (a named pipe called `x.png` would block whoever read it)."""
     if not os.path.isdir(path):
         raise UsageError(f"folder:{path}: no such directory; pass a folder of images")
     entries = sorted(os.scandir(path), key=lambda e: e.name)
     loose = [e.path for e in entries if e.is_file() and _is_image(e.name)]
     folders = [e for e in entries if e.is_dir() and not e.name.startswith(".")]
-    files_in = {f.name: [e for e in os.scandir(f.path) if e.is_file()] for f in folders}
+    inside = {f.name: list(os.scandir(f.path)) for f in folders}
+    files_in = {name: [e for e in found if e.is_file()] for name, found in inside.items()}
     by_class = {name: sorted(e.path for e in files if _is_image(e.name))
                 for name, files in files_in.items()}
     left = collections.Counter(
         os.path.splitext(e.name)[1].lower() or "(no extension)"
         for e in (*entries, *(e for files in files_in.values() for e in files))
         if e.is_file() and not e.name.startswith(".") and not _is_image(e.name))
+    odd = not_regular_files([*entries, *(e for found in inside.values() for e in found)])
     nested = {name: count for name, count in
               ((f.name, _images_below(f.path)) for f in folders) if count}
     by_class = {name: files for name, files in by_class.items() if files}
@@ -128,11 +179,11 @@ def _list_folder(path: str) -> tuple[list[str], np.ndarray | None, tuple[str, ..
         raise RunFailure(f"folder:{path} has no images ({', '.join(IMAGE_EXTENSIONS)}), "
                          f"neither directly nor in class subfolders")
     if loose:
-        return loose, None, (), left
+        return loose, None, (), left, odd
     files = [f for fs in by_class.values() for f in fs]
     labels = np.concatenate([np.full(len(fs), i, np.int64)
                              for i, fs in enumerate(by_class.values())])
-    return files, labels, tuple(by_class), left
+    return files, labels, tuple(by_class), left, odd
 
 
 def _images_below(folder: str) -> int:
@@ -145,41 +196,27 @@ def _is_image(name: str) -> bool:
     return not name.startswith(".") and name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def _read_header(file: str) -> tuple[tuple[int, int], bool]:
+def _read_header(file: str, max_pixels: int) -> tuple[tuple[int, int], bool]:
     """((height, width) as a viewer shows the image, whether it is colour) from the file's
     header, pixels unread. A photo stored sideways with an EXIF orientation of a quarter
     turn shows with height and width swapped."""
-    with _opened(file) as image:
+    with open_image(file, max_pixels) as image:
         height, width = image.height, image.width
         if image.getexif().get(ORIENTATION_TAG) in QUARTER_TURNS:
             height, width = width, height
         return (height, width), _natural_mode(image, file) == "RGB"
 
 
-def _read_image(file: str, image_size: tuple[int, int] | None) -> np.ndarray:
+def _read_image(file: str, max_pixels: int, image_size: tuple[int, int] | None
+                ) -> np.ndarray:
     """One file → uint8 [H, W] (grayscale) or [H, W, 3] (colour), upright as a viewer
     shows it (its EXIF orientation applied)."""
-    with _opened(file) as image:
+    with open_image(file, max_pixels) as image:
         image.load()
         picture = _in_natural_mode(ImageOps.exif_transpose(image), file)
     if image_size is not None:
         picture = _resized(picture, image_size)
     return np.asarray(picture, dtype=np.uint8)
-
-
-@contextmanager
-def _opened(file: str) -> Iterator[Image.Image]:
-    """`Image.open(file)`; a file Pillow cannot open or decode (unknown format, truncated
-    or damaged pixel data) is one line naming it."""
-    try:
-        with Image.open(file) as image:
-            yield image
-    except (OSError, SyntaxError) as error:  # UnidentifiedImageError is an OSError
-        raise _unreadable(file, error) from None
-
-
-def _unreadable(file: str, error: Exception) -> RunFailure:
-    return RunFailure(f"{file}: cannot read this image ({error}); remove or replace it")
 
 
 def _resized(picture: Image.Image, image_size: tuple[int, int]) -> Image.Image:
@@ -209,8 +246,8 @@ def _natural_mode(image: Image.Image, file: str) -> str:
                        and _gray_palette(image))
         return "L" if opaque_gray else "RGB"
     if image.mode not in NATURAL_MODES:
-        raise RunFailure(f"{file}: pixel mode {image.mode} is not supported; save it as "
-                         f"8-bit grayscale or RGB")
+        raise ImageRefused(file, f"pixel mode {image.mode} is not supported; save it as "
+                                 f"8-bit grayscale or RGB")
     return NATURAL_MODES[image.mode]
 
 
@@ -248,14 +285,18 @@ def _as_channels(picture: np.ndarray, channels: int) -> np.ndarray:
 
 # --- npz files -------------------------------------------------------------------------
 
-def read_npz(path: str, image_size: tuple[int, int] | None = None) -> Images:
-    """`images`, `labels` and `label_names` from an .npz file (see the module docstring)."""
+def read_npz(path: str, image_size: tuple[int, int] | None = None,
+             max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Images:
+    """`images`, `labels` and `label_names` from an .npz file (see the module docstring).
+    The shape that `images` declares is checked before it is decompressed: an image over
+    `max_pixels` pixels, or arrays larger than this machine's memory, are refused."""
+    _check_declared_images(path, max_pixels)
     try:
         with np.load(path, allow_pickle=False) as arrays:
             contents = {key: arrays[key] for key in arrays.files}
     except FileNotFoundError:
         raise UsageError(f"npz:{path}: no such file") from None
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise RunFailure(f"npz:{path}: cannot read it as an .npz file ({error})") from None
     images = _npz_images(contents, path)
     labels = _npz_labels(contents, len(images), path)
@@ -263,6 +304,31 @@ def read_npz(path: str, image_size: tuple[int, int] | None = None) -> Images:
     if image_size is not None and images.shape[1:3] != tuple(image_size):
         images = resize(images, image_size)
     return Images(images, labels, names)
+
+
+def _check_declared_images(path: str, max_pixels: int) -> None:
+    """Refuses an npz whose `images` header declares images over `max_pixels` pixels or
+    more bytes than physical memory (a small compressed file can declare terabytes).
+    Anything unreadable here is left to `np.load`, which names it."""
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("images.npy") as member:
+            version = np.lib.format.read_magic(member)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, _, dtype = read_header(member)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError):
+        return
+    if len(shape) in (3, 4) and shape[1] * shape[2] > max_pixels:
+        raise RunFailure(f"npz:{path}: its images are {shape[2]}×{shape[1]}, "
+                         f"{shape[1] * shape[2] / 1e6:,.1f} million pixels each, above the "
+                         f"limit of {max_pixels / 1e6:,.1f} million (--max-image-pixels "
+                         f"raises it)")
+    size_mb = math.prod(shape) * dtype.itemsize / 2**20
+    if size_mb > physical_memory_mb():
+        raise RunFailure(f"npz:{path}: 'images' declares {list(shape)} {dtype}, "
+                         f"{size_mb:,.0f} MB, more than this machine's "
+                         f"{physical_memory_mb():,.0f} MB of memory; split it or use a "
+                         f"folder of images, which streams")
 
 
 def _npz_images(contents: dict, path: str) -> np.ndarray:

@@ -155,6 +155,11 @@ def _add_data_flags(parser: argparse.ArgumentParser) -> None:
                             "is decoded once into memory-mapped files in the run directory "
                             "and streamed from disk, with the same batches (default: a "
                             "quarter of this machine's memory)")
+    group.add_argument("--max-image-pixels", type=positive_int,
+                       default=RUN_DEFAULTS.max_image_pixels,
+                       help="refuse an image file (or npz image) that declares more pixels "
+                            "(height × width) than this, before decoding it; decoding takes "
+                            "up to about 19 bytes a pixel (default: %(default)s)")
     group.add_argument("--dynamic-binarization", action="store_true",
                        help="grayscale datasets: train on a fresh Bernoulli draw of the "
                             "pixels each epoch (IWAE paper); evaluate on one fixed draw")
@@ -223,7 +228,8 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         strategy=args.strategy, kl_warmup_epochs=args.kl_warmup_epochs,
         lr_schedule=args.lr_schedule, early_stopping_patience=args.early_stopping_patience,
         export=not args.no_export, image_size=args.image_size,
-        memory_budget_mb=args.memory_budget_mb, keep_backup=args.keep_backup)
+        memory_budget_mb=args.memory_budget_mb, keep_backup=args.keep_backup,
+        max_image_pixels=args.max_image_pixels)
 
 
 def default_run_dir(dataset: str) -> str:

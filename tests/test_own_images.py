@@ -74,3 +74,27 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
     assert done.returncode == 0, done.stderr
     grid = Image.open(tmp_path / "grid.png")
     assert grid.mode == "RGB" and grid.size == (2 * (2 * 18 - 2), 2 * (2 * 22 - 2))
+
+
+def test_training_on_a_folder_with_hostile_files_is_one_line_and_writes_nothing(tmp_path):
+    """The command as a user runs it, on forty PNGs plus a pixel bomb, a text-chunk bomb
+    and a named pipe: exit 1, one line on stderr naming both bad images, no traceback or
+    library warning, no run directory, within a bound that proves nothing hung."""
+    from tests import hostile_images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    hostile_images.ordinary_pngs(folder)
+    hostile_images.png_declaring(folder / "bomb.png", 16_000, 16_000)
+    hostile_images.png_with_text_bomb(folder / "text.png")
+    hostile_images.named_pipe(folder / "pipe.png")
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "keras_vae.train", "--dataset",
+                           f"folder:{folder}", "--out", str(run)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("keras_vae.train: error: folder:")
+    assert "bomb.png: 16000×16000 is 256.0 million pixels" in lines[0]
+    assert "text.png: cannot read this image" in lines[0]
+    assert "pipe.png" in done.stdout and not run.exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 from keras_vae.cli import RunFailure, UsageError
 from keras_vae.sources import read_folder, read_npz
 from keras_vae.storage import Storage
+from tests import hostile_images
 
 
 def _save(path, array, mode=None):
@@ -161,3 +163,46 @@ def test_missing_paths_are_usage_errors(tmp_path):
         read_folder(str(tmp_path / "nope"))
     with pytest.raises(UsageError, match="no such file"):
         read_npz(str(tmp_path / "nope.npz"))
+
+
+def test_a_folder_with_hostile_files_is_refused_naming_every_one(tmp_path, capsys):
+    """Forty ordinary PNGs, a pixel bomb, a 100-megapixel PNG, a text-chunk bomb, a cut
+    file, a named pipe and a link to a device: one line names the four bad images, the
+    pipe and the device are passed over and listed, and nothing waits."""
+    hostile_images.ordinary_pngs(tmp_path)
+    hostile_images.png_declaring(tmp_path / "bomb.png", 16_000, 16_000)
+    hostile_images.png_declaring(tmp_path / "large.png", 10_000, 10_000)
+    hostile_images.png_with_text_bomb(tmp_path / "text.png")
+    hostile_images.truncated_png(tmp_path / "cut.png")
+    hostile_images.named_pipe(tmp_path / "pipe.png")
+    os.symlink("/dev/zero", tmp_path / "zero.png")
+    start = time.monotonic()
+    with pytest.raises(RunFailure) as refused:
+        read_folder(str(tmp_path))
+    assert time.monotonic() - start < 10
+    message = str(refused.value)
+    assert "\n" not in message and message.endswith("remove or replace these 4 files")
+    for name in ("bomb.png: 16000×16000", "large.png: 10000×10000", "text.png: cannot read",
+                 "cut.png: cannot read"):
+        assert name in message
+    assert ("leaving 2 entries that are not regular files (named pipes, devices, links to "
+            "nothing): pipe.png, zero.png") in capsys.readouterr().out
+
+
+def test_more_bad_files_than_shown_are_all_named(tmp_path):
+    hostile_images.ordinary_pngs(tmp_path, count=3)
+    for i in range(7):
+        hostile_images.truncated_png(tmp_path / f"cut{i}.png")
+    with pytest.raises(RunFailure, match=r"cut4.png: cannot read this image \(the file is "
+                                         r"cut short\); and 2 more: cut5.png, cut6.png — "
+                                         r"remove or replace these 7 files"):
+        read_folder(str(tmp_path))
+
+
+def test_npz_images_over_the_pixel_limit_are_refused_before_they_are_read(tmp_path):
+    path = str(tmp_path / "d.npz")
+    np.savez_compressed(path, images=np.zeros((2, 3_000, 2_000), np.uint8))
+    with pytest.raises(RunFailure, match=r"its images are 2000×3000, 6.0 million pixels "
+                                         r"each, above the limit of 5.0 million"):
+        read_npz(path, max_pixels=5_000_000)
+    assert read_npz(path, max_pixels=6_000_000).images.shape == (2, 3_000, 2_000, 1)
