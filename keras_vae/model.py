@@ -610,6 +610,13 @@ class VAE(keras.Model):
     def get_config(self):
         return {**super().get_config(), "config": self.config.to_dict()}
 
+    def get_compile_config(self):
+        """None while the optimizer is detached, as `save_checkpoint` saves best.keras:
+        that file holds no optimizer state, so it loads uncompiled (compile it to train
+        on) instead of compiled with a fresh optimizer whose 36-odd variables Keras then
+        warns it cannot find in the file."""
+        return None if self.optimizer is None else super().get_compile_config()
+
     @classmethod
     def from_config(cls, config):
         return cls(**config)

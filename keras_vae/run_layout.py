@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import warnings
 
 from keras_vae.atomic import write_json
@@ -34,6 +35,12 @@ PSEUDO_INPUTS_PNG = "pseudo_inputs.png"
 TEMPERATURES_PNG = "temperatures.png"
 LEVELS_PNG = "levels.png"
 TENSORBOARD_DIR = "tensorboard"
+
+
+def default_run_dir(dataset: str) -> str:
+    """runs/<date>-<time>-<data's name>: where a run goes unless told."""
+    name = os.path.basename(os.path.normpath(dataset.split(":", 1)[-1])) or "data"
+    return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{name}")
 
 
 def evaluation_files(split: str) -> tuple[str, str]:
@@ -134,8 +141,10 @@ def check_trained_run(run_dir: str) -> None:
     ensure_not_training(run_dir)
 
 
-def load_checkpoint(run_dir: str):
-    """The run's best model (a keras_vae VAE). TensorFlow is imported only here."""
+def load_checkpoint(run_dir: str, config: TrainConfig | None = None):
+    """The run's best model (a keras_vae VAE), compiled for `evaluate` with the run's XLA
+    and steps-per-call settings (`config`, else the run's record): best.keras holds no
+    optimizer state and loads uncompiled. TensorFlow is imported only here."""
     path = checkpoint_path(run_dir)
     import keras
 
@@ -144,7 +153,9 @@ def load_checkpoint(run_dir: str):
     # Keras's warnings are shown only if the model loads: a file it cannot load gets the
     # one line below, not the warnings of its attempt first.
     with warnings.catch_warnings(record=True) as caught:
-        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")  # by design
+        # Checkpoints written before best.keras was saved uncompiled restore a compiled
+        # model without optimizer state, which Keras warns of.
+        warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
         try:
             model = keras.models.load_model(path)
         except Exception as error:  # Keras raises many types for a damaged file
@@ -153,6 +164,10 @@ def load_checkpoint(run_dir: str):
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                warning.lineno)
+    if not model.compiled:
+        config = config or read_run_config(run_dir)
+        model.compile(jit_compile=config.jit_compile,
+                      steps_per_execution=config.steps_per_execution)
     return model
 
 
@@ -160,4 +175,4 @@ def load_run(run_dir: str):
     """(the run's best model, its TrainConfig): what evaluate, plot and export start from."""
     checkpoint_path(run_dir)
     config = read_run_config(run_dir)
-    return load_checkpoint(run_dir), config
+    return load_checkpoint(run_dir, config), config

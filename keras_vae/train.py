@@ -12,7 +12,6 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 
 import keras_vae
@@ -41,7 +40,7 @@ from keras_vae.config import (
 )
 from keras_vae.likelihoods import LIKELIHOODS
 from keras_vae.resume import refuse_conflicts
-from keras_vae.run_layout import CHECKPOINT, SUMMARY, read_summary
+from keras_vae.run_layout import CHECKPOINT, SUMMARY, default_run_dir, read_summary
 from keras_vae.sources import check_source_path
 
 MODEL_DEFAULTS, RUN_DEFAULTS = ModelConfig(), TrainConfig()
@@ -230,11 +229,6 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         export=not args.no_export, image_size=args.image_size,
         memory_budget_mb=args.memory_budget_mb, keep_backup=args.keep_backup,
         max_image_pixels=args.max_image_pixels)
-
-
-def default_run_dir(dataset: str) -> str:
-    name = os.path.basename(os.path.normpath(dataset.split(":", 1)[-1])) or "data"
-    return os.path.join("runs", f"{time.strftime('%Y%m%d-%H%M%S')}-{name}")
 
 
 def main(argv: Sequence[str]) -> None:

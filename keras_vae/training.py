@@ -251,7 +251,7 @@ def _test_draw_and_summarize(config: TrainConfig, splits: dict, datasets: tuple,
     run_dir = config.out
     train_data, val_data, test_data = datasets
     history = resume.read_history(run_dir)
-    vae = load_checkpoint(run_dir)
+    vae = load_checkpoint(run_dir, config)
     prior_fit = _fit_class_prior(vae, train_data, val_data, run_dir)
     test = vae.evaluate(test_data, return_dict=True, verbose=0)
     artifacts = {"checkpoint": CHECKPOINT,
