@@ -15,9 +15,19 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from keras_vae.cli import UsageError
+from keras_vae.cli import (
+    UsageError,
+    int_list,
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    size_pair,
+)
 from keras_vae.likelihoods import LIKELIHOODS, likelihood_for
+from keras_vae.memory import DATA_SHARE_OF_MEMORY
 from keras_vae.networks import NETWORKS
+from keras_vae.settings import setting
 
 DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 """A model's (height, width, channels) unless set; training sets it from the data."""
@@ -103,82 +113,80 @@ def _applies_only(setting: str, value, neutral, condition: str) -> None:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Architecture and objective of the VAE.
+    """Architecture and objective of the VAE: each field's meaning is its `help`, which
+    `python -m keras_vae.train --help` prints with the default.
 
-    Args:
-        latent_dim: size of z. 2 gives plottable latent maps. Several sizes, nearest the
-            image first (`(32, 16)`), make a hierarchical (top-down) VAE with one
-            stochastic level each (`keras_vae.hierarchy`); one size is the one-level VAE
-            of Kingma & Welling. None: by the likelihood's pixels and `conditional`
-            (`default_latent_and_prior`), settled with the likelihood.
-        hidden_dims: widths of the dense hidden layers, encoder order; the decoder
-            mirrors them. With `arch="conv"` they sit between the convolutions and z.
-        beta: weight of the KL term in the training objective (1.0 = the true ELBO).
-        free_bits: nats of KL per level that the objective does not charge for (the "free
-            bits" of Kingma et al. 2016, per level as in the Ladder VAE): each level's KL
-            enters as β·max(λ, its batch mean), so a level below λ nats is free to carry
-            information. 0 (default) charges every nat. The reported losses stay the true
-            negative ELBO. With `objective="elbo"` only: the IWAE bound has no separate KL.
-        dropout: the probability of zeroing each of the decoder's dense hidden features
-            while training (a hierarchy's top-down residual updates and its last state):
-            a regularizer of p(x|z), which is what the test NLL measures, for data a
-            model fits far better than it generalizes (binarized MNIST's 50,000 fixed
-            images). 0 (default): none. Inference and every export are unchanged.
-        seed: seed of weights, of the sampling layer's ε draws and of the data order, so a
-            run is reproducible (the run's only seed).
-        arch: a network family of `keras_vae.networks`: "mlp" (dense ReLU layers),
-            "gated" (the same widths as gated dense layers, (W·h + b) ⊙ sigmoid(V·h + c),
-            as in Tomczak & Welling's VampPrior models) or "conv" (1-4 stride-2
-            convolutions, by image size, before the dense layers, and as many
-            upsample-and-convolve steps after them).
-        objective: "elbo" (Kingma & Welling) or "iwae" (the importance-weighted bound of
-            Burda et al. with `iwae_k` samples per image; tighter, k times the decoding).
-        iwae_k: samples per image of "iwae" (None: 5); always 1 for "elbo".
-        prior: "normal" (N(0, I), the KL in closed form) or "vamp" (the VampPrior of
-            Tomczak & Welling: a mixture of the encoder's posteriors at `pseudo_inputs`
-            learned images; the KL is estimated from the sampled z; a hierarchy has it on
-            its top level). None: settled with the likelihood, as `latent_dim` is.
-        pseudo_inputs: VampPrior components (None: 500); always 0 for "normal". Given
-            with no prior, it asks for the VampPrior.
-        image_shape: (height, width, channels) of the images, pixels in [0, 1].
-        likelihood: p(x|z), one of `keras_vae.likelihoods`: "bernoulli" (binary pixels)
-            or "logistic" (a discretized logistic mixture over 8-bit pixels); "auto" until
-            the data settle it (`TrainConfig.for_data`). A model is built from a settled one.
-        mixture_components: mixture components per pixel and channel of a likelihood that
-            has them ("logistic"; None: its default, 5); always 0 for "bernoulli".
-        label_names: the data's class names, index = label ("" when unlabeled).
-        conditional: a conditional VAE (Sohn et al. 2015): q(z|x, y) and p(x|z, y) for a
-            label y, and a prior p(z|y) learned per class (on a hierarchy's top level), so
-            its losses bound log p(x|y), not log p(x). Needs labelled data; not with the
-            VampPrior, whose pseudo-inputs have no labels.
-        class_components: Gaussians in each class's prior p(z|y) of a conditional model:
-            1, one Gaussian per class (the KL in closed form); more, a mixture per class
-            with learned weights (the KL estimated from the sampled z, as the
-            VampPrior's), which follows a class whose codes lie in several clusters.
-            None: `DEFAULT_CLASS_COMPONENTS` for a conditional model; always 1 without
-            `conditional`.
+    Several latent sizes, nearest the image first (`(32, 16)`), make a hierarchical
+    (top-down) VAE with one stochastic level each (`keras_vae.hierarchy`); one size is
+    the one-level VAE of Kingma & Welling. `latent_dim`, `prior` and the per-likelihood
+    counts left None are settled with the likelihood (`default_latent_and_prior`), which
+    the data settle when it is "auto" (`TrainConfig.for_data`); a model is built from a
+    settled record. `image_shape` (height, width, channels; pixels in [0, 1]) and
+    `label_names` (index = label) come from the data.
 
     Raises:
         UsageError: a setting is out of range, or given where it does not apply.
     """
 
-    latent_dim: int | tuple[int, ...] | None = None
-    hidden_dims: tuple[int, ...] = (400,)
-    beta: float = 1.0
-    free_bits: float = 0.0
-    dropout: float = 0.0
-    seed: int = 0
-    arch: str = "mlp"
-    objective: str = "elbo"
-    iwae_k: int | None = None
-    prior: str | None = None
-    pseudo_inputs: int | None = None
+    latent_dim: int | tuple[int, ...] | None = setting(
+        None, "size of z; 2 gives plottable latent maps. Several sizes, nearest the image "
+        "first (32,16), train a hierarchical VAE with a level each", group="model",
+        parse=int_list, default_text=(
+            f"{','.join(map(str, DEFAULT_EIGHT_BIT_LEVELS))} under the logistic "
+            f"likelihood (8-bit pixels), else {DEFAULT_LATENT_DIM}"))
+    hidden_dims: tuple[int, ...] = setting(
+        (400,), "hidden widths, encoder order, e.g. 400 or 512,256; the decoder mirrors "
+        "them (with --arch conv they sit between the convolutions and z)", group="model",
+        parse=int_list)
+    beta: float = setting(1.0, "KL weight in the training objective (1: the true ELBO)",
+                          group="objective", parse=non_negative_float)
+    free_bits: float = setting(
+        0.0, "nats of KL per latent level left uncharged (Kingma et al. 2016): each "
+        "level's KL enters the objective as β·max(NATS, its batch mean), so no level "
+        "collapses below it; the reported losses stay the true negative ELBO "
+        "(--objective elbo)", group="objective", parse=non_negative_float, metavar="NATS")
+    dropout: float = setting(
+        0.0, "zero each of the decoder's dense hidden features with probability P while "
+        "training (a hierarchy's top-down updates too): regularizes p(x|z) where "
+        "training images fit far better than test images; inference and exports are "
+        "unchanged", group="objective", parse=non_negative_float, metavar="P")
+    seed: int = setting(0, "seed of weights, shuffling and sampling: the run's only seed",
+                        group="model", parse=int)
+    arch: str = setting(
+        "mlp", "network family: mlp (dense ReLU layers), gated (gated dense layers, "
+        "(W·h + b) ⊙ sigmoid(V·h + c)) or conv (strided convolutions around the dense "
+        "layers)", group="model", choices=ARCHITECTURES)
+    objective: str = setting(
+        "elbo", "elbo, or iwae: the importance-weighted bound of Burda et al. (tighter, "
+        "--iwae-k times the decoding)", group="objective", choices=OBJECTIVES)
+    iwae_k: int | None = setting(None, "samples per image of --objective iwae",
+                                 group="objective", parse=positive_int,
+                                 default_text=str(DEFAULT_IWAE_K))
+    prior: str | None = setting(
+        None, "normal: N(0, I); vamp: the VampPrior, a mixture of the encoder's posteriors "
+        "at learned pseudo-inputs (on a hierarchy's top level)", group="model",
+        choices=PRIORS, default_text="vamp under the logistic likelihood (8-bit pixels) "
+                                     "without --conditional, else normal")
+    pseudo_inputs: int | None = setting(
+        None, "components of --prior vamp; given alone, it asks for --prior vamp",
+        group="model", parse=positive_int, default_text=str(DEFAULT_PSEUDO_INPUTS))
     image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE
-    likelihood: str = "auto"
-    mixture_components: int | None = None
+    likelihood: str = setting(
+        "auto", "p(x|z): bernoulli for binary pixels, logistic (a discretized logistic "
+        "mixture) for 8-bit ones; auto picks by the data's pixels", group="model",
+        choices=LIKELIHOOD_CHOICES)
+    mixture_components: int | None = setting(
+        None, "logistics per pixel and channel of --likelihood logistic", group="model",
+        parse=positive_int, default_text=str(LIKELIHOODS["logistic"].default_components))
     label_names: tuple[str, ...] = ()
-    conditional: bool = False
-    class_components: int | None = None
+    conditional: bool = setting(
+        False, "a conditional VAE (Sohn et al. 2015): encoder and decoder also take the "
+        "label and the prior is learned per class, so samples can be asked for by class "
+        "(labelled data; not with --prior vamp)", group="model")
+    class_components: int | None = setting(
+        None, "Gaussians in each class's prior p(z|y) of a --conditional model: 1, or a "
+        "mixture with learned weights", group="model", parse=positive_int,
+        default_text=str(DEFAULT_CLASS_COMPONENTS))
 
     def __post_init__(self):
         _choice("likelihood", self.likelihood, LIKELIHOOD_CHOICES)
@@ -320,45 +328,86 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a training run depends on; the CLI flags map one to one onto it.
+    """Everything a training run depends on; the command's flags come from its fields and
+    ModelConfig's (`keras_vae.settings`), each field's meaning is its `help`.
 
     `dataset` is a TFDS name (any dataset with an `image` feature), `folder:PATH` or
-    `npz:PATH` (see `keras_vae.sources`). Images above `memory_budget_mb` (None: a quarter
-    of the machine's memory) stream from a memory-mapped file instead of memory; the two
-    give the same batches. Once the data are loaded, `for_data` records what their pixels
-    are (`pixel_kind`) and fills the model's image shape, likelihood ("auto": Bernoulli for
-    binary pixels, the discretized logistic for 8-bit ones) and label names, before the
-    record is written. `jit_compile` None compiles the training step with XLA where that
-    speeds the network family up (`keras_vae.networks.NETWORKS`).
+    `npz:PATH` (see `keras_vae.sources`). Once the data are loaded, `for_data` records
+    what their pixels are (`pixel_kind`) and fills the model's image shape, likelihood
+    and label names, before the record is written. `jit_compile` None compiles the
+    training step with XLA where that speeds the network family up
+    (`keras_vae.networks.NETWORKS`).
 
     Raises:
         UsageError: a setting is out of range or does not fit the dataset.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
-    dataset: str = "mnist"
-    epochs: int = 10
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    dynamic_binarization: bool = False
-    data_dir: str | None = None
-    accept_manual_files: bool = False
-    out: str | None = None
-    jit_compile: bool | None = None
-    steps_per_execution: int = 32
-    strategy: str = "auto"
-    max_examples: int | None = None
-    kl_warmup_epochs: int = 0
-    lr_schedule: str = "constant"
-    early_stopping_patience: int | None = None
-    export: bool = True
-    image_size: tuple[int, int] | None = None
+    dataset: str = setting(
+        "mnist", "a TFDS dataset with images (e.g. mnist, binarized_mnist, fashion_mnist, "
+        "cifar10), folder:PATH (image files; class subfolders give labels) or npz:PATH "
+        "(arrays images, labels, label_names)", group="data")
+    epochs: int = setting(10, "training epochs", group="objective", parse=positive_int)
+    batch_size: int = setting(128, "examples per step", group="objective",
+                              parse=positive_int)
+    learning_rate: float = setting(1e-3, "Adam's learning rate", group="objective",
+                                   parse=positive_float)
+    weight_decay: float = setting(
+        0.0, "decoupled weight decay of the kernels (AdamW): each step shrinks them by "
+        "learning rate × this; biases and priors are left (0: plain Adam)",
+        group="objective", parse=non_negative_float)
+    dynamic_binarization: bool = setting(
+        False, "8-bit data: train on a fresh Bernoulli draw of the pixels each epoch (IWAE "
+        "paper), validate and test on one fixed draw", group="data")
+    data_dir: str | None = setting(None, "TFDS data directory", group="data",
+                                   default_text="$TFDS_DATA_DIR, else TFDS's")
+    accept_manual_files: bool = setting(
+        False, "prepare the dataset from the source files in DATA_DIR/downloads/manual even "
+        "if their checksums differ from TFDS's (the same data recompressed, as Linux "
+        "packages ship it)", group="data")
+    out: str | None = setting(None, "run directory", group="run",
+                              default_text="runs/<date>-<time>-<dataset>")
+    jit_compile: bool | None = setting(
+        None, "do not compile the training step with XLA (--arch conv never does: XLA's "
+        "CPU convolutions train slower)", group="run", flag="--no-jit", const=False)
+    steps_per_execution: int = setting(32, "training steps per compiled call", group="run",
+                                       parse=positive_int)
+    strategy: str = setting("auto", "tf.distribute strategy; multi_worker reads TF_CONFIG",
+                            group="run", choices=STRATEGIES)
+    max_examples: int | None = setting(
+        None, "use only the first N examples of each split (quick runs)", group="data",
+        parse=positive_int, metavar="N")
+    kl_warmup_epochs: int = setting(
+        0, "raise the KL weight linearly from 0 to --beta over this many epochs (0: none)",
+        group="objective", parse=non_negative_int)
+    lr_schedule: str = setting("constant", "constant, or cosine: decay to 0 over --epochs",
+                               group="objective", choices=LR_SCHEDULES)
+    early_stopping_patience: int | None = setting(
+        None, "stop when the validation negative ELBO has not improved for this many "
+        "epochs (after the warm-up); the best weights are kept", group="objective",
+        parse=positive_int, default_text="train all --epochs")
+    export: bool = setting(
+        True, "skip the export at the end (run python -m export RUN_DIR later, e.g. on "
+        "another machine)", group="run", flag="--no-export")
+    image_size: tuple[int, int] | None = setting(
+        None, "resize every image to H,W, e.g. 64,48, or to a square of one size, e.g. 64",
+        group="data", parse=size_pair,
+        default_text="keep the data's size; a folder of mixed sizes needs it")
     split_seed: int = 0
     pixel_kind: str | None = None
-    memory_budget_mb: int | None = None
-    keep_backup: bool = False
-    max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    memory_budget_mb: int | None = setting(
+        None, "hold the images in memory up to this size; a larger data set is decoded "
+        "once into memory-mapped files in the run directory and streamed from disk, with "
+        "the same batches", group="data", parse=non_negative_int,
+        default_text=f"1/{DATA_SHARE_OF_MEMORY} of this machine's memory")
+    keep_backup: bool = setting(
+        False, "keep the resume state (backup/: weights and optimizer state) when training "
+        "completes, so that --resume can train the run on later (else removed: it is the "
+        "largest file)", group="run")
+    max_image_pixels: int = setting(
+        DEFAULT_MAX_IMAGE_PIXELS, "refuse an image file (or npz image) that declares more "
+        "pixels (height × width) than this, before decoding it; decoding takes up to "
+        "about 19 bytes a pixel", group="data", parse=positive_int)
 
     def __post_init__(self):
         object.__setattr__(self, "dataset", _checked_dataset(self.dataset))

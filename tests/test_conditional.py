@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import onnx
 import pytest
@@ -30,7 +29,7 @@ from keras_vae.cli import run_command
 from keras_vae.data import datasets_for, splits_for
 from keras_vae.evaluate import evaluate, format_report
 from keras_vae.nll import importance_nll
-from keras_vae.run_layout import load_run
+from keras_vae.run_layout import load_checkpoint, load_run
 from serving import tf_serving_client
 from serving.sample import LABEL_MARGIN, UPSCALE, component_draws, prior_latents
 from tests.tf_serving_double import TfServingDouble
@@ -80,7 +79,7 @@ def run(tmp_path_factory) -> dict:
         "--learning-rate", "0.003", "--verbose", "0", "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
-    vae = keras.models.load_model(os.path.join(run_dir, "best.keras"))
+    vae = load_checkpoint(run_dir)
     return {"dir": run_dir, "summary": summary, "vae": vae}
 
 
