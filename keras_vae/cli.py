@@ -70,7 +70,8 @@ def load_tensorflow(debug: bool = False) -> None:
     reads as a failure. TF_CPP_MIN_LOG_LEVEL=3 hides the ones logged once absl logging has
     started; the ones printed while the libraries load come before that, so stderr's file
     descriptor points at /dev/null for the import alone. Python errors are unaffected.
-    TensorFlow Datasets warns through absl's Python logger about its folders ("Variant
+    TensorFlow's own Python logger is kept to errors too. TensorFlow Datasets warns
+    through absl's Python logger about its folders ("Variant
     folder … has no dataset_info.json"); what matters of that reaches the user as the
     command's own one-line error, so its warnings are kept for `--debug` too. XLA is
     asked for 512-bit vectors where the CPU has them (`prefer_wide_vectors`).
@@ -81,7 +82,10 @@ def load_tensorflow(debug: bool = False) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     logging.getLogger("absl").setLevel(logging.ERROR)
     with native_logs_hidden():
-        import tensorflow  # noqa: F401
+        import tensorflow
+    # TensorFlow's Python warnings (a tf.function retraced) speak of its internals; a
+    # command's user acts on the command's own lines.
+    tensorflow.get_logger().setLevel(logging.ERROR)
 
 
 @contextlib.contextmanager

@@ -390,9 +390,9 @@ class TrainConfig:
         True, "skip the export at the end (run python -m export RUN_DIR later, e.g. on "
         "another machine)", group="run", flag="--no-export")
     image_size: tuple[int, int] | None = setting(
-        None, "resize every image to H,W, e.g. 64,48, or to a square of one size, e.g. 64",
-        group="data", parse=size_pair,
-        default_text="keep the data's size; a folder of mixed sizes needs it")
+        None, "resize every image to H,W, e.g. 64,48, or to a square of one size, e.g. 64 "
+        "(Lanczos); a folder of mixed sizes needs it", group="data", parse=size_pair,
+        default_text="the data's size")
     split_seed: int = 0
     pixel_kind: str | None = None
     memory_budget_mb: int | None = setting(

@@ -10,8 +10,9 @@ REST needs the standard library, numpy and Pillow only: GET /v1/models/vae_decod
 POST /v1/models/vae_decoder:predict. gRPC uses tensorflow-serving-api's
 PredictionService (GetModelMetadata, Predict); that package needs TensorFlow itself (a
 few seconds to load, its log lines kept off the terminal).
-A decoder whose SavedModel has the `vamp_prior` signature was trained with a VampPrior:
-it is sampled only with its prior.npz (--prior), never from N(0, I). A conditional
+A one-level decoder whose SavedModel has the `vamp_prior` signature was trained with a
+VampPrior: it is sampled only with its prior.npz (--prior), never from N(0, I); a
+hierarchy holds its prior in the graph and takes no prior file. A conditional
 decoder (its `serving_default` takes `label` int64 [N] beside `z`) draws the class given
 by --label (a name, from its `label_names` signature, or an index), or one row per class
 without it. A hierarchical decoder takes `noise` and `temperature` instead of `z`, and one
@@ -200,8 +201,9 @@ def main(argv: list[str]) -> str:
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
     sample.add_sampling_flags(parser, 4096, "served_samples.png")
     parser.add_argument("--prior", default=None,
-                        help=f"the export's {sample.PRIOR_FILE}, for a model trained with "
-                             f"--prior vamp only (others draw z ~ N(0, I))")
+                        help=f"the export's {sample.PRIOR_FILE}, for a one-level model "
+                             f"trained with --prior vamp only (hierarchies and conditional "
+                             f"models hold their prior in the graph)")
     parser.add_argument("--status", action="store_true",
                         help="print the model's version status (REST) and exit")
     args = parser.parse_args(argv)
@@ -221,8 +223,10 @@ def main(argv: list[str]) -> str:
                                  f"{VAMP_PRIOR_SIGNATURE} signature); pass the export's "
                                  f"{sample.PRIOR_FILE} with --prior")
     if args.prior and not vamp:
-        raise sample.SampleError(f"{args.model} was trained with the N(0, I) prior (it has "
-                                 f"no {VAMP_PRIOR_SIGNATURE} signature); drop --prior")
+        holds = ("draws z from noise with the prior in its graph"
+                 if served["latent_input"] == "noise" else "was trained with the N(0, I) prior")
+        raise sample.SampleError(f"{args.model} {holds} (it has no {VAMP_PRIOR_SIGNATURE} "
+                                 f"signature); drop --prior")
     label = sample.asked_label(args.label, names, args.model)
     prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
     z_temperature = sample.latent_temperature(served["latent_input"], args.temperature)

@@ -227,6 +227,16 @@ def test_a_prior_file_for_a_served_n01_decoder_is_refused(server, vamp_export, t
     assert "\n" not in str(error.value) and not (tmp_path / "x.png").exists()
 
 
+def test_a_prior_file_for_a_served_hierarchy_says_it_holds_its_prior(vamp_hierarchy,
+                                                                    vamp_export, tmp_path):
+    server = vamp_hierarchy["server"]
+    with pytest.raises(SampleError, match="draws z from noise with the prior in its graph "
+                                          "[(]it has no vamp_prior signature[)]; drop --prior"):
+        client.main(["--host", "127.0.0.1", "--port", str(server.rest_port), "--prior",
+                     vamp_export["paths"]["prior"], "--out", str(tmp_path / "x.png")])
+    assert not (tmp_path / "x.png").exists()
+
+
 def _run_without(module: str, args: list[str]) -> subprocess.CompletedProcess:
     """The client as a script, in a Python where `module` cannot be imported."""
     code = (f"import runpy, sys; sys.modules[{module!r}] = None; "

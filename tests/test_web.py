@@ -58,8 +58,29 @@ def serve():
         server.server_close()
 
 
+def _browser_setup_missing() -> str | None:
+    """What these tests need besides pip's packages, if something is missing: Debian's
+    Chromium and the page's runtime from npm (.ci/run installs both)."""
+    missing = [need for need, there in (
+        ("Debian's chromium (apt-get install chromium)", os.path.exists(CHROMIUM)),
+        ("the page's runtime (cd serving/web && npm ci)",
+         os.path.isdir(RUNTIME_DIR))) if not there]
+    return " and ".join(missing) or None
+
+
 @pytest.fixture(scope="module")
-def browser():
+def browser_setup():
+    """Skips the browser tests in one line saying what to install, except under CI
+    (CI=true), where a missing piece is a failure: .ci/run installs them."""
+    missing = _browser_setup_missing()
+    if missing and os.environ.get("CI") == "true":
+        pytest.fail(f"the browser tests need {missing}; .ci/run installs them")
+    if missing:
+        pytest.skip(f"the browser tests need {missing}")
+
+
+@pytest.fixture(scope="module")
+def browser(browser_setup):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -323,7 +344,7 @@ def test_a_class_name_is_matched_in_any_case_and_a_near_miss_is_named(browser, s
         'label "rinq" is not a class of this model (did you mean "ring"?); known: 0 ring')
 
 
-def test_the_pinned_runtime_is_the_one_npm_installed():
+def test_the_pinned_runtime_is_the_one_npm_installed(browser_setup):
     """The CDN route loads the same version the export copies, checked by its hash."""
     with open(os.path.join(os.path.dirname(sample.__file__), "web", "package.json")) as f:
         assert json.load(f)["dependencies"]["onnxruntime-web"] == ORT_WEB_VERSION
@@ -332,7 +353,8 @@ def test_the_pinned_runtime_is_the_one_npm_installed():
     assert RUNTIME_INTEGRITY == f"sha384-{digest}"
 
 
-def test_the_web_benchmark_times_the_page_beside_native_onnxruntime(plain, tmp_path):
+def test_the_web_benchmark_times_the_page_beside_native_onnxruntime(browser_setup, plain,
+                                                                 tmp_path):
     """Real timings of both runtimes at 1 and every thread, by the command in a process of
     its own (Playwright's sync API runs one browser driver per process; speed itself is
     reported by the benchmark, never asserted)."""
