@@ -39,10 +39,22 @@ def test_xla_gets_wide_vectors_on_avx512_unless_its_flags_choose(monkeypatch, fl
     assert os.environ.get("XLA_FLAGS") == (expected or flags)
 
 
-def test_avx512_is_read_from_the_cpus_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            listed = "avx512f" in f.read().split()
-    except OSError:
-        listed = False
-    assert machine._has_avx512() == listed
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu sse4_2 avx2 avx512f avx512bw", True),
+    ("fpu avx2 avx512fp16", False),  # another feature whose name starts alike
+    ("fpu sse4_2 avx2", False),
+    (None, False),  # no /proc/cpuinfo to read
+])
+def test_avx512_is_read_from_the_first_flags_line(monkeypatch, tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: A CPU\nflags\t\t: {flags}\n\n"
+                       f"processor\t: 1\nflags\t\t: avx512f\n")
+
+    def fake_open(path, *args, **kwargs):
+        assert path == "/proc/cpuinfo"
+        if flags is None:
+            raise FileNotFoundError(path)
+        return open(cpuinfo, *args, **kwargs)
+
+    monkeypatch.setattr(machine, "open", fake_open, raising=False)
+    assert machine._has_avx512() is expected

@@ -62,10 +62,3 @@ def test_exporting_an_n01_model_where_a_vamp_model_was_removes_its_prior(vamp_ex
     assert "prior" not in result["paths"] and not (shared / "prior.npz").exists()
     with open(shared / "manifest.json") as f:
         assert "prior" not in json.load(f)["artifacts"]
-
-
-def test_the_export_and_the_edge_sampler_name_the_prior_file_alike():
-    from export.prior import PRIOR_FILE
-    from serving.sample import PRIOR_FILE as SAMPLER_PRIOR_FILE
-
-    assert PRIOR_FILE == SAMPLER_PRIOR_FILE == "prior.npz"
