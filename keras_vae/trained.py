@@ -56,21 +56,13 @@ class TrainedVAE:
         same seed gives the same images. `temperature` scales the prior's standard
         deviations (below 1: nearer its mode). `label`: a class (index or name), or one
         per image, for a conditional model."""
-        labels = None
-        if self.config.conditional:
-            if label is None:
-                raise ValueError(f"this model is conditional: pass label= one of "
-                                 f"{', '.join(self.label_names)} (or its index)")
-            labels = self._labels(label, n)
-        elif label is not None:
-            raise ValueError("this model is not conditional; drop label=")
-        inputs = self.model.sample_inputs(n, seed, labels, temperature)
+        inputs = self.model.sample_inputs(n, seed, self._given_labels(label, n), temperature)
         return self.model.sample_images(inputs)
 
     def encode(self, images, labels=None) -> tuple[np.ndarray, np.ndarray]:
         """q(z|x): (z_mean, z_log_var), float32 [N, Σ d_l] each (a hierarchy's levels
         along the posterior mean path, level 1 first)."""
-        pixels, labels = self._pixels(images), self._given_labels(labels, images)
+        pixels, labels = self._pixels(images), self._given_labels(labels, len(images))
         z_mean, z_log_var = self.model.encode(pixels, labels)
         return ops.convert_to_numpy(z_mean), ops.convert_to_numpy(z_log_var)
 
@@ -78,13 +70,13 @@ class TrainedVAE:
         """E[x|z] for given z [N, Σ d_l] (from `encode`, or between two codes): float32
         [N, H, W, C] in [0, 1]."""
         z = np.asarray(z, np.float32)
-        labels = self._given_labels(labels, z)
+        labels = self._given_labels(labels, len(z))
         return ops.convert_to_numpy(self.model.mean_image(z, labels))
 
     def reconstruct(self, images, labels=None) -> np.ndarray:
         """E[x|z] at each image's posterior mean: float32 [N, H, W, C] in [0, 1]."""
         pixels = self._pixels(images)
-        return self.model.reconstructions(pixels, self._given_labels(labels, images))
+        return self.model.reconstructions(pixels, self._given_labels(labels, len(pixels)))
 
     def log_likelihood(self, images, k: int = 1000, seed: int = 0, labels=None
                        ) -> np.ndarray:
@@ -95,7 +87,7 @@ class TrainedVAE:
 
         pixels = self._pixels(images)
         return -importance_nll(self.model, pixels, k, seed,
-                               labels=self._given_labels(labels, images))
+                               labels=self._given_labels(labels, len(pixels)))
 
     def bits_per_dim(self, log_likelihood) -> np.ndarray:
         """−log p(x) in bits per dimension (pixel and channel), from `log_likelihood`."""
@@ -116,14 +108,16 @@ class TrainedVAE:
             return images.astype(np.float32) / (1.0 if binary else 255.0)
         return images.astype(np.float32)
 
-    def _given_labels(self, labels, like) -> np.ndarray | None:
-        if not self.config.conditional:
-            if labels is not None:
-                raise ValueError("this model is not conditional; drop labels")
-            return None
-        if labels is None:
-            raise ValueError("this model is conditional: pass labels, one per image")
-        return self._labels(labels, len(like))
+    def _given_labels(self, labels, count: int) -> np.ndarray | None:
+        """int64 [count] for a conditional model (one label for all, or one each), None
+        for another; a model given labels it does not take, or not given those it needs,
+        is told which."""
+        if (labels is None) == self.config.conditional:
+            raise ValueError(
+                f"this model is conditional: pass label= one of {', '.join(self.label_names)}"
+                f" (or its index), or one per image" if self.config.conditional
+                else "this model is not conditional; drop the labels")
+        return None if labels is None else self._labels(labels, count)
 
     def _labels(self, label, n: int) -> np.ndarray:
         """int64 [n]: one label (index or class name) for all n, or one per item."""
