@@ -170,13 +170,15 @@ TRAINING_FIXTURES = {"trained_run", "run_copy", "short_run", "two_d_vae"}
 """Fixtures that train a model first: every test using one is marked `slow`."""
 
 
-LONGEST_FILES = ("test_likelihood.py", "test_crash_recovery.py", "test_benchmarks.py",
-                 "test_model.py", "test_bad_input.py", "test_distribute.py", "test_train.py")
-"""The files that take longest (39-64 s each in a full run, 2026-11-22), longest first.
+LONGEST_FILES = ("test_distribute.py", "test_bench.py", "test_hierarchy.py",
+                 "test_conditional.py", "test_evaluate.py", "test_crash_recovery.py",
+                 "test_train.py", "test_nll.py", "test_web.py", "test_export_bench.py",
+                 "test_trained.py", "test_model.py", "test_own_images.py")
+"""The files that take longest (27-72 s each in a full run, 2026-12-06), longest first.
 They run first so that the two xdist workers finish together: `--dist loadfile` hands
 out whole files in collection order (with `--no-loadscope-reorder`, set in
-pyproject.toml; xdist otherwise orders files by test count, which put the two-test,
-62-second crash-recovery file last, on one worker, while the other idled)."""
+pyproject.toml; xdist otherwise orders files by test count, which put a two-test,
+one-minute file last, on one worker, while the other idled)."""
 
 
 def _file_rank(item) -> int:

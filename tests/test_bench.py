@@ -38,12 +38,12 @@ def test_a_quick_look_trains_on_few_examples_and_says_so(tmp_path, capsys):
     from keras_vae.cli import run_command
 
     out = tmp_path / "bench.json"
-    assert run_command(main, "keras_vae.bench", ["--epochs", "2", "--max-examples", "512",
+    assert run_command(main, "keras_vae.bench", ["--epochs", "2", "--max-examples", "256",
                                                  "--only", "conv", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "a quick look on 512 examples per split" in printed
+    assert "a quick look on 256 examples per split" in printed
     result = json.loads(out.read_text())
-    assert result["max_examples"] == 512 and result["conv_32x32x3"]["examples"] == 512
+    assert result["max_examples"] == 256 and result["conv_32x32x3"]["examples"] == 256
     assert result["conv_32x32x3"]["keras_no_xla_examples_per_s"] > 0
 
 
