@@ -14,6 +14,7 @@ def test_one_epoch_is_refused_because_it_would_time_compilation(epochs, capsys):
     assert "--epochs must be at least 2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["keras_vae.bench", "keras_vae.train", "export"])
 def test_help_answers_without_loading_tensorflow(command):
     """`python -m COMMAND --help` as a user runs it: Python's import log lists every module

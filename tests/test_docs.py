@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every check runs the commands' --help in subprocesses
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAGES = ["README.md", *sorted(os.path.relpath(p, ROOT)
                               for p in glob.glob(os.path.join(ROOT, "docs", "*.md")))]

@@ -43,6 +43,7 @@ def _binary_images(n: int = 8, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((n, 28, 28, 1)) < 0.2).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_load_model_after_import_keras_vae_reads_every_kind_without_a_warning(tmp_path):
     """A fresh interpreter that imports keras_vae and nothing of it by name loads each
     kind's best.keras with `keras.models.load_model`, uncompiled, without one warning."""
@@ -122,6 +123,7 @@ def _python_blocks(page: str) -> list[str]:
         return re.findall(r"```python\n(.*?)```", f.read(), re.S)
 
 
+@pytest.mark.slow
 def test_the_keras_io_example_of_docs_python_runs_as_written():
     """docs/python.md's first example trains in Python and prints figures: run in a fresh
     interpreter, its likelihood lies between the data's own entropy (10 prototypes, each

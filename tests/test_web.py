@@ -353,6 +353,7 @@ def test_the_pinned_runtime_is_the_one_npm_installed(browser_setup):
     assert RUNTIME_INTEGRITY == f"sha384-{digest}"
 
 
+@pytest.mark.slow
 def test_the_web_benchmark_times_the_page_beside_native_onnxruntime(browser_setup, plain,
                                                                  tmp_path):
     """Real timings of both runtimes at 1 and every thread, by the command in a process of
