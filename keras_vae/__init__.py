@@ -17,6 +17,9 @@ Commands: `python -m keras_vae.train`, `.evaluate`, `.plot`, `.bench`; the expor
 sibling package `export/`, the consumers are in `serving/`.
 """
 
+import importlib
+import importlib.abc
+import importlib.util
 import sys
 
 __version__ = "0.1.0"
@@ -35,8 +38,6 @@ __all__ = sorted(PUBLIC)
 def __getattr__(name: str):
     if name not in PUBLIC:
         raise AttributeError(f"module 'keras_vae' has no attribute {name!r}")
-    import importlib
-
     return getattr(importlib.import_module(PUBLIC[name]), name)
 
 
@@ -44,14 +45,33 @@ def __dir__():
     return sorted([*globals(), *PUBLIC])
 
 
-# Code that imports keras_vae gets the model classes registered with Keras, so that
-# `keras.models.load_model` reads any run's best.keras. A command (`python -m
-# keras_vae.train`, `python -m export`) is imported while sys.argv[0] is "-m" (Python's
-# documented behaviour); it checks its flags before TensorFlow loads, and registers the
-# classes itself when it loads a model. TensorFlow's C++ start-up lines stay hidden, as
-# in the commands (TF_CPP_MIN_LOG_LEVEL, if you set it, wins).
-if sys.argv[:1] != ["-m"]:
-    from keras_vae.cli import load_tensorflow
+def _register_model_classes() -> None:
+    import keras_vae.hierarchy  # noqa: F401  (registers every model class with Keras)
 
-    load_tensorflow()
-    import keras_vae.hierarchy  # noqa: F401, E402
+
+class _AfterKerasImport(importlib.abc.MetaPathFinder):
+    """Registers the model classes as soon as Keras has been imported, so that
+    `keras.models.load_model` reads any run's best.keras after `import keras_vae`, while
+    `import keras_vae` itself stays light: a command checks its flags before TensorFlow
+    loads, and a script that imports only `keras_vae.config` never loads it."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "keras":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            run_module = spec.loader.exec_module
+
+            def exec_module(module):
+                run_module(module)
+                _register_model_classes()
+
+            spec.loader.exec_module = exec_module
+        return spec
+
+
+if "keras" in sys.modules:
+    _register_model_classes()
+elif not any(isinstance(finder, _AfterKerasImport) for finder in sys.meta_path):
+    sys.meta_path.insert(0, _AfterKerasImport())
