@@ -258,15 +258,15 @@ class HierarchicalVAE(VAE):
 
     def neg_elbo_terms(self, images, labels=None, training=False):
         """The negative ELBO: −log p(x|z_1…L) + Σ_l KL(q(z_l|x, z_>l) ‖ p(z_l|z_>l)), with
-        every level drawn once; the KL of each level is also kept for the metrics."""
+        every level drawn once → (objective, reconstruction [N], KL by level [L, N])."""
         epsilon = self._noise(images)
         parameters, levels = self.posterior_pass(images, labels, epsilon, training,
                                                  components=self.prior_components(training))
         reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
-        self._level_kls = [kl for _, kl, _ in levels]
-        kl = self.kl_term(ops.stack(self._level_kls))  # add_loss(β·KL), free bits per level
+        kl_by_level = ops.stack([kl for _, kl, _ in levels])
+        self.kl_term(kl_by_level)  # add_loss(β·KL), free bits per level
         objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))
-        return objective, reconstruction, kl
+        return objective, reconstruction, kl_by_level
 
     def iwae_terms(self, images, labels=None, training=False):
         """The importance-weighted bound over K = iwae_k posterior draws of every level,
@@ -282,8 +282,9 @@ class HierarchicalVAE(VAE):
         log_w = ops.reshape(log_px_z + self.kl_term.beta * log_ratio, (k, -1))
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
         reconstruction = ops.mean(ops.reshape(-log_px_z, (k, -1)), axis=0)
-        self._level_kls = [ops.mean(ops.reshape(kl, (k, -1)), axis=0) for _, kl, _ in levels]
-        return objective, reconstruction, ops.sum(ops.stack(self._level_kls), axis=0)
+        kl_by_level = ops.stack([ops.mean(ops.reshape(kl, (k, -1)), axis=0)
+                                 for _, kl, _ in levels])
+        return objective, reconstruction, kl_by_level
 
     def _noise(self, images):
         """ε ~ N(0, I) [N, Σ d_l], drawn by the model's seeded `Sampling` layer."""
@@ -418,10 +419,10 @@ class HierarchicalVAE(VAE):
     def metrics(self):
         return [*super().metrics, *self.level_kl_trackers, self.skipped_tracker]
 
-    def _update_metrics(self, reconstruction, kl):
-        for tracker, level_kl in zip(self.level_kl_trackers, self._level_kls, strict=True):
-            tracker.update_state(level_kl)
-        return super()._update_metrics(reconstruction, kl)
+    def _update_metrics(self, reconstruction, kl_by_level):
+        for level, tracker in enumerate(self.level_kl_trackers):
+            tracker.update_state(kl_by_level[level])
+        return super()._update_metrics(reconstruction, kl_by_level)
 
     def test_step(self, data):
         results = super().test_step(data)
@@ -434,7 +435,7 @@ class HierarchicalVAE(VAE):
         update whose norm is not finite or above `SKIP_NORM_PER_DIMENSION`·H·W·C skipped
         and counted."""
         images, labels = self.batch_parts(data)
-        gradients, reconstruction, kl = self.gradients(images, labels)
+        gradients, reconstruction, kl_by_level = self.gradients(images, labels)
         dimensions = float(np.prod(self.config.image_shape))
         norm = tf.linalg.global_norm(gradients)
         healthy = tf.logical_and(tf.math.is_finite(norm),
@@ -442,7 +443,7 @@ class HierarchicalVAE(VAE):
         clipped, _ = tf.clip_by_global_norm(gradients, CLIP_NORM_PER_DIMENSION * dimensions,
                                             use_norm=norm)
         self.skipped_tracker.update_state(self._apply_if(healthy, clipped))
-        return self._update_metrics(reconstruction, kl)
+        return self._update_metrics(reconstruction, kl_by_level)
 
     def _apply_if(self, healthy, gradients):
         """Applies the update if `healthy` on every replica; → 1.0 if skipped, else 0.0.

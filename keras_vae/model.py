@@ -376,14 +376,16 @@ class VAE(keras.Model):
 
     def neg_elbo_terms(self, images, labels=None, training=False):
         """The negative ELBO of Kingma & Welling on a batch → (objective, reconstruction,
-        kl): the objective is the batch mean that training minimizes; reconstruction and
-        kl are per example [N], nats, for the metrics."""
+        KL by level): the objective is the batch mean that training minimizes;
+        reconstruction [N] and the KL of each level [L, N] (here one) are nats per
+        example, for the metrics."""
         z_mean, z_log_var = self.encode(images, labels, training=training)  # q(z|x)
         z = self.sampling([z_mean, z_log_var], training=training)  # z = μ + σ·ε
         parameters = self.decode(z, labels, training=training)  # p(x|z)
         reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
-        kl = self.kl_term(self.kl(z, z_mean, z_log_var, labels,  # add_loss(β·mean KL)
-                                  self.prior_components(training)))
+        kl = ops.expand_dims(self.kl(z, z_mean, z_log_var, labels,
+                                     self.prior_components(training)), 0)
+        self.kl_term(kl)  # add_loss(β·mean KL)
         objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))  # + β·mean(KL)
         return objective, reconstruction, kl
 
@@ -400,9 +402,9 @@ class VAE(keras.Model):
 
     def iwae_terms(self, images, labels=None, training=False):
         """The importance-weighted bound of Burda et al. with K = iwae_k samples per image
-        → (objective = −mean log (1/K) Σ_k w_k, reconstruction and kl averaged over the K
-        samples, per example). β tempers log p(z) − log q(z|x) in the weights, as it
-        weights the ELBO's KL."""
+        → (objective = −mean log (1/K) Σ_k w_k, reconstruction [N] and KL by level [L, N]
+        averaged over the K samples). β tempers log p(z) − log q(z|x) in the weights, as
+        it weights the ELBO's KL."""
         z_mean, z_log_var = self.encode(images, labels, training=training)
         components = self.prior_components(training)
         k = self.config.iwae_k
@@ -420,7 +422,7 @@ class VAE(keras.Model):
         reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters), axis=0)
         kl = self.kl(z, z_mean, z_log_var, labels, components)  # [N], or [K, N] estimated
         kl = ops.mean(kl, axis=0) if len(kl.shape) == 2 else kl
-        return objective, reconstruction, kl
+        return objective, reconstruction, ops.expand_dims(kl, 0)
 
     def importance_proposal(self, images, labels=None) -> tuple:
         """What the importance-sampled NLL computes once per batch of images: q(z|x)'s
@@ -452,40 +454,44 @@ class VAE(keras.Model):
         return log_prior(z, components, by_matmul=many_z)
 
     def loss_terms(self, images, labels=None, training=False):
-        """(objective, reconstruction, kl) of the configured objective."""
+        """(objective, reconstruction [N], KL by level [L, N]) of the configured
+        objective."""
         if self.config.objective == "iwae":
             return self.iwae_terms(images, labels, training)
         return self.neg_elbo_terms(images, labels, training)
 
     def train_step(self, data):
         images, labels = self.batch_parts(data)
-        gradients, reconstruction, kl = self.gradients(images, labels)
+        gradients, reconstruction, kl_by_level = self.gradients(images, labels)
         self.optimizer.apply_gradients(zip(gradients, self.trainable_variables, strict=True))
-        return self._update_metrics(reconstruction, kl)
+        return self._update_metrics(reconstruction, kl_by_level)
 
     def gradients(self, images, labels):
-        """(the objective's gradients, reconstruction, KL) on one batch."""
+        """(the objective's gradients, reconstruction, KL by level) on one batch."""
         with tf.GradientTape() as tape:
-            objective, reconstruction, kl = self.loss_terms(images, labels, training=True)
+            objective, reconstruction, kl_by_level = self.loss_terms(images, labels,
+                                                                     training=True)
             # Under a tf.distribute strategy gradients are summed over replicas; dividing
             # by the replica count makes the update that of the global-batch mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled_objective = objective / replicas
-        return tape.gradient(scaled_objective, self.trainable_variables), reconstruction, kl
+        return (tape.gradient(scaled_objective, self.trainable_variables), reconstruction,
+                kl_by_level)
 
     def test_step(self, data):
         images, labels = self.batch_parts(data)
-        _, reconstruction, kl = self.loss_terms(images, labels, training=False)
-        return self._update_metrics(reconstruction, kl)
+        _, reconstruction, kl_by_level = self.loss_terms(images, labels, training=False)
+        return self._update_metrics(reconstruction, kl_by_level)
 
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
 
-    def _update_metrics(self, reconstruction, kl):
-        """Adds a batch's per-example terms: each metric is the mean over every example
-        seen, whatever the batch sizes (a short last batch weighs as its examples) and
-        however many replicas share a batch."""
+    def _update_metrics(self, reconstruction, kl_by_level):
+        """Adds a batch's per-example terms (reconstruction [N], KL by level [L, N]): each
+        metric is the mean over every example seen, whatever the batch sizes (a short
+        last batch weighs as its examples) and however many replicas share a batch."""
+        kl = ops.sum(kl_by_level, axis=0)
         self.loss_tracker.update_state(reconstruction + kl)
         self.reconstruction_tracker.update_state(reconstruction)
         self.kl_tracker.update_state(kl)

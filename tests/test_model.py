@@ -119,17 +119,18 @@ def test_kl_is_counted_once_per_step_not_accumulated():
     vae = _small_vae()
     images = (np.random.default_rng(1).random((32, 28, 28, 1)) < 0.2).astype(np.float32)
     for _ in range(3):
-        objective, reconstruction, kl = vae.neg_elbo_terms(images, training=True)
-        assert len(vae.losses) == 1
-        assert float(objective) == pytest.approx(float(np.mean(reconstruction + kl)), rel=1e-6)
+        objective, reconstruction, kl_by_level = vae.neg_elbo_terms(images, training=True)
+        assert len(vae.losses) == 1 and kl_by_level.shape == (1, 32)
+        assert float(objective) == pytest.approx(float(np.mean(reconstruction + kl_by_level[0])),
+                                                  rel=1e-6)
 
 
 def test_beta_weights_the_kl_in_the_objective_but_not_in_the_reported_loss():
     vae = _small_vae(beta=0.25)
     images = (np.random.default_rng(2).random((32, 28, 28, 1)) < 0.2).astype(np.float32)
-    objective, reconstruction, kl = vae.neg_elbo_terms(images, training=True)
-    assert float(objective) == pytest.approx(float(np.mean(reconstruction + 0.25 * kl)),
-                                              rel=1e-6)
+    objective, reconstruction, kl_by_level = vae.neg_elbo_terms(images, training=True)
+    assert float(objective) == pytest.approx(
+        float(np.mean(reconstruction + 0.25 * kl_by_level[0])), rel=1e-6)
     metrics = vae.evaluate(images, batch_size=32, return_dict=True, verbose=0)
     assert metrics["loss"] == pytest.approx(metrics["reconstruction"] + metrics["kl"], rel=1e-6)
 
