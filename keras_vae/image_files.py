@@ -113,13 +113,17 @@ def _kind_of(mode: int) -> str:
 def _check_pixels(file: str, image: Image.Image, max_pixels: int) -> None:
     pixels = image.width * image.height
     if pixels > max_pixels:
-        raise ImageRefused(file, f"{image.width}×{image.height} is {_millions(pixels)} "
-                                 f"pixels, above the limit of {_millions(max_pixels)} "
-                                 f"(--max-image-pixels raises it)")
+        raise ImageRefused(file, f"{image.width}×{image.height} is {millions(pixels)} "
+                                 f"pixels, {above_the_limit(max_pixels)}")
 
 
-def _millions(pixels: int) -> str:
+def millions(pixels: int) -> str:
     return f"{pixels / 1e6:,.1f} million"
+
+
+def above_the_limit(max_pixels: int) -> str:
+    """How every refusal of too many pixels ends: the limit, and what raises it."""
+    return f"above the limit of {millions(max_pixels)} (--max-image-pixels raises it)"
 
 
 PLAIN_WORDS = {

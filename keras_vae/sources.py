@@ -41,7 +41,9 @@ from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import DEFAULT_MAX_IMAGE_PIXELS
 from keras_vae.image_files import (
     ImageRefused,
+    above_the_limit,
     guarded_decoding,
+    millions,
     not_regular_files,
     open_image,
 )
@@ -320,9 +322,8 @@ def _check_declared_images(path: str, max_pixels: int) -> None:
         return
     if len(shape) in (3, 4) and shape[1] * shape[2] > max_pixels:
         raise RunFailure(f"npz:{path}: its images are {shape[2]}×{shape[1]}, "
-                         f"{shape[1] * shape[2] / 1e6:,.1f} million pixels each, above the "
-                         f"limit of {max_pixels / 1e6:,.1f} million (--max-image-pixels "
-                         f"raises it)")
+                         f"{millions(shape[1] * shape[2])} pixels each, "
+                         f"{above_the_limit(max_pixels)}")
     size_mb = math.prod(shape) * dtype.itemsize / 2**20
     if size_mb > physical_memory_mb():
         raise RunFailure(f"npz:{path}: 'images' declares {list(shape)} {dtype}, "
