@@ -35,13 +35,18 @@ def has_flag(field: dataclasses.Field) -> bool:
     return bool(field.metadata.get("help"))
 
 
+def is_switch(field: dataclasses.Field) -> bool:
+    """Whether the flag takes no value: a bool field, or one whose flag sets `const`."""
+    return isinstance(field.default, bool) or field.metadata["const"] is not None
+
+
 def shown_default(field: dataclasses.Field) -> str | None:
     """What `(default: …)` says for a field: its `default_text`, else its default (a
     tuple as the comma-separated text the flag takes); None for a switch or no default."""
     meta = field.metadata
     if meta["default_text"] is not None:
         return meta["default_text"]
-    if field.default is None or isinstance(field.default, bool) or meta["const"] is not None:
+    if field.default is None or is_switch(field):
         return None
     if isinstance(field.default, tuple):
         return ",".join(map(str, field.default))
@@ -58,7 +63,7 @@ def add_flags(groups: dict[str, argparse._ArgumentGroup], record_type: type) -> 
         default = shown_default(field)
         text = meta["help"] + (f" (default: {default})" if default is not None else "")
         group = groups[meta["group"]]
-        if isinstance(field.default, bool) or meta["const"] is not None:
+        if is_switch(field):
             const = (not field.default) if meta["const"] is None else meta["const"]
             group.add_argument(flag_name(field), dest=field.name, action="store_const",
                                const=const, default=field.default, help=text)
