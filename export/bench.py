@@ -95,8 +95,7 @@ def runners(run_dir: str, paths: dict[str, str], threads: int) -> dict[str, Call
     generator = vae.generator()
 
     def keras_outputs(inputs):
-        named = ([inputs[i.name] for i in generator.inputs] if len(generator.inputs) > 1
-                 else inputs["z"])
+        named = [inputs[i.name] for i in generator.inputs]
         return decoder_outputs(vae.likelihood, generator(named, training=False))
 
     def tensors(inputs):
@@ -116,23 +115,12 @@ def runners(run_dir: str, paths: dict[str, str], threads: int) -> dict[str, Call
 
 def benchmark(run_dir: str, threads: int = 1, seconds: float = 2.0) -> dict:
     paths = exported_decoders(run_dir)
+    from export.endpoints import sampling_feed
+
     model = read_run_config(run_dir).model
-    rng = np.random.default_rng(0)
-
-    def inputs(n: int) -> dict:
-        """n rows of the decoder's inputs: z or every level's noise, and what else it
-        takes (`export.endpoints`)."""
-        values = {model.latent_input: rng.standard_normal((n, sum(model.levels))).astype(
-            np.float32)}
-        if model.latent_input == "noise":
-            values["temperature"] = np.ones(n, np.float32)
-        if model.conditional:
-            values["label"] = np.arange(n) % model.classes
-        if model.takes_component_draw:
-            values["component_draw"] = rng.random(n).astype(np.float32)
-        return values
-
-    one, batch = inputs(1), inputs(256)
+    names = ["noise", "temperature", *(["label"] if model.conditional else []),
+             *(["component_draw"] if model.takes_component_draw else [])]
+    one, batch = (sampling_feed(names, n, sum(model.levels)) for n in (1, 256))
     rows = []
     for name, make_call in runners(run_dir, paths, threads).items():
         single = time_calls(make_call(one), seconds)

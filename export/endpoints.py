@@ -3,18 +3,19 @@
 Every format (SavedModel, ONNX, LiteRT) is made from these functions, so all of them carry
 the same input and output names:
 
-- `vae_decoder`: `z` float32 [N, latent_dim] → `image`, the mean of p(x|z), float32
-  [N, H, W, C] in [0, 1], and the likelihood's parameters (`keras_vae.likelihoods`).
-  A conditional model's decoder draws z from its class prior itself and takes
-  `noise` float32 [N, latent_dim], `temperature` float32 [N] and `label` int64 [N]
-  instead of `z` (z = μ_label + temperature·σ_label·noise, `VAE.generator`). A
-  hierarchical model's decoder takes `noise` float32 [N, Σ d_l] (every level's, level 1
-  first) and `temperature` (and a conditional one's `label`); one whose top level has the
-  VampPrior also `component_draw` float32 [N] in [0, 1), which picks the mixture's
-  component ⌊component_draw·K⌋ (`keras_vae.hierarchy.HierarchicalVAE.generator`). Outputs:
+- `vae_decoder`, the one sampling contract of every model (`VAE.generator`): `noise`
+  float32 [N, Σ d_l] (every level's ε, level 1 first), `temperature` float32 [N], a
+  conditional model's `label` int64 [N], and for a prior mixture (the VampPrior, a
+  class's mixture) `component_draw` float32 [N] in [0, 1), which picks the component
+  whose stretch of [0, 1) holds it → z = μ + temperature·σ·noise drawn from the prior
+  inside the graph → `image`, the mean of p(x|z), float32 [N, H, W, C] in [0, 1], and the
+  likelihood's parameters (`keras_vae.likelihoods`):
   - Bernoulli: `logits` [N, H, W, C] (image = sigmoid(logits));
   - discretized logistic mixture: `mixture_logits`, `locations` and `log_scales`, each
     [N, H, W, C, M] (M components; locations in pixel units, scales as logs).
+- `decode_latent`, decoding a given z (an encoded image, a line between two):
+  `z` float32 [N, Σ d_l] (and `label`) → the same outputs. The decoder SavedModel's second
+  signature, and latent_decoder.onnx.
 - `vae_encoder`: `image` float32 [N, H, W, C], pixels in [0, 1] → `z_mean` and
   `z_log_var`, both float32 [N, latent_dim].
 
@@ -30,10 +31,9 @@ int64 [C] → `name` string [C], the class names at those indices. C, the number
 classes, is static in its signature, so a TF Serving client reads it from the model's
 metadata (as it reads latent_dim from `z`), then asks for the names of 0 … C − 1.
 
-N is dynamic everywhere (except in `label_names`). A VampPrior model's decoder SavedModel
-also has the signature `vamp_prior`: `index` int64 [N] → `means`, `log_vars` float32
-[N, latent_dim], the mixture's components at those indices (an index outside [0, K) is an
-error). Its presence tells a TF Serving client that z must come from that mixture, not from N(0, I).
+N is dynamic everywhere (except in `label_names`). Exports made before the sampling
+contract took a z for one-level models (with a prior.npz beside a VampPrior's); the
+samplers tell their users to export again.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 LABEL_SPEC = tf.TensorSpec([None], tf.int64, name="label")
@@ -83,10 +84,11 @@ def decoder_outputs(likelihood, parameters) -> dict:
     return {"image": likelihood.mean(parameters), **likelihood.named_parameters(parameters)}
 
 
-def decoder_endpoint(generator: keras.Model, likelihood) -> Endpoint:
-    """The exported decoder: `generator` (`VAE.generator`) with its inputs and names, and
-    every output of `decoder_outputs`. `likelihood`: the model's `keras_vae.likelihoods`
-    likelihood (`vae.likelihood`)."""
+def decoder_endpoint(generator: keras.Model, likelihood, name: str = "vae_decoder"
+                     ) -> Endpoint:
+    """An exported decoder: `generator` (`VAE.generator`, or `VAE.latent_decoder` for
+    `decode_latent`) with its inputs and names, and every output of `decoder_outputs`.
+    `likelihood`: the model's `keras_vae.likelihoods` likelihood (`vae.likelihood`)."""
     specs = [tf.TensorSpec([None, *tensor.shape[1:]], tf.dtypes.as_dtype(tensor.dtype),
                            name=tensor.name) for tensor in generator.inputs]
 
@@ -97,7 +99,7 @@ def decoder_endpoint(generator: keras.Model, likelihood) -> Endpoint:
 
     example = decode(*(tf.zeros([1, *spec.shape[1:]], spec.dtype) for spec in specs))
     shapes = {name: (None, *tensor.shape[1:]) for name, tensor in example.items()}
-    return Endpoint("vae_decoder", {spec.name: tuple(spec.shape) for spec in specs}, shapes,
+    return Endpoint(name, {spec.name: tuple(spec.shape) for spec in specs}, shapes,
                     decode)
 
 
@@ -124,29 +126,23 @@ def encoder_endpoint(encoder: keras.Model) -> Endpoint:
                     {"z_mean": (None, latent_dim), "z_log_var": (None, latent_dim)}, encode)
 
 
+def sampling_feed(input_names, n: int, latent_dim: int, seed: int = 0) -> dict:
+    """n rows of the sampling contract's inputs for a decoder taking `input_names`, what
+    the benchmarks feed every runtime: N(0, I) noise (numpy, seeded), temperature 1,
+    labels 0 and component draws uniform on [0, 1)."""
+    rng = np.random.default_rng(seed)
+    values = {"noise": rng.standard_normal((n, latent_dim)).astype(np.float32),
+              "temperature": np.ones(n, np.float32), "label": np.zeros(n, np.int64),
+              "component_draw": rng.random(n).astype(np.float32)}
+    return {name: values[name] for name in input_names}
+
+
 def run_keras(endpoint: Endpoint, inputs) -> dict:
     """The reference outputs every artifact is compared with; `inputs`: see
     `named_inputs`."""
     named = named_inputs(endpoint.inputs, inputs)
     outputs = endpoint.function(*(tf.constant(named[name]) for name in endpoint.inputs))
     return {name: value.numpy() for name, value in outputs.items()}
-
-
-def prior_endpoint(vae) -> Endpoint | None:
-    """The `vamp_prior` signature of a one-level VampPrior model's decoder; None for
-    N(0, I) and for a hierarchy, whose decoder holds its mixture."""
-    if not vae.config.ships_prior_file:
-        return None
-    latent_dim = vae.config.latent_dim
-    means, log_vars = (tf.constant(t) for t in vae.prior_components())
-    spec = tf.TensorSpec([None], tf.int64, name="index")
-
-    @tf.function(input_signature=[spec])
-    def components(index):
-        return {"means": tf.gather(means, index), "log_vars": tf.gather(log_vars, index)}
-
-    return Endpoint("vamp_prior", {"index": (None,)},
-                    {"means": (None, latent_dim), "log_vars": (None, latent_dim)}, components)
 
 
 def label_names_endpoint(vae) -> Endpoint | None:

@@ -57,7 +57,7 @@ def model_identity(config) -> dict:
 def refuse_other_model(export_dir: str, config) -> None:
     """Refuses to add a version of one model to an export directory that holds another's:
     TF Serving would serve it under the same name as the next version, and the files
-    beside it (decoder.onnx, prior.npz) would change meaning without a word."""
+    beside it (decoder.onnx, encoder.onnx) would change meaning without a word."""
     path = os.path.join(export_dir, MANIFEST)
     try:
         with open(path) as f:

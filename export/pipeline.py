@@ -14,8 +14,8 @@ Layout of EXPORT (by default RUN_DIR/export):
     vae_decoder/<version>/saved_model.pb, variables/   TF Serving model base paths
     vae_encoder/<version>/saved_model.pb, variables/
     decoder.onnx, decoder_int8.onnx, encoder.onnx      onnxruntime
+    latent_decoder.onnx                                decoding a given z
     decoder.tflite                                     LiteRT
-    prior.npz                                          VampPrior models: p(z)'s mixture
     web/                                               the browser page (export/web.py)
     manifest.json                                      sizes, sha256, names, shapes, parity
 """
@@ -32,13 +32,11 @@ from export.endpoints import (
     decoder_endpoint,
     encoder_endpoint,
     label_names_endpoint,
-    prior_endpoint,
     run_keras,
 )
 from export.litert import run_tflite, write_tflite
 from export.manifest import MANIFEST, fingerprint, model_identity
 from export.onnx_model import has_convolutions, run_onnx, write_int8, write_onnx
-from export.prior import PRIOR_FILE, describe, write_prior
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
 from export.verify import (
     int8_check_inputs,
@@ -62,24 +60,25 @@ from keras_vae.run_layout import (
 )
 
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
-         "encoder_onnx": "encoder.onnx", "decoder_tflite": "decoder.tflite"}
-EXPORTED = ("decoder_saved_model", "encoder_saved_model", *FILES, "prior", "web")
+         "encoder_onnx": "encoder.onnx", "latent_decoder_onnx": "latent_decoder.onnx",
+         "decoder_tflite": "decoder.tflite"}
+EXPORTED = ("decoder_saved_model", "encoder_saved_model", *FILES, "web")
 """Every artifact key an export may write into summary.json."""
 
 
-def onnx_metadata(config: TrainConfig) -> dict[str, str]:
+def onnx_metadata(config: TrainConfig, role: str = "decoder") -> dict[str, str]:
     """What an onnxruntime consumer needs without TensorFlow, as ONNX string properties,
-    derived from the run's record. `prior` tells a sampler where z comes from: "normal"
-    (N(0, I)) or "vamp" (for a decoder that takes z, the mixture in the prior.npz shipped
-    beside the decoder; a hierarchy's holds it); `component_draw` ("true" / "false")
-    whether the decoder takes a `component_draw` input (a hierarchy's VampPrior, a
-    conditional model's mixture per class); `conditional` ("true" / "false") whether the
-    decoder takes a `label` input;
+    derived from the run's record. `role` says which file it is: "decoder" (the sampling
+    contract), "latent_decoder" (a given z) or "encoder"; `prior` names the prior the
+    decoder draws from ("normal" or "vamp"); `component_draw` ("true" / "false")
+    whether the decoder takes a `component_draw` input (the VampPrior, a conditional
+    model's mixture per class); `conditional` ("true" / "false") whether it takes a
+    `label` input;
     `image_shape` ([H, W, C]) and `label_names` are JSON lists; `likelihood` names the
     decoder's other outputs (see `export.endpoints`)."""
     return {
+        "role": role,
         "latent_dim": str(sum(config.model.levels)),
-        "latent_input": config.model.latent_input,
         "prior": config.model.prior,
         "component_draw": str(config.model.takes_component_draw).lower(),
         "conditional": str(config.model.conditional).lower(),
@@ -108,6 +107,7 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     """
     generator = vae.generator()
     decoder = decoder_endpoint(generator, vae.likelihood)
+    latent = decoder_endpoint(vae.latent_decoder(), vae.likelihood, "decode_latent")
     encoder_model = vae.encoder_model()
     encoder = encoder_endpoint(encoder_model)
     os.makedirs(export_dir, exist_ok=True)
@@ -115,8 +115,9 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     staging = os.path.join(export_dir, f".staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        staged = _write_all(vae, (generator, encoder_model), decoder, encoder, staging, config)
-        measured = _verify(vae, decoder, encoder, staged)
+        endpoints = {"decoder": decoder, "latent": latent, "encoder": encoder}
+        staged = _write_all(vae, (generator, encoder_model), endpoints, staging, config)
+        measured = _verify(vae, endpoints, staged)
         problems = parity_misses(measured["parity"])
         if problems:
             raise RunFailure(f"export not published, verification failed: "
@@ -127,45 +128,47 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
         write_web(staged["web"], {precision: staged[key] for precision, key in
                                   (("fp32", "decoder_onnx"), ("int8", "decoder_int8_onnx"))
                                   if key in staged},
-                  onnx_metadata(config), staged.get("prior"), unit_activity)
+                  onnx_metadata(config), unit_activity)
         paths = _publish(staged, export_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    manifest = {**_manifest(decoder, encoder, paths, export_dir, version, measured),
+    manifest = {**_manifest(endpoints, paths, export_dir, version, measured),
                 "model": model_identity(config)}
     write_json(os.path.join(export_dir, MANIFEST), manifest)
     return {"version": version, "paths": paths, **measured}
 
 
-def _write_all(vae, models, decoder, encoder, staging: str, config: TrainConfig
+def _write_all(vae, models, endpoints: dict, staging: str, config: TrainConfig
                ) -> dict[str, str]:
-    """Writes every artifact into `staging`; `models`: the Keras models behind the two
-    endpoints (generator, encoder), whose variables the SavedModels hold."""
+    """Writes every artifact into `staging`; `models`: the Keras models behind the
+    decoder and encoder endpoints (generator, encoder), whose variables the SavedModels
+    hold (the latent decoder's are among the generator's)."""
     generator, encoder_model = models
+    decoder, latent, encoder = (endpoints[k] for k in ("decoder", "latent", "encoder"))
     staged = {"decoder_saved_model": os.path.join(staging, decoder.name),
               "encoder_saved_model": os.path.join(staging, encoder.name),
               **{key: os.path.join(staging, name) for key, name in FILES.items()}}
     write_saved_model(decoder, generator, staged["decoder_saved_model"],
-                      extra=(prior_endpoint(vae), label_names_endpoint(vae)))
+                      extra=(latent, label_names_endpoint(vae)))
     write_saved_model(encoder, encoder_model, staged["encoder_saved_model"])
-    metadata = onnx_metadata(config)
-    write_onnx(decoder, staged["decoder_onnx"], metadata)
-    write_onnx(encoder, staged["encoder_onnx"], metadata)
+    write_onnx(decoder, staged["decoder_onnx"], onnx_metadata(config))
+    write_onnx(latent, staged["latent_decoder_onnx"], onnx_metadata(config, "latent_decoder"))
+    write_onnx(encoder, staged["encoder_onnx"], onnx_metadata(config, "encoder"))
     write_tflite(staged["decoder_saved_model"], staged["decoder_tflite"])
-    if vae.config.ships_prior_file:
-        staged["prior"] = os.path.join(staging, PRIOR_FILE)
-        write_prior(vae, staged["prior"])
     return staged
 
 
-def _verify(vae, decoder, encoder, staged: dict[str, str]) -> dict:
+def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
     """Measures every staged artifact against Keras. The int8 decoder is written here, as
     its weight scales are chosen by this measurement (`_quantize_decoder`)."""
+    decoder, latent, encoder = (endpoints[k] for k in ("decoder", "latent", "encoder"))
     decoder_inputs = parity_inputs(decoder.inputs, vae.config.classes)
     decoded = run_keras(decoder, decoder_inputs)
     labels = {"label": decoder_inputs["label"]} if "label" in decoder_inputs else {}
     images = {"image": decoded["image"], **labels}  # data-like inputs, no dataset needed
     encoded = run_keras(encoder, images)
+    latents = {"z": encoded["z_mean"], **labels}  # the encoded images, decoded again
+    latent_decoded = run_keras(latent, latents)
     return {
         "parity": {
             "decoder_saved_model": parity(
@@ -176,6 +179,10 @@ def _verify(vae, decoder, encoder, staged: dict[str, str]) -> dict:
             "encoder_saved_model": parity(
                 run_saved_model(staged["encoder_saved_model"], images), encoded),
             "encoder_onnx": parity(run_onnx(staged["encoder_onnx"], images), encoded),
+            "latent_decoder_saved_model": parity(run_saved_model(
+                staged["decoder_saved_model"], latents, latent.name), latent_decoded),
+            "latent_decoder_onnx": parity(run_onnx(staged["latent_decoder_onnx"], latents),
+                                          latent_decoded),
         },
         "int8": _quantize_decoder(staged, int8_check_inputs(vae)),
     }
@@ -209,8 +216,8 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
 
 def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str, str]:
     """Moves the staged artifacts into place; a file an earlier export left that this one
-    does not have (a VampPrior's prior, an int8 decoder) is removed, so no sampler can
-    take it for this decoder's."""
+    does not have (an int8 decoder, an older export's prior.npz) is removed, so no
+    sampler can take it for this decoder's."""
     paths = {}
     for key in ("decoder_saved_model", "encoder_saved_model"):
         model_name = os.path.basename(staged[key])
@@ -219,21 +226,19 @@ def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str,
         paths[key] = os.path.join(export_dir, os.path.basename(staged[key]))
         with atomic_path(paths[key]) as tmp:  # a directory (web/) replaces the old one too
             os.replace(staged[key], tmp)
-    for key, name in (("prior", PRIOR_FILE), ("decoder_int8_onnx", FILES["decoder_int8_onnx"])):
+    for key, name in (("prior", "prior.npz"), ("decoder_int8_onnx", FILES["decoder_int8_onnx"])):
         stale = os.path.join(export_dir, name)
         if key not in staged and os.path.exists(stale):
             os.remove(stale)
     return paths
 
 
-def _manifest(decoder, encoder, paths: dict[str, str], export_dir: str, version: int,
+def _manifest(endpoints: dict, paths: dict[str, str], export_dir: str, version: int,
               measured: dict) -> dict:
-    endpoint_of = {"decoder": decoder, "encoder": encoder}
     artifacts = {}
     for key, path in paths.items():
-        description = (describe(path) if key == "prior"
-                       else {"contents": "the browser page (python -m http.server -d web)"}
-                       if key == "web" else endpoint_of[key.split("_")[0]].describe())
+        description = ({"contents": "the browser page (python -m http.server -d web)"}
+                       if key == "web" else endpoints[key.split("_")[0]].describe())
         entry = {"path": os.path.relpath(path, export_dir), **fingerprint(path),
                  **description}
         if key in measured["parity"]:

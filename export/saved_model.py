@@ -65,10 +65,11 @@ def publish_version(staged: str, base_dir: str, model_name: str, version: int) -
     return final
 
 
-def run_saved_model(path: str, inputs) -> dict[str, np.ndarray]:
-    """Calls the `serving_default` signature, as TF Serving does; `inputs`: an array, or
-    {input name: array} (`named_inputs`)."""
-    signature = tf.saved_model.load(path).signatures["serving_default"]
+def run_saved_model(path: str, inputs, signature_name: str = "serving_default"
+                    ) -> dict[str, np.ndarray]:
+    """Calls a signature, `serving_default` unless named, as TF Serving does; `inputs`:
+    an array, or {input name: array} (`named_inputs`)."""
+    signature = tf.saved_model.load(path).signatures[signature_name]
     specs = signature.structured_input_signature[1]
     named = named_inputs(list(specs), inputs)
     outputs = signature(**{k: tf.constant(v, specs[k].dtype) for k, v in named.items()})

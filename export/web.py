@@ -6,8 +6,7 @@ a conditional model for a class.
 
 The page itself (index.html, app.js, style.css) lives in serving/web and is copied as is:
 no bundler, no build step. Beside it go the decoders (fp32 and int8 ONNX), `model.json`
-(what the page needs to know, derived from the run's record), a VampPrior model's prior
-(`prior.f32`: means then log-variances, float32, little-endian), and the pinned
+(what the page needs to know, derived from the run's record), and the pinned
 onnxruntime-web runtime when it was installed with npm (serving/web: `npm ci`); without
 it the page loads that version from the CDN below, checked against its integrity hash.
 """
@@ -32,16 +31,15 @@ RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs",
 RUNTIME_CDN = f"https://cdn.jsdelivr.net/npm/onnxruntime-web@{ORT_WEB_VERSION}/dist/"
 RUNTIME_INTEGRITY = "sha384-Bw6URI+Gvoadw0do7/QrSHUC9D1vCYYK5OSqChFyhyV5mzPL4oe2rOAFljAnS8Sq"
 """Subresource integrity of ort.wasm.min.js 1.30.0 (tested against the npm package)."""
-WEB_PRIOR_FILE = "prior.f32"
 SLIDERS = 8
 """How many latent coordinates the page offers sliders for."""
 
 
 def write_web(web_dir: str, decoders: dict[str, str], metadata: dict,
-              prior_file: str | None, unit_activity=None) -> None:
+              unit_activity=None) -> None:
     """Writes the page into `web_dir`: `decoders` maps "fp32" / "int8" to ONNX files,
     `metadata` is the decoder's ONNX metadata (`export.pipeline.onnx_metadata`),
-    `prior_file` a VampPrior model's prior.npz, `unit_activity` the evaluation's variance
+    `unit_activity` the evaluation's variance
     of each latent unit's posterior mean, when known (the sliders take the most active)."""
     os.makedirs(web_dir)
     for name in PAGE_FILES:
@@ -49,12 +47,6 @@ def write_web(web_dir: str, decoders: dict[str, str], metadata: dict,
     for path in decoders.values():
         _link_or_copy(path, os.path.join(web_dir, os.path.basename(path)))
     model = _page_metadata(metadata, decoders, unit_activity)
-    if prior_file:
-        with np.load(prior_file) as prior:
-            means, log_vars = prior["means"], prior["log_vars"]
-        np.concatenate([means.ravel(), log_vars.ravel()]).astype("<f4").tofile(
-            os.path.join(web_dir, WEB_PRIOR_FILE))
-        model.update(prior_file=WEB_PRIOR_FILE, prior_shape=list(means.shape))
     model["runtime"]["local"] = _copy_runtime(web_dir)
     with open(os.path.join(web_dir, "model.json"), "w") as f:
         json.dump(model, f, indent=2)
@@ -65,7 +57,7 @@ def _page_metadata(metadata: dict, decoders: dict[str, str], unit_activity) -> d
     order = (np.argsort(unit_activity)[::-1] if unit_activity is not None
              else np.arange(latent_dim))
     return {
-        "latent_dim": latent_dim, "latent_input": metadata["latent_input"],
+        "latent_dim": latent_dim,
         "prior": metadata["prior"],
         "component_draw": metadata["component_draw"] == "true",
         "conditional": metadata["conditional"] == "true",

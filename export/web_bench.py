@@ -34,7 +34,7 @@ BATCHES = (1, 64)
 
 TIME_DECODES = """async ([n, repeats]) => {
   const page = window.kerasVae, dim = page.model.latent_dim;
-  const z = priorLatents(n, dim, 11, page.prior, 1.0), labels = new Array(n).fill(0);
+  const z = seededNoise(n, dim, 11), labels = new Array(n).fill(0);
   const draws = componentDraws(page, n, 11, false);
   for (let i = 0; i < 3; i++) await decode(page, z, labels, draws);
   const times = [];
@@ -89,19 +89,15 @@ def browser_timings(web_dir: str, threads: int, repeats: int) -> dict:
 def native_timings(onnx_file: str, model: dict, threads: int, repeats: int) -> dict:
     import onnxruntime as ort
 
+    from export.endpoints import sampling_feed
+
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
     result = {"threads": threads}
     for n in BATCHES:
-        feeds = {model["latent_input"]: np.random.default_rng(0).standard_normal(
-            (n, model["latent_dim"]), np.float32)}
-        if model["latent_input"] == "noise":
-            feeds["temperature"] = np.ones(n, np.float32)
-        if model["conditional"]:
-            feeds["label"] = np.zeros(n, np.int64)
-        if model["component_draw"]:
-            feeds["component_draw"] = np.full(n, 0.5, np.float32)
+        names = [i.name for i in session.get_inputs()]
+        feeds = sampling_feed(names, n, model["latent_dim"])
         for _ in range(3):
             session.run(["image"], feeds)
         times = []

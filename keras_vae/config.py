@@ -276,26 +276,11 @@ class ModelConfig:
         return len(self.levels) > 1
 
     @property
-    def latent_input(self) -> str:
-        """The exported decoder's first input: "z", drawn from the prior by the caller,
-        or "noise" ε, from which the decoder draws z itself (a conditional model's class
-        prior, a hierarchy's levels)."""
-        return "noise" if self.conditional or self.hierarchical else "z"
-
-    @property
-    def ships_prior_file(self) -> bool:
-        """Whether samplers draw z from the VampPrior themselves, from the export's
-        prior.npz: a one-level VampPrior model. A hierarchy's decoder holds its top
-        level's mixture and takes `component_draw` (`keras_vae.hierarchy`)."""
-        return self.prior == "vamp" and self.latent_input == "z"
-
-    @property
     def takes_component_draw(self) -> bool:
-        """Whether the exported decoder picks a prior mixture's component itself, from a
-        uniform `component_draw` input: a hierarchy's top-level VampPrior, or a
-        conditional model's mixture per class."""
-        return ((self.prior == "vamp" and self.latent_input == "noise")
-                or self.class_components > 1)
+        """Whether the generator picks a prior mixture's component from a uniform
+        `component_draw` input: the VampPrior, or a conditional model's mixture per
+        class."""
+        return self.prior == "vamp" or self.class_components > 1
 
     @property
     def settled(self) -> bool:

@@ -41,7 +41,6 @@ from keras_vae.model import (
     KLTerm,
     PseudoInputs,
     Sampling,
-    component_draw_input,
 )
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
@@ -79,35 +78,6 @@ class StateUnit(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "width": self.width, "gated": self.gated}
-
-
-@keras.saving.register_keras_serializable(package="keras_vae")
-class VampComponents(layers.Layer):
-    """A uniform draw u [N] in [0, 1) → (means, log_vars) [N, d] of the VampPrior's
-    component ⌊u·K⌋ (u = 1 gives the last): the mixture as constants, so that an exported
-    decoder samples it without the pseudo-inputs and the encoder. The choice is a one-hot
-    (Equal) times the tables, which every format computes alike."""
-
-    def __init__(self, means, log_vars, **kwargs):
-        super().__init__(**kwargs)
-        self.means = np.asarray(means, np.float32)
-        self.log_vars = np.asarray(log_vars, np.float32)
-        self.one_hot = OneHot(len(self.means), name=f"{self.name}_one_hot")
-
-    def call(self, draw):
-        count = len(self.means)
-        index = ops.minimum(ops.floor(draw * count), count - 1)
-        one_hot = self.one_hot(ops.cast(index, "int64"))
-        return (ops.matmul(one_hot, ops.convert_to_tensor(self.means)),
-                ops.matmul(one_hot, ops.convert_to_tensor(self.log_vars)))
-
-    def compute_output_shape(self, input_shape):
-        shape = (input_shape[0], self.means.shape[1])
-        return shape, shape
-
-    def get_config(self):
-        return {**super().get_config(), "means": self.means.tolist(),
-                "log_vars": self.log_vars.tolist()}
 
 
 def gaussian_head(units: int, name: str, start_at_zero: bool) -> layers.Dense:
@@ -356,35 +326,28 @@ class HierarchicalVAE(VAE):
     # --- sampling: what the exported decoder computes -----------------------------------
 
     def generator(self) -> keras.Model:
-        """noise ε [N, Σ d_l] (level 1 first), temperature t [N] (and a conditional
-        model's label [N]; a mixture prior's component_draw u [N] in [0, 1)) → z_l =
-        μ_l + t·σ_l·ε_l top-down → the parameters of p(x|z). With the VampPrior the top
-        level's (μ_L, σ_L) are those of component ⌊u·K⌋ of the mixture, held in the graph
-        as constants taken from the pseudo-inputs now (`vamp_components`); with a mixture
-        per class, of the label's component that u picks by its weights
-        (`ClassPrior.chosen`)."""
-        noise_input = keras.Input((sum(self.config.levels),), name="noise")
-        temperature = keras.Input((), name="temperature")
-        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
-                 else None)
-        draw = component_draw_input(self.config)
+        """The sampling contract of `VAE.generator`, drawn top-down: z_l = μ_l + t·σ_l·ε_l
+        for every level (level 1 first in `noise`), the top level's (μ, σ) from
+        `sampling_prior` (N(0, I), the VampPrior's or the class's component)."""
+        noise_input, temperature, label, draw = self.generator_inputs()
         noise, scale = self._split_levels(noise_input), ops.expand_dims(temperature, -1)
 
         def choose(level, prior_mean, prior_log_var, state_above):
             return (prior_mean + scale * ops.exp(0.5 * prior_log_var) * noise[level],)
 
-        top_prior = (self.vamp_components()(draw) if self.pseudo_inputs is not None
-                     else self.class_prior.chosen(label, draw) if draw is not None else None)
         parameters, _ = self.top_down(choose, label, noise_input[:, :1],
-                                      top_prior=top_prior)
+                                      top_prior=self.sampling_prior(label, draw))
         inputs = [noise_input, temperature] + [i for i in (label, draw) if i is not None]
         return keras.Model(inputs, parameters, name="generator")
 
-    def vamp_components(self) -> VampComponents:
-        """The VampPrior's mixture as it stands (`prior_components`), a layer that picks
-        a component by a uniform draw."""
-        means, log_vars = (ops.convert_to_numpy(t) for t in self.prior_components())
-        return VampComponents(means, log_vars, name="vamp_components")
+    def latent_decoder(self) -> keras.Model:
+        """`VAE.latent_decoder`: given z [N, Σ d_l] (level 1 first) → p(x|z) top-down."""
+        z = keras.Input((sum(self.config.levels),), name="z")
+        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
+                 else None)
+        parameters = self.decode(z, label)
+        return keras.Model([z, label] if label is not None else z, parameters,
+                           name="latent_decoder")
 
     def encoder_model(self) -> keras.Model:
         """image (and label) → (z_mean, z_log_var) [N, Σ d_l]: each level's posterior

@@ -257,6 +257,35 @@ class PseudoInputs(layers.Layer):
                 "image_shape": list(self.image_shape)}
 
 
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VampComponents(layers.Layer):
+    """A uniform draw u [N] in [0, 1) → (means, log_vars) [N, d] of the VampPrior's
+    component ⌊u·K⌋ (u = 1 gives the last): the mixture as constants, so that an exported
+    decoder samples it without the pseudo-inputs and the encoder. The choice is a one-hot
+    (Equal) times the tables, which every format computes alike."""
+
+    def __init__(self, means, log_vars, **kwargs):
+        super().__init__(**kwargs)
+        self.means = np.asarray(means, np.float32)
+        self.log_vars = np.asarray(log_vars, np.float32)
+        self.one_hot = OneHot(len(self.means), name=f"{self.name}_one_hot")
+
+    def call(self, draw):
+        count = len(self.means)
+        index = ops.minimum(ops.floor(draw * count), count - 1)
+        one_hot = self.one_hot(ops.cast(index, "int64"))
+        return (ops.matmul(one_hot, ops.convert_to_tensor(self.means)),
+                ops.matmul(one_hot, ops.convert_to_tensor(self.log_vars)))
+
+    def compute_output_shape(self, input_shape):
+        shape = (input_shape[0], self.means.shape[1])
+        return shape, shape
+
+    def get_config(self):
+        return {**super().get_config(), "means": self.means.tolist(),
+                "log_vars": self.log_vars.tolist()}
+
+
 def log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
                            prior_weight=1.0, likelihood=None):
     """log w = log p(x|z) + w_p·(log p(z) − log q(z|x)) for K samples of z per image.
@@ -272,12 +301,6 @@ def log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
     likelihood = likelihood or Bernoulli(images.shape[1:])
     log_px_z = -likelihood.neg_log_prob(images, parameters)
     return log_px_z + prior_weight * (log_p_z - log_normal(z, z_mean, z_log_var))
-
-
-def component_draw_input(config: ModelConfig):
-    """The generator's `component_draw` input (`ModelConfig.takes_component_draw`), or
-    None for a decoder that takes none."""
-    return keras.Input((), name="component_draw") if config.takes_component_draw else None
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -525,26 +548,56 @@ class VAE(keras.Model):
     # --- sampling: what the exported decoder computes -------------------------------------
 
     def generator(self) -> keras.Model:
-        """The model that draws images: the exported decoder (`export.endpoints`).
+        """The model that draws images: the exported decoder (`export.endpoints`), the one
+        sampling contract of every model. `noise` ε [N, Σ d_l], `temperature` t [N], a
+        conditional model's `label` [N] and, for a prior mixture, `component_draw` u [N]
+        in [0, 1) → z = μ + t·σ·ε, with (μ, σ) the prior's (`sampling_prior`) →
+        parameters of p(x|z). The prior is inside the graph, so every format and a device
+        need nothing but seeded noise. Built on the model's own layers (and, for the
+        VampPrior, its mixture as constants)."""
+        noise, temperature, label, draw = self.generator_inputs()
+        prior = self.sampling_prior(label, draw)
+        scale = ops.expand_dims(temperature, -1)
+        z = (scale * noise if prior is None
+             else prior[0] + scale * ops.exp(0.5 * prior[1]) * noise)
+        inputs = [noise, temperature] + [i for i in (label, draw) if i is not None]
+        return keras.Model(inputs, self.decoder(self._with_labels(z, label)),
+                           name="generator")
 
-        An unconditional model's is its decoder: z [N, latent_dim] → parameters (z drawn
-        from the prior outside, as N(0, I) or from the VampPrior's mixture). A conditional
-        model's draws z from its class prior inside the graph, so that every format and a
-        device need nothing but noise and the label: `noise` ε [N, latent_dim],
-        `temperature` t [N] and `label` [N] → z = μ_y + t·σ_y·ε → parameters of
-        p(x | z, y); with a mixture per class also `component_draw` u [N] in [0, 1),
-        which picks the class's component by its weights (`ClassPrior.chosen`). Built on the
-        model's own layers (no weights of its own)."""
-        if self.class_prior is None:
-            return self.decoder
-        noise = keras.Input((self.config.latent_dim,), name="noise")
+    def generator_inputs(self) -> tuple:
+        """(noise, temperature, label or None, component_draw or None): the Keras inputs
+        of the sampling contract (`generator`)."""
+        noise = keras.Input((sum(self.config.levels),), name="noise")
         temperature = keras.Input((), name="temperature")
-        label = keras.Input((), dtype="int64", name="label")
-        draw = component_draw_input(self.config)
-        mean, log_var = self.class_prior.chosen(label, draw)
-        z = mean + ops.expand_dims(temperature, -1) * ops.exp(0.5 * log_var) * noise
-        inputs = [noise, temperature, label] + ([draw] if draw is not None else [])
-        return keras.Model(inputs, self.decoder([z, label]), name="generator")
+        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
+                 else None)
+        draw = (keras.Input((), name="component_draw") if self.config.takes_component_draw
+                else None)
+        return noise, temperature, label, draw
+
+    def sampling_prior(self, label, draw):
+        """(mean, log_var) [N, d_top] of the top level's prior that a draw comes from: the
+        VampPrior's component ⌊u·K⌋ (its mixture held as constants, `vamp_components`),
+        the class's Gaussian or the mixture component that u picks (`ClassPrior.chosen`),
+        or None for N(0, I)."""
+        if self.pseudo_inputs is not None:
+            return self.vamp_components()(draw)
+        if self.class_prior is not None:
+            return self.class_prior.chosen(label, draw)
+        return None
+
+    def vamp_components(self) -> VampComponents:
+        """The VampPrior's mixture as it stands (`prior_components`), a layer that picks
+        a component by a uniform draw."""
+        means, log_vars = (ops.convert_to_numpy(t) for t in self.prior_components())
+        return VampComponents(means, log_vars, name="vamp_components")
+
+    def latent_decoder(self) -> keras.Model:
+        """Decoding a given z, for encoded images and interpolation between them:
+        `z` [N, Σ d_l] (level 1 first; a conditional model's `label` [N]) → parameters of
+        p(x|z). The second exported signature (`decode_latent`) and file
+        (latent_decoder.onnx)."""
+        return self.decoder
 
     def encoder_model(self) -> keras.Model:
         """The model the export ships as the encoder: x (and y) → (z_mean, z_log_var)."""
@@ -552,14 +605,9 @@ class VAE(keras.Model):
 
     def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
                       ) -> dict:
-        """The generator's inputs for n seeded draws from the prior (`keras_vae.latents`):
-        {"z"} for a decoder that takes z, else {"noise" [n, Σ d_l], "temperature"}, a
-        conditional model's "label" (`labels`: one class per draw) and, for a decoder
-        that picks a prior mixture's component, n seeded uniform "component_draw"s."""
-        if self.config.latent_input == "z":
-            components = [ops.convert_to_numpy(t) for t in self.prior_components()]
-            return {"z": prior_draws(n, self.config.latent_dim, seed, components,
-                                     temperature)}
+        """The generator's inputs for n seeded draws (`keras_vae.latents`): "noise"
+        [n, Σ d_l], "temperature", a conditional model's "label" (`labels`: one class
+        per draw) and, for a prior mixture, n seeded uniform "component_draw"s."""
         inputs = {"noise": prior_draws(n, sum(self.config.levels), seed),
                   "temperature": np.full(n, temperature, np.float32)}
         if self.config.conditional:
@@ -572,11 +620,10 @@ class VAE(keras.Model):
         """The mean images E[x|z] [N, H, W, C] that the generator draws from `inputs`
         (`sample_inputs`), in batches."""
         generator = self.generator()
-        n = len(next(iter(inputs.values())))
+        n = len(inputs["noise"])
         return np.concatenate([
             ops.convert_to_numpy(self.likelihood.mean(generator(
-                [inputs[i.name][start:start + batch_size] for i in generator.inputs]
-                if len(generator.inputs) > 1 else inputs["z"][start:start + batch_size])))
+                [inputs[i.name][start:start + batch_size] for i in generator.inputs])))
             for start in range(0, n, batch_size)])
 
     def reconstructions(self, images: np.ndarray, labels: np.ndarray | None = None,

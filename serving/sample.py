@@ -11,15 +11,13 @@ listed in requirements-edge.txt beside it:
 
     numpy, onnxruntime, Pillow
 
-The latent size is read from the model's input shape [N, latent_dim]; z is drawn from the
-prior its metadata names: N(0, I), or for a model trained with --prior vamp (`prior:
-vamp`) the mixture in the prior.npz that the export writes beside the decoder (found
-there, or passed with --prior; without it the model is refused rather than sampled
-wrongly). A prior file is never used for an N(0, I) model. A hierarchical decoder
-(input `noise`) draws z itself from noise and the temperature; one whose top level has
-the VampPrior, or a conditional model with a mixture per class, also takes
-`component_draw`, uniforms in [0, 1) that pick its mixture's components, drawn here from
-the seed as a one-level VampPrior's components are. The
+Every decoder an export writes samples from the same inputs: `noise` ε [N, latent_dim]
+(drawn here from --seed), `temperature`, a conditional model's `label` and, for a prior
+mixture (a VampPrior, a class's mixture), `component_draw` uniforms in [0, 1) that pick
+its component, drawn from the seed too; the prior itself is inside the graph. Decoding
+latents of your own (--latent-file, e.g. an encoder's z_mean) takes latent_decoder.onnx
+from the same export. A decoder exported before this contract (it takes `z`) is refused
+with the command that exports it again. The
 picture shows the decoder's `image` output (the mean of p(x|z), [N, H, W, C] in [0, 1], at
 the size and channels the model was trained on: grayscale or RGB) as the data show it, in
 the format the --out name asks for (.png, .jpg, .webp, .bmp, .gif, .tif).
@@ -31,7 +29,7 @@ Mistakes (missing or wrong model, bad numbers, unwritable output) end in one lin
 stderr and exit code 2; nothing existing is overwritten unless the new image was
 completely written. onnxruntime is imported only to run a model, so the picture helpers
 here need numpy and Pillow alone. This file imports nothing of keras-vae; the TF Serving
-client beside it reuses its prior draws and pictures.
+client beside it reuses its seeded draws and pictures.
 """
 
 from __future__ import annotations
@@ -50,10 +48,6 @@ from PIL import Image
 MAX_IMAGES = 10_000
 """Most images per call (28×28 Bernoulli decoders: 10,000 × 784 pixels × 2 float32
 outputs ≈ 63 MB of output)."""
-
-PRIOR_FILE = "prior.npz"
-"""Written beside the decoder by exports of VampPrior models: the mixture's means and
-log-variances (`export/prior.py` writes it under the same name)."""
 
 CLASS_ROW_LENGTH = 10
 """Images per class row when a conditional model is drawn without --label."""
@@ -156,18 +150,18 @@ def write_image(image: Image.Image, path: str) -> None:
 # --- the decoder -------------------------------------------------------------------------
 
 COMPONENT_DRAW = "component_draw"
-DECODER_INPUTS = {"z": ([], ["label"]),
-                  "noise": (["temperature"], ["temperature", "label"],
-                            ["temperature", COMPONENT_DRAW],
-                            ["temperature", "label", COMPONENT_DRAW])}
-"""A decoder's first input and what may follow it: `z` (drawn from the prior here), or
-`noise` ε with the temperature (and label, and a mixture prior's component draw)
-from which the graph draws z itself."""
+CONTRACT = ("noise", "temperature", "label", COMPONENT_DRAW)
+"""The sampling contract's inputs in order; a decoder takes the first two and those of the
+others its model has (`export.endpoints`)."""
+LATENT_INPUTS = ("z", "label")
+"""latent_decoder.onnx's inputs: a given z, and a conditional model's label."""
+EXPORT_AGAIN = "export it again with `python -m export RUN`"
 
 
-def load_decoder(path: str, threads: int | None = None):
+def load_decoder(path: str, threads: int | None = None, given_z: bool = False):
     """Opens an ONNX decoder and returns (onnxruntime session, latent_dim), or explains
-    what is wrong."""
+    what is wrong: decoder.onnx (the sampling contract), or with `given_z`
+    latent_decoder.onnx."""
     import onnxruntime as ort
 
     if os.path.isdir(path):
@@ -185,24 +179,35 @@ def load_decoder(path: str, threads: int | None = None):
         reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise SampleError(f"{path} is not a model onnxruntime can load ({reason}); pass "
                           f"decoder.onnx or decoder_int8.onnx from an export") from None
-    inputs = session.get_inputs()
-    shape = inputs[0].shape if inputs[0].name in DECODER_INPUTS else None
-    extra = [i.name for i in inputs[1:]]
-    if shape is None or len(shape) != 2 or not isinstance(shape[1], int) or (
-            extra not in DECODER_INPUTS[inputs[0].name]):
-        found = [f"{i.name}{list(i.shape)}" for i in inputs]
-        raise SampleError(f"{path} takes {', '.join(found)}, not a latent z or noise "
-                          f"[N, latent_dim]: it is not a decoder (an encoder?); pass "
+    check_decoder(session, path, given_z)
+    return session, session.get_inputs()[0].shape[1]
+
+
+def check_decoder(session, path: str, given_z: bool) -> None:
+    """Refuses a file that is not the decoder asked for, in one line that says which file
+    to pass instead."""
+    names = [i.name for i in session.get_inputs()]
+    role = session.get_modelmeta().custom_metadata_map.get("role")
+    shape = session.get_inputs()[0].shape
+    if names[0] == "z" and role is None:
+        raise SampleError(f"{path} was exported by an older keras-vae (it takes z, and a "
+                          f"VampPrior's prior.npz); {EXPORT_AGAIN} and pass the new decoder.onnx")
+    if role == "encoder" or names[0] == "image":
+        raise SampleError(f"{path} takes images: it is an encoder, not a decoder; pass "
                           f"decoder.onnx")
-    if "image" not in {o.name for o in session.get_outputs()}:
-        raise SampleError(f"{path} has no 'image' output; pass decoder.onnx from an export")
-    return session, shape[1]
-
-
-def trained_prior(session) -> str:
-    """The prior named in the decoder's metadata: "normal" or "vamp" (files exported
-    without that entry were all N(0, I) models)."""
-    return session.get_modelmeta().custom_metadata_map.get("prior", "normal")
+    latent = names[0] == "z"
+    if latent and not given_z:
+        raise SampleError(f"{path} decodes given latents: pass them with --latent-file "
+                          f"z.npy, or sample with decoder.onnx from the same export")
+    if given_z and not latent:
+        raise SampleError(f"--latent-file decodes given latents with latent_decoder.onnx; "
+                          f"pass that file from the same export instead of {path}")
+    allowed = LATENT_INPUTS if latent else CONTRACT
+    if (len(shape) != 2 or not isinstance(shape[1], int) or [n for n in names if n in allowed]
+            != names or "image" not in {o.name for o in session.get_outputs()}):
+        found = [f"{i.name}{list(i.shape)}" for i in session.get_inputs()]
+        raise SampleError(f"{path} takes {', '.join(found)}: it is not a keras-vae "
+                          f"decoder; pass decoder.onnx from an export")
 
 
 def label_names(session) -> list[str] | None:
@@ -253,50 +258,48 @@ def resolve_label(text: str, names: list[str]) -> int:
     raise SampleError(f"--label {text!r} is not a class of this model{hint}; known: {known}")
 
 
-def decode(session, z: np.ndarray, labels: np.ndarray | None = None,
+def decode(session, values: np.ndarray, labels: np.ndarray | None = None,
            temperature: float = 1.0, component_draw: np.ndarray | None = None
            ) -> np.ndarray:
-    """z or noise [N, latent_dim] float32 (and a conditional decoder's labels int64 [N];
-    a noise decoder's temperature; a mixture prior's component draws [N]) → images
-    [N, H, W, C], the means of p(x|z) (or p(x|z, y)) in [0, 1]."""
-    feed = decoder_feed(session.get_inputs()[0].name, z, labels, temperature,
-                        component_draw)
+    """noise (or, for latent_decoder.onnx, z) [N, latent_dim] float32, a conditional
+    decoder's labels int64 [N], the temperature and a mixture prior's component draws
+    [N] → images [N, H, W, C], the means of p(x|z) in [0, 1]."""
+    names = [i.name for i in session.get_inputs()]
+    if names[0] == "z":
+        feed = {"z": values.astype(np.float32),
+                **({} if labels is None else {"label": labels.astype(np.int64)})}
+    else:
+        feed = decoder_feed(names, values, labels, temperature, component_draw)
     (image,) = session.run(["image"], feed)
     return image
 
 
-def decoder_feed(latent_input: str, z: np.ndarray, labels: np.ndarray | None = None,
+def decoder_feed(input_names, noise: np.ndarray, labels: np.ndarray | None = None,
                  temperature: float = 1.0, component_draw: np.ndarray | None = None
                  ) -> dict:
-    """A decoder's inputs by name, as every runtime takes them: `latent_input` ("z" or
-    "noise") float32 [N, latent_dim], a noise decoder's temperature [N], a conditional
+    """The sampling contract's inputs by name, as every runtime takes them (those of
+    `input_names`): noise float32 [N, latent_dim], temperature [N], a conditional
     decoder's label int64 [N] and a mixture prior's component_draw float32 [N]."""
-    feed = {latent_input: z.astype(np.float32)}
-    if latent_input == "noise":
-        feed["temperature"] = np.full(len(z), temperature, np.float32)
-    if labels is not None:
-        feed["label"] = labels.astype(np.int64)
-    if component_draw is not None:
-        feed[COMPONENT_DRAW] = component_draw.astype(np.float32)
-    return feed
+    n = len(noise)
+    values = {"noise": noise.astype(np.float32),
+              "temperature": np.full(n, temperature, np.float32),
+              "label": None if labels is None else np.asarray(labels, np.int64),
+              COMPONENT_DRAW: (None if component_draw is None
+                               else np.asarray(component_draw, np.float32))}
+    missing = [name for name in input_names if values.get(name) is None]
+    if missing:
+        raise SampleError(f"the decoder also takes {', '.join(missing)}")
+    return {name: values[name] for name in input_names}
 
 
 def component_draws(input_names, n: int, seed: int, one_line: bool = False
                     ) -> np.ndarray | None:
-    """A mixture prior's `component_draw` [n] (a hierarchy's top-level VampPrior, a
-    conditional model's mixture per class): seeded uniforms from stream 2, which
-    pick one-level VampPrior components too (`prior_latents`); one draw for a whole
-    interpolated line (`one_line`), so that it stays in one component. None for a decoder
-    without that input."""
+    """n seeded uniforms in [0, 1) for a decoder's `component_draw`, from stream 2 of the
+    seed; one draw for a whole interpolated line (`one_line`), so that it stays in one
+    component. None for a decoder without that input."""
     if COMPONENT_DRAW not in input_names:
         return None
     return np.resize(seeded_uniform(seed, 2, 1 if one_line else n).astype(np.float32), n)
-
-
-def latent_temperature(latent_input: str, temperature: float) -> float:
-    """The temperature to draw z with here: a noise decoder scales its noise by the
-    temperature itself, so its noise is drawn at 1."""
-    return 1.0 if latent_input == "noise" else temperature
 
 
 # --- the seeded generator (serving/web/app.js implements the same) ----------------------
@@ -326,19 +329,10 @@ def seeded_normal(seed: int, count: int) -> np.ndarray:
     return radius * np.cos(2.0 * np.pi * seeded_uniform(seed, 1, count))
 
 
-def prior_latents(n: int, latent_dim: int, seed: int,
-                  prior: Sequence[np.ndarray] | None = None,
-                  temperature: float = 1.0) -> np.ndarray:
-    """n seeded draws of z [n, latent_dim] float32 from the model's prior: N(0, t²I) when
-    `prior` is empty, else the VampPrior mixture (means, log_vars), each [K, latent_dim]: a
-    component k = ⌊u·K⌋ from stream 2, then means_k + t·exp(½·log_vars_k)·ε. Row r takes
-    the normals r·latent_dim … (r + 1)·latent_dim − 1. t is the temperature."""
-    epsilon = temperature * seeded_normal(seed, n * latent_dim).reshape(n, latent_dim)
-    if not prior:
-        return epsilon.astype(np.float32)
-    means, log_vars = prior
-    k = np.floor(seeded_uniform(seed, 2, n) * len(means)).astype(np.int64)
-    return (means[k] + np.exp(0.5 * log_vars[k]) * epsilon).astype(np.float32)
+def seeded_noise(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """n seeded draws of the decoder's noise ε ~ N(0, I), float32 [n, latent_dim]: row r
+    takes the normals r·latent_dim … (r + 1)·latent_dim − 1."""
+    return seeded_normal(seed, n * latent_dim).reshape(n, latent_dim).astype(np.float32)
 
 
 def for_every_class(z: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -347,11 +341,9 @@ def for_every_class(z: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray
             np.repeat(np.arange(classes, dtype=np.int64), len(z)))
 
 
-def interpolation_latents(n: int, latent_dim: int, seed: int,
-                          prior: Sequence[np.ndarray] | None = None,
-                          temperature: float = 1.0) -> np.ndarray:
-    """n points on the straight line between two prior draws (seeded), ends included."""
-    start, end = prior_latents(2, latent_dim, seed, prior, temperature)
+def interpolation_noise(n: int, latent_dim: int, seed: int) -> np.ndarray:
+    """n points on the straight line between two seeded noise draws, ends included."""
+    start, end = seeded_noise(2, latent_dim, seed)
     weights = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
     return (1.0 - weights) * start + weights * end
 
@@ -375,32 +367,6 @@ def read_latents(path: str, latent_dim: int) -> np.ndarray:
     if not np.all(np.isfinite(z)):
         raise SampleError(f"{path} contains NaN or infinite values")
     return z.astype(np.float32)
-
-
-def default_prior_file(model_path: str) -> str | None:
-    """The export's prior file beside the model, if the model was trained with a VampPrior."""
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), PRIOR_FILE)
-    return path if os.path.isfile(path) else None
-
-
-def read_prior(path: str, latent_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(means, log_vars) [K, latent_dim] from an export's prior.npz, or explains the
-    problem."""
-    try:
-        stored = np.load(path, allow_pickle=False)
-        if not isinstance(stored, np.lib.npyio.NpzFile):
-            raise ValueError("a single array, not an .npz archive")
-        with stored:
-            means, log_vars = stored["means"], stored["log_vars"]
-    except (OSError, ValueError, EOFError, KeyError) as error:
-        raise SampleError(f"cannot read the prior from {path} ({error or 'empty file'}); "
-                          f"pass the {PRIOR_FILE} of the same export") from None
-    if (means.ndim != 2 or means.shape[1] != latent_dim or log_vars.shape != means.shape
-            or not (np.all(np.isfinite(means)) and np.all(np.isfinite(log_vars)))):
-        raise SampleError(f"{path} holds a prior of shape {list(means.shape)}, not finite "
-                          f"[K, {latent_dim}] means and log_vars; pass the {PRIOR_FILE} "
-                          f"exported with this decoder")
-    return means.astype(np.float32), log_vars.astype(np.float32)
 
 
 def check_writable(path: str) -> None:
@@ -481,27 +447,27 @@ def main(argv: list[str]) -> str:
                         help="one row of --n images between two seeded latents")
     parser.add_argument("--threads", type=whole_number(1), default=None,
                         help="onnxruntime intra-op threads (default: onnxruntime's)")
-    parser.add_argument("--prior", default=None,
-                        help=f"a VampPrior model's {PRIOR_FILE} (default: the one beside the "
-                             f"model); N(0, I) models take none")
     args = parser.parse_args(argv)
     if args.latent_file and args.interpolate:
         raise SampleError("--latent-file and --interpolate exclude each other; pass one")
     check_writable(args.out)
 
-    session, latent_dim = load_decoder(args.model, args.threads)
+    session, latent_dim = load_decoder(args.model, args.threads, bool(args.latent_file))
     names = label_names(session)
     label = asked_label(args.label, names, args.model)
-    z, prior_file = latents(args, session, latent_dim, sample_count(args.n, names, label))
-    draws = component_draws({i.name for i in session.get_inputs()}, len(z), args.seed,
+    n = sample_count(args.n, names, label)
+    values = (read_latents(args.latent_file, latent_dim) if args.latent_file
+              else interpolation_noise(n, latent_dim, args.seed) if args.interpolate
+              else seeded_noise(n, latent_dim, args.seed))
+    draws = component_draws({i.name for i in session.get_inputs()}, len(values), args.seed,
                             one_line=args.interpolate)
-    images = draw(lambda z, labels, draws: decode(session, z, labels, args.temperature,
-                                                  draws),
-                  z, names, label, args.out, one_row=args.interpolate, component_draw=draws)
-    source = ("" if args.latent_file or not prior_file
-              else f", z from the VampPrior in {prior_file}")
-    source += ("" if draws is None else ", z from its class's mixture" if names
-               else ", top level from its VampPrior")
+    images = draw(lambda values, labels, draws: decode(session, values, labels,
+                                                       args.temperature, draws),
+                  values, names, label, args.out, one_row=args.interpolate,
+                  component_draw=draws)
+    source = (f", z from {args.latent_file}" if args.latent_file
+              else "" if draws is None else ", z from its class's mixture" if names
+              else ", z from its VampPrior")
     return (f"{len(images)} images from {args.model} (latent_dim {latent_dim}{source}"
             f"{drawn_description(names, label)}) → {args.out}")
 
@@ -524,34 +490,6 @@ def draw(decode_latents, z: np.ndarray, names: list[str] | None, label: int | No
                             component_draw)
     save_picture(tile(images, 1, len(images)) if one_row else square_grid(images), out)
     return images
-
-
-def latents(args, session, latent_dim: int, n: int) -> tuple[np.ndarray, str | None]:
-    """(z [N, latent_dim], the prior file z came from or None): from --latent-file, or n
-    seeded draws from the prior (in a line with --interpolate). Only a decoder that takes z
-    and whose metadata names the VampPrior uses a prior file; a prior.npz beside any other decoder
-    is left alone, and one passed with --prior is refused."""
-    takes_z = session.get_inputs()[0].name == "z"
-    vamp = trained_prior(session) == "vamp" and takes_z
-    if args.prior and not takes_z:
-        raise SampleError(f"{args.model} draws z itself from noise (its metadata says "
-                          f"prior: {trained_prior(session)}); it takes no {PRIOR_FILE}: "
-                          f"drop --prior")
-    if args.prior and not vamp:
-        raise SampleError(f"{args.model} was trained with the N(0, I) prior (its metadata "
-                          f"says prior: {trained_prior(session)}); a {PRIOR_FILE} belongs to "
-                          f"a VampPrior model: drop --prior")
-    prior_file = (args.prior or default_prior_file(args.model)) if vamp else None
-    if vamp and not prior_file and not args.latent_file:
-        raise SampleError(f"{args.model} was trained with a VampPrior, but no {PRIOR_FILE} "
-                          f"is beside it; copy the export's {PRIOR_FILE} there or pass it "
-                          f"with --prior")
-    if args.latent_file:
-        return read_latents(args.latent_file, latent_dim), None
-    prior = read_prior(prior_file, latent_dim) if prior_file else None
-    draw = interpolation_latents if args.interpolate else prior_latents
-    temperature = latent_temperature(session.get_inputs()[0].name, args.temperature)
-    return draw(n, latent_dim, args.seed, prior, temperature), prior_file
 
 
 def run_script(main, prog: str, exit_codes: dict[type, int]) -> None:

@@ -6,18 +6,16 @@
     python serving/tf_serving_client.py --label Sneaker --n 16 --out sneakers.png
 
 REST needs the standard library, numpy and Pillow only: GET /v1/models/vae_decoder
-(status), GET /v1/models/vae_decoder/metadata (signatures → latent size, prior) and
+(status), GET /v1/models/vae_decoder/metadata (signatures → latent size, class names) and
 POST /v1/models/vae_decoder:predict. gRPC uses tensorflow-serving-api's
 PredictionService (GetModelMetadata, Predict); that package needs TensorFlow itself (a
 few seconds to load, its log lines kept off the terminal).
-A one-level decoder whose SavedModel has the `vamp_prior` signature was trained with a
-VampPrior: it is sampled only with its prior.npz (--prior), never from N(0, I); a
-hierarchy holds its prior in the graph and takes no prior file. A conditional
-decoder (its `serving_default` takes `label` int64 [N] beside `z`) draws the class given
-by --label (a name, from its `label_names` signature, or an index), or one row per class
-without it. A hierarchical decoder takes `noise` and `temperature` instead of `z`, and one
-whose top level has the VampPrior (or a conditional model with a mixture per class) also
-`component_draw` (drawn here from the seed). An
+Every served decoder samples from the same inputs (`noise`, `temperature`, and
+`label` / `component_draw` where the model has them; the prior is in its graph), drawn
+here from --seed as serving/sample.py draws them. A conditional decoder draws the class
+given by --label (a name, from its `label_names` signature, or an index), or one row per
+class without it. A decoder exported before that contract (it takes `z`) is refused
+with the command that exports it again. An
 unreachable
 server or a refused request ends in one line on stderr and exit code 1; a usage mistake
 or a missing package in one line and exit code 2.
@@ -41,7 +39,6 @@ else:  # run as a script: sample.py lies beside this file
 
 MODEL = "vae_decoder"
 SIGNATURE = "serving_default"
-VAMP_PRIOR_SIGNATURE = "vamp_prior"
 LABEL_NAMES_SIGNATURE = "label_names"
 TIMEOUT_SECONDS = 10.0
 
@@ -161,30 +158,35 @@ def _native_stderr_silenced():
 
 
 def describe(client) -> dict:
-    """What the served decoder is, from its metadata: {"latent_input" ("z", or "noise"
-    for a decoder that draws z itself), "latent_dim", "signatures", "label_names" (None
-    for an unconditional decoder)}."""
+    """What the served decoder is, from its metadata: {"latent_dim", "signatures",
+    "label_names" (None for an unconditional decoder), "inputs"}; a decoder exported
+    before the sampling contract is refused."""
     signatures = client.signatures()
     inputs = signatures[SIGNATURE]["inputs"]
-    latent_input = "noise" if "noise" in inputs else "z"
-    latent_dim = int(inputs[latent_input]["tensor_shape"]["dim"][1]["size"])
+    if "noise" not in inputs:
+        raise sample.SampleError(f"the served model takes {', '.join(sorted(inputs))}, not "
+                                 f"the sampling contract's noise: it was exported by an "
+                                 f"older keras-vae; {sample.EXPORT_AGAIN} and "
+                                 f"serve the new vae_decoder")
+    latent_dim = int(inputs["noise"]["tensor_shape"]["dim"][1]["size"])
     names = None
     if "label" in inputs:
         index = signatures[LABEL_NAMES_SIGNATURE]["inputs"]["index"]
         classes = int(index["tensor_shape"]["dim"][0]["size"])
         names = [str(n) for n in client.predict(
             LABEL_NAMES_SIGNATURE, {"index": np.arange(classes, dtype=np.int64)}, "name")]
-    return {"latent_input": latent_input, "latent_dim": latent_dim,
-            "signatures": set(signatures), "label_names": names, "inputs": set(inputs)}
+    return {"latent_dim": latent_dim, "signatures": set(signatures), "label_names": names,
+            "inputs": set(inputs)}
 
 
-def decode(client, z: np.ndarray, labels: np.ndarray | None = None,
-           latent_input: str = "z", temperature: float = 1.0,
-           component_draw: np.ndarray | None = None) -> np.ndarray:
-    """The served decoder's `image` for z or noise (`latent_input`), and a conditional
-    decoder's labels; a noise decoder also takes the temperature, and a mixture prior its
-    component draws."""
-    inputs = sample.decoder_feed(latent_input, z, labels, temperature, component_draw)
+def decode(client, noise: np.ndarray, input_names, labels: np.ndarray | None = None,
+           temperature: float = 1.0, component_draw: np.ndarray | None = None
+           ) -> np.ndarray:
+    """The served decoder's `image` for the sampling contract's inputs (`input_names`,
+    the served signature's)."""
+    inputs = sample.decoder_feed(
+        [n for n in sample.CONTRACT if n in input_names], noise, labels, temperature,
+        component_draw)
     return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
 
 
@@ -200,10 +202,6 @@ def main(argv: list[str]) -> str:
                         help="default: 8501 for REST, 8500 for gRPC")
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
     sample.add_sampling_flags(parser, 4096, "served_samples.png")
-    parser.add_argument("--prior", default=None,
-                        help=f"the export's {sample.PRIOR_FILE}, for a one-level model "
-                             f"trained with --prior vamp only (hierarchies and conditional "
-                             f"models hold their prior in the graph)")
     parser.add_argument("--status", action="store_true",
                         help="print the model's version status (REST) and exit")
     args = parser.parse_args(argv)
@@ -217,26 +215,13 @@ def main(argv: list[str]) -> str:
     sample.check_writable(args.out)
     served = describe(client)
     latent_dim, names = served["latent_dim"], served["label_names"]
-    vamp = VAMP_PRIOR_SIGNATURE in served["signatures"]
-    if vamp and not args.prior:
-        raise sample.SampleError(f"{args.model} was trained with a VampPrior (its "
-                                 f"{VAMP_PRIOR_SIGNATURE} signature); pass the export's "
-                                 f"{sample.PRIOR_FILE} with --prior")
-    if args.prior and not vamp:
-        holds = ("draws z from noise with the prior in its graph"
-                 if served["latent_input"] == "noise" else "was trained with the N(0, I) prior")
-        raise sample.SampleError(f"{args.model} {holds} (it has no {VAMP_PRIOR_SIGNATURE} "
-                                 f"signature); drop --prior")
     label = sample.asked_label(args.label, names, args.model)
-    prior = sample.read_prior(args.prior, latent_dim) if args.prior else None
-    z_temperature = sample.latent_temperature(served["latent_input"], args.temperature)
-    z = sample.prior_latents(sample.sample_count(args.n, names, label), latent_dim,
-                             args.seed, prior, z_temperature)
-    draws = sample.component_draws(served["inputs"], len(z), args.seed)
-    images = sample.draw(lambda z, labels, draws: decode(client, z, labels,
-                                                         served["latent_input"],
-                                                         args.temperature, draws),
-                         z, names, label, args.out, component_draw=draws)
+    noise = sample.seeded_noise(sample.sample_count(args.n, names, label), latent_dim,
+                                args.seed)
+    draws = sample.component_draws(served["inputs"], len(noise), args.seed)
+    images = sample.draw(lambda noise, labels, draws: decode(
+        client, noise, served["inputs"], labels, args.temperature, draws),
+        noise, names, label, args.out, component_draw=draws)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}"
             f"{sample.drawn_description(names, label)}) → {args.out}")

@@ -147,7 +147,7 @@ def test_a_one_level_class_mixture_ships_and_samples_alike_everywhere(tmp_path):
     session = ort.InferenceSession(decoder)
     assert [i.name for i in session.get_inputs()] == ["noise", "temperature", "label",
                                                       "component_draw"]
-    noise, labels = sample.prior_latents(6, 2, seed=4), np.array([0, 1, 2, 0, 1, 2])
+    noise, labels = sample.seeded_noise(6, 2, seed=4), np.array([0, 1, 2, 0, 1, 2])
     draws = sample.component_draws({"component_draw"}, 6, seed=4)
     drawn = sample.decode(session, noise, labels, temperature=0.6, component_draw=draws)
     inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32), "label": labels,

@@ -31,7 +31,7 @@ from keras_vae.evaluate import evaluate, format_report
 from keras_vae.nll import importance_nll
 from keras_vae.run_layout import load_checkpoint, load_run
 from serving import tf_serving_client
-from serving.sample import LABEL_MARGIN, UPSCALE, component_draws, prior_latents
+from serving.sample import LABEL_MARGIN, UPSCALE, component_draws, seeded_noise
 from tests.tf_serving_double import TfServingDouble
 
 pytestmark = pytest.mark.slow
@@ -137,7 +137,7 @@ def test_samples_png_has_one_named_row_per_class_and_no_manifold(run):
 
 
 def test_changing_only_the_label_changes_the_picture_to_that_class(run):
-    z = prior_latents(50, 2, seed=3)
+    z = seeded_noise(50, 2, seed=3)
     by_label = [np.asarray(run["vae"].mean_image(z, np.full(50, label)))
                 for label in range(len(NAMES))]
     for label, images in enumerate(by_label):
@@ -202,7 +202,7 @@ def test_every_exported_format_gives_the_keras_output_for_noise_and_label(run):
     label in, the same images out of every format."""
     vae = run["vae"]
     labels = np.array([0, 1, 2, 3, -1, 4, 99], np.int64)  # the last three out of range
-    inputs = _noise_inputs(prior_latents(len(labels), 2, seed=4), labels, 0.8)
+    inputs = _noise_inputs(seeded_noise(len(labels), 2, seed=4), labels, 0.8)
     generator = decoder_endpoint(vae.generator(), vae.likelihood)
     expected = run_keras(generator, inputs)
     for run_format, key in ((run_onnx, "decoder_onnx"), (run_saved_model, "decoder_saved_model"),
@@ -250,7 +250,7 @@ def test_the_edge_sampler_draws_the_class_asked_for_by_name_or_index(run, tmp_pa
         assert "class cross" in done.stdout
     by_name, by_index = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("cross", "1"))
     np.testing.assert_array_equal(by_name, by_index)
-    expected = run["vae"].sample_images(_noise_inputs(prior_latents(16, 2, seed=2),
+    expected = run["vae"].sample_images(_noise_inputs(seeded_noise(16, 2, seed=2),
                                                       np.ones(16), seed=2))
     pixels, cell = by_name[::UPSCALE, ::UPSCALE].astype(np.float32) / 255, SIDE + 2
     drawn = np.stack([pixels[r * cell:r * cell + SIDE, c * cell:c * cell + SIDE, None]
@@ -282,9 +282,9 @@ def test_tf_serving_clients_get_the_class_names_and_draw_the_class_asked_for(run
                   else tf_serving_client.GrpcClient)("127.0.0.1", port)
         served = tf_serving_client.describe(remote)
         assert served["label_names"] == list(NAMES) and served["latent_dim"] == 2
-        assert served["latent_input"] == "noise"
-        noise, labels = prior_latents(8, 2, seed=6), np.arange(8) % len(NAMES)
-        image = tf_serving_client.decode(remote, noise, labels, "noise", 0.7,
+        assert {"noise", "temperature", "label"} <= served["inputs"]
+        noise, labels = seeded_noise(8, 2, seed=6), np.arange(8) % len(NAMES)
+        image = tf_serving_client.decode(remote, noise, served["inputs"], labels, 0.7,
                                          component_draws(served["inputs"], 8, 6))
     local = run_saved_model(_artifact(run, "decoder_saved_model"),
                             _noise_inputs(noise, labels, 0.7, seed=6))

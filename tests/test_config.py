@@ -57,13 +57,13 @@ def test_latent_size_and_prior_default_by_the_pixels_and_conditional():
     assert ModelConfig(likelihood="logistic", latent_dim=[5, 3]).levels == (5, 3)
 
 
-def test_only_a_one_level_vampprior_ships_its_prior_as_a_file():
-    """Samplers draw z from prior.npz for a one-level VampPrior model; a hierarchy's
-    decoder holds its top level's mixture."""
-    assert ModelConfig(likelihood="bernoulli", prior="vamp", latent_dim=8).ships_prior_file
-    hierarchy = ModelConfig(likelihood="bernoulli", prior="vamp", latent_dim=(8, 4))
-    assert not hierarchy.ships_prior_file and hierarchy.latent_input == "noise"
-    assert not ModelConfig(likelihood="bernoulli", prior="normal").ships_prior_file
+def test_every_vampprior_decoder_picks_its_component_from_a_draw():
+    """One level or several, a VampPrior's generator takes `component_draw` (its mixture
+    is in the graph); an N(0, I) model's takes none."""
+    for levels in (8, (8, 4)):
+        assert ModelConfig(likelihood="bernoulli", prior="vamp",
+                           latent_dim=levels).takes_component_draw
+    assert not ModelConfig(likelihood="bernoulli", prior="normal").takes_component_draw
 
 
 @pytest.mark.parametrize("settings, message", [

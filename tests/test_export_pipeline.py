@@ -38,8 +38,8 @@ def _config(vae) -> TrainConfig:
 def test_export_dir_has_the_tf_serving_layout_and_every_file(small_export):
     export_dir = small_export["export_dir"]
     assert sorted(os.listdir(export_dir)) == [
-        "decoder.onnx", "decoder.tflite", "decoder_int8.onnx", "encoder.onnx", "manifest.json",
-        "vae_decoder", "vae_encoder", "web"]
+        "decoder.onnx", "decoder.tflite", "decoder_int8.onnx", "encoder.onnx",
+        "latent_decoder.onnx", "manifest.json", "vae_decoder", "vae_encoder", "web"]
     for model in ("vae_decoder", "vae_encoder"):
         assert os.listdir(os.path.join(export_dir, model)) == ["1"]
         assert os.path.isfile(os.path.join(export_dir, model, "1", "saved_model.pb"))
@@ -49,7 +49,8 @@ def test_export_dir_has_the_tf_serving_layout_and_every_file(small_export):
 def test_every_fp32_artifact_matches_keras_within_the_bound(small_export):
     assert set(small_export["parity"]) == {"decoder_saved_model", "decoder_onnx",
                                            "decoder_tflite", "encoder_saved_model",
-                                           "encoder_onnx"}
+                                           "encoder_onnx", "latent_decoder_saved_model",
+                                           "latent_decoder_onnx"}
     for name, measured in small_export["parity"].items():
         assert measured["max_scaled_diff"] <= FP32_TOLERANCE, name
     assert small_export["parity"]["decoder_onnx"]["max_abs_diff"] > 0  # a different runtime
@@ -86,14 +87,16 @@ def test_int8_quality_is_measured_on_the_models_prior_draws(vamp_export):
 
 @pytest.mark.parametrize("batch", [1, 7, 300])
 def test_decoders_in_every_format_take_any_batch_size(small_export, batch):
-    z = np.random.default_rng(batch).standard_normal((batch, LATENT_DIM)).astype(np.float32)
+    rng = np.random.default_rng(batch)
+    inputs = {"noise": rng.standard_normal((batch, LATENT_DIM)).astype(np.float32),
+              "temperature": rng.uniform(0.5, 1.5, batch).astype(np.float32)}
     vae = small_export["vae"]
-    expected = run_keras(decoder_endpoint(vae.decoder, vae.likelihood), z)
+    expected = run_keras(decoder_endpoint(vae.generator(), vae.likelihood), inputs)
     paths = small_export["paths"]
     for run, path in ((run_onnx, paths["decoder_onnx"]),
                       (run_saved_model, paths["decoder_saved_model"]),
                       (run_tflite, paths["decoder_tflite"])):
-        outputs = run(path, z)
+        outputs = run(path, inputs)
         assert set(outputs) == {"image", "logits"}
         assert outputs["image"].shape == (batch, 28, 28, 1)
         np.testing.assert_allclose(outputs["logits"], expected["logits"], atol=1e-5)

@@ -21,7 +21,8 @@ def _saved_model_cli(*args: str) -> str:
 
 
 @pytest.mark.parametrize("model, inputs, outputs", [
-    ("vae_decoder", {"z": "(-1, 6)"}, {"image": "(-1, 28, 28, 1)", "logits": "(-1, 28, 28, 1)"}),
+    ("vae_decoder", {"noise": "(-1, 6)", "temperature": "(-1)"},
+     {"image": "(-1, 28, 28, 1)", "logits": "(-1, 28, 28, 1)"}),
     ("vae_encoder", {"image": "(-1, 28, 28, 1)"}, {"z_mean": "(-1, 6)", "z_log_var": "(-1, 6)"}),
 ])
 @pytest.mark.slow
@@ -39,11 +40,13 @@ def test_saved_model_cli_shows_the_serving_signature(small_export, model, inputs
 
 @pytest.mark.slow
 def test_saved_model_cli_run_executes_the_decoder(small_export, tmp_path):
-    np.save(tmp_path / "z.npy", np.zeros((3, 6), np.float32))
+    np.save(tmp_path / "noise.npy", np.zeros((3, 6), np.float32))
+    np.save(tmp_path / "temperature.npy", np.ones(3, np.float32))
     _saved_model_cli("run", "--dir", small_export["paths"]["decoder_saved_model"],
                      "--tag_set", "serve", "--signature_def", "serving_default",
-                     "--inputs", f"z={tmp_path / 'z.npy'}", "--outdir", str(tmp_path),
-                     "--overwrite")
+                     "--inputs", f"noise={tmp_path / 'noise.npy'};"
+                                 f"temperature={tmp_path / 'temperature.npy'}",
+                     "--outdir", str(tmp_path), "--overwrite")
     image, logits = np.load(tmp_path / "image.npy"), np.load(tmp_path / "logits.npy")
     assert image.shape == logits.shape == (3, 28, 28, 1)
     np.testing.assert_allclose(image, 1 / (1 + np.exp(-logits)), atol=1e-6)

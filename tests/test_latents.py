@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from keras_vae.latents import every_class, prior_draws
+from keras_vae.latents import component_draws, every_class, prior_draws
 
 
-def test_mixture_draws_have_each_components_mean_and_spread():
-    means = np.array([[-5.0, 0.0], [5.0, 1.0]], np.float32)
-    log_vars = np.log(np.array([[0.25, 0.25], [1.0, 4.0]], np.float32))
-    z = prior_draws(20_000, 2, 0, [means, log_vars])
-    right = z[:, 0] > 0
-    assert abs(right.mean() - 0.5) < 0.02
-    np.testing.assert_allclose(z[right].mean(axis=0), [5.0, 1.0], atol=0.05)
-    np.testing.assert_allclose(z[right].std(axis=0), [1.0, 2.0], rtol=0.03)
-    np.testing.assert_allclose(z[~right].std(axis=0), [0.5, 0.5], rtol=0.03)
+def test_draws_are_standard_normal_noise_and_uniform_component_picks():
+    """What the generator takes (its prior scales and shifts them in the graph): N(0, 1)
+    noise, uncorrelated across units, and component draws uniform on [0, 1), the same for
+    the same seed."""
+    noise = prior_draws(20_000, 2, 0)
+    np.testing.assert_allclose(noise.mean(axis=0), 0.0, atol=0.03)
+    np.testing.assert_allclose(noise.std(axis=0), 1.0, rtol=0.03)
+    assert abs(np.corrcoef(noise.T)[0, 1]) < 0.03
+    draws = component_draws(20_000, 0)
+    assert 0 <= draws.min() and draws.max() < 1
+    np.testing.assert_allclose(np.histogram(draws, bins=4, range=(0, 1))[0] / 20_000, 0.25,
+                               atol=0.02)
+    np.testing.assert_array_equal(prior_draws(5, 2, 0), noise[:5])
 
 
 def test_every_class_gives_each_draw_each_class_row_by_row():

@@ -20,7 +20,8 @@ def test_manifest_lists_sizes_hashes_names_shapes_and_parity(small_export):
         path = os.path.join(export_dir, entry["path"])
         assert fingerprint(path) == {"bytes": entry["bytes"], "sha256": entry["sha256"]}, key
     decoder = manifest["artifacts"]["decoder_saved_model"]
-    assert decoder["inputs"] == {"z": [-1, small_export["vae"].config.latent_dim]}
+    assert decoder["inputs"] == {"noise": [-1, small_export["vae"].config.latent_dim],
+                                 "temperature": [-1]}
     assert decoder["outputs"] == {"image": [-1, 28, 28, 1], "logits": [-1, 28, 28, 1]}
     assert decoder["parity_vs_keras"] == small_export["parity"]["decoder_saved_model"]
     assert manifest["artifacts"]["encoder_onnx"]["inputs"] == {"image": [-1, 28, 28, 1]}

@@ -11,7 +11,8 @@ from export.onnx_model import read_metadata
 
 def test_onnx_files_are_opset_17_with_names_dynamic_batch_and_metadata(small_export):
     paths = small_export["paths"]
-    for key, inputs, outputs in (("decoder_onnx", ["z"], ["image", "logits"]),
+    for key, inputs, outputs in (("decoder_onnx", ["noise", "temperature"], ["image", "logits"]),
+                                 ("latent_decoder_onnx", ["z"], ["image", "logits"]),
                                  ("encoder_onnx", ["image"], ["z_log_var", "z_mean"])):
         model = onnx.load(paths[key])
         onnx.checker.check_model(model)
@@ -19,6 +20,9 @@ def test_onnx_files_are_opset_17_with_names_dynamic_batch_and_metadata(small_exp
         assert [i.name for i in model.graph.input] == inputs
         assert sorted(o.name for o in model.graph.output) == outputs
         assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    assert [read_metadata(paths[key])["role"] for key in (
+        "decoder_onnx", "decoder_int8_onnx", "latent_decoder_onnx", "encoder_onnx")] == [
+        "decoder", "decoder", "latent_decoder", "encoder"]
     metadata = read_metadata(paths["decoder_int8_onnx"])
     assert metadata["latent_dim"] == str(small_export["vae"].config.latent_dim)
     assert metadata["dataset"] == "binarized_mnist"

@@ -29,9 +29,8 @@ from serving import tf_serving_client as client
 from serving.sample import (
     SampleError,
     component_draws,
-    prior_latents,
-    read_prior,
     save_picture,
+    seeded_noise,
     square_grid,
 )
 from tests.tf_serving_double import TfServingDouble
@@ -100,9 +99,9 @@ def test_rest_status_and_metadata(server):
     rest = client.RestClient("127.0.0.1", server.rest_port)
     assert rest.status() == [{"version": "1", "state": "AVAILABLE",
                               "status": {"error_code": "OK", "error_message": ""}}]
-    assert client.describe(rest) == {"latent_input": "z", "latent_dim": 6,
-                                     "signatures": {"serving_default"}, "label_names": None,
-                                     "inputs": {"z"}}
+    assert client.describe(rest) == {"latent_dim": 6,
+                                     "signatures": {"serving_default", "decode_latent"},
+                                     "label_names": None, "inputs": {"noise", "temperature"}}
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -110,9 +109,11 @@ def test_decoding_through_serving_equals_the_saved_model(server, small_export, p
     port = server.rest_port if protocol == "rest" else server.grpc_port
     remote = (client.RestClient if protocol == "rest" else client.GrpcClient)("127.0.0.1", port)
     assert client.describe(remote)["latent_dim"] == 6
-    z = prior_latents(5, 6, seed=2)
-    local = run_saved_model(small_export["paths"]["decoder_saved_model"], z)["image"]
-    np.testing.assert_allclose(client.decode(remote, z), local, atol=1e-6)
+    noise, inputs = seeded_noise(5, 6, seed=2), {"noise", "temperature"}
+    local = run_saved_model(small_export["paths"]["decoder_saved_model"], {
+        "noise": noise, "temperature": np.full(5, 0.7, np.float32)})["image"]
+    np.testing.assert_allclose(client.decode(remote, noise, inputs, temperature=0.7), local,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
@@ -158,28 +159,29 @@ def vamp_server(vamp_export):
         yield double
 
 
-@pytest.mark.parametrize("protocol", ["rest", "grpc"])
-def test_a_served_vamp_decoder_is_refused_without_its_prior(vamp_server, vamp_export,
-                                                            tmp_path, protocol):
-    port = vamp_server.rest_port if protocol == "rest" else vamp_server.grpc_port
-    args = ["--host", "127.0.0.1", "--protocol", protocol, "--port", str(port), "--n", "4",
-            "--out", str(tmp_path / "x.png")]
-    with pytest.raises(SampleError, match="trained with a VampPrior") as error:
-        client.main(args)
-    assert "\n" not in str(error.value) and not (tmp_path / "x.png").exists()
-    assert "4 images" in client.main([*args, "--prior", vamp_export["paths"]["prior"]])
-
-
-def test_client_draws_z_from_an_exported_vamp_prior(vamp_server, vamp_export, tmp_path):
-    prior_file = vamp_export["paths"]["prior"]
-    client.main(["--host", "127.0.0.1", "--port", str(vamp_server.rest_port), "--n", "9",
-                 "--seed", "5", "--prior", prior_file, "--out", str(tmp_path / "served.png")])
-    z = prior_latents(9, 6, 5, read_prior(prior_file, 6))
-    local = run_saved_model(vamp_export["paths"]["decoder_saved_model"], z)["image"]
+def _served_equals_local(server, decoder: str, tmp_path, protocol: str) -> None:
+    """The client's picture for seed 5 at temperature 0.7 equals the SavedModel's own for
+    the seed's noise and component draws."""
+    port = server.rest_port if protocol == "rest" else server.grpc_port
+    client.main(["--host", "127.0.0.1", "--protocol", protocol, "--port", str(port),
+                 "--n", "9", "--seed", "5", "--temperature", "0.7",
+                 "--out", str(tmp_path / "served.png")])
+    inputs = {"noise": seeded_noise(9, 6, 5), "temperature": np.full(9, 0.7, np.float32),
+              "component_draw": component_draws({"component_draw"}, 9, 5)}
+    local = run_saved_model(decoder, inputs)["image"]
     save_picture(square_grid(local), str(tmp_path / "local.png"))
     served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
                         for name in ("served.png", "local.png"))
     assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences
+
+
+@pytest.mark.parametrize("protocol", ["rest", "grpc"])
+def test_a_served_vamp_decoder_takes_the_seeds_component_draws(vamp_server, vamp_export,
+                                                               tmp_path, protocol):
+    """No prior file: the decoder holds its mixture, and the client sends the seed's noise,
+    the temperature and the component draws."""
+    _served_equals_local(vamp_server, vamp_export["paths"]["decoder_saved_model"], tmp_path,
+                         protocol)
 
 
 @pytest.fixture(scope="module")
@@ -204,37 +206,25 @@ def vamp_hierarchy(tmp_path_factory):
 @pytest.mark.parametrize("protocol", ["rest", "grpc"])
 def test_a_served_vamp_hierarchy_takes_the_seeds_component_draws(vamp_hierarchy, tmp_path,
                                                                  protocol):
-    """No prior file: the decoder holds its top level's mixture, and the client sends the
-    seed's noise, the temperature and the component draws."""
-    server = vamp_hierarchy["server"]
-    port = server.rest_port if protocol == "rest" else server.grpc_port
-    client.main(["--host", "127.0.0.1", "--protocol", protocol, "--port", str(port),
-                 "--n", "9", "--seed", "5", "--temperature", "0.7",
-                 "--out", str(tmp_path / "served.png")])
-    inputs = {"noise": prior_latents(9, 6, 5), "temperature": np.full(9, 0.7, np.float32),
-              "component_draw": component_draws({"component_draw"}, 9, 5)}
-    local = run_saved_model(vamp_hierarchy["decoder"], inputs)["image"]
-    save_picture(square_grid(local), str(tmp_path / "local.png"))
-    served, expected = (np.asarray(Image.open(tmp_path / name), np.int16)
-                        for name in ("served.png", "local.png"))
-    assert np.abs(served - expected).max() <= 1  # 8-bit rounding of 1e-6 differences
+    _served_equals_local(vamp_hierarchy["server"], vamp_hierarchy["decoder"], tmp_path,
+                         protocol)
 
 
-def test_a_prior_file_for_a_served_n01_decoder_is_refused(server, vamp_export, tmp_path):
-    with pytest.raises(SampleError, match="was trained with the N[(]0, I[)] prior") as error:
-        client.main(["--host", "127.0.0.1", "--port", str(server.rest_port), "--prior",
-                     vamp_export["paths"]["prior"], "--out", str(tmp_path / "x.png")])
+def test_a_served_decoder_exported_before_the_contract_is_refused(small_export, tmp_path):
+    """A SavedModel whose serving_default takes z, as exports before the sampling contract
+    wrote them: one line that says to export again; no picture."""
+    from export.endpoints import decoder_endpoint
+    from export.saved_model import write_saved_model
+
+    vae = small_export["vae"]
+    old = decoder_endpoint(vae.latent_decoder(), vae.likelihood)
+    write_saved_model(old, vae.latent_decoder(), str(tmp_path / "vae_decoder" / "1"))
+    with TfServingDouble({"vae_decoder": str(tmp_path / "vae_decoder")}) as double:
+        with pytest.raises(SampleError, match="exported by an older keras-vae; export it "
+                                              "again with `python -m export RUN`") as error:
+            client.main(["--host", "127.0.0.1", "--port", str(double.rest_port),
+                         "--out", str(tmp_path / "x.png")])
     assert "\n" not in str(error.value) and not (tmp_path / "x.png").exists()
-
-
-def test_a_prior_file_for_a_served_hierarchy_says_it_holds_its_prior(vamp_hierarchy,
-                                                                    vamp_export, tmp_path):
-    server = vamp_hierarchy["server"]
-    with pytest.raises(SampleError, match="draws z from noise with the prior in its graph "
-                                          "[(]it has no vamp_prior signature[)]; drop --prior"):
-        client.main(["--host", "127.0.0.1", "--port", str(server.rest_port), "--prior",
-                     vamp_export["paths"]["prior"], "--out", str(tmp_path / "x.png")])
-    assert not (tmp_path / "x.png").exists()
 
 
 def _run_without(module: str, args: list[str]) -> subprocess.CompletedProcess:

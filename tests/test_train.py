@@ -109,9 +109,11 @@ def test_pictures_are_an_8x8_sample_grid_and_input_output_row_pairs(short_run, s
 
 def test_onnx_decoder_matches_the_saved_model(short_run, summary):
     z = parity_latents(4)
-    from_onnx = run_onnx(os.path.join(short_run, summary["artifacts"]["decoder_onnx"]), z)
+    inputs = {"noise": z, "temperature": np.full(len(z), 0.8, np.float32)}
+    from_onnx = run_onnx(os.path.join(short_run, summary["artifacts"]["decoder_onnx"]),
+                         inputs)
     from_saved_model = run_saved_model(
-        os.path.join(short_run, summary["artifacts"]["decoder_saved_model"]), z)
+        os.path.join(short_run, summary["artifacts"]["decoder_saved_model"]), inputs)
     for name in ("image", "logits"):
         assert from_onnx[name].shape == (len(z), 28, 28, 1)
         assert np.max(np.abs(from_onnx[name] - from_saved_model[name])) <= 1e-5

@@ -95,13 +95,14 @@ def test_every_int8_output_is_checked_against_its_bound():
 
 
 def test_the_int8_check_draws_from_the_models_own_prior(vamp_export, small_export):
-    """A VampPrior model's check draws z from its mixture (every draw close to a
-    component), not from N(0, I); an N(0, I) model's draws spread as N(0, 1)."""
-    vae = vamp_export["vae"]
-    z = verify.int8_check_inputs(vae)["z"]
-    means, log_vars = (np.asarray(t) for t in vae.prior_components())
-    assert z.shape == (verify.INT8_BATCH, 6)
-    scaled = np.abs(z[:, None] - means) / np.exp(0.5 * log_vars)  # [draws, K, d]
-    assert scaled.max(axis=-1).min(axis=-1).max() < 6  # each within 6σ of a component
+    """The check feeds the sampling contract as a sampler does: N(0, 1) noise at
+    temperature 1, and for a VampPrior component draws spread over [0, 1), so that every
+    component of the mixture is drawn."""
+    inputs = verify.int8_check_inputs(vamp_export["vae"])
+    assert set(inputs) == {"noise", "temperature", "component_draw"}
+    assert inputs["noise"].shape == (verify.INT8_BATCH, 6)
+    components = np.floor(inputs["component_draw"] * 10).astype(int)  # K = 10
+    assert set(components) == set(range(10))
     standard = verify.int8_check_inputs(small_export["vae"])
-    assert set(standard) == {"z"} and abs(standard["z"].std() - 1) < 0.1
+    assert set(standard) == {"noise", "temperature"}
+    assert abs(standard["noise"].std() - 1) < 0.1 and np.all(standard["temperature"] == 1)

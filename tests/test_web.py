@@ -146,12 +146,13 @@ def _canvas_pixels(page, selector: str) -> np.ndarray:
     return np.asarray(rows, np.uint8).reshape(len(rows), height, width)
 
 
-def _reference(onnx_file: str, z: np.ndarray, labels=None, draws=None) -> np.ndarray:
-    """onnxruntime-python's images for z (or noise, at temperature 1; and a mixture
-    prior's component draws), as the page rounds them to 8 bits."""
+def _reference(onnx_file: str, noise: np.ndarray, labels=None, draws=None,
+               temperature: float = 1.0) -> np.ndarray:
+    """onnxruntime-python's images for the sampling contract's inputs, as the page rounds
+    them to 8 bits."""
     session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
-    (image,) = [sample.decode(session, z, None if labels is None
-                              else np.asarray(labels, np.int64), component_draw=draws)]
+    (image,) = [sample.decode(session, noise, None if labels is None
+                              else np.asarray(labels, np.int64), temperature, draws)]
     return np.round(np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)
 
 
@@ -166,14 +167,14 @@ def test_the_page_draws_what_onnxruntime_draws_for_the_same_seed(browser, serve,
     opened = _open(browser, serve(plain["web"]),
                    f"?seed=5&n=6&temperature=0.8&precision={precision}")
     assert opened["state"] == "done", opened["status"]
-    z = sample.prior_latents(6, 4, 5, temperature=0.8)
+    noise = sample.seeded_noise(6, 4, 5)
     onnx_file = os.path.join(plain["dir"], "decoder.onnx" if precision == "fp32"
                              else "decoder_int8.onnx")
     _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
-                           _reference(onnx_file, z))
-    row = sample.interpolation_latents(10, 4, 3, temperature=0.8)
+                           _reference(onnx_file, noise, temperature=0.8))
+    row = sample.interpolation_noise(10, 4, 3)
     _assert_within_a_level(_canvas_pixels(opened["page"], "#row canvas"),
-                           _reference(onnx_file, row))
+                           _reference(onnx_file, row, temperature=0.8))
     timing = opened["page"].inner_text("#timing")
     assert "6 images decoded in" in timing and f"({precision}, WebAssembly" in timing
     assert opened["console"] == [] and opened["dialogs"] == []
@@ -181,12 +182,14 @@ def test_the_page_draws_what_onnxruntime_draws_for_the_same_seed(browser, serve,
 
 
 def test_a_vamp_model_draws_from_its_prior(browser, serve, vamp):
+    """The page sends the seed's component draws beside the noise, as the sampler does;
+    the decoder picks the VampPrior's components itself."""
     opened = _open(browser, serve(vamp["web"]), "?seed=2&n=5")
     assert opened["state"] == "done", opened["status"]
-    with np.load(os.path.join(vamp["dir"], "prior.npz")) as prior:
-        z = sample.prior_latents(5, 4, 2, (prior["means"], prior["log_vars"]))
+    draws = sample.component_draws({"component_draw"}, 5, 2)
     _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
-                           _reference(os.path.join(vamp["dir"], "decoder.onnx"), z))
+                           _reference(os.path.join(vamp["dir"], "decoder.onnx"),
+                                      sample.seeded_noise(5, 4, 2), draws=draws))
     assert "VampPrior" in opened["page"].inner_text("#model-line")
 
 
@@ -211,7 +214,7 @@ def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
     session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"),
                                    providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
-    noise = sample.prior_latents(5, 7, 4)
+    noise = sample.seeded_noise(5, 7, 4)
     draws = sample.component_draws(inputs, 5, 4)
     assert (draws is not None) == (prior == "vamp")
     expected = sample.decode(session, noise, temperature=0.6, component_draw=draws)[..., 0]
@@ -219,12 +222,12 @@ def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
                            np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
     at_one = sample.decode(session, noise, temperature=1.0, component_draw=draws)[..., 0]
     assert np.abs(at_one - expected).max() > 2 / 255  # the temperature reached the graph
-    row = sample.decode(session, sample.interpolation_latents(10, 7, 3), temperature=0.6,
+    row = sample.decode(session, sample.interpolation_noise(10, 7, 3), temperature=0.6,
                         component_draw=sample.component_draws(inputs, 10, 3, one_line=True))
     _assert_within_a_level(_canvas_pixels(opened["page"], "#row canvas"),
                            np.round(np.clip(row[..., 0], 0, 1) * 255).astype(np.uint8))
     described = opened["page"].inner_text("#model-line")
-    assert ("VampPrior on the top level" in described) == (prior == "vamp")
+    assert ("VampPrior" in described) == (prior == "vamp")
     assert opened["console"] == []
 
 
@@ -232,7 +235,7 @@ def test_the_class_picker_draws_the_class_asked_for_as_the_sampler_does(browser,
                                                                         conditional):
     address = serve(conditional["web"])
     onnx_file = os.path.join(conditional["dir"], "decoder.onnx")
-    z = sample.prior_latents(4, 4, 9)
+    z = sample.seeded_noise(4, 4, 9)
     draws = sample.component_draws({"component_draw"}, 4, 9)  # a mixture per class
     asked = _open(browser, address, "?seed=9&n=4&label=bar")
     _assert_within_a_level(_canvas_pixels(asked["page"], "#grid canvas"),
@@ -266,7 +269,7 @@ def test_a_chosen_sample_gets_sliders_that_move_its_picture(browser, serve, plai
     page.eval_on_selector("#sliders input >> nth=0",
                           "s => { s.value = 3.5; s.dispatchEvent(new Event('input')); }")
     page.wait_for_function("document.querySelector('#timing').textContent.startsWith('1 ')")
-    z = sample.prior_latents(3, 4, 1)[1:2].copy()
+    z = sample.seeded_noise(3, 4, 1)[1:2].copy()
     z[0, 0] = 3.5
     page.wait_for_timeout(200)
     _assert_within_a_level(_canvas_pixels(page, "#focus canvas"),
@@ -311,12 +314,17 @@ def test_a_broken_page_says_what_is_wrong_in_one_visible_line(browser, serve, pl
         assert "it is not a decoder (an encoder?)" in opened["status"]
 
 
-def test_a_vamp_page_without_its_prior_says_so(browser, serve, vamp, tmp_path):
-    web = _broken_copy(tmp_path, vamp, lambda w: os.remove(os.path.join(w, "prior.f32")))
-    opened = _open(browser, serve(web))
-    assert opened["state"] == "error"
-    assert "prior.f32 is missing (HTTP 404): this model was trained with a VampPrior" in (
-        opened["status"])
+def test_a_page_exported_before_the_sampling_contract_says_to_export_again(
+        browser, serve, plain, tmp_path):
+    """A decoder that takes z (exports before the contract) is refused in one line."""
+    def swap(web):
+        _write(os.path.join(web, "decoder.onnx"),
+               open(os.path.join(plain["dir"], "latent_decoder.onnx"), "rb").read())
+
+    opened = _open(browser, serve(_broken_copy(tmp_path, plain, swap)))
+    assert opened["state"] == "error" and "\n" not in opened["status"]
+    assert ("decoder.onnx was exported by an older keras-vae (it takes z); export again "
+            "with python -m export RUN_DIR") in opened["status"]
 
 
 def test_a_browser_without_webassembly_is_told_so(browser, serve, plain):

@@ -1,7 +1,7 @@
 // The keras-vae decoder in a web browser: onnxruntime-web (WebAssembly) runs the exported
 // decoder.onnx. No build step: this file, index.html and style.css are the page; the
-// export writes them into EXPORT/web with the model, its metadata (model.json), a
-// VampPrior model's prior (prior.f32) and, when it was installed with npm, the runtime.
+// export writes them into EXPORT/web with the model, its metadata (model.json) and, when
+// it was installed with npm, the runtime.
 //
 // Everything the model says (class names, metadata) reaches the page as text, never as
 // markup: this file sets textContent and never innerHTML.
@@ -36,33 +36,21 @@ function seededNormal(seed, count) {
   return out;
 }
 
-// n draws of z, row-major Float32Array [n * dim]: N(0, t²I), or the VampPrior mixture
-// (component k = floor(u * K) from stream 2, then means_k + t * exp(log_vars_k / 2) * eps).
-function priorLatents(n, dim, seed, prior, temperature) {
-  const eps = seededNormal(seed, n * dim);
-  const z = new Float32Array(n * dim);
-  const chosen = prior ? seededUniform(seed, 2, n) : null;
-  for (let r = 0; r < n; r++) {
-    const k = prior ? Math.floor(chosen[r] * prior.components) : 0;
-    for (let j = 0; j < dim; j++) {
-      const e = temperature * eps[r * dim + j];
-      z[r * dim + j] = prior
-        ? prior.means[k * dim + j] + Math.exp(0.5 * prior.logVars[k * dim + j]) * e
-        : e;
-    }
-  }
-  return z;
+// n seeded draws of the decoder's noise, row-major Float32Array [n * dim], as
+// serving/sample.py seeded_noise: the decoder scales it by the temperature and its prior.
+function seededNoise(n, dim, seed) {
+  return Float32Array.from(seededNormal(seed, n * dim));
 }
 
-// n points on the line between the first two draws of the seed, ends included.
-function interpolationLatents(n, dim, seed, prior, temperature) {
-  const ends = priorLatents(2, dim, seed, prior, temperature);
-  const z = new Float32Array(n * dim);
+// n points on the line between the first two noise draws of the seed, ends included.
+function interpolationNoise(n, dim, seed) {
+  const ends = seededNoise(2, dim, seed);
+  const noise = new Float32Array(n * dim);
   for (let r = 0; r < n; r++) {
     const w = n === 1 ? 0 : r / (n - 1);
-    for (let j = 0; j < dim; j++) z[r * dim + j] = (1 - w) * ends[j] + w * ends[dim + j];
+    for (let j = 0; j < dim; j++) noise[r * dim + j] = (1 - w) * ends[j] + w * ends[dim + j];
   }
-  return z;
+  return noise;
 }
 
 // --- the one visible line ------------------------------------------------------------
@@ -75,7 +63,7 @@ function say(text, state) {
   status.dataset.state = state;
 }
 
-// --- loading: runtime, metadata, prior, decoders --------------------------------------
+// --- loading: runtime, metadata, decoders --------------------------------------
 
 function loadScript(src, integrity) {
   return new Promise((resolve, reject) => {
@@ -135,21 +123,6 @@ async function loadMetadata() {
   }
 }
 
-// A hierarchy's decoder holds its top level's VampPrior itself (it takes component_draw).
-async function loadPrior(model) {
-  if (model.prior !== "vamp" || model.latent_input !== "z") return null;
-  const response = await fetchFile(model.prior_file, "this model was trained with a " +
-    "VampPrior and is sampled only from it; copy the export's web/ folder whole");
-  const values = new Float32Array(await response.arrayBuffer());
-  const [components, dim] = model.prior_shape;
-  if (values.length !== 2 * components * dim) {
-    throw new PageError(`${model.prior_file} holds ${values.length} numbers, not the ` +
-      `${2 * components * dim} of a ${components} × ${dim} prior; export again`);
-  }
-  return { components, means: values.subarray(0, components * dim),
-           logVars: values.subarray(components * dim) };
-}
-
 async function loadDecoder(model, precision) {
   const file = model.decoders[precision];
   const response = await fetchFile(file, "copy the export's web/ folder whole");
@@ -163,7 +136,11 @@ async function loadDecoder(model, precision) {
       `export again with python -m export RUN_DIR`);
   }
   const inputs = session.inputNames;
-  if (!inputs.includes(model.latent_input) || !session.outputNames.includes("image")) {
+  if (inputs[0] === "z") {
+    throw new PageError(`${file} was exported by an older keras-vae (it takes z); ` +
+      `export again with python -m export RUN_DIR`);
+  }
+  if (inputs[0] !== "noise" || !session.outputNames.includes("image")) {
     throw new PageError(`${file} takes ${inputs.join(", ")} and gives ` +
       `${session.outputNames.join(", ")}: it is not a decoder (an encoder?); ` +
       `the page needs decoder.onnx`);
@@ -173,9 +150,8 @@ async function loadDecoder(model, precision) {
 
 // --- decoding and drawing ---------------------------------------------------------------
 
-// A mixture prior's component draws [n] (a hierarchy's top-level VampPrior, a conditional
-// model's mixture per class): seeded uniforms from stream 2, which pick a one-level
-// VampPrior's components too; one for a whole interpolated line (oneLine), as
+// A mixture prior's component draws [n] (the VampPrior, a conditional model's mixture per
+// class): seeded uniforms from stream 2; one for a whole interpolated line (oneLine), as
 // serving/sample.py component_draws. null for other decoders.
 function componentDraws(page, n, seed, oneLine) {
   if (!page.model.component_draw) return null;
@@ -183,16 +159,14 @@ function componentDraws(page, n, seed, oneLine) {
   return Float32Array.from({ length: n }, (_, i) => u[oneLine ? 0 : i]);
 }
 
-// z [n * dim] (and labels, for a conditional model; component draws, for a mixture prior)
-// → images, Float32Array [n, H, W, C].
-async function decode(page, z, labels, draws) {
-  const n = z.length / page.model.latent_dim;
-  const feeds = { [page.model.latent_input]: new ort.Tensor("float32", z,
-                                                            [n, page.model.latent_dim]) };
-  if (page.model.latent_input === "noise") {  // the decoder scales its noise itself
-    feeds.temperature = new ort.Tensor("float32", new Float32Array(n).fill(page.temperature),
-                                       [n]);
-  }
+// The sampling contract: noise [n * dim], the temperature (and labels, for a conditional
+// model; component draws, for a mixture prior) → images, Float32Array [n, H, W, C].
+async function decode(page, noise, labels, draws) {
+  const n = noise.length / page.model.latent_dim;
+  const feeds = {
+    noise: new ort.Tensor("float32", noise, [n, page.model.latent_dim]),
+    temperature: new ort.Tensor("float32", new Float32Array(n).fill(page.temperature), [n]),
+  };
   if (page.model.conditional) {
     feeds.label = new ort.Tensor("int64", BigInt64Array.from(labels, BigInt), [n]);
   }
@@ -252,8 +226,7 @@ function describeTiming(page, images, milliseconds) {
 async function drawGrid(page) {
   const settings = page.settings();
   const dim = page.model.latent_dim;
-  const z = priorLatents(settings.count, dim, settings.seed, page.prior,
-                         page.zTemperature(settings.temperature));
+  const z = seededNoise(settings.count, dim, settings.seed);
   const names = page.model.label_names;
   const everyClass = page.model.conditional && settings.label === "every";
   const rows = everyClass ? names.length : 1;
@@ -286,8 +259,7 @@ async function drawInterpolation(page) {
   const seed = Number(document.getElementById("interpolate-seed").value);
   const steps = Number(document.getElementById("steps").value);
   const settings = page.settings();
-  const z = interpolationLatents(steps, page.model.latent_dim, seed, page.prior,
-                                 page.zTemperature(settings.temperature));
+  const z = interpolationNoise(steps, page.model.latent_dim, seed);
   const label = settings.label === "every" ? 0 : Number(settings.label);
   const { images } = await decode(page, z, new Array(steps).fill(label),
                                   componentDraws(page, steps, seed, true));
@@ -305,7 +277,7 @@ function choose(page, z, label, canvas, draw) {
   sliders.replaceChildren();
   for (const d of page.model.slider_dims) {
     const field = document.createElement("label");
-    field.textContent = `z[${d}]`;
+    field.textContent = `ε[${d}]`;
     const input = document.createElement("input");
     Object.assign(input, { type: "range", min: -4, max: 4, step: 0.01,
                            value: Math.max(-4, Math.min(4, z[d])) });
@@ -398,7 +370,7 @@ function describeModel(model) {
   const parts = [`${model.dataset}`, `${height}×${width}×${channels}`,
                  `latent ${model.latent_dim}`, `${model.likelihood} likelihood`,
                  model.prior === "vamp"
-                   ? (model.component_draw ? "VampPrior on the top level" : "VampPrior")
+                   ? "VampPrior"
                    : model.conditional
                      ? (model.component_draw ? "a mixture prior p(z | y) per class"
                                              : "a prior p(z | y) per class")
@@ -421,11 +393,9 @@ async function start() {
   ort.env.wasm.numThreads = wanted || (self.crossOriginIsolated ? navigator.hardwareConcurrency : 1);
   const sessions = {};
   const page = {
-    model, prior: await loadPrior(model), timings: [], focus: null,
+    model, timings: [], focus: null,
     get precision() { return document.querySelector("input[name=precision]:checked").value; },
     get temperature() { return Number(document.getElementById("temperature").value); },
-    // A decoder that takes noise scales it by the temperature itself.
-    zTemperature(t) { return model.latent_input === "noise" ? 1 : t; },
     session() {
       const precision = this.precision;
       sessions[precision] = sessions[precision] || loadDecoder(model, precision);
