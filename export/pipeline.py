@@ -15,6 +15,7 @@ Layout of EXPORT (by default RUN_DIR/export):
     vae_encoder/<version>/saved_model.pb, variables/
     decoder.onnx, decoder_int8.onnx, encoder.onnx      onnxruntime
     latent_decoder.onnx                                decoding a given z
+    vae_scorer/<version>/, scorer.onnx                 the anomaly scorer (export/scorer.py)
     decoder.tflite                                     LiteRT
     web/                                               the browser page (export/web.py)
     manifest.json                                      sizes, sha256, names, shapes, parity
@@ -38,7 +39,17 @@ from export.litert import run_tflite, write_tflite
 from export.manifest import MANIFEST, fingerprint, model_identity
 from export.onnx_model import has_convolutions, run_onnx, write_int8, write_onnx
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
+from export.scorer import (
+    SCORER_FILES,
+    parity_images,
+    scorer_endpoint,
+    scorer_metadata,
+    scorer_misses,
+    scorer_parity,
+    write_scorer,
+)
 from export.verify import (
+    FP32_TOLERANCE,
     int8_check_inputs,
     int8_misses,
     int8_quality,
@@ -62,7 +73,7 @@ from keras_vae.run_layout import (
 FILES = {"decoder_onnx": "decoder.onnx", "decoder_int8_onnx": "decoder_int8.onnx",
          "encoder_onnx": "encoder.onnx", "latent_decoder_onnx": "latent_decoder.onnx",
          "decoder_tflite": "decoder.tflite"}
-EXPORTED = ("decoder_saved_model", "encoder_saved_model", *FILES, "web")
+EXPORTED = ("decoder_saved_model", "encoder_saved_model", *FILES, *SCORER_FILES, "web")
 """Every artifact key an export may write into summary.json."""
 
 
@@ -91,11 +102,13 @@ def onnx_metadata(config: TrainConfig, role: str = "decoder") -> dict[str, str]:
     }
 
 
-def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) -> dict:
+def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None,
+                 calibration=None) -> dict:
     """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`;
     `config` is the run's record, from which every file's metadata is derived;
     `unit_activity` (the evaluation's, when there is one) orders the browser page's
-    sliders.
+    sliders; `calibration` (`keras_vae.scoring.Calibration`, the run's) adds the anomaly
+    scorer (an unconditional model's; without one no scorer is written).
 
     Returns:
         {"version", "paths": {artifact key: absolute path}, "parity": {...}, "int8": {...}}
@@ -110,15 +123,22 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
     latent = decoder_endpoint(vae.latent_decoder(), vae.likelihood, "decode_latent")
     encoder_model = vae.encoder_model()
     encoder = encoder_endpoint(encoder_model)
+    scorer = _scorer(vae, calibration)
     os.makedirs(export_dir, exist_ok=True)
-    version = next_version(export_dir, [decoder.name, encoder.name])
+    version = next_version(export_dir, [decoder.name, encoder.name, "vae_scorer"])
     staging = os.path.join(export_dir, f".staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        endpoints = {"decoder": decoder, "latent": latent, "encoder": encoder}
+        endpoints = {"decoder": decoder, "latent": latent, "encoder": encoder,
+                     "scorer": scorer}
         staged = _write_all(vae, (generator, encoder_model), endpoints, staging, config)
+        scoring = (None if scorer is None else scorer_metadata(
+            onnx_metadata(config), calibration, config.image_size is not None))
+        if scorer is not None:
+            staged.update(write_scorer(vae, scorer, staging, scoring))
         measured = _verify(vae, endpoints, staged)
-        problems = parity_misses(measured["parity"])
+        problems = parity_misses(measured["parity"]) + scorer_misses(
+            measured.get("scorer", {}), FP32_TOLERANCE)
         if problems:
             raise RunFailure(f"export not published, verification failed: "
                              f"{'; '.join(problems)}")
@@ -128,7 +148,8 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None) 
         write_web(staged["web"], {precision: staged[key] for precision, key in
                                   (("fp32", "decoder_onnx"), ("int8", "decoder_int8_onnx"))
                                   if key in staged},
-                  onnx_metadata(config), unit_activity)
+                  onnx_metadata(config), unit_activity,
+                  None if scorer is None else (staged["scorer_onnx"], scoring))
         paths = _publish(staged, export_dir, version)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -169,7 +190,9 @@ def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
     encoded = run_keras(encoder, images)
     latents = {"z": encoded["z_mean"], **labels}  # the encoded images, decoded again
     latent_decoded = run_keras(latent, latents)
-    return {
+    scorer = ({} if endpoints["scorer"] is None else {"scorer": scorer_parity(
+        endpoints["scorer"], staged, parity_images(decoded["image"]))})
+    return {**scorer,
         "parity": {
             "decoder_saved_model": parity(
                 run_saved_model(staged["decoder_saved_model"], decoder_inputs), decoded),
@@ -186,6 +209,16 @@ def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
         },
         "int8": _quantize_decoder(staged, int8_check_inputs(vae)),
     }
+
+
+def _scorer(vae, calibration):
+    """The scorer's endpoint, or None: without a calibration, or for a conditional model
+    (whose likelihood is of an image given its class)."""
+    if calibration is None or vae.config.conditional:
+        return None
+    from keras_vae.scoring import Scorer
+
+    return scorer_endpoint(Scorer(vae, calibration.k, calibration))
 
 
 def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
@@ -219,7 +252,9 @@ def _publish(staged: dict[str, str], export_dir: str, version: int) -> dict[str,
     does not have (an int8 decoder, an older export's prior.npz) is removed, so no
     sampler can take it for this decoder's."""
     paths = {}
-    for key in ("decoder_saved_model", "encoder_saved_model"):
+    for key in ("decoder_saved_model", "encoder_saved_model", "scorer_saved_model"):
+        if key not in staged:
+            continue
         model_name = os.path.basename(staged[key])
         paths[key] = publish_version(staged[key], export_dir, model_name, version)
     for key in staged.keys() - paths.keys():
@@ -239,6 +274,8 @@ def _manifest(endpoints: dict, paths: dict[str, str], export_dir: str, version: 
     for key, path in paths.items():
         description = ({"contents": "the browser page (python -m http.server -d web)"}
                        if key == "web" else endpoints[key.split("_")[0]].describe())
+        if key in measured.get("scorer", {}):
+            description["parity_vs_keras"] = measured["scorer"][key]
         entry = {"path": os.path.relpath(path, export_dir), **fingerprint(path),
                  **description}
         if key in measured["parity"]:
@@ -266,7 +303,8 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
     vae, config = load_run(run_dir)
     summary = read_summary(run_dir)
     try:
-        result = export_model(vae, export_dir, config, _unit_activity(run_dir))
+        result = export_model(vae, export_dir, config, _unit_activity(run_dir),
+                              _calibration(run_dir, vae, config))
     except RunFailure as error:
         if summary:
             _record(run_dir, {**summary, "export": {"error": str(error)}})
@@ -279,6 +317,16 @@ def export_run(run_dir: str, export_dir: str | None = None) -> dict:
                           "export": section,
                           "run_dir_bytes": directory_bytes(run_dir)})
     return {**result, "artifacts": artifacts}
+
+
+def _calibration(run_dir: str, vae, config):
+    """The run's anomaly-score calibration (measured on its validation images once, then
+    read from RUN/scoring.json), or None for a conditional model, which has no scorer."""
+    if config.model.conditional:
+        return None
+    from keras_vae.scoring import calibration_for
+
+    return calibration_for(run_dir, vae, config)
 
 
 def _unit_activity(run_dir: str):
@@ -297,5 +345,6 @@ def summary_entries(result: dict, run_dir: str, export_dir: str) -> tuple[dict, 
                "export_dir": os.path.relpath(export_dir, run_dir),
                "manifest": os.path.relpath(os.path.join(export_dir, MANIFEST), run_dir),
                "parity_vs_keras": result["parity"],
-               "int8_vs_fp32_onnx": result["int8"]}
+               "int8_vs_fp32_onnx": result["int8"],
+               **({"scorer_vs_keras": result["scorer"]} if "scorer" in result else {})}
     return artifacts, section

@@ -4,7 +4,7 @@ a conditional model for a class.
 
     python -m http.server -d runs/my-run/export/web     # then open http://localhost:8000
 
-The page itself (index.html, app.js, style.css) lives in serving/web and is copied as is:
+The page itself (index.html, app.js, score.js, style.css) lives in serving/web and is copied as is:
 no bundler, no build step. Beside it go the decoders (fp32 and int8 ONNX), `model.json`
 (what the page needs to know, derived from the run's record), and the pinned
 onnxruntime-web runtime when it was installed with npm (serving/web: `npm ci`); without
@@ -22,7 +22,7 @@ import numpy as np
 WEB_DIR = "web"
 PAGE_SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "serving", "web")
-PAGE_FILES = ("index.html", "app.js", "style.css")
+PAGE_FILES = ("index.html", "app.js", "score.js", "style.css")
 ORT_WEB_VERSION = "1.30.0"
 """The onnxruntime-web version serving/web/package.json pins (tested equal)."""
 RUNTIME_DIR = os.path.join(PAGE_SOURCE, "node_modules", "onnxruntime-web", "dist")
@@ -36,17 +36,24 @@ SLIDERS = 8
 
 
 def write_web(web_dir: str, decoders: dict[str, str], metadata: dict,
-              unit_activity=None) -> None:
+              unit_activity=None, scorer: tuple[str, dict] | None = None) -> None:
     """Writes the page into `web_dir`: `decoders` maps "fp32" / "int8" to ONNX files,
     `metadata` is the decoder's ONNX metadata (`export.pipeline.onnx_metadata`),
     `unit_activity` the evaluation's variance
-    of each latent unit's posterior mean, when known (the sliders take the most active)."""
+    of each latent unit's posterior mean, when known (the sliders take the most active);
+    `scorer` (scorer.onnx, its metadata) for the "score an image" panel."""
     os.makedirs(web_dir)
     for name in PAGE_FILES:
         shutil.copy(os.path.join(PAGE_SOURCE, name), os.path.join(web_dir, name))
     for path in decoders.values():
         _link_or_copy(path, os.path.join(web_dir, os.path.basename(path)))
     model = _page_metadata(metadata, decoders, unit_activity)
+    if scorer is not None:
+        path, scorer_metadata = scorer
+        _link_or_copy(path, os.path.join(web_dir, os.path.basename(path)))
+        model["scorer"] = {"file": os.path.basename(path),
+                           "threshold": float(scorer_metadata["threshold"]),
+                           "fpr": float(scorer_metadata["fpr"])}
     model["runtime"]["local"] = _copy_runtime(web_dir)
     with open(os.path.join(web_dir, "model.json"), "w") as f:
         json.dump(model, f, indent=2)

@@ -359,6 +359,29 @@ class HierarchicalVAE(VAE):
         return keras.Model([image, label] if label is not None else image,
                            [z_mean, z_log_var], name="posterior")
 
+    def log_weights_keeping(self, images, epsilon, first_kept: int, likelihood,
+                            components=()):
+        """log w^{≥k} [N] for noise ε [N, Σ d_l]: the levels from `first_kept` (1-based)
+        up drawn from the posterior, those below from their priors p(z_l | z_>l), so
+        that log w = log p(x|z) + Σ_{l≥k} (log p(z_l|z_>l) − log q(z_l|x, z_>l)): the
+        terms of Havtorn et al.'s bound L^{>k−1} (with `first_kept` 1, the ELBO's). What
+        the hierarchical likelihood ratio compares (`keras_vae.scoring`)."""
+        features = self._features(images, None)
+        noise = self._split_levels(epsilon)
+
+        def choose(level, prior_mean, prior_log_var, state_above):
+            if level + 1 < first_kept:
+                return (prior_mean + ops.exp(0.5 * prior_log_var) * noise[level], 0.0)
+            mean, log_var = self._posterior(features, level, prior_mean, prior_log_var,
+                                            state_above)
+            z = mean + ops.exp(0.5 * log_var) * noise[level]
+            log_p = (log_prior(z, components) if state_above is None and len(components)
+                     else log_normal(z, prior_mean, prior_log_var))
+            return z, log_p - log_normal(z, mean, log_var)
+
+        parameters, levels = self.top_down(choose, None, features[0][:, :1])
+        return -likelihood.neg_log_prob(images, parameters) + sum(r for _, r in levels)
+
     def keep_levels_and_redraw(self, images, labels, first_kept: int, noise,
                                temperature: float = 1.0):
         """What each level holds: the levels from `first_kept` (1-based) up taken from the

@@ -116,7 +116,7 @@ def save_manifold(images: np.ndarray, path: str, side: int = MANIFOLD_SIDE) -> N
     save_png(as_picture(tile(images, side, side, gap=0)), path)
 
 
-def _save_figure(figure, path: str) -> None:
+def save_figure(figure, path: str) -> None:
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
@@ -141,7 +141,7 @@ def save_latent_scatter(z_mean: np.ndarray, labels: np.ndarray | None, path: str
         axes.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), markerscale=5,
                     fontsize=8, frameon=False)
     axes.set(xlabel="z₁ (mean of q(z|x))", ylabel="z₂", title="test images in latent space")
-    _save_figure(figure, path)
+    save_figure(figure, path)
     plt.close(figure)
 
 
@@ -171,7 +171,7 @@ def save_curves(history: list[dict], path: str) -> None:
         _settle_y_range(axes, history, epochs, key)
     figure.legend(*panels[0].get_legend_handles_labels(), loc="outside upper center",
                   ncols=2, frameon=False)
-    _save_figure(figure, path)
+    save_figure(figure, path)
     plt.close(figure)
 
 

@@ -23,6 +23,8 @@ EXPORT_DIR = "export"
 SUMMARY = "summary.json"
 RUN_CONFIG = "config.json"
 EVALUATION_JSON = "evaluation.json"
+SCORING_JSON = "scoring.json"
+"""The calibration of the run's anomaly scores (`keras_vae.scoring`)."""
 EVALUATION_PARTIAL = "evaluation_partial.npz"
 SPLITS = ("test", "validation", "train")
 """The splits `evaluate` measures; the test split's files keep their first names."""

@@ -58,11 +58,12 @@ READ_THREADS = 8
 @dataclass(frozen=True)
 class Images:
     """A whole data set: uint8 images [N, H, W, C] (in memory or memory-mapped), labels
-    [N] or None."""
+    [N] or None; for a folder, the file each image came from."""
 
     images: np.ndarray
     labels: np.ndarray | None
     label_names: tuple[str, ...]
+    files: tuple[str, ...] = ()
 
 
 def check_source_path(dataset: str) -> None:
@@ -79,10 +80,13 @@ def check_source_path(dataset: str) -> None:
 
 def read_folder(path: str, image_size: tuple[int, int] | None = None,
                 storage: Storage = IN_MEMORY,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Images:
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+                model_size: tuple[int, int] | None = None) -> Images:
     """Every image under `path` (see the module docstring), resized to `image_size`.
     Files are opened through `keras_vae.image_files`: one declaring more than
-    `max_pixels` pixels, or unreadable, refuses the folder, naming every such file."""
+    `max_pixels` pixels, or unreadable, refuses the folder, naming every such file.
+    `model_size`: the size a trained model takes (scoring), which every image must have
+    after resizing."""
     files, labels, label_names, left, odd = _list_folder(path)
     if left:
         kinds = ", ".join(f"{kind} ({count})" for kind, count in sorted(left.items()))
@@ -95,7 +99,7 @@ def read_folder(path: str, image_size: tuple[int, int] | None = None,
     with guarded_decoding(), ThreadPoolExecutor(READ_THREADS) as pool:
         headers = _all_or_refuse(pool.map(_refusal_or(_read_header, max_pixels), files), path)
         sizes = [image_size or size for size, _ in headers]
-        _check_one_size(sizes, path)
+        _check_one_size(sizes, path, model_size)
         channels = 3 if any(colour for _, colour in headers) else 1
         images = storage.new_images((len(files), *sizes[0], channels))
         where = "a memory-mapped file" if isinstance(images, np.memmap) else "memory"
@@ -109,7 +113,7 @@ def read_folder(path: str, image_size: tuple[int, int] | None = None,
             return picture
 
         _all_or_refuse(pool.map(read_into, range(len(files))), path)
-    return Images(images, labels, label_names)
+    return Images(images, labels, label_names, tuple(files))
 
 
 def _refusal_or(read, *args):
@@ -271,8 +275,14 @@ def _gray_palette(image: Image.Image) -> bool:
     return bool((colours == colours[:, :1]).all())
 
 
-def _check_one_size(image_sizes: list[tuple[int, int]], path: str) -> None:
+def _check_one_size(image_sizes: list[tuple[int, int]], path: str,
+                    model_size: tuple[int, int] | None = None) -> None:
     sizes = collections.Counter(tuple(size) for size in image_sizes)
+    if model_size is not None and set(sizes) != {tuple(model_size)}:
+        found = ", ".join(f"{h}×{w} ({n})" for (h, w), n in sizes.most_common())
+        raise RunFailure(f"folder:{path} has images of {found}; the run's are "
+                         f"{model_size[0]}×{model_size[1]}: score images of that size (the "
+                         f"run resizes only if it was trained with --image-size)")
     if len(sizes) > 1:
         found = ", ".join(f"{h}×{w} ({n})" for (h, w), n in sizes.most_common())
         raise RunFailure(f"folder:{path} has images of {len(sizes)} sizes: {found}; "

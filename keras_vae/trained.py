@@ -89,6 +89,27 @@ class TrainedVAE:
         return -importance_nll(self.model, pixels, k, seed,
                                labels=self._given_labels(labels, len(pixels)))
 
+    def score(self, images, k: int | None = None, calibration=None) -> dict:
+        """How unusual each image is to the model (`keras_vae.scoring`): {"score",
+        "neg_log_likelihood", "bits_per_dim", "flagged", "pixel_map"} as numpy, the
+        numbers `python -m keras_vae.score` writes for the same images. The calibration
+        is the run's (RUN/scoring.json, measured on its validation images when missing),
+        or one given (`keras_vae.scoring.calibrate` on images of your own)."""
+        from keras_vae.scoring import DEFAULT_SCORE_K, Scorer, batch_size_for, in_batches
+
+        if calibration is None:
+            if self.run_dir is None:
+                raise ValueError("a model without a run directory has no stored "
+                                 "calibration: pass calibration= (keras_vae.scoring."
+                                 "calibrate on in-distribution images)")
+            from keras_vae.scoring import calibration_for
+
+            calibration = calibration_for(self.run_dir, self.model, self.run_config,
+                                          k or DEFAULT_SCORE_K)
+        scorer = Scorer(self.model, calibration.k, calibration)
+        pixels = np.round(self._pixels(images) * 255).astype(np.uint8)
+        return in_batches(scorer.function(), pixels, batch_size_for(self.model, scorer.k))
+
     def bits_per_dim(self, log_likelihood) -> np.ndarray:
         """−log p(x) in bits per dimension (pixel and channel), from `log_likelihood`."""
         return bits_per_dim(-np.asarray(log_likelihood), self.config.image_shape)

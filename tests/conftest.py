@@ -93,18 +93,34 @@ def empty_data_dir(tmp_path) -> str:
 @pytest.fixture(scope="session")
 def small_export(tmp_path_factory) -> dict:
     """A small VAE (latent 6, hidden 64) exported once per session: the real pipeline on a
-    model that takes no training time. Returns export_model's result plus the model."""
+    model that takes no training time, with its scorer calibrated (k = 4) on `strokes`.
+    Returns export_model's result plus the model and the calibration."""
     import keras
 
     from export.pipeline import export_model
     from keras_vae.config import ModelConfig, TrainConfig
     from keras_vae.model import VAE
+    from keras_vae.scoring import Scorer, calibrate
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=6, hidden_dims=(64,)))
     export_dir = str(tmp_path_factory.mktemp("export"))
     config = TrainConfig(model=vae.config, dataset="binarized_mnist")
-    return {**export_model(vae, export_dir, config), "vae": vae, "export_dir": export_dir}
+    calibration = calibrate(Scorer(vae, 4), strokes(64, seed=1), fpr=0.1)
+    return {**export_model(vae, export_dir, config, calibration=calibration), "vae": vae,
+            "export_dir": export_dir, "calibration": calibration}
+
+
+def strokes(n: int, seed: int, size: tuple[int, int] = (28, 28)) -> np.ndarray:
+    """n uint8 images (0/255) of `size` with a seeded thick bar on black: in-distribution
+    stand-ins for scoring an untrained model."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    images = np.zeros((n, height, width, 1), np.uint8)
+    for image in images:
+        row, left = rng.integers(0, height // 2), rng.integers(0, width // 3)
+        image[row:row + height // 7, left:left + width // 2] = 255
+    return images
 
 
 @contextlib.contextmanager

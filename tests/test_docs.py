@@ -22,14 +22,17 @@ COMMANDS = {
     "keras_vae.evaluate": [sys.executable, "-m", "keras_vae.evaluate"],
     "keras_vae.plot": [sys.executable, "-m", "keras_vae.plot"],
     "keras_vae.bench": [sys.executable, "-m", "keras_vae.bench"],
+    "keras_vae.score": [sys.executable, "-m", "keras_vae.score"],
+    "keras_vae.score_bench": [sys.executable, "-m", "keras_vae.score_bench"],
     "export": [sys.executable, "-m", "export"],
     "export.bench": [sys.executable, "-m", "export.bench"],
     "export.web_bench": [sys.executable, "-m", "export.web_bench"],
     "sample.py": [sys.executable, "serving/sample.py"],
     "tf_serving_client.py": [sys.executable, "serving/tf_serving_client.py"],
+    "score.py": [sys.executable, "serving/score.py"],
 }
 COMMAND_LINE = re.compile(r"python3? (?:-m (keras_vae\.\w+|export(?:\.\w+)?)\b|"
-                          r"(?:serving/)?(sample\.py|tf_serving_client\.py))")
+                          r"(?:serving/)?(sample\.py|tf_serving_client\.py|score\.py))")
 OTHER_PROGRAMS = {
     # flags of programs that are not this project's, as the docs show them
     "--dist", "--rm", "--model_config_file", "--enable_batching", "--batching_parameters_file",

@@ -39,8 +39,9 @@ def test_export_dir_has_the_tf_serving_layout_and_every_file(small_export):
     export_dir = small_export["export_dir"]
     assert sorted(os.listdir(export_dir)) == [
         "decoder.onnx", "decoder.tflite", "decoder_int8.onnx", "encoder.onnx",
-        "latent_decoder.onnx", "manifest.json", "vae_decoder", "vae_encoder", "web"]
-    for model in ("vae_decoder", "vae_encoder"):
+        "latent_decoder.onnx", "manifest.json", "scorer.onnx", "vae_decoder", "vae_encoder",
+        "vae_scorer", "web"]
+    for model in ("vae_decoder", "vae_encoder", "vae_scorer"):
         assert os.listdir(os.path.join(export_dir, model)) == ["1"]
         assert os.path.isfile(os.path.join(export_dir, model, "1", "saved_model.pb"))
         assert os.path.isdir(os.path.join(export_dir, model, "1", "variables"))
@@ -140,12 +141,18 @@ def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeyp
 @pytest.mark.parametrize("arch", sorted(set(NETWORKS) - {"mlp"}))
 def test_every_other_network_family_exports_with_the_same_names_and_shapes(small_export,
                                                                            tmp_path, arch):
-    """Every registered family (the MLP is `small_export`) passes the export's checks."""
+    """Every registered family (the MLP is `small_export`) passes the export's checks,
+    its scorer included."""
+    from keras_vae.scoring import Scorer, calibrate
+    from tests.conftest import strokes
+
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli",
                           latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
     export_dir = str(tmp_path / arch)
-    pipeline.export_model(vae, export_dir, _config(vae))  # raises if unverified
+    calibration = calibrate(Scorer(vae, 4), strokes(32, seed=1), fpr=0.1)
+    pipeline.export_model(vae, export_dir, _config(vae),  # raises if unverified
+                          calibration=calibration)
 
     def names_and_shapes(directory):
         with open(os.path.join(directory, "manifest.json")) as f:

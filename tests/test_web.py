@@ -27,6 +27,7 @@ from export.web import ORT_WEB_VERSION, RUNTIME_DIR, RUNTIME_INTEGRITY
 from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.model import VAE
 from serving import sample
+from tests.conftest import strokes
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -90,12 +91,20 @@ def browser(browser_setup):
 
 
 def _export(tmp_path_factory, name: str, **model) -> dict:
+    """A small model exported with its scorer, calibrated at k = 4 on seeded bars."""
+    from keras_vae.scoring import Scorer, calibrate
+
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(**{"latent_dim": 4, "hidden_dims": (256,), "likelihood": "bernoulli",
                              "image_shape": (16, 12, 1), **model}))
     export_dir = str(tmp_path_factory.mktemp(name))
-    export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"))
+    calibration = (None if vae.config.conditional
+                   else calibrate(Scorer(vae, 4), strokes(64, seed=1, size=(16, 12)), fpr=0.1))
+    export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"),
+                 calibration=calibration)
     return {"vae": vae, "dir": export_dir, "web": os.path.join(export_dir, "web")}
+
+
 
 
 @pytest.fixture(scope="module")
@@ -386,3 +395,48 @@ def test_the_web_benchmark_times_the_page_beside_native_onnxruntime(browser_setu
         if row["runtime"].startswith("browser"):
             assert row["isolated"] and row["first_picture_ms"] > 0
     assert done.stdout.count("\n| ") == len(result["rows"]) + 1
+
+
+def _png(path, pixels: np.ndarray) -> str:
+    from PIL import Image
+
+    Image.fromarray(pixels).save(path)
+    return str(path)
+
+
+def test_the_score_panel_gives_the_numbers_of_serving_score(browser, serve, plain, tmp_path):
+    """A picture chosen in the page is scored by scorer.onnx in the browser: the same
+    score, likelihood and flag as serving/score.py computes for the file; one of another
+    size, and a file that is no image, are each one visible line."""
+    from serving import score as edge_score
+
+    files = [_png(tmp_path / "blob.png", strokes(1, seed=7, size=(16, 12))[0, ..., 0]),
+             _png(tmp_path / "noise.png", np.random.default_rng(0).integers(
+                 0, 256, (16, 12), dtype=np.uint8))]
+    session, metadata = edge_score.load_scorer(os.path.join(plain["dir"], "scorer.onnx"))
+    expected = edge_score.score(session, edge_score.read_all(files, metadata, 10**6))
+    page = _open(browser, serve(plain["web"]))["page"]
+    assert page.is_visible("#scoring")
+    for i, file in enumerate(files):
+        page.set_input_files("#score-file", file)
+        page.wait_for_selector("#score-line[data-state=done]", timeout=60_000)
+        line = page.locator("#score-line")
+        assert abs(float(line.get_attribute("data-score")) - expected["score"][i]) < 1e-3
+        assert float(line.get_attribute("data-nll")) == pytest.approx(
+            expected["neg_log_likelihood"][i], rel=1e-5)
+        assert line.get_attribute("data-flagged") == str(bool(expected["flagged"][i])).lower()
+        assert page.evaluate("document.querySelectorAll('#score-images canvas').length") == 2
+        page.evaluate("document.querySelector('#score-line').dataset.state = 'idle'")
+    assert expected["flagged"].tolist() == [False, True]
+    for name, data, message in (
+            ("big.png", None, "big.png is 20×20; this model scores 12×16 images"),
+            ("notes.png", b"not an image at all", "notes.png: not a PNG, JPEG, GIF, BMP")):
+        path = (_png(tmp_path / name, np.zeros((20, 20), np.uint8)) if data is None
+                else str(tmp_path / name))
+        if data is not None:
+            (tmp_path / name).write_bytes(data)
+        page.set_input_files("#score-file", path)
+        page.wait_for_selector("#score-line[data-state=error]", timeout=60_000)
+        said = page.inner_text("#score-line")
+        assert message in said and "\n" not in said
+        page.evaluate("document.querySelector('#score-line').dataset.state = 'idle'")

@@ -47,6 +47,10 @@ class PixelLikelihood(Protocol):
         """The same values as `neg_log_prob` in the form fastest to score without a
         gradient: what the importance-sampled NLL calls."""
 
+    def pixel_neg_log_prob(self, x, parameters):
+        """−log p(x_ij|z) per pixel, summed over its channels, nats [N, H, W]: where an
+        image is unlikely (the anomaly score's map, `keras_vae.scoring`)."""
+
     def mean(self, parameters):
         """E[x|z], [N, H, W, C] in [0, 1]: the exported `image` and every picture."""
 

@@ -54,6 +54,10 @@ class Bernoulli:
         return (ops.sum(ops.log(ops.prod(factors, axis=-1)), axis=-1)
                 + ops.sum(ops.maximum(flat, 0.0) - flat_x * flat, axis=-1))
 
+    def pixel_neg_log_prob(self, x, logits):
+        """softplus(l) − x·l per pixel, summed over channels: [.., H, W]."""
+        return ops.sum(ops.softplus(logits) - x * logits, axis=-1)
+
     def mean(self, logits):
         """E[x|z] = sigmoid(logits), in [0, 1]."""
         return ops.sigmoid(logits)

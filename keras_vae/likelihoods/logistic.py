@@ -53,12 +53,19 @@ class DiscretizedLogistic:
         """−log Σ_m π_m·P_m(bin of x), summed over the image: log P_m from
         `bin_probability_terms`, the mixture a log-sum-exp over the trailing axis of M
         components (a form whose gradient XLA compiles well, for training)."""
+        return -ops.sum(self._log_mixture(x, parameters), axis=(-3, -2, -1))
+
+    def pixel_neg_log_prob(self, x, parameters):
+        """`neg_log_prob` before the sum over the image, summed over channels: [.., H, W]."""
+        return -ops.sum(self._log_mixture(x, parameters), axis=-1)
+
+    def _log_mixture(self, x, parameters):
+        """log Σ_m π_m·P_m(bin of x) per pixel and channel, [.., H, W, C]."""
         logits, locations, log_scales = self.split(parameters)
         tail, ratio = bin_probability_terms(x[..., None], locations, log_scales)
         # log Σ softmax(l)·p = logsumexp(l + log p) − logsumexp(l): cheaper than log_softmax.
-        log_mixture = (ops.logsumexp(ops.log(ratio) - tail + logits, axis=-1)
-                       - ops.logsumexp(logits, axis=-1))
-        return -ops.sum(log_mixture, axis=(-3, -2, -1))
+        return (ops.logsumexp(ops.log(ratio) - tail + logits, axis=-1)
+                - ops.logsumexp(logits, axis=-1))
 
     def scoring_neg_log_prob(self, x, parameters):
         """The same values as `neg_log_prob`, for scoring without a gradient. With each

@@ -409,6 +409,7 @@ async function start() {
     },
   };
   window.kerasVae = page;
+  setUpScoring(page);
   await page.session();
   await redraw(page);
   page.firstPictureMs = performance.now();
