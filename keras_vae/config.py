@@ -52,6 +52,10 @@ nearer the data (Fréchet distance 27.45 against 29.44; one Gaussian: 85.7 %, 34
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 """Pixels (height × width) an image file may declare before it is decoded: a 50-megapixel
 photo, more than most cameras write (memory to decode one: `keras_vae.image_files`)."""
+DEFAULT_SCORE_K = 16
+"""Importance samples per image of the anomaly score (`keras_vae.scoring`; docs/scoring.md)."""
+DEFAULT_FPR = 0.01
+"""The share of a run's validation images that the anomaly score's threshold flags."""
 SOURCE_PREFIXES = ("folder:", "npz:")
 """`--dataset` is a TFDS name, or one of these followed by a path."""
 

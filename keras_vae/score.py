@@ -39,7 +39,7 @@ from keras_vae.cli import (
     positive_int,
     run_command,
 )
-from keras_vae.config import SOURCE_PREFIXES
+from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K, SOURCE_PREFIXES
 from keras_vae.run_layout import check_trained_run, load_run
 
 SCORES_CSV, SCORES_PNG, HISTOGRAM_PNG = "scores.csv", "scores.png", "histogram.png"
@@ -139,8 +139,6 @@ def score(run_dir: str, data: str, out: str, k: int, fpr: float) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    from keras_vae.scoring import DEFAULT_FPR, DEFAULT_SCORE_K
-
     parser = ArgumentParser(prog="python -m keras_vae.score",
                             description="Score images against a trained run: which ones "
                                         "don't belong.")

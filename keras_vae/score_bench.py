@@ -26,6 +26,7 @@ import numpy as np
 
 from keras_vae.atomic import write_json
 from keras_vae.cli import ArgumentParser, load_tensorflow, positive_int, run_command
+from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
 from keras_vae.machine import describe_machine
 from keras_vae.run_layout import check_trained_run, load_run
 
@@ -73,7 +74,7 @@ def bench(run_dir: str, count: int, k: int) -> dict:
     rate at the stored threshold, and the scoring speed."""
     from keras_vae.data import load_splits, splits_for
     from keras_vae.ood_sets import development_sets
-    from keras_vae.scoring import DEFAULT_FPR, Scorer, auroc, calibration_for, to_model_pixels
+    from keras_vae.scoring import Scorer, auroc, calibration_for, to_model_pixels
 
     vae, config = load_run(run_dir)
     calibration = calibration_for(run_dir, vae, config, k, DEFAULT_FPR)
@@ -113,8 +114,6 @@ def format_table(result: dict) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    from keras_vae.scoring import DEFAULT_SCORE_K
-
     parser = ArgumentParser(prog="python -m keras_vae.score_bench",
                             description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a run directory written by keras_vae.train")

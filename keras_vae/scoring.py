@@ -36,13 +36,11 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
+
 SCORE_SEED = 2019
 """The seed of the scoring noise (`score_noise`): a documented constant, so a score
 depends on nothing but the image and the scoring settings (k)."""
-DEFAULT_SCORE_K = 16
-"""Importance samples per image (docs/scoring.md measures what more buys)."""
-DEFAULT_FPR = 0.01
-"""The share of the run's own validation images that the stored threshold flags."""
 LOG2 = math.log(2.0)
 
 

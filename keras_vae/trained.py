@@ -95,7 +95,8 @@ class TrainedVAE:
         numbers `python -m keras_vae.score` writes for the same images. The calibration
         is the run's (RUN/scoring.json, measured on its validation images when missing),
         or one given (`keras_vae.scoring.calibrate` on images of your own)."""
-        from keras_vae.scoring import DEFAULT_SCORE_K, Scorer, batch_size_for, in_batches
+        from keras_vae.config import DEFAULT_SCORE_K
+        from keras_vae.scoring import Scorer, batch_size_for, in_batches
 
         if calibration is None:
             if self.run_dir is None:

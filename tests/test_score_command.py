@@ -143,3 +143,17 @@ def test_the_edge_scorer_runs_where_tensorflow_is_not_installed(small_export, tm
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert len(_rows(tmp_path / "s.csv")) == 3
+
+
+@pytest.mark.slow  # runs the command in a subprocess
+@pytest.mark.parametrize("command", ["keras_vae.score", "keras_vae.score_bench"])
+def test_a_usage_mistake_is_one_line_with_no_tensorflow_start_up(tmp_path, command):
+    """Neither command loads TensorFlow before its arguments are checked."""
+    import sys
+
+    args = ([str(tmp_path), "fashion_mnist", "--out", str(tmp_path / "o"), "--fpr", "2"]
+            if command == "keras_vae.score" else [str(tmp_path / "none")])
+    done = subprocess.run([sys.executable, "-m", command, *args], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"{command}: error: ")
