@@ -29,14 +29,18 @@ constant). Images are uint8 [N, H, W, C] as stored, scaled by the run's pixel sc
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_vae.atomic import write_json
 from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
+from keras_vae.run_layout import SCORING_JSON
 
 SCORE_SEED = 2019
 """The seed of the scoring noise (`score_noise`): a documented constant, so a score
@@ -264,11 +268,6 @@ def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
 
 def read_calibration(run_dir: str) -> Calibration | None:
     """The run's stored calibration (RUN/scoring.json), or None."""
-    import json
-    import os
-
-    from keras_vae.run_layout import SCORING_JSON
-
     try:
         with open(os.path.join(run_dir, SCORING_JSON)) as f:
             return Calibration.from_dict(json.load(f))
@@ -282,11 +281,7 @@ def calibration_for(run_dir: str, vae, config, k: int = DEFAULT_SCORE_K,
     The default settings' is stored in RUN/scoring.json, measured once, and is the one
     every export carries; other settings are measured each time and not stored (`say`
     tells the user, since it takes a while)."""
-    import os
-
-    from keras_vae.atomic import write_json
     from keras_vae.data import splits_for
-    from keras_vae.run_layout import SCORING_JSON
 
     default = (k, fpr) == (DEFAULT_SCORE_K, DEFAULT_FPR)
     stored = read_calibration(run_dir) if default else None

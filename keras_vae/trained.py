@@ -107,9 +107,10 @@ class TrainedVAE:
 
             calibration = calibration_for(self.run_dir, self.model, self.run_config,
                                           k or DEFAULT_SCORE_K)
-        scorer = Scorer(self.model, calibration.k, calibration)
+        if getattr(self, "_scoring", (None,))[0] != calibration:  # traced once per calibration
+            self._scoring = (calibration, Scorer(self.model, calibration.k, calibration).function())
         pixels = np.round(self._pixels(images) * 255).astype(np.uint8)
-        return in_batches(scorer.function(), pixels, batch_size_for(self.model, scorer.k))
+        return in_batches(self._scoring[1], pixels, batch_size_for(self.model, calibration.k))
 
     def bits_per_dim(self, log_likelihood) -> np.ndarray:
         """−log p(x) in bits per dimension (pixel and channel), from `log_likelihood`."""
