@@ -35,16 +35,11 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.densities import gaussian_kl_between, log_normal, log_prior
-from keras_vae.model import (
-    VAE,
-    ClassPrior,
-    KLTerm,
-    PseudoInputs,
-    Sampling,
-)
+from keras_vae.model import VAE, KLTerm, Sampling
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
 from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder, dropout_layer
+from keras_vae.priors import ClassPrior, PseudoInputs
 
 CLIP_NORM_PER_DIMENSION = 200.0
 """Gradients are clipped to this global norm times the number of data dimensions H·W·C.

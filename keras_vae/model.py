@@ -26,20 +26,19 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig
+from keras_vae.config import ModelConfig
 from keras_vae.densities import (
     gaussian_kl_between,
     kl_to_prior,
-    log_mixture_per_example,
     log_normal,
     log_prior,
 )
 from keras_vae.latents import component_draws, prior_draws
 from keras_vae.likelihoods import make_likelihood
 from keras_vae.likelihoods.bernoulli import Bernoulli
-from keras_vae.networks.layers import OneHot
 from keras_vae.networks.stack import build_decoder, build_encoder
 from keras_vae.noise import counter_normal
+from keras_vae.priors import ClassPrior, PseudoInputs, VampComponents
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -134,156 +133,6 @@ class KLTerm(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "beta": self.initial_beta,
                 "free_bits": self.free_bits}
-
-
-@keras.saving.register_keras_serializable(package="keras_vae")
-class ClassPrior(layers.Layer):
-    """p(z | y) learned per class: the prior of a conditional model, so that a draw for
-    class y lands where the encoder puts that class's images. One Gaussian
-    N(μ_y, exp(log σ²_y)) per class, or a mixture Σ_k π_yk N(μ_yk, σ²_yk) of `components`
-    of them with learned weights, for classes whose codes lie in several clusters.
-
-    Labels int [N] → (means, log_vars), [N, latent_dim] each, or [N, components,
-    latent_dim] for a mixture. The log-variance tables start at zero; one Gaussian's means
-    too (N(0, I) for every class); a mixture's at seeded N(0, 0.1²) draws, near each other
-    so that every component starts where the codes are (drawn at N(0, 1), half of them
-    never took any class's codes and kept drawing from where none lie), and its weights
-    equal. Learned weights leave a component the codes do not use a small share of the
-    draws. A label outside [0, classes) gets zero means and equal weights, as `OneHot`
-    makes it "no class" everywhere. A one-hot times the tables, so that every export
-    format computes it alike.
-
-    Args:
-        classes: how many labels there are.
-        latent_dim: the size of z.
-        components: Gaussians per class.
-        seed: seed of a mixture's initial means.
-    """
-
-    def __init__(self, classes: int, latent_dim: int, components: int = 1,
-                 seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.classes, self.latent_dim = classes, latent_dim
-        self.components, self.seed = components, seed
-        self.one_hot = OneHot(classes, name=f"{self.name}_one_hot")
-        self.component_one_hot = OneHot(components, name=f"{self.name}_component_one_hot")
-        means_start = ("zeros" if components == 1
-                       else keras.initializers.RandomNormal(stddev=0.1, seed=seed))
-        self.means = self.add_weight(shape=(classes, components * latent_dim), name="means",
-                                     initializer=means_start)
-        self.log_vars = self.add_weight(shape=(classes, components * latent_dim),
-                                        name="log_vars", initializer="zeros")
-        self.weight_logits = (self.add_weight(shape=(classes, components),
-                                              name="weight_logits", initializer="zeros")
-                              if components > 1 else None)
-
-    def build(self, input_shape):
-        for one_hot in (self.one_hot, self.component_one_hot):  # no weights of their own
-            one_hot.build(input_shape)
-
-    def call(self, labels):
-        one_hot = self.one_hot(labels)
-        means, log_vars = ops.matmul(one_hot, self.means), ops.matmul(one_hot, self.log_vars)
-        if self.components == 1:
-            return means, log_vars
-        shape = (-1, self.components, self.latent_dim)
-        return ops.reshape(means, shape), ops.reshape(log_vars, shape)
-
-    def mixture_weights(self, labels, log: bool = False):
-        """π_y [N, components]: each label's mixture weights (a softmax of its logits), or
-        with `log` their logarithms (a log-softmax, finite however small a weight)."""
-        logits = ops.matmul(self.one_hot(labels), self.weight_logits)
-        return ops.log_softmax(logits, axis=-1) if log else ops.softmax(logits, axis=-1)
-
-    def chosen(self, labels, draw=None):
-        """(means, log_vars) [N, latent_dim] of the Gaussian a draw comes from: the
-        class's own, or of a mixture the component whose stretch of [0, 1) holds draw
-        [N] (uniform; stretches as long as the weights, in order; 1 gives the last),
-        which the exported decoder takes as `component_draw`. With equal weights that is
-        component ⌊draw·K⌋."""
-        means, log_vars = self(labels)
-        if self.components == 1:
-            return means, log_vars
-        ends = ops.cumsum(self.mixture_weights(labels), axis=-1)  # [N, K]
-        passed = ops.sum(ops.cast(ops.expand_dims(draw, -1) >= ends, "float32"), axis=-1)
-        index = ops.minimum(passed, self.components - 1)
-        pick = ops.expand_dims(self.component_one_hot(ops.cast(index, "int64")), -1)
-        return ops.sum(pick * means, axis=1), ops.sum(pick * log_vars, axis=1)
-
-    def log_density(self, z, labels):
-        """log p(z | y) [..., N] for z [..., N, latent_dim] and labels [N]."""
-        means, log_vars = self(labels)
-        if self.components == 1:
-            return log_normal(z, means, log_vars)
-        return log_mixture_per_example(z, means, log_vars,
-                                       self.mixture_weights(labels, log=True))
-
-    def compute_output_shape(self, input_shape):
-        shape = ((input_shape[0], self.latent_dim) if self.components == 1
-                 else (input_shape[0], self.components, self.latent_dim))
-        return shape, shape
-
-    def get_config(self):
-        return {**super().get_config(), "classes": self.classes,
-                "latent_dim": self.latent_dim, "components": self.components,
-                "seed": self.seed}
-
-
-@keras.saving.register_keras_serializable(package="keras_vae")
-class PseudoInputs(layers.Layer):
-    """The VampPrior's K learned pseudo-images, sigmoid(logits) in [0, 1].
-
-    The prior is the mixture (1/K) Σ_k q(z | u_k) of the encoder's posteriors at these
-    images, so it follows the encoder as both train. Initialized near-black with a little
-    noise (pixel values about 0.05 ± 0.01), as in Tomczak & Welling's code.
-
-    Args:
-        count: K, the number of pseudo-inputs (mixture components).
-    """
-
-    def __init__(self, count: int, image_shape=DEFAULT_IMAGE_SHAPE, **kwargs):
-        super().__init__(**kwargs)
-        self.count = count
-        self.image_shape = tuple(image_shape)
-        self.logits = self.add_weight(
-            shape=(count, *self.image_shape), name="logits",
-            initializer=keras.initializers.RandomNormal(mean=-2.94, stddev=0.2))
-
-    def images(self):
-        return ops.sigmoid(self.logits)
-
-    def get_config(self):
-        return {**super().get_config(), "count": self.count,
-                "image_shape": list(self.image_shape)}
-
-
-@keras.saving.register_keras_serializable(package="keras_vae")
-class VampComponents(layers.Layer):
-    """A uniform draw u [N] in [0, 1) → (means, log_vars) [N, d] of the VampPrior's
-    component ⌊u·K⌋ (u = 1 gives the last): the mixture as constants, so that an exported
-    decoder samples it without the pseudo-inputs and the encoder. The choice is a one-hot
-    (Equal) times the tables, which every format computes alike."""
-
-    def __init__(self, means, log_vars, **kwargs):
-        super().__init__(**kwargs)
-        self.means = np.asarray(means, np.float32)
-        self.log_vars = np.asarray(log_vars, np.float32)
-        self.one_hot = OneHot(len(self.means), name=f"{self.name}_one_hot")
-
-    def call(self, draw):
-        count = len(self.means)
-        index = ops.minimum(ops.floor(draw * count), count - 1)
-        one_hot = self.one_hot(ops.cast(index, "int64"))
-        return (ops.matmul(one_hot, ops.convert_to_tensor(self.means)),
-                ops.matmul(one_hot, ops.convert_to_tensor(self.log_vars)))
-
-    def compute_output_shape(self, input_shape):
-        shape = (input_shape[0], self.means.shape[1])
-        return shape, shape
-
-    def get_config(self):
-        return {**super().get_config(), "means": self.means.tolist(),
-                "log_vars": self.log_vars.tolist()}
 
 
 def log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
