@@ -95,11 +95,3 @@ def log_prior(z, components=(), by_matmul: bool = False):
     mixture = log_mixture_normal_by_matmul if by_matmul else log_mixture_normal
     return mixture(z, *components)
 
-
-def kl_to_prior(z, z_mean, z_log_var, components=()):
-    """KL(q(z|x) || p(z)) per example: exact for N(0, I) (`components` empty; z unused),
-    otherwise the one-sample estimate log q(z|x) − log p(z) at the sampled z (unbiased, as
-    the VampPrior paper trains it)."""
-    if not len(components):
-        return gaussian_kl(z_mean, z_log_var)
-    return log_normal(z, z_mean, z_log_var) - log_mixture_normal(z, *components)

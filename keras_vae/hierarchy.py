@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from keras_vae.densities import gaussian_kl_between, log_normal, log_prior
+from keras_vae.densities import gaussian_kl_between, log_normal
 from keras_vae.model import VAE, KLTerm, Sampling
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
@@ -200,10 +200,9 @@ class HierarchicalVAE(VAE):
         """One draw of every level from the posterior, top-down with noise ε [N, Σ d_l]
         → (the decoder's parameters, [per level (z, KL to its prior, log p − log q at
         z)], level 1 first). `features`: the bottom-up pass, if already computed;
-        `components`: a VampPrior top level's (`prior_components`), whose KL is the
-        one-sample estimate log q − log p at the drawn z, as on one level (and as a
-        conditional model's mixture per class's); `many_z` for
-        the evaluation's large batches (`keras_vae.densities.log_prior`)."""
+        `components`: a VampPrior top level's (`prior_components`); the top level's KL
+        and density are the one-level model's (`VAE.prior_terms`); `many_z` for the
+        evaluation's large batches (`keras_vae.densities.log_prior`)."""
         features = features or self._features(images, labels, training)
         noise = self._split_levels(epsilon)
 
@@ -212,10 +211,9 @@ class HierarchicalVAE(VAE):
                                             state_above)
             z = mean + ops.exp(0.5 * log_var) * noise[level]
             log_q = log_normal(z, mean, log_var)
-            if state_above is None and (len(components) or self.config.class_components > 1):
-                log_p = (log_prior(z, components, by_matmul=many_z) if len(components)
-                         else self.class_prior.log_density(z, labels))  # a mixture
-                return z, log_q - log_p, log_p - log_q
+            if state_above is None:  # the top level: the model's prior (`prior_terms`)
+                kl, log_p = self.prior_terms(z, mean, log_var, labels, components, many_z)
+                return z, kl, log_p - log_q
             log_ratio = log_normal(z, prior_mean, prior_log_var) - log_q
             return z, gaussian_kl_between(mean, log_var, prior_mean, prior_log_var), log_ratio
 
@@ -370,7 +368,7 @@ class HierarchicalVAE(VAE):
             mean, log_var = self._posterior(features, level, prior_mean, prior_log_var,
                                             state_above)
             z = mean + ops.exp(0.5 * log_var) * noise[level]
-            log_p = (log_prior(z, components) if state_above is None and len(components)
+            log_p = (self.log_p_z(z, None, components) if state_above is None
                      else log_normal(z, prior_mean, prior_log_var))
             return z, log_p - log_normal(z, mean, log_var)
 

@@ -27,12 +27,7 @@ import tensorflow as tf
 from keras import layers, ops
 
 from keras_vae.config import ModelConfig
-from keras_vae.densities import (
-    gaussian_kl_between,
-    kl_to_prior,
-    log_normal,
-    log_prior,
-)
+from keras_vae.densities import gaussian_kl, gaussian_kl_between, log_normal, log_prior
 from keras_vae.latents import component_draws, prior_draws
 from keras_vae.likelihoods import make_likelihood
 from keras_vae.likelihoods.bernoulli import Bernoulli
@@ -262,15 +257,24 @@ class VAE(keras.Model):
         return objective, reconstruction, kl
 
     def kl(self, z, z_mean, z_log_var, labels=None, components=()):
-        """KL(q(z|x) ‖ p(z)) per example, [N] nats: in closed form for N(0, I) and for a
-        conditional model's class prior N(μ_y, σ_y²); for the VampPrior (its
+        """KL(q(z|x) ‖ p(z)) per example, [N] nats (`prior_terms`)."""
+        return self.prior_terms(z, z_mean, z_log_var, labels, components)[0]
+
+    def prior_terms(self, z, z_mean, z_log_var, labels=None, components=(),
+                    many_z: bool = False):
+        """(KL(q(z|x) ‖ p(z)), log p(z)) per example for the top level's z drawn from
+        q = N(z_mean, exp(z_log_var)), each computed once: the KL in closed form for N(0, I)
+        and a conditional model's class Gaussian N(μ_y, σ_y²); for the VampPrior (its
         `components`) and a mixture per class the one-sample estimate log q(z|x) −
-        log p(z) at the drawn z (unbiased, as Tomczak & Welling train it)."""
+        log p(z) at the drawn z (unbiased, as Tomczak & Welling train it). The one place
+        that tells the priors' KLs apart; `log_p_z` their densities."""
+        log_p = self.log_p_z(z, labels, components, many_z)
+        if len(components) or (self.class_prior is not None
+                               and self.class_prior.components > 1):
+            return log_normal(z, z_mean, z_log_var) - log_p, log_p
         if self.class_prior is None:
-            return kl_to_prior(z, z_mean, z_log_var, components)
-        if self.class_prior.components == 1:
-            return gaussian_kl_between(z_mean, z_log_var, *self.class_prior(labels))
-        return log_normal(z, z_mean, z_log_var) - self.class_prior.log_density(z, labels)
+            return gaussian_kl(z_mean, z_log_var), log_p
+        return gaussian_kl_between(z_mean, z_log_var, *self.class_prior(labels)), log_p
 
     def iwae_terms(self, images, labels=None, training=False):
         """The importance-weighted bound of Burda et al. with K = iwae_k samples per image
@@ -286,13 +290,12 @@ class VAE(keras.Model):
         parameters = self.decode(z, tiled_labels, training=training)
         parameters = ops.reshape(parameters, (k, -1, *parameters.shape[1:]))
         z = ops.reshape(z, (k, -1, self.config.latent_dim))
-        log_w = log_importance_weights(images, z, z_mean, z_log_var, parameters,
-                                       self.log_p_z(z, labels, components),
+        kl, log_p_z = self.prior_terms(z, z_mean, z_log_var, labels, components)
+        log_w = log_importance_weights(images, z, z_mean, z_log_var, parameters, log_p_z,
                                        prior_weight=self.kl_term.beta,
                                        likelihood=self.likelihood)
         objective = -ops.mean(ops.logsumexp(log_w, axis=0) - math.log(k))
         reconstruction = ops.mean(self.likelihood.neg_log_prob(images, parameters), axis=0)
-        kl = self.kl(z, z_mean, z_log_var, labels, components)  # [N], or [K, N] estimated
         kl = ops.mean(kl, axis=0) if len(kl.shape) == 2 else kl
         return objective, reconstruction, ops.expand_dims(kl, 0)
 
