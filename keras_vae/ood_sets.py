@@ -56,14 +56,16 @@ def photo_patches(image_shape, count: int, seed: int = 0, folder: str = PHOTO_FO
 
 
 def development_sets(inside: np.ndarray, digits: np.ndarray | None, count: int,
-                     seed: int = 0) -> dict[str, np.ndarray]:
+                     seed: int = 0, photo_folder: str = PHOTO_FOLDER
+                     ) -> dict[str, np.ndarray]:
     """{set name: uint8 images}: the model's own test images `inside` transformed, noise,
-    photo patches and, when given (28×28 grayscale models), `digits` on 0…255."""
+    patches of the photographs under `photo_folder` and, when given (28×28 grayscale
+    models), `digits` on 0…255."""
     rng = np.random.default_rng(seed)
     inside = inside[:count]
     sets = {"upside-down": inside[:, ::-1].copy(), "inverted": 255 - inside,
             "noise": rng.integers(0, 256, inside.shape, dtype=np.uint8),
-            "photos": photo_patches(inside.shape[1:], len(inside), seed)}
+            "photos": photo_patches(inside.shape[1:], len(inside), seed, photo_folder)}
     if digits is not None:
         sets = {"digits": digits[:count], **sets}
     return sets

@@ -3,6 +3,8 @@ pure function of the image, the same in every format."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -131,3 +133,29 @@ def test_a_conditional_model_has_no_scorer():
                           conditional=True, label_names=("a", "b", "c"), class_components=1))
     with pytest.raises(ValueError, match="unconditional model"):
         Scorer(vae)
+
+
+def test_the_development_sets_are_what_docs_scoring_says(tmp_path):
+    """Upside-down and inverted copies of the own images, uniform noise, seeded photo
+    patches of the model's size and channels (from any folder of JPEGs), digits as given."""
+    from PIL import Image
+
+    from keras_vae.ood_sets import development_sets
+
+    rng = np.random.default_rng(0)
+    os.makedirs(tmp_path / "photos" / "nature")
+    for i, size in enumerate(((400, 300), (320, 480))):
+        Image.fromarray(rng.integers(0, 256, (*size[::-1], 3), dtype=np.uint8)).save(
+            tmp_path / "photos" / "nature" / f"{i}.jpg")
+    inside = strokes(10, seed=1)
+    digits = np.full((30, 28, 28, 1), 255, np.uint8)
+    sets = development_sets(inside, digits, 10, photo_folder=str(tmp_path / "photos"))
+    assert list(sets) == ["digits", "upside-down", "inverted", "noise", "photos"]
+    assert all(images.shape == (10, 28, 28, 1) and images.dtype == np.uint8
+               for images in sets.values())
+    np.testing.assert_array_equal(sets["upside-down"], inside[:, ::-1])
+    np.testing.assert_array_equal(sets["inverted"], 255 - inside)
+    assert abs(sets["noise"].mean() - 127.5) < 5
+    again = development_sets(inside, None, 10, photo_folder=str(tmp_path / "photos"))
+    np.testing.assert_array_equal(again["photos"], sets["photos"])  # seeded
+    assert "digits" not in again and sets["photos"].std() > 10
