@@ -69,11 +69,11 @@ def candidate_scores(scorer, images: np.ndarray, calibration) -> dict[str, np.nd
     return found
 
 
-def bench(run_dir: str, count: int, k: int) -> dict:
+def bench(run_dir: str, count: int, k: int, photo_folder: str | None = None) -> dict:
     """AUROCs of every score on every development set, the test split's false-positive
     rate at the stored threshold, and the scoring speed."""
     from keras_vae.data import load_splits, splits_for
-    from keras_vae.ood_sets import development_sets
+    from keras_vae.ood_sets import PHOTO_FOLDER, development_sets
     from keras_vae.scoring import Scorer, auroc, calibration_for, to_model_pixels
 
     vae, config = load_run(run_dir)
@@ -86,7 +86,8 @@ def bench(run_dir: str, count: int, k: int) -> dict:
     reference = candidate_scores(scorer, inside, calibration)
     seconds = time.perf_counter() - started
     rows, flagged = {}, {}
-    for name, images in development_sets(inside, digits, count).items():
+    for name, images in development_sets(inside, digits, count,
+                                         photo_folder=photo_folder or PHOTO_FOLDER).items():
         print(f"scoring {len(images):,} images of {name}", flush=True)
         scores = candidate_scores(scorer, images, calibration)
         rows[name] = {score: auroc(reference[score], values) for score, values in scores.items()}
@@ -121,10 +122,13 @@ def main(argv: Sequence[str]) -> None:
                         help="images of each set (default: 10000)")
     parser.add_argument("--k", type=positive_int, default=DEFAULT_SCORE_K,
                         help=f"importance samples per image (default: {DEFAULT_SCORE_K})")
+    parser.add_argument("--photos", default=None,
+                        help="folder of JPEG photographs to cut patches from (default: "
+                             "/usr/share/backgrounds/mate, apt install mate-backgrounds)")
     args = parser.parse_args(argv)
     check_trained_run(args.run_dir)
     load_tensorflow(args.debug)
-    result = bench(args.run_dir, args.count, args.k)
+    result = bench(args.run_dir, args.count, args.k, args.photos)
     print(format_table(result))
     out = os.path.join(args.run_dir, SCORE_BENCH_JSON)
     write_json(out, result)

@@ -157,3 +157,30 @@ def test_a_usage_mistake_is_one_line_with_no_tensorflow_start_up(tmp_path, comma
                           text=True, timeout=60)
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert done.stderr.startswith(f"{command}: error: ")
+
+
+def test_the_bench_measures_every_score_on_every_set(trained_run, tmp_path, capsys):
+    """`python -m keras_vae.score_bench` on a short run, its photographs from a folder of
+    JPEGs: an AUROC for every score on every set, the threshold's false-positive rate on
+    the test images and each set's share flagged; noise is told from digits."""
+    import json
+
+    from keras_vae.score_bench import main as bench_main
+
+    os.makedirs(tmp_path / "photos")
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(
+        tmp_path / "photos" / "a.jpg")
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert run_command(bench_main, "keras_vae.score_bench", [
+        str(run), "--count", "40", "--k", "2", "--photos", str(tmp_path / "photos")]) == 0
+    with open(run / "score_bench.json") as f:
+        result = json.load(f)
+    assert list(result["aurocs"]) == ["digits", "upside-down", "inverted", "noise", "photos"]
+    for row in result["aurocs"].values():
+        assert {"likelihood", "typicality", "other views", "default"} <= set(row)
+        assert all(0.0 <= value <= 1.0 for value in row.values())
+    assert result["aurocs"]["noise"]["default"] > 0.9
+    assert 0.0 <= result["test_flagged"] <= 1.0 and result["flagged"]["noise"] > 0.5
+    assert "| noise |" in capsys.readouterr().out
