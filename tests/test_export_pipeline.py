@@ -142,7 +142,7 @@ def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeyp
 def test_every_other_network_family_exports_with_the_same_names_and_shapes(small_export,
                                                                            tmp_path, arch):
     """Every registered family (the MLP is `small_export`) passes the export's checks,
-    its scorer included."""
+    the convolutional one's scorer included."""
     from keras_vae.scoring import Scorer, calibrate
     from tests.conftest import strokes
 
@@ -150,7 +150,8 @@ def test_every_other_network_family_exports_with_the_same_names_and_shapes(small
     vae = VAE(ModelConfig(likelihood="bernoulli",
                           latent_dim=LATENT_DIM, hidden_dims=(256,), arch=arch))
     export_dir = str(tmp_path / arch)
-    calibration = calibrate(Scorer(vae, 4), strokes(32, seed=1), fpr=0.1)
+    calibration = (calibrate(Scorer(vae, 4), strokes(32, seed=1), fpr=0.1)
+                   if arch == "conv" else None)  # convolutions are what tf2onnx could break
     pipeline.export_model(vae, export_dir, _config(vae),  # raises if unverified
                           calibration=calibration)
 
@@ -160,7 +161,9 @@ def test_every_other_network_family_exports_with_the_same_names_and_shapes(small
         return {key: (entry.get("inputs"), entry.get("outputs"))
                 for key, entry in artifacts.items()}
 
-    assert names_and_shapes(export_dir) == names_and_shapes(small_export["export_dir"])
+    expected = {key: value for key, value in names_and_shapes(small_export["export_dir"]).items()
+                if calibration is not None or not key.startswith("scorer")}
+    assert names_and_shapes(export_dir) == expected
     assert os.path.exists(os.path.join(export_dir, "decoder_int8.onnx"))
 
 
