@@ -48,7 +48,6 @@ def png_bits(images: np.ndarray) -> np.ndarray:
 
 def candidate_scores(scorer, images: np.ndarray, calibration) -> dict[str, np.ndarray]:
     """Every score tried, for uint8 images (higher = more unusual)."""
-    import tensorflow as tf
 
     from keras_vae.scoring import LOG2, batch_size_for, in_batches, predictive_code_bits
 
@@ -61,10 +60,8 @@ def candidate_scores(scorer, images: np.ndarray, calibration) -> dict[str, np.nd
              "complexity (PNG)": nll_bits - png_bits(images),
              "complexity (predictive coder)": nll_bits - coded}
     if scorer.vae.config.hierarchical:
-        ratio = tf.function(lambda x: {"llr": scorer.likelihood_ratio(x)},
-                            input_signature=[tf.TensorSpec([None, *images.shape[1:]],
-                                                           tf.uint8)])
-        found["likelihood ratio"] = in_batches(ratio, images, size)["llr"]
+        found["likelihood ratio"] = in_batches(scorer.terms_function("ratio_terms"),
+                                               images, size)["llr"]
     found["default"] = np.asarray(scorer.score_of(terms, calibration))
     return found
 

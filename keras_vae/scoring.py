@@ -181,12 +181,12 @@ class Scorer:
         nll = ops.reshape(self.neg_log_likelihood(every_view), (len(VIEWS) + 1, -1))
         return {"neg_log_likelihood": nll[0], "view": nll[0] - ops.min(nll[1:], axis=0)}
 
-    def likelihood_ratio(self, images):
-        """Havtorn et al.'s LLR^{>1} [N] of a hierarchy: the bound with every level
-        inferred from x less the bound with level 1 drawn from its prior (measured by
-        `keras_vae.score_bench`; not part of the default score)."""
+    def ratio_terms(self, images) -> dict:
+        """{"llr" [N]}: Havtorn et al.'s LLR^{>1} of a hierarchy, the bound with every
+        level inferred from x less the bound with level 1 drawn from its prior (measured
+        by `keras_vae.score_bench`; not part of the default score)."""
         pixels = as_pixels(images, 255)
-        return self.neg_log_likelihood(pixels, 2) - self.neg_log_likelihood(pixels)
+        return {"llr": self.neg_log_likelihood(pixels, 2) - self.neg_log_likelihood(pixels)}
 
     def score_of(self, terms: dict, calibration: Calibration):
         """The anomaly score [N] of `terms` under a calibration (higher = more unusual)."""
@@ -194,12 +194,15 @@ class Scorer:
         view = (terms["view"] - calibration.view_mean) / calibration.view_std
         return ops.maximum(ops.abs(nll), view)
 
-    def terms_function(self) -> tf.types.experimental.GenericFunction:
-        """`terms` as a tf.function of uint8 [None, H, W, C] `images`, traced once."""
-        if not hasattr(self, "_terms_function"):
+    def terms_function(self, method: str = "terms"
+                       ) -> tf.types.experimental.GenericFunction:
+        """`terms` (or another method of uint8 images, `ratio_terms`) as a tf.function of
+        uint8 [None, H, W, C] `images`, traced once per scorer."""
+        traced = self.__dict__.setdefault("_traced", {})
+        if method not in traced:
             spec = tf.TensorSpec([None, *self.vae.config.image_shape], tf.uint8)
-            self._terms_function = tf.function(self.terms, input_signature=[spec])
-        return self._terms_function
+            traced[method] = tf.function(getattr(self, method), input_signature=[spec])
+        return traced[method]
 
     def outputs(self, images) -> dict:
         """Every output of the exported scorer for uint8 images [N, H, W, C]: `score`,
