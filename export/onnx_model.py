@@ -48,7 +48,9 @@ def write_int8(fp32_path: str, path: str, per_channel: bool = False,
     are quantized (see `convolutions`)."""
     with tempfile.TemporaryDirectory() as work:
         prepared = os.path.join(work, "prepared.onnx")
-        quant_pre_process(fp32_path, prepared)
+        # auto_merge: bilinear upsampling (Resize) gives the batch dimension the name
+        # floor(1.0·N), which shape inference cannot otherwise equate with N
+        quant_pre_process(fp32_path, prepared, auto_merge=True)
         quantized = os.path.join(work, "int8.onnx")
         prepared_proto = onnx.load(prepared)
         kept_float = table_lookups(prepared_proto)

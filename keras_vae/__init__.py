@@ -27,7 +27,8 @@ __version__ = "0.1.0"
 PUBLIC = {
     "load": "keras_vae.trained", "train": "keras_vae.trained",
     "TrainedVAE": "keras_vae.trained", "VAE": "keras_vae.model",
-    "HierarchicalVAE": "keras_vae.hierarchy", "make_vae": "keras_vae.hierarchy",
+    "HierarchicalVAE": "keras_vae.hierarchy", "SpatialVAE": "keras_vae.spatial",
+    "make_vae": "keras_vae.models",
     "ModelConfig": "keras_vae.config", "TrainConfig": "keras_vae.config",
 }
 """Each public name and the module that defines it, imported when first asked for."""
@@ -46,7 +47,7 @@ def __dir__():
 
 
 def _register_model_classes() -> None:
-    import keras_vae.hierarchy  # noqa: F401  (registers every model class with Keras)
+    import keras_vae.models  # noqa: F401  (registers every model class with Keras)
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):
@@ -58,13 +59,20 @@ class _AfterKerasImport(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name != "keras":
             return None
+        # TensorFlow asks for keras's spec without importing it (importlib.util.find_spec)
+        # before it imports it: the finder stays until keras has really run.
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is not None and spec.loader is not None:
             run_module = spec.loader.exec_module
 
             def exec_module(module):
                 run_module(module)
+                if self in sys.meta_path:
+                    sys.meta_path.remove(self)
                 _register_model_classes()
 
             spec.loader.exec_module = exec_module

@@ -27,12 +27,25 @@ from keras_vae.cli import (
 from keras_vae.likelihoods import LIKELIHOODS, likelihood_for
 from keras_vae.memory import DATA_SHARE_OF_MEMORY
 from keras_vae.networks import NETWORKS
+from keras_vae.networks.latent_maps import (
+    DEFAULT_LATENT_CHANNELS,
+    DEFAULT_WIDTH,
+    latent_maps,
+    resolution_text,
+)
 from keras_vae.settings import setting
 
 DEFAULT_IMAGE_SHAPE = (28, 28, 1)
 """A model's (height, width, channels) unless set; training sets it from the data."""
 
-ARCHITECTURES = tuple(NETWORKS)
+SPATIAL = "spatial"
+"""The residual top-down network with latent feature maps (`keras_vae.spatial`); the
+other architectures are the dense stack's families (`keras_vae.networks.NETWORKS`)."""
+SPATIAL_XLA_SPEEDS_TRAINING = True
+"""Measured: XLA trains a 28×28 spatial model at 231 images/s against 200 without it
+(batch 128, docs/spatial.md)."""
+ARCHITECTURES = (*NETWORKS, SPATIAL)
+DEFAULT_HIDDEN_DIMS = (400,)
 OBJECTIVES = ("elbo", "iwae")
 LR_SCHEDULES = ("constant", "cosine")
 PRIORS = ("normal", "vamp")
@@ -65,8 +78,8 @@ def bits_per_dim(nats: float, image_shape) -> float:
     return nats / (math.prod(image_shape) * math.log(2))
 
 
-def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, prior
-                             ) -> tuple:
+def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, prior,
+                             arch: str = "mlp") -> tuple:
     """(latent_dim, prior) with each one that is None replaced by its default, chosen by
     which configuration drew the samples nearest the data in about ten minutes of training
     here (docs/results.md, 10 epochs, Fréchet distance in a classifier's features).
@@ -79,7 +92,11 @@ def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, pri
     the hierarchy under their class prior (with a mixture per class, 87.5 % of samples of
     the class asked for, against 83.4 % for one level, which draws nearer the data:
     Fréchet distance 23.88 against 27.45). Binary images: Kingma & Welling's N(0, I) and
-    20."""
+    20. `--arch spatial`: latent maps of `DEFAULT_LATENT_CHANNELS` channels under N(0, I)
+    (its levels are set by the image's size, `keras_vae.networks.latent_maps`)."""
+    if arch == SPATIAL:
+        return (DEFAULT_LATENT_CHANNELS if latent_dim is None else latent_dim,
+                prior or "normal")
     eight_bit = pixel_kind == "8-bit"
     if latent_dim is None:
         latent_dim = DEFAULT_EIGHT_BIT_LEVELS if eight_bit else DEFAULT_LATENT_DIM
@@ -134,14 +151,20 @@ class ModelConfig:
 
     latent_dim: int | tuple[int, ...] | None = setting(
         None, "size of z; 2 gives plottable latent maps. Several sizes, nearest the image "
-        "first (32,16), train a hierarchical VAE with a level each", group="model",
+        "first (32,16), train a hierarchical VAE with a level each. With --arch spatial: "
+        "the channels of the latent maps, one for every resolution or one each, nearest "
+        "the image first", group="model",
         parse=int_list, default_text=(
             f"{','.join(map(str, DEFAULT_EIGHT_BIT_LEVELS))} under the logistic "
-            f"likelihood (8-bit pixels), else {DEFAULT_LATENT_DIM}"))
-    hidden_dims: tuple[int, ...] = setting(
-        (400,), "hidden widths, encoder order, e.g. 400 or 512,256; the decoder mirrors "
-        "them (with --arch conv they sit between the convolutions and z)", group="model",
-        parse=int_list)
+            f"likelihood (8-bit pixels), else {DEFAULT_LATENT_DIM}; "
+            f"{DEFAULT_LATENT_CHANNELS} with --arch spatial"))
+    hidden_dims: tuple[int, ...] | None = setting(
+        None, "hidden widths, encoder order, e.g. 400 or 512,256; the decoder mirrors "
+        "them (with --arch conv they sit between the convolutions and z; with --arch "
+        "spatial one width: the channels of its residual stream)", group="model",
+        parse=int_list, default_text=(
+            f"{','.join(map(str, DEFAULT_HIDDEN_DIMS))}; {DEFAULT_WIDTH} with --arch "
+            f"spatial"))
     beta: float = setting(1.0, "KL weight in the training objective (1: the true ELBO)",
                           group="objective", parse=non_negative_float)
     free_bits: float = setting(
@@ -158,8 +181,9 @@ class ModelConfig:
                         group="model", parse=int)
     arch: str = setting(
         "mlp", "network family: mlp (dense ReLU layers), gated (gated dense layers, "
-        "(W·h + b) ⊙ sigmoid(V·h + c)) or conv (strided convolutions around the dense "
-        "layers)", group="model", choices=ARCHITECTURES)
+        "(W·h + b) ⊙ sigmoid(V·h + c)), conv (strided convolutions around the dense "
+        "layers) or spatial (residual convolutions top-down, the latent levels feature "
+        "maps at several resolutions)", group="model", choices=ARCHITECTURES)
     objective: str = setting(
         "elbo", "elbo, or iwae: the importance-weighted bound of Burda et al. (tighter, "
         "--iwae-k times the decoding)", group="objective", choices=OBJECTIVES)
@@ -170,7 +194,7 @@ class ModelConfig:
         None, "normal: N(0, I); vamp: the VampPrior, a mixture of the encoder's posteriors "
         "at learned pseudo-inputs (on a hierarchy's top level)", group="model",
         choices=PRIORS, default_text="vamp under the logistic likelihood (8-bit pixels) "
-                                     "without --conditional, else normal")
+                                     "without --conditional or --arch spatial, else normal")
     pseudo_inputs: int | None = setting(
         None, "components of --prior vamp; given alone, it asks for --prior vamp",
         group="model", parse=positive_int, default_text=str(DEFAULT_PSEUDO_INPUTS))
@@ -203,6 +227,7 @@ class ModelConfig:
             raise UsageError(f"image_shape must be (height, width, channels), not "
                              f"{self.image_shape!r}")
         self._settle_mixture_components()
+        self._settle_hidden_dims()
         for width in self.hidden_dims:
             _at_least("every hidden width", width, 1)
         _at_least("beta", self.beta, 0)
@@ -211,7 +236,6 @@ class ModelConfig:
             raise UsageError(f"dropout must be at least 0 and below 1, not {self.dropout!r}")
         _choice("arch", self.arch, ARCHITECTURES)
         _choice("objective", self.objective, OBJECTIVES)
-        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
         if self.objective == "iwae":
             object.__setattr__(self, "iwae_k", self.iwae_k or DEFAULT_IWAE_K)
             _at_least("iwae_k", self.iwae_k, 1)
@@ -242,7 +266,8 @@ class ModelConfig:
             prior = "vamp"  # --pseudo-inputs alone asks for the VampPrior
         if self.likelihood != "auto":  # else settled with the likelihood
             latent_dim, prior = default_latent_and_prior(
-                LIKELIHOODS[self.likelihood].pixel_kind, self.conditional, latent_dim, prior)
+                LIKELIHOODS[self.likelihood].pixel_kind, self.conditional, latent_dim, prior,
+                self.arch)
         object.__setattr__(self, "prior", prior)
         if latent_dim is None:
             return
@@ -251,6 +276,24 @@ class ModelConfig:
         for size in levels:
             _at_least("every latent size", size, 1)
         object.__setattr__(self, "latent_dim", levels[0] if len(levels) == 1 else levels)
+        if self.arch == SPATIAL:
+            try:
+                latent_maps(self.image_shape, self.latent_dim)
+            except ValueError as error:
+                raise UsageError(f"--latent-dim {','.join(map(str, levels))}: {error}") \
+                    from None
+
+    def _settle_hidden_dims(self) -> None:
+        spatial = self.arch == SPATIAL
+        if self.hidden_dims is None:
+            object.__setattr__(self, "hidden_dims",
+                               (DEFAULT_WIDTH,) if spatial else DEFAULT_HIDDEN_DIMS)
+        object.__setattr__(self, "hidden_dims", tuple(self.hidden_dims))
+        if spatial and len(self.hidden_dims) != 1:
+            raise UsageError(f"--arch spatial takes one width (its residual stream's "
+                             f"channels), not {len(self.hidden_dims)}; give one number")
+        if spatial:
+            _applies_only("--dropout", self.dropout, 0.0, "--arch mlp, gated or conv")
 
     def _settle_mixture_components(self) -> None:
         if self.mixture_components is not None:
@@ -270,14 +313,46 @@ class ModelConfig:
     @property
     def levels(self) -> tuple[int, ...]:
         """The latent size of each stochastic level, nearest the image first (none until
-        the default is settled with the likelihood)."""
+        the default is settled with the likelihood); a spatial model's are its maps'
+        h·w·c (`latent_maps`)."""
         if self.latent_dim is None:
             return ()
+        if self.arch == SPATIAL:
+            return tuple(m.size for m in self.latent_maps)
         return self.latent_dim if isinstance(self.latent_dim, tuple) else (self.latent_dim,)
 
     @property
+    def latent_maps(self) -> list:
+        """A spatial model's levels as maps (`keras_vae.networks.latent_maps.LatentMap`),
+        nearest the image first."""
+        return latent_maps(self.image_shape, self.latent_dim)
+
+    @property
+    def spatial(self) -> bool:
+        return self.arch == SPATIAL
+
+    @property
     def hierarchical(self) -> bool:
-        return len(self.levels) > 1
+        """Whether the model is a top-down hierarchy (`keras_vae.hierarchy`): several
+        levels, or the spatial network, whatever its number of levels."""
+        return self.spatial or len(self.levels) > 1
+
+    @property
+    def latent_text(self) -> str:
+        """What the latent levels are, in words for the run's first line."""
+        levels = self.levels
+        if self.spatial:
+            maps = self.latent_maps
+            text = (f"{len(maps)} latent maps at {resolution_text(self.image_shape)} "
+                    f"({sum(levels)} numbers)")
+        elif len(levels) > 1:
+            text = f"latent levels {', '.join(map(str, levels))}"
+        else:
+            text = f"latent {levels[0]}"
+        if self.prior == "vamp":
+            text += (f", VampPrior of {self.pseudo_inputs} pseudo-inputs"
+                     + (" on the top level" if self.hierarchical else ""))
+        return text
 
     @property
     def takes_component_draw(self) -> bool:
@@ -304,7 +379,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "hidden_dims": list(self.hidden_dims),
-                "latent_dim": (list(self.latent_dim) if self.hierarchical
+                "latent_dim": (list(self.latent_dim) if isinstance(self.latent_dim, tuple)
                                else self.latent_dim),
                 "image_shape": list(self.image_shape), "label_names": list(self.label_names)}
 
@@ -401,8 +476,9 @@ class TrainConfig:
     def __post_init__(self):
         object.__setattr__(self, "dataset", _checked_dataset(self.dataset))
         if self.jit_compile is None:
-            object.__setattr__(self, "jit_compile",
-                               NETWORKS[self.model.arch].xla_speeds_training)
+            object.__setattr__(self, "jit_compile", (
+                SPATIAL_XLA_SPEEDS_TRAINING if self.model.spatial
+                else NETWORKS[self.model.arch].xla_speeds_training))
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
             if len(self.image_size) != 2 or min(self.image_size) < 1:

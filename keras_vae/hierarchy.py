@@ -99,19 +99,33 @@ class HierarchicalVAE(VAE):
     """
 
     def _build_networks(self) -> None:
+        """The layers every hierarchy has, then its network's own (`_build_paths`)."""
         config = self.config
-        levels, width = config.levels, config.hidden_dims[-1]
-        gated = network_family(config.arch).gated_hidden_units
-        self.encoder = build_bottom_up(config)
+        self._build_paths()
         self.sampling = Sampling(seed=config.seed, name="sampling")
         self.kl_term = KLTerm(beta=config.beta, free_bits=config.free_bits, name="kl_term")
         self.pseudo_inputs = (PseudoInputs(config.pseudo_inputs, config.image_shape,
                                            name="pseudo_inputs")
                               if config.prior == "vamp" else None)
-        self.class_prior = (ClassPrior(config.classes, levels[-1], config.class_components,
+        self.class_prior = (ClassPrior(config.classes, config.levels[-1], config.class_components,
                                        config.seed, name="class_prior")
                             if config.conditional else None)
         self.label_one_hot = OneHot(config.classes, name="top_down_label")
+        self._build_heads()
+        self.level_kl_trackers = [keras.metrics.Mean(name=f"kl_level_{i + 1}")
+                                  for i in range(len(config.levels))]
+        self.skipped_tracker = keras.metrics.Sum(name="skipped_updates")
+
+    def _build_paths(self) -> None:
+        """The bottom-up pass (built first, as its seeded weights always were)."""
+        self.encoder = build_bottom_up(self.config)
+
+    def _build_heads(self) -> None:
+        """The dense top-down path: per level a prior and a posterior head and a state
+        unit, and the pixel decoder."""
+        config = self.config
+        levels, width = config.levels, config.hidden_dims[-1]
+        gated = network_family(config.arch).gated_hidden_units
         top = len(levels)
         self.posterior_heads = [gaussian_head(levels[i], f"posterior_{i + 1}", i + 1 < top)
                                 for i in range(top)]
@@ -121,9 +135,6 @@ class HierarchicalVAE(VAE):
         self.update_dropout = (dropout_layer(config, "top_down_dropout")
                                if config.dropout else None)
         self.decoder = build_pixel_decoder(config, self.outputs_per_pixel, width)
-        self.level_kl_trackers = [keras.metrics.Mean(name=f"kl_level_{i + 1}")
-                                  for i in range(top)]
-        self.skipped_tracker = keras.metrics.Sum(name="skipped_updates")
 
     def build(self, input_shape):
         """Creates every layer's weights with one pass over a blank image (the top-down
@@ -142,16 +153,32 @@ class HierarchicalVAE(VAE):
         edges = np.cumsum((0, *self.config.levels))
         return [values[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
-    def _top_state(self, z_top, labels):
+    def _top_state(self, z_top, labels, training=False):
+        """The top-down state that the top level's z (and the label) start."""
         if self.config.conditional:
             z_top = ops.concatenate([z_top, self.label_one_hot(labels)], axis=-1)
         return self.states[-1](z_top)
 
-    def _top_prior(self, z_top_like, labels):
-        """(mean, log_var) of p(z_L): N(0, I), or p(z_L | y) for a conditional model."""
+    def _prior_at(self, level, state):
+        """(mean, log_var) of p(z_l | z_>l), flat [N, d_l], from the state above it."""
+        return split_gaussian(self.prior_heads[level](state))
+
+    def _merge(self, level, state, z, training=False):
+        """The state below level l, once its z is drawn: s_l = s_l+1 + f([s_l+1, z_l])."""
+        update = self.states[level](ops.concatenate([state, z], axis=-1))
+        if self.update_dropout is not None:
+            update = self.update_dropout(update, training=training)
+        return state + update
+
+    def _top_prior(self, batch, labels):
+        """(mean, log_var) of p(z_L): N(0, I), or p(z_L | y) for a conditional model;
+        `batch` any tensor of the batch's size."""
         if self.class_prior is not None:
             return self.class_prior(labels)
-        return ops.zeros_like(z_top_like), ops.zeros_like(z_top_like)
+        while len(batch.shape) > 2:
+            batch = batch[:, 0]
+        column = ops.zeros_like(batch[:, :1])
+        return column, column
 
     def _output(self, state, labels, training=False):
         inputs = [state, labels] if self.config.conditional else state
@@ -169,24 +196,27 @@ class HierarchicalVAE(VAE):
         labels = _as_tensor(labels)
         mean, log_var = top_prior or self._top_prior(batch, labels)
         chosen[top] = choose(top, mean, log_var, None)
-        state = self._top_state(chosen[top][0], labels)
+        state = self._top_state(chosen[top][0], labels, training)
         for level in range(top - 1, -1, -1):
-            mean, log_var = split_gaussian(self.prior_heads[level](state))
+            mean, log_var = self._prior_at(level, state)
             chosen[level] = choose(level, mean, log_var, state)
-            update = self.states[level](ops.concatenate([state, chosen[level][0]], axis=-1))
-            if self.update_dropout is not None:
-                update = self.update_dropout(update, training=training)
-            state = state + update
+            state = self._merge(level, state, chosen[level][0], training)
         return self._output(state, labels, training), chosen
 
     def _posterior(self, features, level, prior_mean, prior_log_var, state_above):
         """(mean, log_var) of q(z_l | x, z_>l): from d_L at the top; below, the prior's
         plus a residual read from [d_l, s_l+1]."""
         if state_above is None:
-            return split_gaussian(self.posterior_heads[level](features[level]))
-        delta_mean, delta_log_var = split_gaussian(self.posterior_heads[level](
-            ops.concatenate([features[level], state_above], axis=-1)))
+            return self._posterior_parameters(features, level, None)
+        delta_mean, delta_log_var = self._posterior_parameters(features, level, state_above)
         return prior_mean + delta_mean, prior_log_var + delta_log_var
+
+    def _posterior_parameters(self, features, level, state_above):
+        """The posterior head's (mean, log_var), flat [N, d_l]: at the top from d_L
+        alone, below the residual from [d_l, s_l+1]."""
+        inputs = (features[level] if state_above is None
+                  else ops.concatenate([features[level], state_above], axis=-1))
+        return split_gaussian(self.posterior_heads[level](inputs))
 
     def _features(self, images, labels, training=False):
         features = self.encoder([_as_tensor(images), _as_tensor(labels)]
@@ -295,7 +325,7 @@ class HierarchicalVAE(VAE):
             return []
         features = self._features(self.pseudo_inputs.images(), None, training)
         top = len(self.config.levels) - 1
-        return list(split_gaussian(self.posterior_heads[top](features[top])))
+        return list(self._posterior_parameters(features, top, None))
 
     def importance_proposal(self, images, labels=None) -> tuple:
         """The bottom-up features, computed once per batch of images."""
@@ -306,7 +336,8 @@ class HierarchicalVAE(VAE):
         """log w = log p(x|z) + Σ_l (log p(z_l|z_>l) − log q(z_l|x, z_>l)) [S, B] for the
         noise ε [S, B, Σ d_l], every level drawn top-down from the posterior."""
         shape = ops.shape(epsilon)
-        tiled = [ops.tile(f, (shape[0], 1)) for f in proposal]  # sample-major
+        tiled = [ops.tile(f, (shape[0], *[1] * (len(f.shape) - 1)))  # sample-major
+                 for f in proposal]
         tiled_labels = None if labels is None else ops.tile(labels, (shape[0],))
         parameters, levels = self.posterior_pass(
             None, tiled_labels, ops.reshape(epsilon, (-1, shape[-1])), features=tiled,
@@ -458,7 +489,3 @@ def _as_tensor(values):
     network called on a list refuses a mix of tensors (the top-down state) and arrays."""
     return ops.convert_to_tensor(values) if isinstance(values, np.ndarray) else values
 
-
-def make_vae(config) -> VAE:
-    """The model a `ModelConfig` describes: one level, or a hierarchy of several."""
-    return HierarchicalVAE(config) if config.hierarchical else VAE(config)

@@ -229,7 +229,7 @@ def draw_run(vae, test_images: np.ndarray, test_labels: np.ndarray | None,
     if history:
         save_curves(history, os.path.join(run_dir, CURVES_PNG))
         drawn["curves_png"] = CURVES_PNG
-    if vae.config.latent_dim == 2:
+    if vae.config.levels == (2,):  # a plane of codes (not two channels of feature maps)
         if not vae.config.conditional:
             save_manifold(decode(manifold_latents()), os.path.join(run_dir, MANIFOLD_PNG))
             drawn["manifold_png"] = MANIFOLD_PNG
@@ -266,15 +266,27 @@ def _draw_hierarchy(vae, test_images: np.ndarray, labels, run_dir: str, seed: in
     images, names = [], []
     for i in range(min(LEVEL_IMAGES, len(test_images))):  # a small folder has fewer
         image = test_images[i:i + 1]
-        for first_kept in range(2, len(vae.config.levels) + 1):
+        for first_kept, name in kept_rows(vae.config):
             label = None if labels is None else np.repeat(labels[i:i + 1], LEVEL_DRAWS)
             drawn = vae.keep_levels_and_redraw(np.repeat(image, LEVEL_DRAWS, 0), label,
                                                first_kept, noise)
             images.append(np.concatenate([image, ops.convert_to_numpy(drawn)]))
-            names.append(f"z{first_kept}+ kept")
+            names.append(name)
     canvas = tile(np.concatenate(images), len(images), LEVEL_DRAWS + 1)
     save_png(with_row_names(as_picture(canvas), names), os.path.join(run_dir, LEVELS_PNG))
     return {"temperatures_png": TEMPERATURES_PNG, "levels_png": LEVELS_PNG}
+
+
+def kept_rows(config) -> list[tuple[int, str]]:
+    """The rows of levels.png: (the first level kept, 1-based; the row's name). A dense
+    hierarchy keeps z_l and above for each l > 1; a spatial model keeps whole
+    resolutions — the coarsest, then it and the next finer, … — so that each row shows
+    what the finer resolutions below it add."""
+    if not config.spatial:
+        return [(level, f"z{level}+ kept") for level in range(2, len(config.levels) + 1)]
+    maps = config.latent_maps
+    return [(i + 1, f"{m.height}×{m.width}+ kept") for i, m in enumerate(maps)
+            if i and maps[i - 1].resolution != m.resolution]
 
 
 def _draw_samples(vae, path: str, seed: int) -> None:

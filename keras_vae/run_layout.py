@@ -150,7 +150,7 @@ def load_checkpoint(run_dir: str, config: TrainConfig | None = None):
     path = checkpoint_path(run_dir)
     import keras
 
-    import keras_vae.hierarchy  # noqa: F401  (registers the VAE classes for loading)
+    import keras_vae.models  # noqa: F401  (registers the VAE classes for loading)
 
     # Keras's warnings are shown only if the model loads: a file it cannot load gets the
     # one line below, not the warnings of its attempt first.

@@ -37,9 +37,9 @@ from keras_vae.callbacks import (
 from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig, bits_per_dim
 from keras_vae.data import datasets_for, epoch_variable, images_of, splits_for
-from keras_vae.hierarchy import make_vae
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
+from keras_vae.models import make_vae
 from keras_vae.pictures import draw_run
 from keras_vae.prior_fit import fit_class_prior
 from keras_vae.run_layout import (
@@ -192,12 +192,7 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
     train = splits["train"]
     config = config.for_data(train.image_shape, train.pixel_kind(), train.label_names)
     height, width, channels = config.model.image_shape
-    levels = config.model.levels
-    latent = (f"latent levels {', '.join(map(str, levels))}" if len(levels) > 1
-              else f"latent {levels[0]}")
-    if config.model.prior == "vamp":
-        latent += (f", VampPrior of {config.model.pseudo_inputs} pseudo-inputs"
-                   + (" on the top level" if len(levels) > 1 else ""))
+    latent = config.model.latent_text
     print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
           f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
           f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood, {latent}; "

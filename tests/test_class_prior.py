@@ -16,7 +16,7 @@ import pytest
 from export.pipeline import export_model
 from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.hierarchy import make_vae
+from keras_vae.models import make_vae
 from keras_vae.nll import importance_nll
 from serving import sample
 

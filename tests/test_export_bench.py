@@ -82,7 +82,7 @@ def test_a_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path, case,
     from export.__main__ import main as export
     from keras_vae.callbacks import save_checkpoint
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.hierarchy import make_vae
+    from keras_vae.models import make_vae
     from keras_vae.run_layout import CHECKPOINT, write_run_config
 
     run_dir = str(tmp_path / "run")

@@ -14,8 +14,9 @@ from keras import ops
 
 from export.pipeline import export_model
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.hierarchy import HierarchicalVAE, make_vae
+from keras_vae.hierarchy import HierarchicalVAE
 from keras_vae.model import VAE
+from keras_vae.models import make_vae
 from keras_vae.nll import importance_nll
 from serving import sample
 

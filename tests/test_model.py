@@ -9,9 +9,9 @@ import tensorflow as tf
 
 from keras_vae.config import ModelConfig
 from keras_vae.densities import gaussian_kl
-from keras_vae.hierarchy import make_vae
 from keras_vae.likelihoods.bernoulli import Bernoulli
 from keras_vae.model import VAE, KLTerm, Sampling
+from keras_vae.models import make_vae
 
 
 def _small_vae(**overrides) -> VAE:

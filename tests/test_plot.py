@@ -94,7 +94,7 @@ def test_plot_draws_an_unfinished_run_without_marking_it_finished(trained_run, t
 
 
 def test_a_hierarchy_also_shows_its_temperatures_and_what_each_level_holds(tmp_path):
-    from keras_vae.hierarchy import make_vae
+    from keras_vae.models import make_vae
     from keras_vae.pictures import LEVEL_DRAWS, LEVEL_IMAGES, TEMPERATURES
 
     keras.utils.set_random_seed(0)
@@ -115,7 +115,7 @@ def test_a_conditional_hierarchy_draws_every_picture_from_arrays_of_images_and_l
         tmp_path):
     """The training command and `plot` pass numpy test images and labels: the top-down
     path must take them beside its own tensors (a mix Keras refuses in a list input)."""
-    from keras_vae.hierarchy import make_vae
+    from keras_vae.models import make_vae
 
     keras.utils.set_random_seed(0)
     vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3), hidden_dims=(16,),

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_vae import training
 from keras_vae.config import ModelConfig
-from keras_vae.hierarchy import make_vae
+from keras_vae.models import make_vae
 from keras_vae.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
 from keras_vae.run_layout import CHECKPOINT
 

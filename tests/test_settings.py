@@ -57,12 +57,17 @@ def test_a_flag_sets_its_field(flag, value, field, expected):
 def test_help_states_the_defaults_the_record_settles_to():
     """The defaults that depend on the likelihood, as a record settles them."""
     logistic, bernoulli = ModelConfig(likelihood="logistic"), ModelConfig(likelihood="bernoulli")
+    spatial = ModelConfig(likelihood="logistic", arch="spatial")
     assert (f"(default: {','.join(map(str, logistic.latent_dim))} under the logistic "
-            f"likelihood (8-bit pixels), else {bernoulli.latent_dim})") in _help_of("--latent-dim")
+            f"likelihood (8-bit pixels), else {bernoulli.latent_dim}; {spatial.latent_dim} "
+            f"with --arch spatial)") in _help_of("--latent-dim")
+    assert (f"(default: {bernoulli.hidden_dims[0]}; {spatial.hidden_dims[0]} with --arch "
+            f"spatial)") in _help_of("--hidden-dims")
     conditional = ModelConfig(likelihood="logistic", conditional=True)
-    assert (logistic.prior, conditional.prior, bernoulli.prior) == ("vamp", "normal", "normal")
+    assert ((logistic.prior, conditional.prior, bernoulli.prior, spatial.prior)
+            == ("vamp", "normal", "normal", "normal"))
     assert ("(default: vamp under the logistic likelihood (8-bit pixels) without "
-            "--conditional, else normal)") in _help_of("--prior")
+            "--conditional or --arch spatial, else normal)") in _help_of("--prior")
     assert f"(default: {ModelConfig(prior='vamp').pseudo_inputs})" in _help_of("--pseudo-inputs")
     assert f"(default: {logistic.mixture_components})" in _help_of("--mixture-components")
     assert f"(default: {conditional.class_components})" in _help_of("--class-components")

@@ -1,0 +1,190 @@
+"""Specification of keras_vae/spatial.py and keras_vae/networks/latent_maps.py: the spatial
+network's levels follow the image's size, it starts at its prior, trains, saves, scores,
+and ships whole through the command."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from keras_vae.cli import UsageError, run_command
+from keras_vae.config import ModelConfig
+from keras_vae.models import make_vae
+from keras_vae.networks.latent_maps import LatentMap, latent_maps, resolutions
+from keras_vae.spatial import SpatialVAE
+from serving import sample
+
+SIDE = 16
+
+
+def _images(n: int, side: int = SIDE, seed: int = 0) -> np.ndarray:
+    """Binary images of a bar at a random column and a blob of random brightness."""
+    rng = np.random.default_rng(seed)
+    position, brightness = rng.uniform(-2, 2, (2, n, 1, 1))
+    y, x = np.mgrid[:side, :side] / (side - 1) * 4 - 2
+    logits = 3 * np.cos(x - position) + brightness * np.exp(-(x**2 + y**2)) - 1
+    return (rng.random((n, side, side)) < 1 / (1 + np.exp(-logits)))[..., None].astype(
+        np.float32)
+
+
+def _model(**settings) -> SpatialVAE:
+    keras.utils.set_random_seed(0)
+    config = ModelConfig(**{"arch": "spatial", "likelihood": "bernoulli", "latent_dim": 2,
+                            "hidden_dims": (16,), "image_shape": (SIDE, SIDE, 1),
+                            **settings})
+    vae = make_vae(config)
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3))
+    return vae
+
+
+@pytest.mark.parametrize("side, expected", [
+    ((28, 28), [(28, 28), (14, 14), (7, 7), (4, 4)]),
+    ((64, 64), [(64, 64), (32, 32), (16, 16), (8, 8), (4, 4)]),
+    ((27, 19), [(27, 19), (14, 10), (7, 5), (4, 3)]),
+    ((5, 7), [(5, 7), (3, 4)]),
+    ((4, 4), [(4, 4), (2, 2)])])
+def test_resolutions_halve_the_image_until_its_shorter_side_is_four(side, expected):
+    assert resolutions(*side) == expected
+
+
+def test_latent_maps_sit_below_the_image_two_a_resolution_one_on_top():
+    assert latent_maps((28, 28, 1), 8) == [
+        LatentMap(1, 14, 14, 8), LatentMap(1, 14, 14, 8), LatentMap(2, 7, 7, 8),
+        LatentMap(2, 7, 7, 8), LatentMap(3, 4, 4, 8)]
+    assert [m.channels for m in latent_maps((28, 28, 1), (4, 8, 16))] == [4, 4, 8, 8, 16]
+    config = ModelConfig(arch="spatial", likelihood="logistic", image_shape=(28, 28, 3))
+    assert config.levels == (1568, 1568, 392, 392, 128) and config.hierarchical
+    assert (config.latent_dim, config.hidden_dims, config.prior) == (8, (64,), "normal")
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"latent_dim": (8, 4)}, r"2 latent channel counts for 3 resolutions \(14×14, 7×7, "
+                             r"4×4\); give one, or one each"),
+    ({"hidden_dims": (64, 32)}, "--arch spatial takes one width"),
+    ({"dropout": 0.2}, "--dropout applies to --arch mlp, gated or conv")])
+def test_settings_that_do_not_fit_the_spatial_network_are_refused_in_one_line(settings,
+                                                                               message):
+    with pytest.raises(UsageError, match=message):
+        ModelConfig(**{"arch": "spatial", "likelihood": "logistic", **settings})
+
+
+def test_a_fresh_model_starts_with_every_posterior_at_its_prior():
+    """The prior and residual-posterior heads start at zero: below the top, q = p, so
+    their KLs are exactly 0; the noise is one flat concatenation of every map."""
+    vae = _model()
+    images = _images(4)
+    noise = np.random.default_rng(0).standard_normal((4, sum(vae.config.levels)))
+    _, levels = vae.posterior_pass(images, None, noise.astype(np.float32))
+    kls = [np.asarray(kl) for _, kl, _ in levels]
+    assert [kl.shape for kl in kls] == [(4,)] * 3
+    assert all(np.all(kl == 0) for kl in kls[:-1]) and np.all(kls[-1] > 0)
+    generator = vae.generator()
+    assert [i.name for i in generator.inputs] == ["noise", "temperature"]
+    assert generator.inputs[0].shape == (None, 2 * 8 * 8 * 2 + 4 * 4 * 2)
+
+
+def test_training_lowers_the_loss_fills_every_level_and_saves(tmp_path):
+    vae = _model()
+    history = vae.fit(_images(600), batch_size=50, epochs=3, verbose=0).history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert all(history[f"kl_level_{level}"][-1] > 0.1 for level in (1, 2, 3)), history
+    np.testing.assert_allclose(history["kl"], np.sum(
+        [history[f"kl_level_{level}"] for level in (1, 2, 3)], axis=0), rtol=1e-5)
+    assert history["skipped_updates"] == [0.0] * 3
+    path = str(tmp_path / "spatial.keras")
+    vae.save(path)
+    loaded = keras.models.load_model(path)
+    inputs = vae.sample_inputs(5, seed=1, temperature=0.7)
+    np.testing.assert_array_equal(vae.sample_images(inputs), loaded.sample_images(inputs))
+    z_mean, _ = loaded.encode(_images(3, seed=2))
+    assert z_mean.shape == (3, sum(vae.config.levels))
+
+
+def test_the_iwae_objective_and_the_anomaly_score_run_on_feature_maps():
+    from keras_vae.scoring import Scorer
+
+    vae = _model(objective="iwae", iwae_k=3)
+    history = vae.fit(_images(200), batch_size=50, epochs=1, verbose=0).history
+    assert np.isfinite(history["loss"][0])
+    scorer = Scorer(vae, 4)
+    images = (_images(5, seed=3) * 255).astype(np.uint8)
+    alone = scorer.terms(images[:1])
+    together = scorer.terms(images)
+    assert set(alone) == {"neg_log_likelihood", "view"}
+    assert np.all(np.isfinite(np.asarray(together["neg_log_likelihood"])))
+    for key in alone:
+        np.testing.assert_allclose(alone[key], np.asarray(together[key])[:1], rtol=1e-4)
+
+
+def test_a_conditional_model_draws_each_class_from_its_own_prior():
+    vae = _model(conditional=True, label_names=("bar", "blob"), class_components=1)
+    images = _images(300)
+    labels = (images.mean(axis=(1, 2, 3)) > np.median(images.mean(axis=(1, 2, 3))))
+    vae.fit(images, labels.astype(np.int64), batch_size=50, epochs=2, verbose=0)
+    assert vae.class_prior.latent_dim == vae.config.levels[-1]
+    bars = vae.sample_images(vae.sample_inputs(4, seed=0, labels=np.zeros(4, np.int64)))
+    blobs = vae.sample_images(vae.sample_inputs(4, seed=0, labels=np.ones(4, np.int64)))
+    assert np.abs(bars - blobs).max() > 1e-3
+
+
+def _colour_folder(path, per_class: int = 24, side: int = 12) -> None:
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 40, 40)), ("blue", (40, 60, 210))):
+        (path / name).mkdir(parents=True)
+        for i in range(per_class):
+            image = rng.integers(0, 60, (side, side, 3))
+            top, left = rng.integers(0, 5, 2)
+            image[top:top + 6, left:left + 6] = colour
+            Image.fromarray(image.astype(np.uint8)).save(path / name / f"{i}.png")
+
+
+@pytest.mark.slow
+def test_the_command_trains_exports_and_the_edge_samples_a_conditional_spatial_model(
+        tmp_path):
+    """`--arch spatial` through the command on a colour folder with classes: every
+    export verified (the command fails otherwise), the decoder takes the one sampling
+    contract, and the edge sampler's seeded draw is the Keras model's."""
+    from keras_vae.train import main
+
+    _colour_folder(tmp_path / "pictures")
+    run_dir = str(tmp_path / "run")
+    assert run_command(main, "keras_vae.train", [
+        "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "spatial", "--conditional",
+        "--epochs", "2", "--batch-size", "8", "--latent-dim", "2", "--hidden-dims", "8",
+        "--mixture-components", "2", "--verbose", "0", "--out", run_dir]) == 0
+    with open(os.path.join(run_dir, "summary.json")) as f:
+        summary = json.load(f)
+    assert summary["config"]["model"]["arch"] == "spatial"
+    assert len(summary["test_kl_per_level"]) == 3 and summary["skipped_updates"] == 0
+    assert summary["test_bits_per_dim"] > 0
+    decoder = os.path.join(run_dir, summary["artifacts"]["decoder_onnx"])
+    session = ort.InferenceSession(decoder)
+    assert [i.name for i in session.get_inputs()] == ["noise", "temperature", "label",
+                                                      "component_draw"]
+    vae = keras.models.load_model(os.path.join(run_dir, "best.keras"))
+    noise = sample.seeded_noise(4, sum(vae.config.levels), seed=3)
+    labels = np.array([0, 1, 0, 1])
+    draws = sample.component_draws(["label", "component_draw"], 4, seed=3)
+    drawn = sample.decode(session, noise, labels, temperature=0.8, component_draw=draws)
+    inputs = {"noise": noise, "temperature": np.full(4, 0.8, np.float32), "label": labels,
+              "component_draw": draws}
+    np.testing.assert_allclose(drawn, vae.sample_images(inputs), atol=1e-4)
+    out = str(tmp_path / "reds.png")
+    sample.main([decoder, "--label", "red", "--n", "4", "--out", out])
+    assert Image.open(out).mode == "RGB"
+
+
+def test_the_levels_picture_keeps_whole_resolutions():
+    from keras_vae.pictures import kept_rows
+
+    spatial = ModelConfig(arch="spatial", likelihood="logistic", image_shape=(28, 28, 1))
+    assert kept_rows(spatial) == [(3, "7×7+ kept"), (5, "4×4+ kept")]
+    dense = ModelConfig(likelihood="logistic", latent_dim=(8, 4, 2))
+    assert kept_rows(dense) == [(2, "z2+ kept"), (3, "z3+ kept")]
