@@ -106,6 +106,20 @@ def largest_tensor_per_sample(vae: VAE, log_weights) -> int:
         tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32),
         tf.TensorSpec([None], tf.int64) if vae.config.conditional else None,
         tf.TensorSpec([], tf.int32)).graph
+    return _largest_per_unknown_row(graph)
+
+
+def largest_tensor_per_decoding(vae: VAE) -> int:
+    """Floats per decoded z in the largest tensor the decoder makes: its outputs for a
+    dense decoder, the feature maps of a convolutional or spatial one (a spatial
+    Fashion-MNIST model's 28×28×64 states are 4 times its 28×28×15 outputs)."""
+    z = tf.TensorSpec([None, sum(vae.config.levels)], tf.float32)
+    labels = tf.TensorSpec([None], tf.int64) if vae.config.conditional else None
+    graph = tf.function(vae.decode).get_concrete_function(z, labels).graph
+    return _largest_per_unknown_row(graph)
+
+
+def _largest_per_unknown_row(graph) -> int:
     shapes = [t.shape.as_list() for op in graph.get_operations() for t in op.outputs
               if t.shape.rank is not None]
     return max(math.prod(d for d in shape if d is not None)

@@ -17,42 +17,23 @@ Every set is uint8 [N, H, W, C] on the 0…255 scale, seeded, `count` images at 
 
 from __future__ import annotations
 
-import glob
-import os
-
 import numpy as np
-from PIL import Image
 
-from keras_vae.cli import RunFailure
-
-PHOTO_FOLDER = "/usr/share/backgrounds/mate"
-PHOTO_SHORT_SIDE = 160
+from keras_vae.photo_crops import PHOTO_FOLDER, crops, photographs, scaled_pixels
 
 
 def photo_patches(image_shape, count: int, seed: int = 0, folder: str = PHOTO_FOLDER
                   ) -> np.ndarray:
-    """`count` crops of `image_shape` (H, W, C) from the photographs under `folder`."""
-    files = sorted(glob.glob(os.path.join(folder, "**", "*.jpg"), recursive=True))
-    if not files:
-        raise RunFailure(f"no photographs under {folder}: apt install mate-backgrounds")
+    """`count` crops of `image_shape` (H, W, C) from the photographs under `folder`
+    (`keras_vae.photo_crops`), as many from each, in a seeded order."""
+    files = photographs(folder)
     height, width, channels = image_shape
     rng = np.random.default_rng(seed)
     per_file = -(-count // len(files))
-    patches = []
-    for file in files:
-        with Image.open(file) as picture:
-            picture = picture.convert("RGB" if channels == 3 else "L")
-            scale = max(PHOTO_SHORT_SIDE / min(picture.size), height / picture.height,
-                        width / picture.width)
-            picture = picture.resize((round(picture.width * scale),
-                                      round(picture.height * scale)),
-                                     Image.Resampling.LANCZOS)
-        pixels = np.asarray(picture).reshape(picture.height, picture.width, channels)
-        for _ in range(per_file):
-            top = rng.integers(0, pixels.shape[0] - height + 1)
-            left = rng.integers(0, pixels.shape[1] - width + 1)
-            patches.append(pixels[top:top + height, left:left + width])
-    return np.stack(patches)[rng.permutation(len(patches))[:count]]
+    patches = [crops(scaled_pixels(file, channels, height, width), per_file, height, width,
+                     rng) for file in files]
+    patches = np.concatenate(patches)
+    return patches[rng.permutation(len(patches))[:count]]
 
 
 def development_sets(inside: np.ndarray, digits: np.ndarray | None, count: int,

@@ -40,6 +40,7 @@ from keras import ops
 
 from keras_vae.atomic import write_json
 from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
+from keras_vae.nll import largest_tensor_per_decoding
 from keras_vae.run_layout import SCORING_JSON
 
 SCORE_SEED = 2019
@@ -224,10 +225,10 @@ class Scorer:
 
 
 def batch_size_for(vae, k: int) -> int:
-    """Images per scoring call: about 160 million decoder outputs (every view's k samples;
-    640 MB in float32), as `keras_vae.nll` bounds its passes."""
-    per_image = ((len(VIEWS) + 1) * k * int(np.prod(vae.config.image_shape[:2]))
-                 * vae.outputs_per_pixel)
+    """Images per scoring call: about 160 million floats in the decoder's largest tensor
+    over every view's k samples (640 MB in float32), as `keras_vae.nll` bounds its
+    passes; counting the outputs alone held 12 GB for a spatial model's feature maps."""
+    per_image = (len(VIEWS) + 1) * k * largest_tensor_per_decoding(vae)
     return max(1, min(512, 160_000_000 // per_image))
 
 

@@ -188,3 +188,15 @@ def test_the_levels_picture_keeps_whole_resolutions():
     assert kept_rows(spatial) == [(3, "7×7+ kept"), (5, "4×4+ kept")]
     dense = ModelConfig(likelihood="logistic", latent_dim=(8, 4, 2))
     assert kept_rows(dense) == [(2, "z2+ kept"), (3, "z3+ kept")]
+
+
+def test_scoring_batches_are_sized_by_the_feature_maps_not_the_outputs():
+    """A spatial decoder's largest tensor is its full-resolution state (16×16×16 here),
+    not its 16×16×1 outputs: sizing the scorer's batches by the outputs held 12 GB on
+    Fashion-MNIST."""
+    from keras_vae.nll import largest_tensor_per_decoding
+    from keras_vae.scoring import batch_size_for
+
+    vae = _model()
+    assert largest_tensor_per_decoding(vae) == SIDE * SIDE * 16
+    assert batch_size_for(vae, 64) == 160_000_000 // (4 * 64 * SIDE * SIDE * 16)  # 152
