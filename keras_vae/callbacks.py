@@ -216,3 +216,37 @@ class MetricsCsv(keras.callbacks.CSVLogger):
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch + 1, logs)
+
+
+class ExpectedTime(keras.callbacks.Callback):
+    """One line after the first epoch this process trains: what it took, and about how
+    long the epochs left will take at that pace — for runs whose length the data set
+    (`keras_vae.config.default_epochs`) or a slow network makes long."""
+
+    def __init__(self, epochs: int):
+        super().__init__()
+        self.epochs = epochs
+        self._started: float | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self._started is None:
+            self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._started is None or self._started < 0:
+            return
+        took, left = time.perf_counter() - self._started, self.epochs - epoch - 1
+        self._started = -1.0  # said once
+        if left:
+            print(f"epoch {epoch + 1} of {self.epochs} took {duration_text(took)}; the "
+                  f"{left} left take about {duration_text(took * left)} at that pace",
+                  flush=True)
+
+
+def duration_text(seconds: float) -> str:
+    """"42 s", "7 min", "2.5 h"."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -54,6 +54,12 @@ LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)
 PIXEL_KINDS = ("binary", "8-bit")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 DEFAULT_IWAE_K = 5
+DEFAULT_EPOCHS = 10
+FEWEST_DEFAULT_UPDATES = 3000
+"""Without --epochs a run trains `DEFAULT_EPOCHS`, or as many as make this many updates
+where those make fewer: a folder of 1,152 images is 9 updates an epoch, and its 90 updates
+of 10 epochs drew coloured noise (docs/spatial.md). 10 epochs of MNIST's or
+Fashion-MNIST's 50,000 training images make 3,910."""
 DEFAULT_LATENT_DIM = 20
 DEFAULT_EIGHT_BIT_LEVELS = (32, 16)
 """The latent levels of a model of 8-bit images unless set; see `default_latent_and_prior`."""
@@ -103,6 +109,15 @@ def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, pri
     if prior is None:
         prior = "vamp" if eight_bit and not conditional else "normal"
     return latent_dim, prior
+
+
+def default_epochs(train_size: int | None, batch_size: int) -> int:
+    """`DEFAULT_EPOCHS`, or as many as make `FEWEST_DEFAULT_UPDATES` updates of
+    `batch_size` on `train_size` images where that is more."""
+    if not train_size:
+        return DEFAULT_EPOCHS
+    updates_per_epoch = -(-train_size // batch_size)
+    return max(DEFAULT_EPOCHS, -(-FEWEST_DEFAULT_UPDATES // updates_per_epoch))
 
 
 def _checked_dataset(dataset: str) -> str:
@@ -411,7 +426,10 @@ class TrainConfig:
         "mnist", "a TFDS dataset with images (e.g. mnist, binarized_mnist, fashion_mnist, "
         "cifar10), folder:PATH (image files; class subfolders give labels) or npz:PATH "
         "(arrays images, labels, label_names)", group="data")
-    epochs: int = setting(10, "training epochs", group="objective", parse=positive_int)
+    epochs: int | None = setting(
+        None, "training epochs", group="objective", parse=positive_int,
+        default_text=f"{DEFAULT_EPOCHS}, or as many as make {FEWEST_DEFAULT_UPDATES:,} "
+                     f"updates where {DEFAULT_EPOCHS} make fewer (small data sets)")
     batch_size: int = setting(128, "examples per step", group="objective",
                               parse=positive_int)
     learning_rate: float = setting(1e-3, "Adam's learning rate", group="objective",
@@ -486,8 +504,10 @@ class TrainConfig:
                                  f"{self.image_size!r}")
         if self.pixel_kind is not None:
             _choice("pixel_kind", self.pixel_kind, PIXEL_KINDS)
-        for name in ("epochs", "batch_size", "steps_per_execution", "max_image_pixels"):
+        for name in ("batch_size", "steps_per_execution", "max_image_pixels"):
             _at_least(name, getattr(self, name), 1)
+        if self.epochs is not None:
+            _at_least("epochs", self.epochs, 1)
         if self.memory_budget_mb is not None:
             _at_least("memory_budget_mb", self.memory_budget_mb, 0)
         _at_least("kl_warmup_epochs", self.kl_warmup_epochs, 0)
@@ -509,8 +529,10 @@ class TrainConfig:
         return not (self.model.likelihood == "bernoulli" and self.pixel_kind == "8-bit"
                     and not self.dynamic_binarization)
 
-    def for_data(self, image_shape, pixel_kind: str, label_names=()) -> TrainConfig:
-        """This record completed by what the loaded data are.
+    def for_data(self, image_shape, pixel_kind: str, label_names=(),
+                 train_size: int | None = None) -> TrainConfig:
+        """This record completed by what the loaded data are (`train_size`, the training
+        images, settles the default epochs: `default_epochs`).
 
         Raises:
             UsageError: a setting does not fit the data.
@@ -536,7 +558,8 @@ class TrainConfig:
                              f"it")
         model = dataclasses.replace(self.model, image_shape=tuple(image_shape),
                                     likelihood=likelihood, label_names=tuple(label_names))
-        return dataclasses.replace(self, model=model, pixel_kind=pixel_kind)
+        epochs = self.epochs or default_epochs(train_size, self.batch_size)
+        return dataclasses.replace(self, model=model, pixel_kind=pixel_kind, epochs=epochs)
 
     def to_dict(self) -> dict:
         values = {**dataclasses.asdict(self), "model": self.model.to_dict()}

@@ -25,6 +25,7 @@ from keras_vae.atomic import write_json
 from keras_vae.callbacks import (
     BestCheckpoint,
     EpochSeconds,
+    ExpectedTime,
     KLWarmup,
     LearningRateLog,
     MetricsCsv,
@@ -110,6 +111,7 @@ def callbacks_for(config: TrainConfig, best_so_far: float, epoch: tf.Variable
         LearningRateLog(),
         StopOnNonFinite(),
         EpochSeconds(),
+        ExpectedTime(config.epochs),
         PeakMemory(),
         BestCheckpoint(os.path.join(run_dir, CHECKPOINT), "val_loss", best_so_far),
         *early_stopping,
@@ -190,13 +192,15 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
     keras.utils.set_random_seed(config.seed)
     splits = splits_for(config)
     train = splits["train"]
-    config = config.for_data(train.image_shape, train.pixel_kind(), train.label_names)
+    config = config.for_data(train.image_shape, train.pixel_kind(), train.label_names,
+                             len(train))
     height, width, channels = config.model.image_shape
     latent = config.model.latent_text
     print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
           f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
           f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood, {latent}; "
-          f"run → {config.out}")
+          f"{config.epochs} epochs ({config.epochs * -(-len(train) // config.batch_size):,} "
+          f"updates); run → {config.out}")
     return splits, config
 
 

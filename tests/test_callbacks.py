@@ -128,3 +128,17 @@ def test_fit_with_several_steps_per_call_ends_with_the_epoch_count():
     vae.compile(optimizer="adam", steps_per_execution=4)
     vae.fit(data, epochs=3, verbose=0, callbacks=[TrainingEpoch(epoch)])
     assert int(epoch.numpy()) == 3
+
+
+def test_after_the_first_epoch_one_line_says_how_long_the_rest_take(monkeypatch, capsys):
+    from keras_vae import callbacks
+
+    clock = iter([100.0, 112.0])
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    expected = callbacks.ExpectedTime(epochs=301)
+    expected.on_epoch_begin(0)
+    expected.on_epoch_end(0)
+    expected.on_epoch_begin(1)
+    expected.on_epoch_end(1)  # said once
+    assert capsys.readouterr().out == ("epoch 1 of 301 took 12 s; the 300 left take about "
+                                       "60 min at that pace\n")

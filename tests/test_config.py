@@ -181,3 +181,14 @@ def test_conditional_models_default_to_a_mixture_and_older_records_keep_one_gaus
     assert ModelConfig.from_dict(old).class_components == 1
     assert not ModelConfig(**settings, class_components=1).takes_component_draw
     assert ModelConfig(**settings).takes_component_draw
+
+
+def test_without_epochs_the_run_trains_at_least_3000_updates():
+    from keras_vae.config import default_epochs
+
+    assert default_epochs(50_000, 128) == 10  # 391 updates an epoch: 3,910
+    assert default_epochs(1152, 128) == 334  # 9 an epoch: 3,006
+    assert default_epochs(None, 128) == 10
+    settled = TrainConfig().for_data((28, 28, 1), "binary", train_size=1152)
+    assert settled.epochs == 334
+    assert TrainConfig(epochs=3).for_data((28, 28, 1), "binary", train_size=1152).epochs == 3

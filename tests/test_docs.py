@@ -30,6 +30,7 @@ COMMANDS = {
     "sample.py": [sys.executable, "serving/sample.py"],
     "tf_serving_client.py": [sys.executable, "serving/tf_serving_client.py"],
     "score.py": [sys.executable, "serving/score.py"],
+    "keras_vae.photo_crops": [sys.executable, "-m", "keras_vae.photo_crops"],
 }
 COMMAND_LINE = re.compile(r"python3? (?:-m (keras_vae\.\w+|export(?:\.\w+)?)\b|"
                           r"(?:serving/)?(sample\.py|tf_serving_client\.py|score\.py))")
