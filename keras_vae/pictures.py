@@ -285,7 +285,7 @@ def kept_rows(config) -> list[tuple[int, str]]:
     if not config.spatial:
         return [(level, f"z{level}+ kept") for level in range(2, len(config.levels) + 1)]
     maps = config.latent_maps
-    return [(i + 1, f"{m.height}×{m.width}+ kept") for i, m in enumerate(maps)
+    return [(i + 1, f"{m.height}x{m.width}+ kept") for i, m in enumerate(maps)
             if i and maps[i - 1].resolution != m.resolution]
 
 

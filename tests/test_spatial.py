@@ -185,7 +185,7 @@ def test_the_levels_picture_keeps_whole_resolutions():
     from keras_vae.pictures import kept_rows
 
     spatial = ModelConfig(arch="spatial", likelihood="logistic", image_shape=(28, 28, 1))
-    assert kept_rows(spatial) == [(3, "7×7+ kept"), (5, "4×4+ kept")]
+    assert kept_rows(spatial) == [(3, "7x7+ kept"), (5, "4x4+ kept")]  # the font has no ×
     dense = ModelConfig(likelihood="logistic", latent_dim=(8, 4, 2))
     assert kept_rows(dense) == [(2, "z2+ kept"), (3, "z3+ kept")]
 
