@@ -187,10 +187,10 @@ TRAINING_FIXTURES = {"trained_run", "run_copy", "short_run", "two_d_vae"}
 
 
 LONGEST_FILES = ("test_evaluate.py", "test_distribute.py", "test_hierarchy.py",
-                 "test_spatial.py", "test_nll.py", "test_web.py", "test_train.py", "test_conditional.py",
-                 "test_crash_recovery.py", "test_export_bench.py", "test_bench.py",
-                 "test_export_pipeline.py", "test_own_images.py", "test_export_cli.py",
-                 "test_model.py", "test_trained.py")
+                 "test_spatial.py", "test_nll.py", "test_web.py", "test_train.py",
+                 "test_conditional.py", "test_crash_recovery.py", "test_export_bench.py",
+                 "test_bench.py", "test_export_pipeline.py", "test_own_images.py",
+                 "test_export_cli.py", "test_model.py", "test_trained.py")
 """The files that take longest (24-75 s each in a full run, 2026-12-06, with the scorer
 in every export), longest first.
 They run first so that the two xdist workers finish together: `--dist loadfile` hands
