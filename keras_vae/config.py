@@ -53,6 +53,9 @@ LIKELIHOOD_CHOICES = ("auto", *LIKELIHOODS)
 """`auto`: the likelihood of the data's pixels, settled when they load (`for_data`)."""
 PIXEL_KINDS = ("binary", "8-bit")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+"""Keras dtype policies a run trains under: weights stay float32, layers compute in the
+second type; the likelihood, the KL and the NLL are computed in float32 whatever it is."""
 DEFAULT_IWAE_K = 5
 DEFAULT_EPOCHS = 10
 FEWEST_DEFAULT_UPDATES = 3000
@@ -486,6 +489,12 @@ class TrainConfig:
         False, "keep the resume state (backup/: weights and optimizer state) when training "
         "completes, so that --resume can train the run on later (else removed: it is the "
         "largest file)", group="run")
+    precision: str = setting(
+        "float32", "the Keras dtype policy training runs under: float32, or mixed_bfloat16 "
+        "/ mixed_float16 (weights float32, layers computing in 16 bits, as GPUs run "
+        "fastest; float16 with loss scaling). The likelihood, KL and NLL stay float32, "
+        "and evaluation and every export compute in float32", group="run",
+        choices=PRECISIONS)
     max_image_pixels: int = setting(
         DEFAULT_MAX_IMAGE_PIXELS, "refuse an image file (or npz image) that declares more "
         "pixels (height × width) than this, before decoding it; decoding takes up to "
@@ -517,6 +526,7 @@ class TrainConfig:
             raise UsageError(f"weight_decay must be at least 0, not {self.weight_decay!r}")
         _choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
         _choice("strategy", self.strategy, STRATEGIES)
+        _choice("precision", self.precision, PRECISIONS)
 
     @property
     def seed(self) -> int:

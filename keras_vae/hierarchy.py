@@ -39,6 +39,7 @@ from keras_vae.model import VAE, KLTerm, Sampling
 from keras_vae.networks import network_family
 from keras_vae.networks.layers import OneHot, fan_in_uniform
 from keras_vae.networks.stack import build_bottom_up, build_pixel_decoder, dropout_layer
+from keras_vae.precision import as_float32, loss_scale
 from keras_vae.priors import ClassPrior, PseudoInputs
 
 CLIP_NORM_PER_DIMENSION = 200.0
@@ -83,8 +84,8 @@ def gaussian_head(units: int, name: str, start_at_zero: bool) -> layers.Dense:
 
 
 def split_gaussian(parameters):
-    mean, log_var = ops.split(parameters, 2, axis=-1)
-    return mean, log_var
+    """A head's [N, 2d] → (mean, log_var), float32 under any dtype policy."""
+    return as_float32(*ops.split(parameters, 2, axis=-1))
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -155,6 +156,7 @@ class HierarchicalVAE(VAE):
 
     def _top_state(self, z_top, labels, training=False):
         """The top-down state that the top level's z (and the label) start."""
+        z_top = ops.cast(z_top, self.states[-1].compute_dtype)
         if self.config.conditional:
             z_top = ops.concatenate([z_top, self.label_one_hot(labels)], axis=-1)
         return self.states[-1](z_top)
@@ -165,7 +167,7 @@ class HierarchicalVAE(VAE):
 
     def _merge(self, level, state, z, training=False):
         """The state below level l, once its z is drawn: s_l = s_l+1 + f([s_l+1, z_l])."""
-        update = self.states[level](ops.concatenate([state, z], axis=-1))
+        update = self.states[level](ops.concatenate([state, ops.cast(z, state.dtype)], axis=-1))
         if self.update_dropout is not None:
             update = self.update_dropout(update, training=training)
         return state + update
@@ -182,7 +184,7 @@ class HierarchicalVAE(VAE):
 
     def _output(self, state, labels, training=False):
         inputs = [state, labels] if self.config.conditional else state
-        return self.decoder(inputs, training=training)
+        return as_float32(self.decoder(inputs, training=training))[0]
 
     def top_down(self, choose, labels, batch, training=False, top_prior=None):
         """Walks the levels from the top: `choose(level, prior_mean, prior_log_var,
@@ -447,12 +449,18 @@ class HierarchicalVAE(VAE):
         images, labels = self.batch_parts(data)
         gradients, reconstruction, kl_by_level = self.gradients(images, labels)
         dimensions = float(np.prod(self.config.image_shape))
+        scale = loss_scale(self.optimizer)  # float16's gradients come scaled
         norm = tf.linalg.global_norm(gradients)
-        healthy = tf.logical_and(tf.math.is_finite(norm),
-                                 norm < SKIP_NORM_PER_DIMENSION * dimensions)
-        clipped, _ = tf.clip_by_global_norm(gradients, CLIP_NORM_PER_DIMENSION * dimensions,
-                                            use_norm=norm)
-        self.skipped_tracker.update_state(self._apply_if(healthy, clipped))
+        finite = tf.math.is_finite(norm)
+        too_large = tf.logical_and(finite, norm >= SKIP_NORM_PER_DIMENSION * dimensions * scale)
+        clipped, _ = tf.clip_by_global_norm(
+            gradients, CLIP_NORM_PER_DIMENSION * dimensions * scale, use_norm=norm)
+        if isinstance(scale, float):
+            skipped = self._apply_if(tf.logical_and(finite, tf.logical_not(too_large)), clipped)
+        else:  # float16's loss scaling skips a non-finite step itself, and lowers its scale
+            skipped = tf.maximum(self._apply_if(tf.logical_not(too_large), clipped),
+                                 1.0 - tf.cast(finite, tf.float32))
+        self.skipped_tracker.update_state(skipped)
         return self._update_metrics(reconstruction, kl_by_level)
 
     def _apply_if(self, healthy, gradients):

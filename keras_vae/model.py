@@ -33,6 +33,7 @@ from keras_vae.likelihoods import make_likelihood
 from keras_vae.likelihoods.bernoulli import Bernoulli
 from keras_vae.networks.stack import build_decoder, build_encoder
 from keras_vae.noise import counter_normal
+from keras_vae.precision import as_float32
 from keras_vae.priors import ClassPrior, PseudoInputs, VampComponents
 
 
@@ -52,7 +53,7 @@ class Sampling(layers.Layer):
     """
 
     def __init__(self, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})  # float32 under any policy
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -102,7 +103,7 @@ class KLTerm(layers.Layer):
     """
 
     def __init__(self, beta: float = 1.0, free_bits: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})  # float32 under any policy
         self.initial_beta = float(beta)
         self.free_bits = float(free_bits)
         self.beta = self.add_weight(shape=(), name="beta", trainable=False,
@@ -349,7 +350,8 @@ class VAE(keras.Model):
             # Under a tf.distribute strategy gradients are summed over replicas; dividing
             # by the replica count makes the update that of the global-batch mean.
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_objective = objective / replicas
+            # float16's loss scaling (the optimizer's apply_gradients unscales)
+            scaled_objective = self.optimizer.scale_loss(objective / replicas)
         return (tape.gradient(scaled_objective, self.trainable_variables), reconstruction,
                 kl_by_level)
 
@@ -380,8 +382,8 @@ class VAE(keras.Model):
     # --- the parts ----------------------------------------------------------------------
 
     def encode(self, images, labels=None, training=False):
-        """q(z|x) (or q(z|x, y)): (z_mean, z_log_var), each [N, latent_dim]."""
-        return self.encoder(self._with_labels(images, labels), training=training)
+        """q(z|x) (or q(z|x, y)): (z_mean, z_log_var), each [N, latent_dim], float32."""
+        return as_float32(*self.encoder(self._with_labels(images, labels), training=training))
 
     def top_posterior(self, images, labels=None):
         """(mean, log_var) of the top level's posterior, the level a prior is on: for one
@@ -389,8 +391,8 @@ class VAE(keras.Model):
         return self.encode(images, labels)
 
     def decode(self, z, labels=None, training=False):
-        """The parameters of p(x|z) (or p(x|z, y)), [N, H, W, C·P]."""
-        return self.decoder(self._with_labels(z, labels), training=training)
+        """The parameters of p(x|z) (or p(x|z, y)), [N, H, W, C·P], float32."""
+        return as_float32(self.decoder(self._with_labels(z, labels), training=training))[0]
 
     def mean_image(self, z, labels=None, training=False):
         """E[x|z] (or E[x|z, y]): the decoded images [N, H, W, C] in [0, 1] that pictures

@@ -47,7 +47,7 @@ class ClassPrior(layers.Layer):
 
     def __init__(self, classes: int, latent_dim: int, components: int = 1,
                  seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})  # float32 under any policy
         self.classes, self.latent_dim = classes, latent_dim
         self.components, self.seed = components, seed
         self.one_hot = OneHot(classes, name=f"{self.name}_one_hot")
@@ -127,7 +127,7 @@ class PseudoInputs(layers.Layer):
     """
 
     def __init__(self, count: int, image_shape=DEFAULT_IMAGE_SHAPE, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})  # float32 under any policy
         self.count = count
         self.image_shape = tuple(image_shape)
         self.logits = self.add_weight(
@@ -150,7 +150,7 @@ class VampComponents(layers.Layer):
     (Equal) times the tables, which every format computes alike."""
 
     def __init__(self, means, log_vars, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(**{"dtype": "float32", **kwargs})  # float32 under any policy
         self.means = np.asarray(means, np.float32)
         self.log_vars = np.asarray(log_vars, np.float32)
         self.one_hot = OneHot(len(self.means), name=f"{self.name}_one_hot")

@@ -151,6 +151,7 @@ def load_checkpoint(run_dir: str, config: TrainConfig | None = None):
     import keras
 
     import keras_vae.models  # noqa: F401  (registers the VAE classes for loading)
+    from keras_vae.precision import float32_copy
 
     # Keras's warnings are shown only if the model loads: a file it cannot load gets the
     # one line below, not the warnings of its attempt first.
@@ -166,6 +167,7 @@ def load_checkpoint(run_dir: str, config: TrainConfig | None = None):
     for warning in caught:
         warnings.warn_explicit(warning.message, warning.category, warning.filename,
                                warning.lineno)
+    model = float32_copy(model)  # evaluation and exports compute in float32
     if not model.compiled:
         config = config or read_run_config(run_dir)
         model.compile(jit_compile=config.jit_compile,

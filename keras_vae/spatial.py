@@ -41,6 +41,7 @@ from keras import layers, ops
 from keras_vae.hierarchy import HierarchicalVAE
 from keras_vae.networks.latent_maps import resolutions
 from keras_vae.networks.layers import OneHot, fan_in_uniform
+from keras_vae.precision import as_float32
 
 BOTTLENECK = 4
 """A residual block's inner width is the stream's width over this (VDVAE's 0.25)."""
@@ -196,7 +197,7 @@ class SpatialVAE(HierarchicalVAE):
     def _flat(self, level, parameters):
         """A head's [N, h, w, 2c] → (mean, log_var), each flat [N, h·w·c]."""
         mean, log_var = ops.split(parameters, 2, axis=-1)
-        return self.to_flat[level](mean), self.to_flat[level](log_var)
+        return as_float32(self.to_flat[level](mean), self.to_flat[level](log_var))
 
     def _as_map(self, level, z):
         return self.to_maps[level](z)
@@ -229,4 +230,4 @@ class SpatialVAE(HierarchicalVAE):
         return self._flat(level, self.posterior_heads[level](inputs))
 
     def _output(self, state, labels, training=False):
-        return self.output_conv(ops.silu(self.output_block(state)))
+        return as_float32(self.output_conv(ops.silu(self.output_block(state))))[0]

@@ -1,0 +1,65 @@
+"""Specification of keras_vae/precision.py (`--precision`): a model trained under a mixed
+dtype policy computes its layers in 16 bits, keeps its densities in float32, trains as
+the float32 model does, and comes back as float32 for evaluation and export."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from keras_vae.cli import UsageError
+from keras_vae.config import ModelConfig, TrainConfig
+from keras_vae.models import make_vae
+from keras_vae.precision import dtype_policy, float32_copy
+from tests.test_spatial import _images
+
+SETTINGS = {"one level": {"latent_dim": 4, "hidden_dims": (64,)},
+            "hierarchy": {"latent_dim": (4, 2), "hidden_dims": (64,)}}
+
+
+def _trained(policy: str, settings: dict):
+    keras.utils.set_random_seed(0)
+    with dtype_policy(policy):
+        vae = make_vae(ModelConfig(likelihood="bernoulli", image_shape=(16, 16, 1),
+                                   **settings))
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
+    history = vae.fit(_images(512), batch_size=64, epochs=3, verbose=0).history
+    return vae, history
+
+
+@pytest.mark.parametrize("kind", list(SETTINGS))
+def test_bfloat16_trains_as_float32_does_and_keeps_its_densities_in_float32(kind):
+    """Measured (2026-12-06): after 3 epochs the bfloat16 runs end within 0.2 nats of the
+    float32 runs' 152.65 and 139.86; the bound below is 1 %."""
+    reference, float32_history = _trained("float32", SETTINGS[kind])
+    vae, history = _trained("mixed_bfloat16", SETTINGS[kind])
+    assert vae.decoder.layers[-1].compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in vae.weights)
+    assert history["loss"][-1] == pytest.approx(float32_history["loss"][-1], rel=0.01)
+    z_mean, z_log_var = vae.encode(_images(4, seed=1))
+    assert z_mean.dtype == z_log_var.dtype == vae.decode(z_mean).dtype == "float32"
+    copy = float32_copy(vae)
+    assert copy.decoder.layers[-1].compute_dtype == "float32"
+    inputs = vae.sample_inputs(4, seed=2)
+    drawn, again = vae.sample_images(inputs), copy.sample_images(inputs)
+    assert np.abs(drawn - again).max() < 0.05  # bfloat16's 8 bits of mantissa, not more
+    assert float32_copy(reference) is reference
+
+
+def test_float16_scales_its_loss_and_its_guards_see_the_unscaled_norm():
+    """Under float16 the optimizer is Keras's LossScaleOptimizer; the hierarchy's first
+    updates overflow at the initial scale of 2^15 and are skipped while the scale falls,
+    then training goes on: within 10 % of float32 after 3 epochs (146.74 against 139.86,
+    2026-12-06)."""
+    _, float32_history = _trained("float32", SETTINGS["hierarchy"])
+    vae, history = _trained("mixed_float16", SETTINGS["hierarchy"])
+    assert type(vae.optimizer).__name__ == "LossScaleOptimizer"
+    assert 0 < history["skipped_updates"][0] < 8  # of 8 updates in the first epoch
+    assert history["skipped_updates"][-1] == 0
+    assert history["loss"][-1] == pytest.approx(float32_history["loss"][-1], rel=0.1)
+
+
+def test_an_unknown_precision_is_refused():
+    with pytest.raises(UsageError, match="precision 'float64' is not one of float32"):
+        TrainConfig(precision="float64")
