@@ -111,6 +111,18 @@ def small_export(tmp_path_factory) -> dict:
             "export_dir": export_dir, "calibration": calibration}
 
 
+def bars_and_blobs(n: int, side: int, seed: int = 0) -> np.ndarray:
+    """Binary side×side images with two underlying factors: a bar's position and a blob's
+    brightness, so that small latent levels have something to hold. float32 [n, side,
+    side, 1]."""
+    rng = np.random.default_rng(seed)
+    position, brightness = rng.uniform(-2, 2, (2, n, 1, 1))
+    y, x = np.mgrid[:side, :side] / (side - 1) * 4 - 2
+    logits = 3 * np.cos(x - position) + brightness * np.exp(-(x**2 + y**2)) - 1
+    return (rng.random((n, side, side)) < 1 / (1 + np.exp(-logits)))[..., None].astype(
+        np.float32)
+
+
 def strokes(n: int, seed: int, size: tuple[int, int] = (28, 28)) -> np.ndarray:
     """n uint8 images (0/255) of `size` with a seeded thick bar on black: in-distribution
     stand-ins for scoring an untrained model."""

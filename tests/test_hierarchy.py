@@ -19,19 +19,13 @@ from keras_vae.model import VAE
 from keras_vae.models import make_vae
 from keras_vae.nll import importance_nll
 from serving import sample
+from tests.conftest import bars_and_blobs
 
 SIDE = 8
 
 
 def _images(n: int, seed: int = 0) -> np.ndarray:
-    """Binary 8×8 images with two underlying factors: a bar's position and a blob's
-    brightness, so that two one-dimensional levels have something to hold."""
-    rng = np.random.default_rng(seed)
-    position, brightness = rng.uniform(-2, 2, (2, n, 1, 1))
-    y, x = np.mgrid[:SIDE, :SIDE] / (SIDE - 1) * 4 - 2
-    logits = 3 * np.cos(x - position) + brightness * np.exp(-(x**2 + y**2)) - 1
-    return (rng.random((n, SIDE, SIDE)) < 1 / (1 + np.exp(-logits)))[..., None].astype(
-        np.float32)
+    return bars_and_blobs(n, SIDE, seed)
 
 
 def _model(levels=(1, 1), hidden=64, side=SIDE, **settings) -> HierarchicalVAE:

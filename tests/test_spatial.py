@@ -19,18 +19,13 @@ from keras_vae.models import make_vae
 from keras_vae.networks.latent_maps import LatentMap, latent_maps, resolutions
 from keras_vae.spatial import SpatialVAE
 from serving import sample
+from tests.conftest import bars_and_blobs
 
 SIDE = 16
 
 
 def _images(n: int, side: int = SIDE, seed: int = 0) -> np.ndarray:
-    """Binary images of a bar at a random column and a blob of random brightness."""
-    rng = np.random.default_rng(seed)
-    position, brightness = rng.uniform(-2, 2, (2, n, 1, 1))
-    y, x = np.mgrid[:side, :side] / (side - 1) * 4 - 2
-    logits = 3 * np.cos(x - position) + brightness * np.exp(-(x**2 + y**2)) - 1
-    return (rng.random((n, side, side)) < 1 / (1 + np.exp(-logits)))[..., None].astype(
-        np.float32)
+    return bars_and_blobs(n, side, seed)
 
 
 def _model(**settings) -> SpatialVAE:
