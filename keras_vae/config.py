@@ -43,7 +43,9 @@ SPATIAL = "spatial"
 other architectures are the dense stack's families (`keras_vae.networks.NETWORKS`)."""
 SPATIAL_XLA_SPEEDS_TRAINING = True
 """Measured: XLA trains a 28×28 spatial model at 231 images/s against 200 without it
-(batch 128, docs/spatial.md)."""
+(batch 128, docs/spatial.md). In float32 only: XLA's CPU compiler refuses the bfloat16
+convolutions' gradients ("Seen floating point types of different precisions … mixed
+precision is disallowed"), so a mixed-precision spatial run trains without it."""
 ARCHITECTURES = (*NETWORKS, SPATIAL)
 DEFAULT_HIDDEN_DIMS = (400,)
 OBJECTIVES = ("elbo", "iwae")
@@ -504,8 +506,8 @@ class TrainConfig:
         object.__setattr__(self, "dataset", _checked_dataset(self.dataset))
         if self.jit_compile is None:
             object.__setattr__(self, "jit_compile", (
-                SPATIAL_XLA_SPEEDS_TRAINING if self.model.spatial
-                else NETWORKS[self.model.arch].xla_speeds_training))
+                SPATIAL_XLA_SPEEDS_TRAINING and self.precision == "float32"
+                if self.model.spatial else NETWORKS[self.model.arch].xla_speeds_training))
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
             if len(self.image_size) != 2 or min(self.image_size) < 1:

@@ -63,3 +63,11 @@ def test_float16_scales_its_loss_and_its_guards_see_the_unscaled_norm():
 def test_an_unknown_precision_is_refused():
     with pytest.raises(UsageError, match="precision 'float64' is not one of float32"):
         TrainConfig(precision="float64")
+
+
+def test_a_mixed_precision_spatial_run_trains_without_xla():
+    """XLA's CPU compiler refuses bfloat16 convolution gradients mixed with float32."""
+    spatial = ModelConfig(arch="spatial")
+    assert TrainConfig(model=spatial).jit_compile is True
+    assert TrainConfig(model=spatial, precision="mixed_bfloat16").jit_compile is False
+    assert TrainConfig(precision="mixed_bfloat16").jit_compile is True  # mlp: XLA works
