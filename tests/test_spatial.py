@@ -195,3 +195,19 @@ def test_scoring_batches_are_sized_by_the_feature_maps_not_the_outputs():
     vae = _model()
     assert largest_tensor_per_decoding(vae) == SIDE * SIDE * 16
     assert batch_size_for(vae, 64) == 160_000_000 // (4 * 64 * SIDE * SIDE * 16)  # 152
+
+
+def test_a_prior_that_learned_a_huge_width_still_draws_finite_pictures():
+    """Every level's log-variance stops at `LOG_VAR_CEILING` (a 32×32 colour model drew
+    NaN at temperature 1 without it)."""
+    from keras_vae.spatial import LOG_VAR_CEILING
+
+    vae = _model()
+    head = vae.prior_heads[0]
+    bias = np.asarray(head.bias)
+    bias[bias.size // 2:] = 80.0  # the log-variance half: σ = e^40
+    head.bias.assign(bias)
+    _, log_var = vae._prior_at(0, np.zeros((2, 8, 8, 16), np.float32))
+    assert float(np.max(log_var)) == LOG_VAR_CEILING
+    drawn = vae.sample_images(vae.sample_inputs(8, seed=0, temperature=1.0))
+    assert np.all(np.isfinite(drawn))
