@@ -60,7 +60,7 @@ from export.verify import (
 from export.web import WEB_DIR, write_web
 from keras_vae.atomic import atomic_path, write_json
 from keras_vae.cli import RunFailure
-from keras_vae.config import TrainConfig
+from keras_vae.config import DEFAULT_SCORE_K, TrainConfig
 from keras_vae.run_layout import (
     EXPORT_DIR,
     SUMMARY,
@@ -182,6 +182,8 @@ def _write_all(vae, models, endpoints: dict, staging: str, config: TrainConfig
 def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
     """Measures every staged artifact against Keras. The int8 decoder is written here, as
     its weight scales are chosen by this measurement (`_quantize_decoder`)."""
+    from keras_vae.scoring import batch_size_for
+
     decoder, latent, encoder = (endpoints[k] for k in ("decoder", "latent", "encoder"))
     decoder_inputs = parity_inputs(decoder.inputs, vae.config.classes)
     decoded = run_keras(decoder, decoder_inputs)
@@ -191,7 +193,8 @@ def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
     latents = {"z": encoded["z_mean"], **labels}  # the encoded images, decoded again
     latent_decoded = run_keras(latent, latents)
     scorer = ({} if endpoints["scorer"] is None else {"scorer": scorer_parity(
-        endpoints["scorer"], staged, parity_images(decoded["image"]))})
+        endpoints["scorer"], staged, parity_images(decoded["image"]),
+        batch_size_for(vae, DEFAULT_SCORE_K))})
     return {**scorer,
         "parity": {
             "decoder_saved_model": parity(

@@ -32,7 +32,11 @@ import numpy as np
 
 from keras_vae.cli import RunFailure
 
-FP32_TOLERANCE = 1e-4
+FP32_TOLERANCE = 1e-3
+"""Most an fp32 artifact may differ from Keras, scaled (|diff| / max(1, |Keras|)). Dense
+decoders differ by 1e-7 to 1e-5; a 64×64 spatial decoder's 30-odd convolutions by
+1.96e-4 in LiteRT (XNNPACK sums in another order; 2026-12-06); a wrong layout, scale or
+op differs by far more than 1e-3."""
 INT8_BOUNDS = {"image": {"mean": 0.01, "p99": 0.08},
                "parameters": {"mean": 0.05, "p99": 0.3}}
 """Most a dynamic-int8 decoder may differ from fp32: `image` in pixels, the likelihood's

@@ -225,11 +225,12 @@ class Scorer:
 
 
 def batch_size_for(vae, k: int) -> int:
-    """Images per scoring call: about 160 million floats in the decoder's largest tensor
-    over every view's k samples (640 MB in float32), as `keras_vae.nll` bounds its
-    passes; counting the outputs alone held 12 GB for a spatial model's feature maps."""
+    """Images per scoring call: about 40 million floats in the decoder's largest tensor
+    over every view's k samples (160 MB in float32). A convolutional decoder keeps ten
+    or more tensors of that size alive: counting the outputs alone held 12 GB for a
+    28×28 spatial model's feature maps, and 160 million floats 15 GB for a 64×64 one."""
     per_image = (len(VIEWS) + 1) * k * largest_tensor_per_decoding(vae)
-    return max(1, min(512, 160_000_000 // per_image))
+    return max(1, min(512, 40_000_000 // per_image))
 
 
 def in_batches(function, images: np.ndarray, batch_size: int, progress=None) -> dict:

@@ -129,10 +129,10 @@ def test_a_failed_verification_publishes_nothing(small_export, tmp_path, monkeyp
               for path in os.listdir(export_dir)}
 
     def off_by_a_little(path, inputs):
-        return {k: v + 1e-3 for k, v in run_tflite(path, inputs).items()}
+        return {k: v + 1e-2 for k, v in run_tflite(path, inputs).items()}
 
     monkeypatch.setattr(pipeline, "run_tflite", off_by_a_little)
-    with pytest.raises(RunFailure, match=r"decoder_tflite differs by 0\.001"):
+    with pytest.raises(RunFailure, match=r"decoder_tflite differs by 0\.01 "):
         pipeline.export_model(small_export["vae"], export_dir, _config(small_export["vae"]))
     after = {path: fingerprint(os.path.join(export_dir, path)) for path in os.listdir(export_dir)}
     assert after == before  # no version 2, no staging leftovers, files untouched
