@@ -227,16 +227,17 @@ class ExpectedTime(keras.callbacks.Callback):
         super().__init__()
         self.epochs = epochs
         self._started: float | None = None
+        self._said = False
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._started is None:
             self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._started is None or self._started < 0:
+        if self._said or self._started is None:
             return
+        self._said = True
         took, left = time.perf_counter() - self._started, self.epochs - epoch - 1
-        self._started = -1.0  # said once
         if left:
             print(f"epoch {epoch + 1} of {self.epochs} took {duration_text(took)}; the "
                   f"{left} left take about {duration_text(took * left)} at that pace",

@@ -116,13 +116,17 @@ def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, pri
     return latent_dim, prior
 
 
+def updates_per_epoch(train_size: int, batch_size: int) -> int:
+    return -(-train_size // batch_size)
+
+
 def default_epochs(train_size: int | None, batch_size: int) -> int:
     """`DEFAULT_EPOCHS`, or as many as make `FEWEST_DEFAULT_UPDATES` updates of
     `batch_size` on `train_size` images where that is more."""
     if not train_size:
         return DEFAULT_EPOCHS
-    updates_per_epoch = -(-train_size // batch_size)
-    return max(DEFAULT_EPOCHS, -(-FEWEST_DEFAULT_UPDATES // updates_per_epoch))
+    return max(DEFAULT_EPOCHS, -(-FEWEST_DEFAULT_UPDATES
+                                 // updates_per_epoch(train_size, batch_size)))
 
 
 def _checked_dataset(dataset: str) -> str:

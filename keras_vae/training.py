@@ -36,7 +36,7 @@ from keras_vae.callbacks import (
     save_checkpoint,
 )
 from keras_vae.cli import RunFailure
-from keras_vae.config import TrainConfig, bits_per_dim
+from keras_vae.config import TrainConfig, bits_per_dim, updates_per_epoch
 from keras_vae.data import datasets_for, epoch_variable, images_of, splits_for
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
@@ -201,8 +201,9 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
     print(f"{config.dataset}: train {len(train)}, validation {len(splits['validation'])}, "
           f"test {len(splits['test'])} images of {height}×{width}×{channels}, "
           f"{config.pixel_kind} pixels, {config.model.likelihood} likelihood, {latent}; "
-          f"{config.epochs} epochs ({config.epochs * -(-len(train) // config.batch_size):,} "
-          f"updates); run → {config.out}")
+          f"{config.epochs} epochs "
+          f"({config.epochs * updates_per_epoch(len(train), config.batch_size):,} updates); "
+          f"run → {config.out}")
     return splits, config
 
 
