@@ -30,8 +30,9 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 MOCK_EXAMPLES = 2_000
 TRAINED_RUN_FLAGS = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-examples", "1000",
-                     "--latent-dim", "4", "--hidden-dims", "64", "--verbose", "0"]
-"""The training of the shared `trained_run` fixture."""
+                     "--latent-dim", "4", "--hidden-dims", "64", "--no-jit", "--verbose", "0"]
+"""The training of the shared `trained_run` fixture (without XLA: its compile is most of a
+1-epoch run's time, and these tests test no speed)."""
 
 
 def _prepared(name: str) -> bool:

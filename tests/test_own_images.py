@@ -1,6 +1,7 @@
 """End to end on people's own colour images: a folder of RGB files with class folders is
-trained on with the conv network (the one test that trains it through the command) and the
-logistic likelihood, exported, and sampled on the edge in colour."""
+trained on with the spatial network, conditional on the folders' classes, and the logistic
+likelihood, exported in every format (the one test that exports a spatial model), and
+sampled on the edge in colour, the draw equal to the Keras model's."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
+import onnxruntime as ort
 import pytest
 from PIL import Image
 
 from export.onnx_model import read_metadata
 from keras_vae.cli import run_command
 from keras_vae.train import main
+from serving import sample
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,14 +43,15 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
     _colour_folder(tmp_path / "pictures")
     run_dir = str(tmp_path / "run")
     assert run_command(main, "keras_vae.train", [
-        "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "conv", "--epochs", "12",
-        "--batch-size", "16", "--latent-dim", "4", "--hidden-dims", "64",
-        "--mixture-components", "3", "--learning-rate", "0.005", "--verbose", "0",
-        "--memory-budget-mb", "0", "--out", run_dir]) == 0
+        "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "spatial", "--conditional",
+        "--epochs", "12", "--batch-size", "16", "--latent-dim", "2", "--hidden-dims", "8",
+        "--mixture-components", "3", "--learning-rate", "0.005", "--no-jit", "--verbose",
+        "0", "--memory-budget-mb", "0", "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
         summary = json.load(f)
     assert summary["image_shape"] == [20, 16, 3] and summary["likelihood"] == "logistic"
-    assert summary["config"]["jit_compile"] is False  # --arch conv: XLA's CPU convs are slow
+    assert summary["config"]["model"]["arch"] == "spatial"
+    assert len(summary["test_kl_per_level"]) == 3 and summary["skipped_updates"] == 0
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         losses = [float(row["loss"]) for row in csv.DictReader(f)]
     assert losses[-1] < losses[0]
@@ -67,9 +72,23 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
     outputs = summary["export"]["parity_vs_keras"]
     assert set(outputs) >= {"decoder_onnx", "decoder_saved_model", "decoder_tflite"}
 
+    session = ort.InferenceSession(decoder)
+    assert [i.name for i in session.get_inputs()] == ["noise", "temperature", "label",
+                                                      "component_draw"]
+    vae = keras.models.load_model(os.path.join(run_dir, "best.keras"))
+    noise = sample.seeded_noise(4, sum(vae.config.levels), seed=3)
+    labels = np.array([0, 1, 0, 1])
+    draws = sample.component_draws(["label", "component_draw"], 4, seed=3)
+    inputs = {"noise": noise, "temperature": np.full(4, 0.8, np.float32), "label": labels,
+              "component_draw": draws}
+    np.testing.assert_allclose(sample.decode(session, noise, labels, temperature=0.8,
+                                             component_draw=draws),
+                               vae.sample_images(inputs), atol=1e-4)
+
     edge = os.environ.get("EDGE_PYTHON", sys.executable)
     shutil.copy(os.path.join(ROOT, "serving", "sample.py"), tmp_path / "sample.py")
-    done = subprocess.run([edge, "sample.py", decoder, "--n", "4", "--out", "grid.png"],
+    done = subprocess.run([edge, "sample.py", decoder, "--label", "red", "--n", "4",
+                           "--out", "grid.png"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     grid = Image.open(tmp_path / "grid.png")

@@ -84,7 +84,8 @@ def test_keras_warnings_while_loading_show_only_if_the_checkpoint_loads(tmp_path
             raise ValueError("kernel shape mismatch")
         return the_model
 
-    the_model = types.SimpleNamespace(compiled=True)
+    the_model = types.SimpleNamespace(compiled=True,  # a float32 model, as trained
+                                      dtype_policy=types.SimpleNamespace(name="float32"))
     monkeypatch.setattr(keras.models, "load_model", load_model)
     if loads:
         assert load_checkpoint(str(tmp_path)) is the_model
