@@ -28,6 +28,7 @@ def _trained(policy: str, settings: dict):
     return vae, history
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(SETTINGS))
 def test_bfloat16_trains_as_float32_does_and_keeps_its_densities_in_float32(kind):
     """Measured (2026-12-06): after 3 epochs the bfloat16 runs end within 0.2 nats of the
@@ -47,6 +48,7 @@ def test_bfloat16_trains_as_float32_does_and_keeps_its_densities_in_float32(kind
     assert float32_copy(reference) is reference
 
 
+@pytest.mark.slow
 def test_float16_scales_its_loss_and_its_guards_see_the_unscaled_norm():
     """Under float16 the optimizer is Keras's LossScaleOptimizer; the hierarchy's first
     updates overflow at the initial scale of 2^15 and are skipped while the scale falls,

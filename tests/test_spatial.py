@@ -79,6 +79,7 @@ def test_a_fresh_model_starts_with_every_posterior_at_its_prior():
     assert generator.inputs[0].shape == (None, 2 * 8 * 8 * 2 + 4 * 4 * 2)
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_fills_every_level_and_saves(tmp_path):
     vae = _model()
     history = vae.fit(_images(400), batch_size=50, epochs=3, verbose=0).history
@@ -96,6 +97,7 @@ def test_training_lowers_the_loss_fills_every_level_and_saves(tmp_path):
     assert z_mean.shape == (3, sum(vae.config.levels))
 
 
+@pytest.mark.slow
 def test_the_iwae_objective_and_the_anomaly_score_run_on_feature_maps():
     from keras_vae.scoring import Scorer
 
@@ -112,6 +114,7 @@ def test_the_iwae_objective_and_the_anomaly_score_run_on_feature_maps():
         np.testing.assert_allclose(alone[key], np.asarray(together[key])[:1], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_conditional_model_draws_each_class_from_its_own_prior():
     vae = _model(conditional=True, label_names=("bar", "blob"), class_components=1)
     images = _images(200)
