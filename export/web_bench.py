@@ -23,7 +23,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_vae.cli import ArgumentParser, UsageError, positive_int, run_command
+from keras_vae.cli import (
+    ArgumentParser,
+    UsageError,
+    load_tensorflow,
+    positive_int,
+    run_command,
+)
 from keras_vae.machine import describe_machine
 from keras_vae.run_layout import EXPORT_DIR
 
@@ -150,6 +156,7 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--repeats", type=positive_int, default=50,
                         help="timed calls per batch size (default: %(default)s)")
     args = parser.parse_args(argv)
+    load_tensorflow(args.debug)  # the machine's description loads it: without its log lines
     result = benchmark(args.run_dir, args.repeats)
     print(format_table(result))
     out = os.path.join(args.run_dir, EXPORT_DIR, "web", "web_bench.json")
