@@ -60,7 +60,7 @@ from export.verify import (
 from export.web import WEB_DIR, write_web
 from keras_vae.atomic import atomic_path, write_json
 from keras_vae.cli import RunFailure
-from keras_vae.config import DEFAULT_SCORE_K, TrainConfig
+from keras_vae.config import TrainConfig
 from keras_vae.run_layout import (
     EXPORT_DIR,
     SUMMARY,
@@ -136,7 +136,7 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None,
             onnx_metadata(config), calibration, config.image_size is not None))
         if scorer is not None:
             staged.update(write_scorer(vae, scorer, staging, scoring))
-        measured = _verify(vae, endpoints, staged)
+        measured = _verify(vae, endpoints, staged, calibration)
         problems = parity_misses(measured["parity"]) + scorer_misses(
             measured.get("scorer", {}), FP32_TOLERANCE)
         if problems:
@@ -179,9 +179,10 @@ def _write_all(vae, models, endpoints: dict, staging: str, config: TrainConfig
     return staged
 
 
-def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
-    """Measures every staged artifact against Keras. The int8 decoder is written here, as
-    its weight scales are chosen by this measurement (`_quantize_decoder`)."""
+def _verify(vae, endpoints: dict, staged: dict[str, str], calibration) -> dict:
+    """Measures every staged artifact against Keras (the scorer, when there is one, in
+    batches for its `calibration.k`). The int8 decoder is written here, as its weight
+    scales are chosen by this measurement (`_quantize_decoder`)."""
     from keras_vae.scoring import batch_size_for
 
     decoder, latent, encoder = (endpoints[k] for k in ("decoder", "latent", "encoder"))
@@ -194,7 +195,7 @@ def _verify(vae, endpoints: dict, staged: dict[str, str]) -> dict:
     latent_decoded = run_keras(latent, latents)
     scorer = ({} if endpoints["scorer"] is None else {"scorer": scorer_parity(
         endpoints["scorer"], staged, parity_images(decoded["image"]),
-        batch_size_for(vae, DEFAULT_SCORE_K))})
+        batch_size_for(vae, calibration.k))})
     return {**scorer,
         "parity": {
             "decoder_saved_model": parity(

@@ -25,6 +25,7 @@ import tensorflow as tf
 from export.endpoints import Endpoint, run_keras
 from export.onnx_model import run_onnx, write_onnx
 from export.saved_model import run_saved_model, write_saved_model
+from keras_vae.scoring import in_batches
 
 SCORER_FILES = {"scorer_saved_model": "vae_scorer", "scorer_onnx": "scorer.onnx"}
 SCORE_TOLERANCE = 2e-3
@@ -81,11 +82,12 @@ def scorer_parity(endpoint: Endpoint, staged: dict[str, str], images: np.ndarray
     −log p(x), and how many images a format flags otherwise than Keras. Each runs
     `batch_size` images at a time (`keras_vae.scoring.batch_size_for`): 32 images at
     once held 19 GB for a 64×64 spatial model."""
-    reference = _batched(lambda part: run_keras(endpoint, part), images, batch_size)
+    reference = in_batches(lambda part: run_keras(endpoint, part.numpy()), images,
+                           batch_size)
     found = {}
     for key, run in (("scorer_saved_model", run_saved_model), ("scorer_onnx", run_onnx)):
-        outputs = _batched(lambda part, run=run, key=key: run(staged[key], part), images,
-                           batch_size)
+        outputs = in_batches(lambda part, run=run, key=key: run(staged[key], part.numpy()),
+                             images, batch_size)
         nll = np.abs(outputs["neg_log_likelihood"] - reference["neg_log_likelihood"])
         found[key] = {
             "score": float((np.abs(outputs["score"] - reference["score"]) / np.maximum(
@@ -94,13 +96,6 @@ def scorer_parity(endpoint: Endpoint, staged: dict[str, str], images: np.ndarray
                 1.0, np.abs(reference["neg_log_likelihood"]))).max()),
             "flagged_differ": int((outputs["flagged"] != reference["flagged"]).sum())}
     return found
-
-
-def _batched(run, images: np.ndarray, batch_size: int) -> dict:
-    """{name: numpy [N, …]}: `run` (images → {name: array}) on `images` in batches."""
-    parts = [run(images[start:start + batch_size])
-             for start in range(0, len(images), batch_size)]
-    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 def scorer_misses(parity: dict, tolerance: float) -> list[str]:
