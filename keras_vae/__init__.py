@@ -27,8 +27,6 @@ __version__ = "0.1.0"
 PUBLIC = {
     "load": "keras_vae.trained", "train": "keras_vae.trained",
     "TrainedVAE": "keras_vae.trained", "VAE": "keras_vae.model",
-    "HierarchicalVAE": "keras_vae.hierarchy", "SpatialVAE": "keras_vae.spatial",
-    "make_vae": "keras_vae.models",
     "ModelConfig": "keras_vae.config", "TrainConfig": "keras_vae.config",
 }
 """Each public name and the module that defines it, imported when first asked for."""
@@ -47,7 +45,7 @@ def __dir__():
 
 
 def _register_model_classes() -> None:
-    import keras_vae.models  # noqa: F401  (registers every model class with Keras)
+    import keras_vae.model  # noqa: F401  (registers the model class with Keras)
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):

@@ -1,13 +1,23 @@
-"""The priors p(z) of the top latent level beyond N(0, I), as Keras layers.
+"""The priors p(z_L) of the top latent level: one object per kind, and their layers.
 
+Each kind (`StandardNormal`, `VampPrior`, `ClassGaussian`, `ClassMixture`; `prior_for`
+picks one, the one place that tells them apart) gives the model what NVAE's `Normal`
+gives its levels: its density (`log_density`), its KL to a Gaussian posterior
+(`terms`: in closed form where there is one, else the one-sample estimate at the drawn
+z, as Tomczak & Welling train the VampPrior), the (mean, log_var) the top-down walk
+starts from (`walk_parameters`), and an exported draw of z_L from the sampling
+contract's noise, temperature, label and component draw (`draw`, NVAE's
+`sample_given_eps`).
+
+The layers that hold a prior's weights:
 - `ClassPrior`: a conditional model's p(z | y), one Gaussian or a mixture per class;
 - `PseudoInputs`: the VampPrior's learned pseudo-images, whose posteriors under the
   encoder are its mixture's components (Tomczak & Welling 2018);
 - `VampComponents`: that mixture frozen into constants, so that an exported decoder picks
   a component from a uniform draw without the encoder.
 
-N(0, I) needs no layer. `keras_vae.model.VAE` holds the layer its record asks for and
-dispatches on it in one place for the generator (`VAE.sampling_prior`).
+N(0, I) needs no layer. `keras_vae.model.VAE` holds the layer its record asks for,
+under the attribute name its saved files use.
 """
 
 from __future__ import annotations
@@ -17,7 +27,13 @@ import numpy as np
 from keras import layers, ops
 
 from keras_vae.config import DEFAULT_IMAGE_SHAPE
-from keras_vae.densities import log_mixture_per_example, log_normal
+from keras_vae.densities import (
+    gaussian_kl,
+    gaussian_kl_between,
+    log_mixture_per_example,
+    log_normal,
+    log_prior,
+)
 from keras_vae.networks.layers import OneHot
 
 
@@ -169,3 +185,103 @@ class VampComponents(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "means": self.means.tolist(),
                 "log_vars": self.log_vars.tolist()}
+
+
+def scaled_draw(mean, log_var, noise, temperature):
+    """z = μ + t·σ·ε: a draw of N(μ, σ²) at temperature t from the noise ε."""
+    return mean + temperature * ops.exp(0.5 * log_var) * noise
+
+
+class StandardNormal:
+    """p(z_L) = N(0, I): the KL in closed form."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def components(self, training=False) -> list:
+        """What the density needs computed once per batch: nothing."""
+        return []
+
+    def log_density(self, z, labels=None, components=(), many_z: bool = False):
+        """log p(z_L) [..., N] for z [..., N, d]."""
+        return log_prior(z, components, by_matmul=many_z)
+
+    def terms(self, z, mean, log_var, labels=None, components=(), many_z: bool = False):
+        """(KL(q ‖ p), log p(z)) per example for z drawn from q = N(mean, exp(log_var))."""
+        return gaussian_kl(mean, log_var), self.log_density(z, labels, components, many_z)
+
+    def walk_parameters(self, batch, labels):
+        """(mean, log_var) that the top-down walk starts from; `batch` any tensor of the
+        batch's size: zero columns, which broadcast."""
+        while len(batch.shape) > 2:
+            batch = batch[:, 0]
+        column = ops.zeros_like(batch[:, :1])
+        return column, column
+
+    def draw(self, noise, temperature, label, component_draw):
+        """z_L = t·ε for noise ε [N, d_L] and temperatures t [N, 1]."""
+        return temperature * noise
+
+
+class VampPrior(StandardNormal):
+    """The VampPrior (1/K) Σ_k q(z_L | u_k): the encoder's top posteriors at the learned
+    pseudo-inputs u_k (`PseudoInputs`); its KL the one-sample estimate."""
+
+    def components(self, training=False) -> list:
+        """[means, log_vars] [K, d_L]: q(z_L | u_k), computed once per batch; the top
+        posterior reads the bottom-up pass alone, so it is a density of z_L for any
+        image."""
+        model = self.model
+        features = model.features(model.pseudo_inputs.images(), None, training)
+        return list(model.network.posterior_parameters(features, len(model.config.levels) - 1,
+                                                       None))
+
+    def terms(self, z, mean, log_var, labels=None, components=(), many_z: bool = False):
+        log_p = self.log_density(z, labels, components, many_z)
+        return log_normal(z, mean, log_var) - log_p, log_p
+
+    def draw(self, noise, temperature, label, component_draw):
+        """z_L = μ_k + t·σ_k·ε from the component k = ⌊u·K⌋, the mixture held as
+        constants (`VampComponents`), so that an export needs neither the pseudo-inputs
+        nor the encoder."""
+        means, log_vars = (ops.convert_to_numpy(t) for t in self.components())
+        mean, log_var = VampComponents(means, log_vars, name="vamp_components")(component_draw)
+        return scaled_draw(mean, log_var, noise, temperature)
+
+
+class ClassGaussian(StandardNormal):
+    """A conditional model's p(z_L | y) = N(μ_y, σ_y²) (`ClassPrior`): the KL in closed
+    form."""
+
+    def log_density(self, z, labels=None, components=(), many_z: bool = False):
+        return self.model.class_prior.log_density(z, labels)
+
+    def terms(self, z, mean, log_var, labels=None, components=(), many_z: bool = False):
+        return (gaussian_kl_between(mean, log_var, *self.model.class_prior(labels)),
+                self.log_density(z, labels))
+
+    def walk_parameters(self, batch, labels):
+        return self.model.class_prior(labels)
+
+    def draw(self, noise, temperature, label, component_draw):
+        """z_L = μ + t·σ·ε from the class's Gaussian, or of a mixture the component that
+        u picks."""
+        mean, log_var = self.model.class_prior.chosen(label, component_draw)
+        return scaled_draw(mean, log_var, noise, temperature)
+
+
+class ClassMixture(ClassGaussian):
+    """A conditional model's mixture per class (`ClassPrior` with several components):
+    its KL the one-sample estimate."""
+
+    def terms(self, z, mean, log_var, labels=None, components=(), many_z: bool = False):
+        log_p = self.log_density(z, labels)
+        return log_normal(z, mean, log_var) - log_p, log_p
+
+
+def prior_for(model) -> StandardNormal:
+    """The kind of prior `model.config` asks for."""
+    config = model.config
+    if config.conditional:
+        return ClassMixture(model) if config.class_components > 1 else ClassGaussian(model)
+    return VampPrior(model) if config.prior == "vamp" else StandardNormal(model)

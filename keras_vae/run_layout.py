@@ -150,7 +150,7 @@ def load_checkpoint(run_dir: str, config: TrainConfig | None = None):
     path = checkpoint_path(run_dir)
     import keras
 
-    import keras_vae.models  # noqa: F401  (registers the VAE classes for loading)
+    import keras_vae.model  # noqa: F401  (registers the VAE class for loading)
     from keras_vae.precision import float32_copy
 
     # Keras's warnings are shown only if the model loads: a file it cannot load gets the

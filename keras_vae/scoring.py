@@ -64,7 +64,7 @@ def log_weights(vae, pixels, noise, first_kept: int = 1, components=()):
     """log w [k, N] of k importance samples per image, the noise ε [k, Σ d_l] the same for
     every image: with `first_kept` 1 those of −log p(x) (`VAE.importance_log_weights`);
     above 1 (a hierarchy) those of the bound whose levels below `first_kept` are drawn
-    from their priors (`HierarchicalVAE.log_weights_keeping`)."""
+    from their priors (`VAE.log_weights_keeping`)."""
     k, n = ops.shape(noise)[0], ops.shape(pixels)[0]
     epsilon = ops.broadcast_to(ops.expand_dims(noise, 1), (k, n, ops.shape(noise)[1]))
     if first_kept == 1:

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from keras_vae.config import DEFAULT_IMAGE_SHAPE
-from keras_vae.hierarchy import CLIP_NORM_PER_DIMENSION, SKIP_NORM_PER_DIMENSION
+from keras_vae.guarded_update import CLIP_NORM_PER_DIMENSION, SKIP_NORM_PER_DIMENSION
 from keras_vae.likelihoods.logistic import HALF_BIN, LOG_SCALE_OFFSET, LOG_SCALE_RANGE
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))

@@ -40,7 +40,6 @@ from keras_vae.config import TrainConfig, bits_per_dim, updates_per_epoch
 from keras_vae.data import datasets_for, epoch_variable, images_of, splits_for
 from keras_vae.memory import peak_rss_mb
 from keras_vae.model import VAE
-from keras_vae.models import make_vae
 from keras_vae.pictures import draw_run
 from keras_vae.precision import dtype_policy
 from keras_vae.prior_fit import fit_class_prior
@@ -76,7 +75,7 @@ def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
     """The run's VAE, compiled with its optimizer and the run's XLA and steps-per-call
     settings."""
     with dtype_policy(config.precision):
-        vae = make_vae(config.model)
+        vae = VAE(config.model)
     vae.compile(optimizer=optimizer_for(config, steps_per_epoch),
                 jit_compile=config.jit_compile,
                 steps_per_execution=config.steps_per_execution)

@@ -16,7 +16,7 @@ import pytest
 from export.pipeline import export_model
 from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.models import make_vae
+from keras_vae.model import VAE
 from keras_vae.nll import importance_nll
 from serving import sample
 
@@ -29,7 +29,7 @@ def _model(levels=3, components=4, hidden=32, **settings):
     config = ModelConfig(latent_dim=levels, hidden_dims=(hidden,), likelihood="bernoulli",
                          image_shape=(SIDE, SIDE, 1), conditional=True, label_names=NAMES,
                          class_components=components, **settings)
-    vae = make_vae(config)
+    vae = VAE(config)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     return vae
 
@@ -83,7 +83,7 @@ def test_the_class_prior_is_the_weighted_mixture_of_the_labels_own_components():
                          for n, y in enumerate(labels)], axis=1)
     np.testing.assert_allclose(np.asarray(vae.class_prior.log_density(z, labels)),
                                expected, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(vae.log_p_z(z[0], labels)), expected[0],
+    np.testing.assert_allclose(np.asarray(vae.prior.log_density(z[0], labels)), expected[0],
                                rtol=1e-5)
 
 

@@ -82,7 +82,7 @@ def test_a_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path, case,
     from export.__main__ import main as export
     from keras_vae.callbacks import save_checkpoint
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.models import make_vae
+    from keras_vae.model import VAE
     from keras_vae.run_layout import CHECKPOINT, write_run_config
 
     run_dir = str(tmp_path / "run")
@@ -91,7 +91,7 @@ def test_a_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path, case,
                          max_examples=200)  # what the export calibrates the scorer on
     os.makedirs(run_dir)
     keras.utils.set_random_seed(0)
-    vae = make_vae(config.model)
+    vae = VAE(config.model)
     vae.compile(optimizer=keras.optimizers.Adam())
     save_checkpoint(vae, os.path.join(run_dir, CHECKPOINT))
     write_run_config(config)

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/hierarchy.py: a top-down VAE of several levels is measured
+"""Specification of keras_vae/model.py with several levels: a top-down VAE is measured
 honestly, trains, saves, and ships whole."""
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from keras import ops
 
 from export.pipeline import export_model
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.hierarchy import HierarchicalVAE
 from keras_vae.model import VAE
-from keras_vae.models import make_vae
 from keras_vae.nll import importance_nll
 from serving import sample
 from tests.conftest import bars_and_blobs
@@ -28,11 +26,11 @@ def _images(n: int, seed: int = 0) -> np.ndarray:
     return bars_and_blobs(n, SIDE, seed)
 
 
-def _model(levels=(1, 1), hidden=64, side=SIDE, **settings) -> HierarchicalVAE:
+def _model(levels=(1, 1), hidden=64, side=SIDE, **settings) -> VAE:
     keras.utils.set_random_seed(0)
     config = ModelConfig(latent_dim=levels, hidden_dims=(hidden,), likelihood="bernoulli",
                          image_shape=(side, side, 1), **settings)
-    vae = make_vae(config)
+    vae = VAE(config)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     return vae
 
@@ -47,14 +45,16 @@ def trained(request):
     return vae
 
 
-def test_one_level_is_the_one_level_vae_and_several_a_hierarchy():
-    assert type(make_vae(ModelConfig(latent_dim=4, likelihood="bernoulli"))) is VAE
-    config = ModelConfig(latent_dim=(6, 3), likelihood="bernoulli")
-    assert config.levels == (6, 3) and config.hierarchical
-    assert isinstance(make_vae(config), HierarchicalVAE)
+def test_one_level_and_several_are_one_model_class_with_their_levels():
+    one = VAE(ModelConfig(latent_dim=4, likelihood="bernoulli"))
+    several = VAE(ModelConfig(latent_dim=(6, 3), likelihood="bernoulli"))
+    assert type(one) is type(several) is VAE
+    assert [type(v.network).__name__ for v in (one, several)] == ["OneLevel", "DenseLevels"]
+    assert [m.name for m in several.metrics if m.name.startswith("kl_level")] == [
+        "kl_level_1", "kl_level_2"]
 
 
-def _log_top_prior(vae: HierarchicalVAE, z2: np.ndarray) -> np.ndarray:
+def _log_top_prior(vae: VAE, z2: np.ndarray) -> np.ndarray:
     """log p(z_2) [points, 1] for 1-D z_2: N(0, 1), or the VampPrior's mixture written out
     (the mean over components of each component's normal density)."""
     if vae.pseudo_inputs is None:
@@ -65,7 +65,7 @@ def _log_top_prior(vae: HierarchicalVAE, z2: np.ndarray) -> np.ndarray:
     return top + np.log(np.exp(log_each - top).mean(axis=1, keepdims=True))
 
 
-def _exact_nll(vae: HierarchicalVAE, images: np.ndarray, points: int = 1200) -> np.ndarray:
+def _exact_nll(vae: VAE, images: np.ndarray, points: int = 1200) -> np.ndarray:
     """−log p(x) = −log ∫∫ p(x|z_1, z_2) p(z_1|z_2) p(z_2) dz_1 dz_2 for 1-D levels, on a
     grid: z_2 over ±7, and for each z_2, z_1 = μ_1(z_2) + σ_1(z_2)·u with u over ±8 (the
     prior's own scale, so its density is N(u) whatever σ_1)."""
@@ -110,7 +110,7 @@ def test_the_bounds_order_elbo_iwae_and_the_nll_estimate(trained):
 
     iwae = {}
     for k in (5, 50):
-        other = make_vae(ModelConfig(**{**trained.config.to_dict(), "objective": "iwae",
+        other = VAE(ModelConfig(**{**trained.config.to_dict(), "objective": "iwae",
                                         "iwae_k": k}))
         other.set_weights(trained.get_weights())
         iwae[k] = objective(other)

@@ -11,7 +11,6 @@ from keras_vae.config import ModelConfig
 from keras_vae.densities import gaussian_kl
 from keras_vae.likelihoods.bernoulli import Bernoulli
 from keras_vae.model import VAE, KLTerm, Sampling
-from keras_vae.models import make_vae
 
 
 def _small_vae(**overrides) -> VAE:
@@ -246,7 +245,7 @@ def test_reconstructions_decode_each_images_posterior_mean_given_its_label(laten
     """In batches (7 images, batches of 3) and with each image's own label: the same as
     decoding the posterior means of all at once."""
     keras.utils.set_random_seed(0)
-    vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=latent_dim,
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=latent_dim,
                                hidden_dims=(32,), conditional=True,
                                label_names=("a", "b", "c"), image_shape=(8, 8, 1)))
     rng = np.random.default_rng(0)
@@ -293,6 +292,6 @@ def test_every_layer_is_built_with_the_model(levels, kind):
     on the data's x alone, which for a conditional model is its images without labels."""
     settings = {"plain": {}, "vamp": {"prior": "vamp", "pseudo_inputs": 5},
                 "conditional": {"conditional": True, "label_names": ("a", "b")}}[kind]
-    vae = make_vae(ModelConfig(latent_dim=levels, hidden_dims=(16,), likelihood="bernoulli",
+    vae = VAE(ModelConfig(latent_dim=levels, hidden_dims=(16,), likelihood="bernoulli",
                                image_shape=(8, 8, 1), **settings))
     assert [layer.name for layer in vae._flatten_layers() if not layer.built] == []

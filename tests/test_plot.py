@@ -94,11 +94,11 @@ def test_plot_draws_an_unfinished_run_without_marking_it_finished(trained_run, t
 
 
 def test_a_hierarchy_also_shows_its_temperatures_and_what_each_level_holds(tmp_path):
-    from keras_vae.models import make_vae
+    from keras_vae.model import VAE
     from keras_vae.pictures import LEVEL_DRAWS, LEVEL_IMAGES, TEMPERATURES
 
     keras.utils.set_random_seed(0)
-    vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3, 2),
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3, 2),
                                hidden_dims=(16,)))
     images = (np.random.default_rng(0).random((40, 28, 28, 1)) < 0.2).astype(np.float32)
     drawn = draw_run(vae, images, None, [], str(tmp_path), seed=0)
@@ -115,10 +115,10 @@ def test_a_conditional_hierarchy_draws_every_picture_from_arrays_of_images_and_l
         tmp_path):
     """The training command and `plot` pass numpy test images and labels: the top-down
     path must take them beside its own tensors (a mix Keras refuses in a list input)."""
-    from keras_vae.models import make_vae
+    from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)
-    vae = make_vae(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3), hidden_dims=(16,),
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3), hidden_dims=(16,),
                                conditional=True, label_names=("a", "b", "c")))
     images = (np.random.default_rng(0).random((40, 28, 28, 1)) < 0.2).astype(np.float32)
     labels = np.arange(40) % 3

@@ -10,7 +10,7 @@ import pytest
 
 from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.models import make_vae
+from keras_vae.model import VAE
 from keras_vae.precision import dtype_policy, float32_copy
 from tests.test_spatial import _images
 
@@ -21,7 +21,7 @@ SETTINGS = {"one level": {"latent_dim": 4, "hidden_dims": (64,)},
 def _trained(policy: str, settings: dict):
     keras.utils.set_random_seed(0)
     with dtype_policy(policy):
-        vae = make_vae(ModelConfig(likelihood="bernoulli", image_shape=(16, 16, 1),
+        vae = VAE(ModelConfig(likelihood="bernoulli", image_shape=(16, 16, 1),
                                    **settings))
     vae.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)
     history = vae.fit(_images(512), batch_size=64, epochs=3, verbose=0).history

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from keras_vae import training
 from keras_vae.config import ModelConfig
-from keras_vae.models import make_vae
+from keras_vae.model import VAE
 from keras_vae.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
 from keras_vae.run_layout import CHECKPOINT
 
@@ -80,7 +80,7 @@ def test_the_top_posterior_is_the_top_level_of_the_encoding(levels):
     config = ModelConfig(latent_dim=levels, hidden_dims=(32,), likelihood="bernoulli",
                          image_shape=(8, 8, 1), conditional=True,
                          label_names=("a", "b", "c"), class_components=4)
-    vae = make_vae(config)
+    vae = VAE(config)
     rng = np.random.default_rng(4)
     images = (rng.random((20, 8, 8, 1)) < 0.3).astype(np.float32)
     labels = rng.integers(0, 3, 20)
@@ -99,7 +99,7 @@ def test_a_fitted_class_prior_gives_the_codes_a_higher_density_in_the_model(leve
     config = ModelConfig(latent_dim=levels, hidden_dims=(32,), likelihood="bernoulli",
                          image_shape=(8, 8, 1), conditional=True,
                          label_names=("a", "b", "c"), class_components=components)
-    vae = make_vae(config)
+    vae = VAE(config)
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 3, 600)
     images = (rng.random((600, 8, 8, 1)) < 0.2 + 0.3 * labels[:, None, None, None]
@@ -131,7 +131,7 @@ def _small_conditional(tmp_path):
     config = ModelConfig(latent_dim=3, hidden_dims=(32,), likelihood="bernoulli",
                          image_shape=(8, 8, 1), conditional=True,
                          label_names=("a", "b", "c"), class_components=4)
-    vae = make_vae(config)
+    vae = VAE(config)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     rng = np.random.default_rng(2)
     labels = rng.integers(0, 3, 400)

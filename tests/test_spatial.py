@@ -1,4 +1,4 @@
-"""Specification of keras_vae/spatial.py and keras_vae/networks/latent_maps.py: the spatial
+"""Specification of keras_vae/networks/spatial.py and keras_vae/networks/latent_maps.py: the spatial
 network's levels follow the image's size, it starts at its prior, trains, saves and
 scores (tests/test_own_images.py trains, exports and samples one through the command)."""
 
@@ -10,9 +10,8 @@ import pytest
 
 from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig
-from keras_vae.models import make_vae
+from keras_vae.model import VAE
 from keras_vae.networks.latent_maps import LatentMap, latent_maps, resolutions
-from keras_vae.spatial import SpatialVAE
 from tests.conftest import bars_and_blobs
 
 SIDE = 16
@@ -22,12 +21,12 @@ def _images(n: int, side: int = SIDE, seed: int = 0) -> np.ndarray:
     return bars_and_blobs(n, side, seed)
 
 
-def _model(**settings) -> SpatialVAE:
+def _model(**settings) -> VAE:
     keras.utils.set_random_seed(0)
     config = ModelConfig(**{"arch": "spatial", "likelihood": "bernoulli", "latent_dim": 2,
                             "hidden_dims": (16,), "image_shape": (SIDE, SIDE, 1),
                             **settings})
-    vae = make_vae(config)
+    vae = VAE(config)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)  # quick to build
     return vae
 
@@ -150,14 +149,14 @@ def test_scoring_batches_are_sized_by_the_feature_maps_not_the_outputs():
 def test_a_prior_that_learned_a_huge_width_still_draws_finite_pictures():
     """Every level's log-variance stops at `LOG_VAR_CEILING` (a 32×32 colour model drew
     NaN at temperature 1 without it)."""
-    from keras_vae.spatial import LOG_VAR_CEILING
+    from keras_vae.networks.spatial import LOG_VAR_CEILING
 
     vae = _model()
     head = vae.prior_heads[0]
     bias = np.asarray(head.bias)
     bias[bias.size // 2:] = 80.0  # the log-variance half: σ = e^40
     head.bias.assign(bias)
-    _, log_var = vae._prior_at(0, np.zeros((2, 8, 8, 16), np.float32))
+    _, log_var = vae.network.prior_at(0, np.zeros((2, 8, 8, 16), np.float32))
     assert float(np.max(log_var)) == LOG_VAR_CEILING
     drawn = vae.sample_images(vae.sample_inputs(8, seed=0, temperature=1.0))
     assert np.all(np.isfinite(drawn))

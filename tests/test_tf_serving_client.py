@@ -191,11 +191,11 @@ def vamp_hierarchy(tmp_path_factory):
 
     from export.pipeline import export_model
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.hierarchy import HierarchicalVAE
+    from keras_vae.model import VAE
 
     keras.utils.set_random_seed(0)
-    vae = HierarchicalVAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 2),
-                                      hidden_dims=(256,), prior="vamp", pseudo_inputs=6))
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 2), hidden_dims=(256,),
+                          prior="vamp", pseudo_inputs=6))
     export_dir = str(tmp_path_factory.mktemp("vamp_hierarchy"))
     exported = export_model(vae, export_dir, TrainConfig(model=vae.config,
                                                          dataset="binarized_mnist"))

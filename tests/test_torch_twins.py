@@ -27,13 +27,12 @@ def test_the_pytorch_hierarchy_is_keras_vaes_network_with_the_same_weights():
     same negative ELBO per example: the side by side times the same work."""
     torch = pytest.importorskip("torch")
     from keras_vae.config import ModelConfig
-    from keras_vae.hierarchy import HierarchicalVAE
+    from keras_vae.model import VAE
     from keras_vae.torch_twins import TorchHierarchicalVAE
 
     rng = np.random.default_rng(2)
     images = (rng.random((6, 28, 28, 1)) < 0.3).astype(np.float32)
-    vae = HierarchicalVAE(ModelConfig(latent_dim=(6, 4, 3), hidden_dims=(24,),
-                                      likelihood="bernoulli"))
+    vae = VAE(ModelConfig(latent_dim=(6, 4, 3), hidden_dims=(24,), likelihood="bernoulli"))
     vae(images)
     for weight in vae.weights:  # the zero-started heads too, so every path is compared
         weight.assign(rng.normal(0, 0.1, weight.shape).astype(np.float32))

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 
 import keras
 import numpy as np
@@ -36,7 +37,7 @@ KINDS = {
 
 def _model(name: str):
     keras.utils.set_random_seed(0)
-    model = keras_vae.make_vae(KINDS[name])
+    model = keras_vae.VAE(KINDS[name])
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     return model
 
@@ -49,28 +50,49 @@ def _binary_images(n: int = 8, seed: int = 0) -> np.ndarray:
 def test_load_model_after_import_keras_vae_reads_every_kind_without_a_warning(tmp_path):
     """A fresh interpreter that imports keras_vae and nothing of it by name loads each
     kind's best.keras with `keras.models.load_model`, uncompiled, without one warning —
-    TensorFlow imported first, which looks keras up before it imports it."""
+    TensorFlow imported first, which looks keras up before it imports it. Files that name
+    the model classes of earlier versions (HierarchicalVAE, SpatialVAE) load as the one
+    class, with the weights they hold."""
     paths = {}
     for name in KINDS:
         paths[name] = str(tmp_path / f"{len(paths)}.keras")
         save_checkpoint(_model(name), paths[name])
+    for name, earlier in (("VampPrior hierarchy", "HierarchicalVAE"), ("spatial", "SpatialVAE")):
+        paths[f"{name} as {earlier}"] = _renamed(paths[name], earlier)
     probe = ("import json, sys, warnings\nimport keras_vae, tensorflow, keras\nfound = {}\n"
              "for name, path in json.loads(sys.argv[1]).items():\n"
              "    with warnings.catch_warnings(record=True) as caught:\n"
              "        warnings.simplefilter('always')\n"
              "        model = keras.models.load_model(path)\n"
              "    found[name] = [type(model).__name__, model.compiled,\n"
-             "                   [str(w.message) for w in caught]]\n"
+             "                   [str(w.message) for w in caught],\n"
+             "                   round(float(sum(abs(w.numpy()).sum()\n"
+             "                                   for w in model.weights)), 3)]\n"
              "print(json.dumps(found))")
     done = subprocess.run([sys.executable, "-c", probe, json.dumps(paths)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout.strip().splitlines()[-1])
-    assert found == {"one level": ["VAE", False, []],
-                     "VampPrior hierarchy": ["HierarchicalVAE", False, []],
-                     "conditional hierarchy": ["HierarchicalVAE", False, []],
-                     "conditional one level": ["VAE", False, []],
-                     "spatial": ["SpatialVAE", False, []]}
+    assert found == {name: ["VAE", False, [], _weight_sum(_model(name.split(" as ")[0]))]
+                     for name in paths}
+
+
+def _renamed(path: str, class_name: str) -> str:
+    """A copy of a .keras file whose config names the model class `class_name`."""
+    renamed = path.replace(".keras", f"-{class_name}.keras")
+    with zipfile.ZipFile(path) as source, zipfile.ZipFile(renamed, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                config = json.loads(data)
+                assert config["class_name"] == "VAE"
+                data = json.dumps({**config, "class_name": class_name}).encode()
+            target.writestr(item, data)
+    return renamed
+
+
+def _weight_sum(model) -> float:
+    return round(float(sum(np.abs(np.asarray(w)).sum() for w in model.weights)), 3)
 
 
 @pytest.mark.parametrize("name", list(KINDS))

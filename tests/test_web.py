@@ -210,12 +210,11 @@ def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
     the page sends the seed's noise unscaled and the temperature beside it, and for a
     VampPrior top level the seed's component draws (one per interpolated line), as
     serving/sample.py does."""
-    from keras_vae.hierarchy import HierarchicalVAE
 
     keras.utils.set_random_seed(0)
     vamp = {"prior": "vamp", "pseudo_inputs": 6} if prior == "vamp" else {}
-    vae = HierarchicalVAE(ModelConfig(latent_dim=(4, 3), hidden_dims=(256,),
-                                      likelihood="bernoulli", image_shape=(16, 12, 1), **vamp))
+    vae = VAE(ModelConfig(latent_dim=(4, 3), hidden_dims=(256,), likelihood="bernoulli",
+                          image_shape=(16, 12, 1), **vamp))
     export_dir = str(tmp_path_factory.mktemp("hierarchy"))
     export_model(vae, export_dir, TrainConfig(model=vae.config, dataset="npz:shapes.npz"))
     opened = _open(browser, serve(os.path.join(export_dir, "web")),

@@ -1,6 +1,6 @@
 """Where a spatial model's latent levels sit: feature maps at several resolutions.
 
-`--arch spatial` (`keras_vae.spatial`) halves the image, rounding odd sides up, until its
+`--arch spatial` (`keras_vae.networks.spatial`) halves the image, rounding odd sides up, until its
 shorter side is at most `SMALLEST_SIDE`: 28 → 14 → 7 → 4, 32 → 16 → 8 → 4,
 64 → 32 → 16 → 8 → 4. Every resolution below the image's own holds latent maps: one at
 the lowest (the top level), `LEVELS_PER_RESOLUTION` at each of the others, so a 28×28

@@ -1,6 +1,6 @@
 """`--arch spatial`: a top-down hierarchy whose latent levels are feature maps.
 
-The hierarchy of `keras_vae.hierarchy` with convolutional paths, after VDVAE (Child 2021)
+The top-down model of `keras_vae.model` with convolutional paths, after VDVAE (Child 2021)
 and NVAE (Vahdat & Kautz 2020), sized for a CPU:
 
     bottom-up   x → a 3×3 stem → per resolution a residual block, kept, then a 2×2
@@ -38,7 +38,6 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
-from keras_vae.hierarchy import HierarchicalVAE
 from keras_vae.networks.latent_maps import resolutions
 from keras_vae.networks.layers import OneHot, fan_in_uniform
 from keras_vae.precision import as_float32
@@ -159,83 +158,86 @@ def build_spatial_bottom_up(config) -> keras.Model:
     return keras.Model(inputs if config.conditional else images, features, name="encoder")
 
 
-@keras.saving.register_keras_serializable(package="keras_vae")
-class SpatialVAE(HierarchicalVAE):
-    """The hierarchy of `keras_vae.hierarchy` with feature-map levels (module docstring).
-    It replaces the network's parts only: where a level reads the bottom-up pass, how
-    the state starts, gives a level's prior and takes its z, and how the pixels' parameters
-    come out; the objective, the sampling contract, the guards and every measurement are
-    the hierarchy's."""
+class SpatialLevels:
+    """Feature-map levels (module docstring), the network parts of `keras_vae.model.VAE`
+    that `keras_vae.networks.levels` describes: where a level reads the bottom-up pass,
+    how the state starts, gives a level's prior and takes its z, and how the pixels'
+    parameters come out."""
 
-    def _build_paths(self) -> None:
-        self.encoder = build_spatial_bottom_up(self.config)
+    def __init__(self, model):
+        self.model = model
 
-    def _build_heads(self) -> None:
-        config = self.config
+    def build_paths(self) -> None:
+        self.model.encoder = build_spatial_bottom_up(self.model.config)
+
+    def build_heads(self) -> None:
+        model, config = self.model, self.model.config
         width, maps = config.hidden_dims[-1], config.latent_maps
         top = len(maps) - 1
         sides = resolutions(*config.image_shape[:2])
-        self.top_map = LearnedMap((maps[top].height, maps[top].width, width), name="top_map")
-        self.label_embedding = (layers.Dense(width, name="top_down_label_embedding")
-                                if config.conditional else None)
-        self.posterior_heads = [
+        model.top_map = LearnedMap((maps[top].height, maps[top].width, width), name="top_map")
+        model.label_embedding = (layers.Dense(width, name="top_down_label_embedding")
+                                 if config.conditional else None)
+        model.posterior_heads = [
             _conv(2 * m.channels, 3, f"posterior_{i + 1}",
                   "zeros" if i < top else None) for i, m in enumerate(maps)]
-        self.prior_heads = [_conv(2 * m.channels, 3, f"prior_{i + 1}", "zeros")
-                            for i, m in enumerate(maps[:-1])]
-        self.z_projections = [_conv(width, 1, f"z_projection_{i + 1}")
-                              for i in range(len(maps))]
-        self.blocks = [ResidualBlock(width, name=f"top_down_{i + 1}")
-                       for i in range(len(maps))]
+        model.prior_heads = [_conv(2 * m.channels, 3, f"prior_{i + 1}", "zeros")
+                             for i, m in enumerate(maps[:-1])]
+        model.z_projections = [_conv(width, 1, f"z_projection_{i + 1}")
+                               for i in range(len(maps))]
+        model.blocks = [ResidualBlock(width, name=f"top_down_{i + 1}")
+                        for i in range(len(maps))]
         finer = [maps[i - 1].resolution if i else 0 for i in range(len(maps))]
-        self.upsamplings = [
+        model.upsamplings = [
             _upsampling(sides[m.resolution], sides[finer[i]], f"level_{i + 1}")
             if finer[i] != m.resolution else [] for i, m in enumerate(maps)]
-        self.to_maps = [BatchReshape(m.shape, name=f"to_map_{i + 1}")
-                        for i, m in enumerate(maps)]
-        self.to_flat = [BatchReshape((m.size,), name=f"to_flat_{i + 1}")
-                        for i, m in enumerate(maps)]
-        self.output_block = ResidualBlock(width, name="output_block")
-        self.output_conv = _conv(self.outputs_per_pixel, 1, "parameters")
+        model.to_maps = [BatchReshape(m.shape, name=f"to_map_{i + 1}")
+                         for i, m in enumerate(maps)]
+        model.to_flat = [BatchReshape((m.size,), name=f"to_flat_{i + 1}")
+                         for i, m in enumerate(maps)]
+        model.output_block = ResidualBlock(width, name="output_block")
+        model.output_conv = _conv(model.outputs_per_pixel, 1, "parameters")
 
-    # --- the hierarchy's network hooks --------------------------------------------------
+    def features(self, images, labels, training=False):
+        return list(self.model.encoder(self.model.with_labels(images, labels),
+                                       training=training))
 
     def _flat(self, level, parameters):
         """A head's [N, h, w, 2c] → (mean, log_var), each flat [N, h·w·c], the
         log-variance at most `LOG_VAR_CEILING`."""
         mean, log_var = as_float32(*ops.split(parameters, 2, axis=-1))
-        return (self.to_flat[level](mean),
-                self.to_flat[level](ops.minimum(log_var, LOG_VAR_CEILING)))
+        to_flat = self.model.to_flat[level]
+        return to_flat(mean), to_flat(ops.minimum(log_var, LOG_VAR_CEILING))
 
-    def _as_map(self, level, z):
-        return self.to_maps[level](z)
-
-    def _top_state(self, z_top, labels, training=False):
-        top = len(self.config.levels) - 1
-        state = self.top_map(self.z_projections[top](self._as_map(top, z_top)))
-        if self.label_embedding is not None:
-            embedding = self.label_embedding(self.label_one_hot(labels))
+    def top_state(self, z_top, labels, training=False):
+        model = self.model
+        top = len(model.config.levels) - 1
+        state = model.top_map(model.z_projections[top](model.to_maps[top](z_top)))
+        if model.label_embedding is not None:
+            embedding = model.label_embedding(model.label_one_hot(labels))
             state = state + ops.expand_dims(ops.expand_dims(embedding, 1), 1)
         return self._advance(top, state)
 
-    def _prior_at(self, level, state):
-        return self._flat(level, self.prior_heads[level](state))
+    def prior_at(self, level, state):
+        return self._flat(level, self.model.prior_heads[level](state))
 
-    def _merge(self, level, state, z, training=False):
-        return self._advance(level, state + self.z_projections[level](self._as_map(level, z)))
+    def merge(self, level, state, z, training=False):
+        model = self.model
+        return self._advance(level, state + model.z_projections[level](model.to_maps[level](z)))
 
     def _advance(self, level, state):
         """The level's residual block, then up to the next level's resolution."""
-        state = self.blocks[level](state)
-        for step in self.upsamplings[level]:
+        state = self.model.blocks[level](state)
+        for step in self.model.upsamplings[level]:
             state = step(state)
         return state
 
-    def _posterior_parameters(self, features, level, state_above):
-        feature = features[self.config.latent_maps[level].resolution - 1]
+    def posterior_parameters(self, features, level, state_above):
+        feature = features[self.model.config.latent_maps[level].resolution - 1]
         inputs = (feature if state_above is None
                   else ops.concatenate([state_above, feature], axis=-1))
-        return self._flat(level, self.posterior_heads[level](inputs))
+        return self._flat(level, self.model.posterior_heads[level](inputs))
 
-    def _output(self, state, labels, training=False):
-        return as_float32(self.output_conv(ops.silu(self.output_block(state))))[0]
+    def output(self, state, labels, training=False):
+        model = self.model
+        return as_float32(model.output_conv(ops.silu(model.output_block(state))))[0]
