@@ -11,6 +11,7 @@ rounding would move a class's prior itself (`table_lookups`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -49,8 +50,11 @@ def write_int8(fp32_path: str, path: str, per_channel: bool = False,
     with tempfile.TemporaryDirectory() as work:
         prepared = os.path.join(work, "prepared.onnx")
         # auto_merge: bilinear upsampling (Resize) gives the batch dimension the name
-        # floor(1.0·N), which shape inference cannot otherwise equate with N
-        quant_pre_process(fp32_path, prepared, auto_merge=True)
+        # floor(1.0·N), which shape inference cannot otherwise equate with N. Where its
+        # symbolic shape inference stops short, onnxruntime writes what it has to the
+        # working directory (and goes on): there, the temporary one, not the user's.
+        with contextlib.chdir(work):
+            quant_pre_process(os.path.abspath(fp32_path), prepared, auto_merge=True)
         quantized = os.path.join(work, "int8.onnx")
         prepared_proto = onnx.load(prepared)
         kept_float = table_lookups(prepared_proto)
