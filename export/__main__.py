@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 
 from export.manifest import refuse_other_model
-from keras_vae.cli import ArgumentParser, UsageError, load_tensorflow, run_command
-from keras_vae.run_layout import (
+from keras_vae.run.cli import ArgumentParser, UsageError, load_tensorflow, run_command
+from keras_vae.run.layout import (
     EXPORT_DIR,
     check_trained_run,
     read_run_config,

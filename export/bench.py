@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from export.manifest import MANIFEST
-from keras_vae.cli import (
+from keras_vae.run.cli import (
     ArgumentParser,
     UsageError,
     load_tensorflow,
@@ -27,14 +27,14 @@ from keras_vae.cli import (
     positive_int,
     run_command,
 )
-from keras_vae.machine import describe_machine
-from keras_vae.run_layout import (
+from keras_vae.run.layout import (
     EXPORT_DIR,
     check_trained_run,
     load_checkpoint,
     read_run_config,
     read_summary,
 )
+from keras_vae.run.machine import describe_machine
 
 WARMUP_CALLS = 50
 
@@ -157,7 +157,7 @@ def main(argv: Sequence[str]) -> None:
     load_tensorflow(args.debug)
     result = benchmark(args.run_dir, args.threads, args.seconds)
     print(format_table(result))
-    from keras_vae.atomic import write_json
+    from keras_vae.run.atomic import write_json
 
     out = os.path.join(args.run_dir, EXPORT_DIR, "bench.json")
     write_json(out, result)

@@ -9,7 +9,7 @@ the same input and output names:
   class's mixture) `component_draw` float32 [N] in [0, 1), which picks the component
   whose stretch of [0, 1) holds it → z = μ + temperature·σ·noise drawn from the prior
   inside the graph → `image`, the mean of p(x|z), float32 [N, H, W, C] in [0, 1], and the
-  likelihood's parameters (`keras_vae.likelihoods`):
+  likelihood's parameters (`keras_vae.model.likelihoods`):
   - Bernoulli: `logits` [N, H, W, C] (image = sigmoid(logits));
   - discretized logistic mixture: `mixture_logits`, `locations` and `log_scales`, each
     [N, H, W, C, M] (M components; locations in pixel units, scales as logs).
@@ -24,7 +24,7 @@ H, W and C are the training data's (the run record's `image_shape`).
 A conditional model's decoder and encoder take `label` int64 [N], the class index of each
 example (the run record's `label_names` give the names). A label outside [0, classes) is
 not an error: it enters the networks as the all-zero one-hot vector ("no class";
-`keras_vae.networks.layers.OneHot`) and the prior as N(0, I), the same in every format.
+`keras_vae.model.networks.layers.OneHot`) and the prior as N(0, I), the same in every format.
 
 A conditional model's decoder SavedModel also has the signature `label_names`: `index`
 int64 [C] → `name` string [C], the class names at those indices. C, the number of
@@ -88,7 +88,7 @@ def decoder_endpoint(generator: keras.Model, likelihood, name: str = "vae_decode
                      ) -> Endpoint:
     """An exported decoder: `generator` (`VAE.generator`, or `VAE.latent_decoder` for
     `decode_latent`) with its inputs and names, and every output of `decoder_outputs`.
-    `likelihood`: the model's `keras_vae.likelihoods` likelihood (`vae.likelihood`)."""
+    `likelihood`: the model's `keras_vae.model.likelihoods` likelihood (`vae.likelihood`)."""
     specs = [tf.TensorSpec([None, *tensor.shape[1:]], tf.dtypes.as_dtype(tensor.dtype),
                            name=tensor.name) for tensor in generator.inputs]
 

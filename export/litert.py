@@ -12,8 +12,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from export.endpoints import named_inputs
-from keras_vae.atomic import atomic_path
-from keras_vae.cli import native_logs_hidden
+from keras_vae.run.atomic import atomic_path
+from keras_vae.run.cli import native_logs_hidden
 
 
 def write_tflite(saved_model_dir: str, path: str) -> None:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 
-from keras_vae.cli import UsageError
+from keras_vae.run.cli import UsageError
 
 MANIFEST = "manifest.json"
 """Its file name in an export directory."""

@@ -24,7 +24,7 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 import keras_vae
 from export.endpoints import Endpoint, named_inputs
-from keras_vae.atomic import atomic_path
+from keras_vae.run.atomic import atomic_path
 
 ONNX_OPSET = 17
 

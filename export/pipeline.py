@@ -58,10 +58,10 @@ from export.verify import (
     parity_misses,
 )
 from export.web import WEB_DIR, write_web
-from keras_vae.atomic import atomic_path, write_json
-from keras_vae.cli import RunFailure
 from keras_vae.config import TrainConfig
-from keras_vae.run_layout import (
+from keras_vae.run.atomic import atomic_path, write_json
+from keras_vae.run.cli import RunFailure
+from keras_vae.run.layout import (
     EXPORT_DIR,
     SUMMARY,
     directory_bytes,
@@ -107,7 +107,7 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None,
     """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`;
     `config` is the run's record, from which every file's metadata is derived;
     `unit_activity` (the evaluation's, when there is one) orders the browser page's
-    sliders; `calibration` (`keras_vae.scoring.Calibration`, the run's) adds the anomaly
+    sliders; `calibration` (`keras_vae.measure.scoring.Calibration`, the run's) adds the anomaly
     scorer (an unconditional model's; without one no scorer is written).
 
     Returns:
@@ -183,7 +183,7 @@ def _verify(vae, endpoints: dict, staged: dict[str, str], calibration) -> dict:
     """Measures every staged artifact against Keras (the scorer, when there is one, in
     batches for its `calibration.k`). The int8 decoder is written here, as its weight
     scales are chosen by this measurement (`_quantize_decoder`)."""
-    from keras_vae.scoring import batch_size_for
+    from keras_vae.measure.scoring import batch_size_for
 
     decoder, latent, encoder = (endpoints[k] for k in ("decoder", "latent", "encoder"))
     decoder_inputs = parity_inputs(decoder.inputs, vae.config.classes)
@@ -220,7 +220,7 @@ def _scorer(vae, calibration):
     (whose likelihood is of an image given its class)."""
     if calibration is None or vae.config.conditional:
         return None
-    from keras_vae.scoring import Scorer
+    from keras_vae.measure.scoring import Scorer
 
     return scorer_endpoint(Scorer(vae, calibration.k, calibration))
 
@@ -328,7 +328,7 @@ def _calibration(run_dir: str, vae, config):
     read from RUN/scoring.json), or None for a conditional model, which has no scorer."""
     if config.model.conditional:
         return None
-    from keras_vae.scoring import calibration_for
+    from keras_vae.measure.scoring import calibration_for
 
     return calibration_for(run_dir, vae, config)
 

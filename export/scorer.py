@@ -6,7 +6,7 @@ scorer.onnx for onnxruntime and the browser page.
 `bits_per_dim` [N], `flagged` bool [N] (score above the run's threshold) and
 `pixel_map` float32 [N, H, W] (−log p(x_ij | z) at the posterior mean). The score's
 noise, the VampPrior's components and the run's calibration are constants in the graph
-(`keras_vae.scoring`), so every format computes the same numbers for the same image.
+(`keras_vae.measure.scoring`), so every format computes the same numbers for the same image.
 scorer.onnx carries the calibration in its metadata too (`threshold`, `fpr`, `k`).
 
 Verified as the decoder is, on images made from the parity batch's decoded images and
@@ -25,7 +25,7 @@ import tensorflow as tf
 from export.endpoints import Endpoint, run_keras
 from export.onnx_model import run_onnx, write_onnx
 from export.saved_model import run_saved_model, write_saved_model
-from keras_vae.scoring import in_batches
+from keras_vae.measure.scoring import in_batches
 
 SCORER_FILES = {"scorer_saved_model": "vae_scorer", "scorer_onnx": "scorer.onnx"}
 SCORE_TOLERANCE = 2e-3
@@ -38,7 +38,7 @@ docs/scoring.md."""
 
 
 def scorer_endpoint(scorer) -> Endpoint:
-    """The exported scorer: `scorer.function()` (`keras_vae.scoring.Scorer`) by name."""
+    """The exported scorer: `scorer.function()` (`keras_vae.measure.scoring.Scorer`) by name."""
     function = scorer.function()
     shape = tuple(scorer.vae.config.image_shape)
     example = function(tf.zeros([1, *shape], tf.uint8))
@@ -52,7 +52,8 @@ def scorer_metadata(metadata: dict, calibration, resize: bool) -> dict[str, str]
     return {**metadata, "role": "scorer", "resize": str(resize).lower(),
             "threshold": repr(calibration.threshold),
             "fpr": repr(calibration.fpr), "k": str(calibration.k),
-            "score": "max(|z of -log p(x)|, z of the likelier other view); keras_vae.scoring"}
+            "score": ("max(|z of -log p(x)|, z of the likelier other view); "
+                      "keras_vae.measure.scoring")}
 
 
 def write_scorer(vae, endpoint: Endpoint, staging: str, metadata: dict) -> dict[str, str]:
@@ -80,7 +81,7 @@ def scorer_parity(endpoint: Endpoint, staged: dict[str, str], images: np.ndarray
     """{format: {"score", "neg_log_likelihood", "flagged_differ"}}: the largest scaled
     differences (|diff| / max(1, |Keras value|), as `parity`) of the score and of
     −log p(x), and how many images a format flags otherwise than Keras. Each runs
-    `batch_size` images at a time (`keras_vae.scoring.batch_size_for`): 32 images at
+    `batch_size` images at a time (`keras_vae.measure.scoring.batch_size_for`): 32 images at
     once held 19 GB for a 64×64 spatial model."""
     reference = in_batches(lambda part: run_keras(endpoint, part.numpy()), images,
                            batch_size)

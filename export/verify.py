@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from keras_vae.cli import RunFailure
+from keras_vae.run.cli import RunFailure
 
 FP32_TOLERANCE = 1e-3
 """Most an fp32 artifact may differ from Keras, scaled (|diff| / max(1, |Keras|)). Dense

@@ -23,15 +23,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_vae.cli import (
+from keras_vae.run.cli import (
     ArgumentParser,
     UsageError,
     load_tensorflow,
     positive_int,
     run_command,
 )
-from keras_vae.machine import describe_machine
-from keras_vae.run_layout import EXPORT_DIR
+from keras_vae.run.layout import EXPORT_DIR
+from keras_vae.run.machine import describe_machine
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -26,7 +26,7 @@ __version__ = "0.1.0"
 
 PUBLIC = {
     "load": "keras_vae.trained", "train": "keras_vae.trained",
-    "TrainedVAE": "keras_vae.trained", "VAE": "keras_vae.model",
+    "TrainedVAE": "keras_vae.trained", "VAE": "keras_vae.model.vae",
     "ModelConfig": "keras_vae.config", "TrainConfig": "keras_vae.config",
 }
 """Each public name and the module that defines it, imported when first asked for."""
@@ -45,7 +45,7 @@ def __dir__():
 
 
 def _register_model_classes() -> None:
-    import keras_vae.model  # noqa: F401  (registers the model class with Keras)
+    import keras_vae.model.vae  # noqa: F401  (registers the model class with Keras)
 
 
 class _AfterKerasImport(importlib.abc.MetaPathFinder):

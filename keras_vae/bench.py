@@ -28,8 +28,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from keras_vae.atomic import write_json
-from keras_vae.cli import ArgumentParser, load_tensorflow, positive_int, run_command
+from keras_vae.run.atomic import write_json
+from keras_vae.run.cli import ArgumentParser, load_tensorflow, positive_int, run_command
 
 PARTS = ("mlp", "conv", "hierarchy", "nll")
 
@@ -53,7 +53,7 @@ def main(argv: Sequence[str]) -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation")
     load_tensorflow(args.debug)
-    from keras_vae.benchmarks import run_benchmark
+    from keras_vae.benchmarks.training_speed import run_benchmark
 
     if args.only != "conv":
         print(_HEADER, flush=True)

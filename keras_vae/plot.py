@@ -13,9 +13,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from keras_vae.atomic import write_json
-from keras_vae.cli import ArgumentParser, load_tensorflow, run_command
-from keras_vae.run_layout import (
+from keras_vae.run.atomic import write_json
+from keras_vae.run.cli import ArgumentParser, load_tensorflow, run_command
+from keras_vae.run.layout import (
     SUMMARY,
     check_trained_run,
     ensure_not_training,
@@ -28,9 +28,9 @@ def plot(run_dir: str) -> dict[str, str]:
     """Draws every picture of the run; returns {artifact: path} and records the pictures
     among the run's artifacts in summary.json when the run has one (an interrupted run
     has not). (TensorFlow loads here, after the argument checks.)"""
-    from keras_vae.data import datasets_for, images_of, splits_for
-    from keras_vae.pictures import draw_run
-    from keras_vae.resume import read_history
+    from keras_vae.data.pipeline import datasets_for, images_of, splits_for
+    from keras_vae.measure.pictures import draw_run
+    from keras_vae.run.resume import read_history
 
     ensure_not_training(run_dir)
     vae, config = load_run(run_dir)

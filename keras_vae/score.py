@@ -13,7 +13,7 @@ one that cannot be made to fit is refused in one line, before anything is scored
                          is unlikely
     DIR/histogram.png    the scores against those of the run's own validation images
 
-The score and its threshold are `keras_vae.scoring`'s; the threshold is calibrated once
+The score and its threshold are `keras_vae.measure.scoring`'s; the threshold is calibrated once
 per run on its validation images at `--fpr` and stored in RUN/scoring.json, which the
 export carries into every format.
 """
@@ -29,8 +29,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_vae.atomic import atomic_path
-from keras_vae.cli import (
+from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K, SOURCE_PREFIXES
+from keras_vae.run.atomic import atomic_path
+from keras_vae.run.cli import (
     ArgumentParser,
     RunFailure,
     UsageError,
@@ -39,8 +40,7 @@ from keras_vae.cli import (
     positive_int,
     run_command,
 )
-from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K, SOURCE_PREFIXES
-from keras_vae.run_layout import check_trained_run, load_run
+from keras_vae.run.layout import check_trained_run, load_run
 
 SCORES_CSV, SCORES_PNG, HISTOGRAM_PNG = "scores.csv", "scores.png", "histogram.png"
 
@@ -48,8 +48,8 @@ SCORES_CSV, SCORES_PNG, HISTOGRAM_PNG = "scores.csv", "scores.png", "histogram.p
 def read_data(spec: str, config) -> tuple[np.ndarray, list[str]]:
     """(uint8 images [N, H, W, C] on the 0…255 scale in the run's shape, an id for each)
     from DATA, or refuses in one line."""
-    from keras_vae import sources
-    from keras_vae.data import load_splits
+    from keras_vae.data import sources
+    from keras_vae.data.pipeline import load_splits
 
     if spec.startswith(SOURCE_PREFIXES):
         kind, path = spec.split(":", 1)
@@ -107,8 +107,8 @@ def write_scores(path: str, ids: list[str], outputs: dict) -> None:
 
 def score(run_dir: str, data: str, out: str, k: int, fpr: float) -> str:
     """Scores DATA with the run's model into `out`; returns the closing line."""
-    from keras_vae.score_pictures import save_extremes, save_histogram
-    from keras_vae.scoring import Scorer, batch_size_for, calibration_for, in_batches
+    from keras_vae.measure.score_pictures import save_extremes, save_histogram
+    from keras_vae.measure.scoring import Scorer, batch_size_for, calibration_for, in_batches
 
     vae, config = load_run(run_dir)
     if config.model.conditional:

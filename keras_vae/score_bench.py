@@ -1,5 +1,5 @@
 """`python -m keras_vae.score_bench RUN`: how well each anomaly score tells the run's own
-test images from the development sets (`keras_vae.ood_sets`), and what scoring costs.
+test images from the development sets (`keras_vae.measure.ood_sets`), and what scoring costs.
 
 For every set it reports the AUROC of every score tried (higher = the score ranks the
 set's images above the test images; 0.5 is chance, below 0.5 the score points the wrong
@@ -8,7 +8,7 @@ way): the likelihood −log p(x) (k importance samples), its two-sided typicalit
 hierarchy the likelihood ratio LLR^{>1}, the complexity-corrected
 likelihood −log₂ p(x) − L(x) with L(x) from a real compressor (PNG through Pillow,
 level 9) and from the predictive coder the scorer could carry (`predictive_code_bits`),
-and the default score (`keras_vae.scoring.Scorer`). Also the share of test images the
+and the default score (`keras_vae.measure.scoring.Scorer`). Also the share of test images the
 stored threshold flags (the calibrated false-positive rate, measured on images the
 calibration never saw), the share of each set it flags, and images scored per second.
 Prints a table and writes RUN/score_bench.json.
@@ -24,11 +24,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from keras_vae.atomic import write_json
-from keras_vae.cli import ArgumentParser, load_tensorflow, positive_int, run_command
 from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
-from keras_vae.machine import describe_machine
-from keras_vae.run_layout import check_trained_run, load_run
+from keras_vae.run.atomic import write_json
+from keras_vae.run.cli import ArgumentParser, load_tensorflow, positive_int, run_command
+from keras_vae.run.layout import check_trained_run, load_run
+from keras_vae.run.machine import describe_machine
 
 SCORE_BENCH_JSON = "score_bench.json"
 
@@ -49,7 +49,7 @@ def png_bits(images: np.ndarray) -> np.ndarray:
 def candidate_scores(scorer, images: np.ndarray, calibration) -> dict[str, np.ndarray]:
     """Every score tried, for uint8 images (higher = more unusual)."""
 
-    from keras_vae.scoring import LOG2, batch_size_for, in_batches, predictive_code_bits
+    from keras_vae.measure.scoring import LOG2, batch_size_for, in_batches, predictive_code_bits
 
     size = batch_size_for(scorer.vae, scorer.k)
     terms = in_batches(scorer.terms_function(), images, size)
@@ -69,9 +69,9 @@ def candidate_scores(scorer, images: np.ndarray, calibration) -> dict[str, np.nd
 def bench(run_dir: str, count: int, k: int, photo_folder: str | None = None) -> dict:
     """AUROCs of every score on every development set, the test split's false-positive
     rate at the stored threshold, and the scoring speed."""
-    from keras_vae.data import load_splits, splits_for
-    from keras_vae.ood_sets import PHOTO_FOLDER, development_sets
-    from keras_vae.scoring import Scorer, auroc, calibration_for, to_model_pixels
+    from keras_vae.data.pipeline import load_splits, splits_for
+    from keras_vae.measure.ood_sets import PHOTO_FOLDER, development_sets
+    from keras_vae.measure.scoring import Scorer, auroc, calibration_for, to_model_pixels
 
     vae, config = load_run(run_dir)
     calibration = calibration_for(run_dir, vae, config, k, DEFAULT_FPR)

@@ -1,7 +1,7 @@
 """`python -m keras_vae.train`: train a VAE, evaluate it, draw it, export it.
 
 This command turns flags into the run's one record, a `TrainConfig` (validated as it is
-built), hands it to `keras_vae.training.train`, then exports the trained run with
+built), hands it to `keras_vae.run.training.train`, then exports the trained run with
 `python -m export` and reports it. Flags are checked before TensorFlow loads,
 so `--help` and mistakes answer at once.
 """
@@ -15,16 +15,16 @@ import sys
 from collections.abc import Sequence
 
 import keras_vae
-from keras_vae.cli import ArgumentParser, RunFailure, UsageError, load_tensorflow, run_command
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.resume import refuse_conflicts
-from keras_vae.run_layout import CHECKPOINT, SUMMARY, default_run_dir, read_summary
-from keras_vae.settings import add_flags, values_from
-from keras_vae.sources import check_source_path
+from keras_vae.config.settings import add_flags, values_from
+from keras_vae.data.sources import check_source_path
+from keras_vae.run.cli import ArgumentParser, RunFailure, UsageError, load_tensorflow, run_command
+from keras_vae.run.layout import CHECKPOINT, SUMMARY, default_run_dir, read_summary
+from keras_vae.run.resume import refuse_conflicts
 
 GROUPS = {"data": "data", "model": "model", "objective": "objective and optimization",
           "run": "run directory and execution"}
-"""The --help sections, by the `group` each setting names (`keras_vae.settings`)."""
+"""The --help sections, by the `group` each setting names (`keras_vae.config.settings`)."""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def main(argv: Sequence[str]) -> None:
     refuse_conflicts(config, args.resume, args.overwrite)
     verbose = args.verbose if args.verbose is not None else (1 if sys.stdout.isatty() else 2)
     load_tensorflow(args.debug)
-    from keras_vae.training import report, train
+    from keras_vae.run.training import report, train
 
     summary = train(config, verbose, args.resume, args.overwrite)
     if summary is None:

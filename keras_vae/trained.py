@@ -19,7 +19,7 @@ import numpy as np
 from keras import ops
 
 from keras_vae.config import TrainConfig, bits_per_dim
-from keras_vae.model import VAE
+from keras_vae.model.vae import VAE
 
 
 class TrainedVAE:
@@ -83,27 +83,27 @@ class TrainedVAE:
         """log p(x) per image in nats, float64 [N] (log p(x|y) for a conditional model):
         the importance-sampled estimate of `python -m keras_vae.evaluate` with k samples,
         the same numbers for the same images, k and seed. `bits_per_dim` converts it."""
-        from keras_vae.nll import importance_nll
+        from keras_vae.measure.nll import importance_nll
 
         pixels = self._pixels(images)
         return -importance_nll(self.model, pixels, k, seed,
                                labels=self._given_labels(labels, len(pixels)))
 
     def score(self, images, k: int | None = None, calibration=None) -> dict:
-        """How unusual each image is to the model (`keras_vae.scoring`): {"score",
+        """How unusual each image is to the model (`keras_vae.measure.scoring`): {"score",
         "neg_log_likelihood", "bits_per_dim", "flagged", "pixel_map"} as numpy, the
         numbers `python -m keras_vae.score` writes for the same images. The calibration
         is the run's (RUN/scoring.json, measured on its validation images when missing),
-        or one given (`keras_vae.scoring.calibrate` on images of your own)."""
+        or one given (`keras_vae.measure.scoring.calibrate` on images of your own)."""
         from keras_vae.config import DEFAULT_SCORE_K
-        from keras_vae.scoring import Scorer, batch_size_for, in_batches
+        from keras_vae.measure.scoring import Scorer, batch_size_for, in_batches
 
         if calibration is None:
             if self.run_dir is None:
                 raise ValueError("a model without a run directory has no stored "
-                                 "calibration: pass calibration= (keras_vae.scoring."
+                                 "calibration: pass calibration= (keras_vae.measure.scoring."
                                  "calibrate on in-distribution images)")
-            from keras_vae.scoring import calibration_for
+            from keras_vae.measure.scoring import calibration_for
 
             calibration = calibration_for(self.run_dir, self.model, self.run_config,
                                           k or DEFAULT_SCORE_K)
@@ -169,10 +169,10 @@ def load(run_dir: str) -> TrainedVAE:
     `train`), with its settings.
 
     Raises:
-        keras_vae.cli.UsageError: no trained run there.
-        keras_vae.cli.RunFailure: the checkpoint cannot be loaded.
+        keras_vae.run.cli.UsageError: no trained run there.
+        keras_vae.run.cli.RunFailure: the checkpoint cannot be loaded.
     """
-    from keras_vae.run_layout import load_run
+    from keras_vae.run.layout import load_run
 
     model, config = load_run(run_dir)
     return TrainedVAE(model, config, run_dir)
@@ -187,8 +187,8 @@ def train(config: TrainConfig, verbose: int = 2, resume: bool = False,
     a worker of multi-worker training other than the chief, which keeps no run."""
     import dataclasses
 
-    from keras_vae.run_layout import default_run_dir
-    from keras_vae.training import train as train_run
+    from keras_vae.run.layout import default_run_dir
+    from keras_vae.run.training import train as train_run
 
     if config.out is None:
         config = dataclasses.replace(config, out=default_run_dir(config.dataset))

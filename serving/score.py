@@ -18,7 +18,7 @@ grayscale repeated into colour for a colour model, and an image is resized (Lanc
 if the run was trained with --image-size. A file that is unreadable, of another size,
 or colour for a grayscale model refuses the whole call in one line naming every such
 file; nothing is written then. Mistakes end in one line on stderr and exit code 2.
-This file imports nothing of keras-vae (keras_vae/image_files.py holds the same checks).
+This file imports nothing of keras-vae (keras_vae/data/image_files.py holds the same checks).
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ import numpy as np
 from PIL import Image, ImageOps
 
 if __package__:  # imported as serving.score
-    from serving.sample import ArgumentParser, SampleError, run_script, whole_number
-else:  # run as a script: sample.py lies beside this file
-    from sample import ArgumentParser, SampleError, run_script, whole_number
+    from serving.vae_cli import ArgumentParser, SampleError, run_script, whole_number
+else:  # run as a script: vae_cli.py lies beside this file
+    from vae_cli import ArgumentParser, SampleError, run_script, whole_number
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGE_PIXELS = 50_000_000

@@ -33,9 +33,13 @@ import urllib.request
 import numpy as np
 
 if __package__:  # imported as serving.tf_serving_client
-    from serving import sample
-else:  # run as a script: sample.py lies beside this file
+    from serving import sample, vae_cli, vae_decoder, vae_draws, vae_pictures
+else:  # run as a script: sample.py and its modules lie beside this file
     import sample
+    import vae_cli
+    import vae_decoder
+    import vae_draws
+    import vae_pictures
 
 MODEL = "vae_decoder"
 SIGNATURE = "serving_default"
@@ -98,7 +102,7 @@ class GrpcClient:
                     prediction_service_pb2_grpc,
                 )
         except ImportError as error:
-            raise sample.SampleError(f"--protocol grpc needs grpcio and tensorflow-serving-api "
+            raise vae_cli.SampleError(f"--protocol grpc needs grpcio and tensorflow-serving-api "
                                      f"({error.name} is missing): pip install -r "
                                      f"requirements.txt, or use REST") from None
 
@@ -164,9 +168,9 @@ def describe(client) -> dict:
     signatures = client.signatures()
     inputs = signatures[SIGNATURE]["inputs"]
     if "noise" not in inputs:
-        raise sample.SampleError(f"the served model takes {', '.join(sorted(inputs))}, not "
+        raise vae_cli.SampleError(f"the served model takes {', '.join(sorted(inputs))}, not "
                                  f"the sampling contract's noise: it was exported by an "
-                                 f"older keras-vae; {sample.EXPORT_AGAIN} and "
+                                 f"older keras-vae; {vae_decoder.EXPORT_AGAIN} and "
                                  f"serve the new vae_decoder")
     latent_dim = int(inputs["noise"]["tensor_shape"]["dim"][1]["size"])
     names = None
@@ -184,21 +188,21 @@ def decode(client, noise: np.ndarray, input_names, labels: np.ndarray | None = N
            ) -> np.ndarray:
     """The served decoder's `image` for the sampling contract's inputs (`input_names`,
     the served signature's)."""
-    inputs = sample.decoder_feed(
-        [n for n in sample.CONTRACT if n in input_names], noise, labels, temperature,
+    inputs = vae_draws.decoder_feed(
+        [n for n in vae_draws.CONTRACT if n in input_names], noise, labels, temperature,
         component_draw)
     return client.predict(SIGNATURE, inputs, "image").astype(np.float32)
 
 
 def main(argv: list[str]) -> str:
-    parser = sample.ArgumentParser(prog="tf_serving_client.py",
+    parser = vae_cli.ArgumentParser(prog="tf_serving_client.py",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="localhost",
                         help="TF Serving's host (default: %(default)s)")
     parser.add_argument("--protocol", choices=("rest", "grpc"), default="rest",
                         help="rest (standard library) or grpc (tensorflow-serving-api) "
                              "(default: %(default)s)")
-    parser.add_argument("--port", type=sample.whole_number(1, 65535), default=None,
+    parser.add_argument("--port", type=vae_cli.whole_number(1, 65535), default=None,
                         help="default: 8501 for REST, 8500 for gRPC")
     parser.add_argument("--model", default=MODEL, help="served model name (default: %(default)s)")
     sample.add_sampling_flags(parser, 4096, "served_samples.png")
@@ -206,26 +210,26 @@ def main(argv: list[str]) -> str:
                         help="print the model's version status (REST) and exit")
     args = parser.parse_args(argv)
     if args.status and args.protocol != "rest":
-        raise sample.SampleError("--status uses TF Serving's REST status endpoint; drop "
+        raise vae_cli.SampleError("--status uses TF Serving's REST status endpoint; drop "
                           "--protocol grpc or point --port at the REST port")
     port = args.port or (8501 if args.protocol == "rest" else 8500)
     client = (RestClient if args.protocol == "rest" else GrpcClient)(args.host, port, args.model)
     if args.status:
         return json.dumps(client.status(), indent=2)
-    sample.check_writable(args.out)
+    vae_pictures.check_writable(args.out)
     served = describe(client)
     latent_dim, names = served["latent_dim"], served["label_names"]
-    label = sample.asked_label(args.label, names, args.model)
-    noise = sample.seeded_noise(sample.sample_count(args.n, names, label), latent_dim,
+    label = vae_decoder.asked_label(args.label, names, args.model)
+    noise = vae_draws.seeded_noise(vae_decoder.sample_count(args.n, names, label), latent_dim,
                                 args.seed)
-    draws = sample.component_draws(served["inputs"], len(noise), args.seed)
+    draws = vae_draws.component_draws(served["inputs"], len(noise), args.seed)
     images = sample.draw(lambda noise, labels, draws: decode(
         client, noise, served["inputs"], labels, args.temperature, draws),
         noise, names, label, args.out, component_draw=draws)
     return (f"{len(images)} images from {args.model} over {args.protocol} at "
             f"{args.host}:{port} (latent_dim {latent_dim}"
-            f"{sample.drawn_description(names, label)}) → {args.out}")
+            f"{vae_decoder.drawn_description(names, label)}) → {args.out}")
 
 
 if __name__ == "__main__":
-    sample.run_script(main, "tf_serving_client.py", {sample.SampleError: 2, ServingError: 1})
+    vae_cli.run_script(main, "tf_serving_client.py", {vae_cli.SampleError: 2, ServingError: 1})

@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-import keras_vae.data
-import keras_vae.tfds_source
-from keras_vae.machine import prefer_wide_vectors
+import keras_vae.data.pipeline
+import keras_vae.data.tfds_source
+from keras_vae.run.machine import prefer_wide_vectors
 
 # XLA reads its flags at its first compilation: every test process compiles as the
 # commands do, whichever test runs first.
@@ -36,7 +36,7 @@ TRAINED_RUN_FLAGS = ["--dataset", "binarized_mnist", "--epochs", "1", "--max-exa
 
 
 def _prepared(name: str) -> bool:
-    data_dir = keras_vae.tfds_source.resolve_data_dir(None)
+    data_dir = keras_vae.data.tfds_source.resolve_data_dir(None)
     return bool(data_dir) and tfds.builder(name, data_dir=data_dir).is_prepared()
 
 
@@ -75,13 +75,13 @@ def binarized_mnist_source() -> str:
 
 @pytest.fixture(scope="session")
 def binarized_mnist_splits(binarized_mnist_source):
-    return keras_vae.data.load_splits("binarized_mnist")
+    return keras_vae.data.pipeline.load_splits("binarized_mnist")
 
 
 @pytest.fixture
 def offline(monkeypatch):
     """No host is reachable, as on a machine without internet (whatever this one has)."""
-    monkeypatch.setattr(keras_vae.tfds_source, "_host_reachable", lambda host: False)
+    monkeypatch.setattr(keras_vae.data.tfds_source, "_host_reachable", lambda host: False)
 
 
 @pytest.fixture
@@ -100,8 +100,8 @@ def small_export(tmp_path_factory) -> dict:
 
     from export.pipeline import export_model
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.model import VAE
-    from keras_vae.scoring import Scorer, calibrate
+    from keras_vae.measure.scoring import Scorer, calibrate
+    from keras_vae.model.vae import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=6, hidden_dims=(64,)))
@@ -153,7 +153,7 @@ def trained_run(binarized_mnist_source, tmp_path_factory) -> str:
     Trained once for the whole session: under pytest-xdist the workers share one base
     directory, and the first worker to need the run trains it while the others wait.
     Tests only read it (`run_copy` gives a private copy to write into)."""
-    from keras_vae.cli import run_command
+    from keras_vae.run.cli import run_command
     from keras_vae.train import main
 
     base = tmp_path_factory.getbasetemp()
@@ -174,7 +174,7 @@ def vamp_export(tmp_path_factory) -> dict:
 
     from export.pipeline import export_model
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.model import VAE
+    from keras_vae.model.vae import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli",

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/atomic.py: a failed write never replaces the real file."""
+"""Specification of keras_vae/run/atomic.py: a failed write never replaces the real file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from keras_vae.atomic import atomic_path, write_json
+from keras_vae.run.atomic import atomic_path, write_json
 
 
 def test_a_failed_write_leaves_the_previous_file_and_no_temporary(tmp_path):

@@ -14,9 +14,9 @@ import shutil
 import pytest
 
 from export.__main__ import main as export_main
-from keras_vae.cli import run_command
 from keras_vae.evaluate import main as evaluate_main
 from keras_vae.plot import main as plot_main
+from keras_vae.run.cli import run_command
 from keras_vae.train import main as train_main
 
 SHARED_TFDS = os.environ.get("TFDS_DATA_DIR")

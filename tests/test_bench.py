@@ -8,7 +8,7 @@ import pytest
 @pytest.mark.parametrize("epochs", ["1"])
 def test_one_epoch_is_refused_because_it_would_time_compilation(epochs, capsys):
     from keras_vae.bench import main
-    from keras_vae.cli import run_command
+    from keras_vae.run.cli import run_command
 
     assert run_command(main, "keras_vae.bench", ["--epochs", epochs]) == 2
     assert "--epochs must be at least 2" in capsys.readouterr().err
@@ -25,7 +25,7 @@ def test_help_answers_without_loading_tensorflow(command):
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", command, "--help"],
                           capture_output=True, text=True, timeout=60)
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
-    assert done.returncode == 0 and "keras_vae.cli" in imported
+    assert done.returncode == 0 and "keras_vae.run.cli" in imported
     assert not imported & {"tensorflow", "keras"}
 
 
@@ -36,7 +36,7 @@ def test_a_quick_look_trains_on_few_examples_and_says_so(tmp_path, capsys):
     import json
 
     from keras_vae.bench import main
-    from keras_vae.cli import run_command
+    from keras_vae.run.cli import run_command
 
     out = tmp_path / "bench.json"
     assert run_command(main, "keras_vae.bench", ["--epochs", "2", "--max-examples", "256",
@@ -57,7 +57,7 @@ def test_the_nll_cost_part_times_every_model_beside_its_matmul_work(tmp_path, ca
     import json
 
     from keras_vae.bench import main
-    from keras_vae.cli import run_command
+    from keras_vae.run.cli import run_command
 
     out = tmp_path / "bench.json"
     assert run_command(main, "keras_vae.bench", ["--epochs", "2", "--max-examples", "2",

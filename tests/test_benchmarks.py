@@ -1,5 +1,5 @@
-"""Specification of keras_vae/benchmarks.py's measurements (their speed is reported by the
-benchmark itself, never asserted by a test)."""
+"""Specification of keras_vae/benchmarks/training_speed.py's measurements (their speed is
+reported by the benchmark itself, never asserted by a test)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from keras_vae.benchmarks import (
+from keras_vae.benchmarks.training_speed import (
     colour_split,
     default_config,
     hierarchy_side_by_side,

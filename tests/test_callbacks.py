@@ -1,4 +1,4 @@
-"""Specification of keras_vae/callbacks.py."""
+"""Specification of keras_vae/run/callbacks.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae.callbacks import (
+from keras_vae.config import ModelConfig
+from keras_vae.data.pipeline import Split, epoch_variable, make_dataset
+from keras_vae.model.vae import VAE
+from keras_vae.run.callbacks import (
     BestCheckpoint,
     EpochSeconds,
     KLWarmup,
@@ -18,9 +21,6 @@ from keras_vae.callbacks import (
     StopOnNonFinite,
     TrainingEpoch,
 )
-from keras_vae.config import ModelConfig
-from keras_vae.data import Split, epoch_variable, make_dataset
-from keras_vae.model import VAE
 
 
 def _vae(learning_rate=1e-3) -> VAE:
@@ -131,7 +131,7 @@ def test_fit_with_several_steps_per_call_ends_with_the_epoch_count():
 
 
 def test_after_the_first_epoch_one_line_says_how_long_the_rest_take(monkeypatch, capsys):
-    from keras_vae import callbacks
+    from keras_vae.run import callbacks
 
     clock = iter([100.0, 112.0])
     monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))

@@ -14,11 +14,11 @@ import onnxruntime as ort
 import pytest
 
 from export.pipeline import export_model
-from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.model import VAE
-from keras_vae.nll import importance_nll
-from serving import sample
+from keras_vae.measure.nll import importance_nll
+from keras_vae.model.vae import VAE
+from keras_vae.run.cli import UsageError
+from serving import sample, vae_decoder, vae_draws
 
 NAMES = ("bar", "blob", "ring")
 SIDE = 12
@@ -54,7 +54,7 @@ def _unequal_weights(vae, seed: int = 5) -> None:
 def _log_mixture(z: np.ndarray, means: np.ndarray, log_vars: np.ndarray,
                  weights: np.ndarray) -> np.ndarray:
     """log Σ_k π_k N(z; means_k, exp(log_vars_k)) in float64, z [..., d], components
-    [K, d], weights [K]: written out, independently of keras_vae.densities."""
+    [K, d], weights [K]: written out, independently of keras_vae.model.densities."""
     z = z[..., None, :].astype(np.float64)
     log_components = -0.5 * np.sum(np.log(2 * math.pi) + log_vars
                                    + (z - means) ** 2 / np.exp(log_vars), axis=-1)
@@ -147,9 +147,9 @@ def test_a_one_level_class_mixture_ships_and_samples_alike_everywhere(tmp_path):
     session = ort.InferenceSession(decoder)
     assert [i.name for i in session.get_inputs()] == ["noise", "temperature", "label",
                                                       "component_draw"]
-    noise, labels = sample.seeded_noise(6, 2, seed=4), np.array([0, 1, 2, 0, 1, 2])
-    draws = sample.component_draws({"component_draw"}, 6, seed=4)
-    drawn = sample.decode(session, noise, labels, temperature=0.6, component_draw=draws)
+    noise, labels = vae_draws.seeded_noise(6, 2, seed=4), np.array([0, 1, 2, 0, 1, 2])
+    draws = vae_draws.component_draws({"component_draw"}, 6, seed=4)
+    drawn = vae_decoder.decode(session, noise, labels, temperature=0.6, component_draw=draws)
     inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32), "label": labels,
               "component_draw": draws}
     np.testing.assert_allclose(drawn, vae.sample_images(inputs), atol=1e-5)

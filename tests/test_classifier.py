@@ -1,4 +1,4 @@
-"""Specification of keras_vae/classifier.py: the judge of the samples."""
+"""Specification of keras_vae/measure/classifier.py: the judge of the samples."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.classifier import build_classifier, frechet_distance
+from keras_vae.measure.classifier import build_classifier, frechet_distance
 
 
 def test_the_frechet_distance_is_zero_for_the_same_images_and_grows_with_difference():

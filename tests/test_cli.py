@@ -1,4 +1,4 @@
-"""Specification of keras_vae/cli.py: validated flags, one-line errors, exit codes."""
+"""Specification of keras_vae/run/cli.py: validated flags, one-line errors, exit codes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from keras_vae.cli import (
+from keras_vae.run.cli import (
     RunFailure,
     UsageError,
     int_list,

@@ -25,13 +25,15 @@ from export.endpoints import decoder_endpoint, encoder_endpoint, run_keras
 from export.litert import run_tflite
 from export.onnx_model import read_metadata, run_onnx, table_lookups
 from export.saved_model import run_saved_model
-from keras_vae.cli import run_command
-from keras_vae.data import datasets_for, splits_for
-from keras_vae.evaluate import evaluate, format_report
-from keras_vae.nll import importance_nll
-from keras_vae.run_layout import load_checkpoint, load_run
+from keras_vae.data.pipeline import datasets_for, splits_for
+from keras_vae.evaluate import format_report
+from keras_vae.measure.evaluation import evaluate
+from keras_vae.measure.nll import importance_nll
+from keras_vae.run.cli import run_command
+from keras_vae.run.layout import load_checkpoint, load_run
 from serving import tf_serving_client
-from serving.sample import LABEL_MARGIN, UPSCALE, component_draws, seeded_noise
+from serving.vae_draws import component_draws, seeded_noise
+from serving.vae_pictures import LABEL_MARGIN, UPSCALE
 from tests.tf_serving_double import TfServingDouble
 
 pytestmark = pytest.mark.slow

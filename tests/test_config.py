@@ -7,7 +7,6 @@ import dataclasses
 
 import pytest
 
-from keras_vae.cli import UsageError
 from keras_vae.config import (
     DEFAULT_EIGHT_BIT_LEVELS,
     DEFAULT_IWAE_K,
@@ -16,6 +15,7 @@ from keras_vae.config import (
     ModelConfig,
     TrainConfig,
 )
+from keras_vae.run.cli import UsageError
 
 
 def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/data.py: splits, the tf.data pipeline, offline behaviour."""
+"""Specification of keras_vae/data/pipeline.py: splits, the tf.data pipeline, offline behaviour."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import os
 import numpy as np
 import pytest
 
-from keras_vae import data
-from keras_vae.data import load_splits
-from keras_vae.storage import Storage
+from keras_vae.data import pipeline as data
+from keras_vae.data.pipeline import load_splits
+from keras_vae.data.storage import Storage
 
 
 def _epoch(dataset) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/densities.py: log-densities and KL terms of z, in nats."""
+"""Specification of keras_vae/model/densities.py: log-densities and KL terms of z, in nats."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from keras_vae.densities import (
+from keras_vae.model.densities import (
     gaussian_kl,
     gaussian_kl_between,
     log_mixture_normal,
@@ -15,7 +15,7 @@ from keras_vae.densities import (
     log_normal,
     log_prior,
 )
-from keras_vae.model import Sampling
+from keras_vae.model.vae import Sampling
 
 
 def test_mixture_density_matches_the_direct_sum_over_components():

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/distribute.py: tf.distribute training is the same training."""
+"""Specification of keras_vae/run/distribute.py: tf.distribute training is the same training."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from keras_vae import distribute
-from keras_vae.cli import UsageError
+from keras_vae.run import distribute
+from keras_vae.run.cli import UsageError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,10 +13,11 @@ import sys
 import numpy as np
 import pytest
 
-import keras_vae.nll
-from keras_vae.cli import run_command
-from keras_vae.evaluate import evaluate, main
-from keras_vae.run_layout import CHECKPOINT, EVALUATION_PARTIAL
+import keras_vae.measure.nll
+from keras_vae.evaluate import main
+from keras_vae.measure.evaluation import evaluate
+from keras_vae.run.cli import run_command
+from keras_vae.run.layout import CHECKPOINT, EVALUATION_PARTIAL
 
 
 def test_evaluate_function_agrees_with_its_parts(run_copy):
@@ -51,7 +52,7 @@ def test_a_run_still_training_is_refused_and_left_as_it_was(run_copy, capsys):
 
 
 def test_progress_shows_images_done_running_nll_and_time_left(capsys):
-    from keras_vae.evaluate import progress_printer
+    from keras_vae.measure.evaluation import progress_printer
 
     show = progress_printer(total=200)
     for done in (100, 200):
@@ -89,8 +90,8 @@ def test_the_samples_mean_pixel_is_that_of_the_decoded_prior_draws():
     import keras
 
     from keras_vae.config import ModelConfig
-    from keras_vae.evaluate import mean_pixels
-    from keras_vae.model import VAE
+    from keras_vae.measure.evaluation import mean_pixels
+    from keras_vae.model.vae import VAE
 
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=3, hidden_dims=(16,)))
     pixels = vae.decoder.get_layer("pixel_parameters")
@@ -105,7 +106,7 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
     """Stopped after one batch of 100 images, the same evaluation run again computes only
     the remaining ones, from where the first stopped (that these equal an uninterrupted
     call's is `importance_nll`'s test, in test_likelihood.py)."""
-    real = keras_vae.nll.importance_nll
+    real = keras_vae.measure.nll.importance_nll
     computed, returned = [], []
 
     def stopping_after_one_batch(*args, progress, **kwargs):
@@ -121,13 +122,13 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
         return returned[-1]
 
     settings = {"k": 5, "max_examples": 300, "class_check": False}
-    monkeypatch.setattr(keras_vae.nll, "importance_nll", stopping_after_one_batch)
+    monkeypatch.setattr(keras_vae.measure.nll, "importance_nll", stopping_after_one_batch)
     with pytest.raises(KeyboardInterrupt):
         evaluate(run_copy, **settings)
     partial = os.path.join(run_copy, EVALUATION_PARTIAL)
     with np.load(partial) as saved:
         assert len(saved["nll"]) == 100 and saved["k"].item() == 5
-    monkeypatch.setattr(keras_vae.nll, "importance_nll", counting)
+    monkeypatch.setattr(keras_vae.measure.nll, "importance_nll", counting)
     with np.load(partial) as saved:
         first_batch = saved["nll"]
     resumed = evaluate(run_copy, **settings)
@@ -141,8 +142,8 @@ def test_an_interrupted_evaluation_continues_where_it_stopped(run_copy, monkeypa
 def test_saved_nlls_of_another_evaluation_are_kept_and_a_damaged_file_replaced(tmp_path):
     """Hours of saved NLLs are never overwritten by an evaluation with other flags: it is
     refused, naming the flags that finish them. An older checkpoint's are replaced."""
-    from keras_vae.cli import UsageError
-    from keras_vae.evaluate import PartialNll
+    from keras_vae.measure.evaluation import PartialNll
+    from keras_vae.run.cli import UsageError
 
     path = tmp_path / EVALUATION_PARTIAL
     key = {"k": 20, "seed": 0, "examples": 300, "sha256": "a"}
@@ -165,8 +166,8 @@ def test_the_training_split_is_measured_into_its_own_file_beside_the_test_split(
     """`--split train` measures the first training images (the figure is the estimator's
     on exactly those images), writes evaluation_train.json under train_ names, leaves
     the test evaluation as it was, and prints the gap between the two."""
-    from keras_vae.data import datasets_for, first_examples, images_of, splits_for
-    from keras_vae.run_layout import load_run
+    from keras_vae.data.pipeline import datasets_for, first_examples, images_of, splits_for
+    from keras_vae.run.layout import load_run
 
     test = evaluate(run_copy, k=20, max_examples=60, class_check=False)
     with open(os.path.join(run_copy, "evaluation.json")) as f:
@@ -183,7 +184,7 @@ def test_the_training_split_is_measured_into_its_own_file_beside_the_test_split(
     vae, config = load_run(run_copy)
     splits = splits_for(config)
     _, _, data = datasets_for(config, {**splits, "test": first_examples(splits["train"], 60)})
-    direct = keras_vae.nll.importance_nll(vae, images_of(data), 20, 0)
+    direct = keras_vae.measure.nll.importance_nll(vae, images_of(data), 20, 0)
     assert train["train_nll"] == pytest.approx(float(direct.mean()), rel=1e-6)
     assert train["train_nll"] != pytest.approx(test["test_nll"], rel=1e-3)
     out = capsys.readouterr().out

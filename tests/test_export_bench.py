@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from export.bench import benchmark, format_table, main
-from keras_vae.cli import run_command
+from keras_vae.run.cli import run_command
 
 
 def test_every_runtime_gets_a_row_of_measurements(trained_run):
@@ -80,10 +80,10 @@ def test_a_hierarchy_is_timed_with_every_input_its_decoder_takes(tmp_path, case,
     import keras
 
     from export.__main__ import main as export
-    from keras_vae.callbacks import save_checkpoint
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.model import VAE
-    from keras_vae.run_layout import CHECKPOINT, write_run_config
+    from keras_vae.model.vae import VAE
+    from keras_vae.run.callbacks import save_checkpoint
+    from keras_vae.run.layout import CHECKPOINT, write_run_config
 
     run_dir = str(tmp_path / "run")
     config = TrainConfig(model=ModelConfig(latent_dim=(4, 2), hidden_dims=(256,), **settings),

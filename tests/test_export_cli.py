@@ -12,7 +12,7 @@ import pytest
 
 from export.__main__ import main
 from export.onnx_model import read_metadata
-from keras_vae.cli import run_command
+from keras_vae.run.cli import run_command
 
 
 def test_reexport_adds_a_version_and_updates_summary_and_manifest(run_copy):
@@ -56,7 +56,7 @@ def test_an_interrupted_run_exports_with_its_dataset_in_the_metadata(run_copy, t
 def test_a_failed_verification_is_recorded_in_the_summary_and_publishes_nothing(
         run_copy, monkeypatch):
     from export import pipeline, verify
-    from keras_vae.cli import RunFailure
+    from keras_vae.run.cli import RunFailure
 
     monkeypatch.setattr(verify, "FP32_TOLERANCE", 0.0)  # ONNX never matches bit for bit
     before = sorted(os.listdir(os.path.join(run_copy, "export", "vae_decoder")))

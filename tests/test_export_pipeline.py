@@ -23,10 +23,10 @@ from export.verify import (
     INT8_SIZE_RATIO,
     int8_check_inputs,
 )
-from keras_vae.cli import RunFailure
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.model import VAE
-from keras_vae.networks import NETWORKS
+from keras_vae.model.networks import NETWORKS
+from keras_vae.model.vae import VAE
+from keras_vae.run.cli import RunFailure
 
 LATENT_DIM = 6
 
@@ -143,7 +143,7 @@ def test_every_other_network_family_exports_with_the_same_names_and_shapes(small
                                                                            tmp_path, arch):
     """Every registered family (the MLP is `small_export`) passes the export's checks,
     the convolutional one's scorer included."""
-    from keras_vae.scoring import Scorer, calibrate
+    from keras_vae.measure.scoring import Scorer, calibrate
     from tests.conftest import strokes
 
     keras.utils.set_random_seed(0)

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/model.py with several levels: a top-down VAE is measured
+"""Specification of keras_vae/model/vae.py with several levels: a top-down VAE is measured
 honestly, trains, saves, and ships whole."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from keras import ops
 
 from export.pipeline import export_model
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.model import VAE
-from keras_vae.nll import importance_nll
-from serving import sample
+from keras_vae.measure.nll import importance_nll
+from keras_vae.model.vae import VAE
+from serving import sample, vae_decoder, vae_draws
 from tests.conftest import bars_and_blobs
 
 SIDE = 8
@@ -233,10 +233,10 @@ def test_the_whole_top_down_decoder_ships_and_samples_alike_everywhere(tmp_path,
     extra = {"normal": [], "conditional": ["label"], "vamp": ["component_draw"],
              "class mixture": ["label", "component_draw"]}[prior]
     assert [i.name for i in session.get_inputs()] == ["noise", "temperature", *extra]
-    noise = sample.seeded_noise(6, 2, seed=4)
+    noise = vae_draws.seeded_noise(6, 2, seed=4)
     labels = np.array([0, 1, 0, 1, 0, 1]) if "label" in extra else None
-    draws = sample.component_draws(extra, 6, seed=4)
-    drawn = sample.decode(session, noise, labels, temperature=0.6, component_draw=draws)
+    draws = vae_draws.component_draws(extra, 6, seed=4)
+    drawn = vae_decoder.decode(session, noise, labels, temperature=0.6, component_draw=draws)
     inputs = {"noise": noise, "temperature": np.full(6, 0.6, np.float32),
               **({"label": labels} if labels is not None else {}),
               **({"component_draw": draws} if draws is not None else {})}
@@ -284,7 +284,7 @@ def test_dropout_changes_training_passes_alone(levels):
 def test_a_run_whose_every_update_is_skipped_stops_with_one_line():
     """Skipping every update would train on without changing a weight: the run stops
     after the first such epoch, saying why."""
-    from keras_vae.callbacks import NonFiniteLoss, StopOnNonFinite
+    from keras_vae.run.callbacks import NonFiniteLoss, StopOnNonFinite
 
     vae = _model(levels=(2, 2))
     vae.fit(_images(100), batch_size=100, epochs=1, verbose=0)  # builds the optimizer

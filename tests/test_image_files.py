@@ -1,4 +1,4 @@
-"""Specification of keras_vae/image_files.py: a file built to hurt is refused in one line
+"""Specification of keras_vae/data/image_files.py: a file built to hurt is refused in one line
 before it is decoded, and never blocks."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae.image_files import ImageRefused, guarded_decoding, open_image
+from keras_vae.data.image_files import ImageRefused, guarded_decoding, open_image
 from tests import hostile_images
 
 QUICK = 2.0

@@ -1,10 +1,10 @@
-"""Specification of keras_vae/latents.py: the draws every picture and check decodes."""
+"""Specification of keras_vae/model/latents.py: the draws every picture and check decodes."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from keras_vae.latents import component_draws, every_class, prior_draws
+from keras_vae.model.latents import component_draws, every_class, prior_draws
 
 
 def test_draws_are_standard_normal_noise_and_uniform_component_picks():

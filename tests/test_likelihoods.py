@@ -1,4 +1,4 @@
-"""Specification of keras_vae/likelihoods/: p(x|z) is a probability of the data's pixels."""
+"""Specification of keras_vae/model/likelihoods/: p(x|z) is a probability of the data's pixels."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from keras_vae.likelihoods.bernoulli import Bernoulli
-from keras_vae.likelihoods.logistic import (
+from keras_vae.model.likelihoods.bernoulli import Bernoulli
+from keras_vae.model.likelihoods.logistic import (
     HALF_BIN,
     LOG_SCALE_RANGE,
     DiscretizedLogistic,

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/machine.py: benchmark tables name the machine they ran on,
+"""Specification of keras_vae/run/machine.py: benchmark tables name the machine they ran on,
 and XLA gets the widest vectors the CPU has."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from keras_vae import machine
-from keras_vae.machine import describe_machine
+from keras_vae.run import machine
+from keras_vae.run.machine import describe_machine
 
 
 def test_the_description_names_the_cpu_and_its_core_count():

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from export.manifest import fingerprint, model_identity, refuse_other_model
-from keras_vae.cli import UsageError
+from keras_vae.run.cli import UsageError
 
 
 def test_manifest_lists_sizes_hashes_names_shapes_and_parity(small_export):

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/memory.py."""
+"""Specification of keras_vae/run/memory.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 
-CHILD = ("import numpy as np; from keras_vae.memory import peak_rss_mb; "
+CHILD = ("import numpy as np; from keras_vae.run.memory import peak_rss_mb; "
          "before = peak_rss_mb(); block = np.ones({n}); print(before, peak_rss_mb())")
 
 

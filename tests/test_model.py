@@ -1,4 +1,4 @@
-"""Specification of keras_vae/model.py: the sampling, the two loss terms, training, saving."""
+"""Specification of keras_vae/model/vae.py: the sampling, the two loss terms, training, saving."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.config import ModelConfig
-from keras_vae.densities import gaussian_kl
-from keras_vae.likelihoods.bernoulli import Bernoulli
-from keras_vae.model import VAE, KLTerm, Sampling
+from keras_vae.model.densities import gaussian_kl
+from keras_vae.model.likelihoods.bernoulli import Bernoulli
+from keras_vae.model.vae import VAE, KLTerm, Sampling
 
 
 def _small_vae(**overrides) -> VAE:

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/networks/: every family builds the same encoder and decoder
+"""Specification of keras_vae/model/networks/: every family builds the same encoder and decoder
 shapes, and the registry is the one list of families."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE
-from keras_vae.networks import NETWORKS, network_family
-from keras_vae.networks.conv import conv_stages
-from keras_vae.networks.layers import OneHot
+from keras_vae.model.networks import NETWORKS, network_family
+from keras_vae.model.networks.conv import conv_stages
+from keras_vae.model.networks.layers import OneHot
+from keras_vae.model.vae import VAE
 
 
 def _small_vae(**overrides) -> VAE:

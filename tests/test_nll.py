@@ -1,4 +1,4 @@
-"""Specification of keras_vae/nll.py: the NLL estimate is trustworthy."""
+"""Specification of keras_vae/measure/nll.py: the NLL estimate is trustworthy."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-import keras_vae.nll
-from keras_vae import model
+import keras_vae.measure.nll
 from keras_vae.config import ModelConfig
-from keras_vae.likelihoods import make_likelihood
-from keras_vae.likelihoods.bernoulli import Bernoulli
-from keras_vae.likelihoods.logistic import DiscretizedLogistic
-from keras_vae.model import VAE
-from keras_vae.nll import (
+from keras_vae.measure.nll import (
     CHUNK_BUDGET,
     FusedLikelihood,
     evaluation_likelihood,
@@ -24,6 +19,11 @@ from keras_vae.nll import (
     largest_tensor_per_sample,
     make_log_weights,
 )
+from keras_vae.model.likelihoods import make_likelihood
+from keras_vae.model.likelihoods.bernoulli import Bernoulli
+from keras_vae.model.likelihoods.logistic import DiscretizedLogistic
+from keras_vae.model.networks import levels
+from keras_vae.model.vae import VAE
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +116,7 @@ def test_a_chunk_scored_in_several_calls_gives_the_same_estimate(
     draws for the whole chunk, so the estimate is the one a single call gives."""
     images = binarized_mnist_splits["test"].as_float()[:30]
     whole = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16, chunk=300)
-    monkeypatch.setattr(keras_vae.nll, "largest_tensor_per_sample",
+    monkeypatch.setattr(keras_vae.measure.nll, "largest_tensor_per_sample",
                         lambda vae, log_weights: CHUNK_BUDGET // (16 * 70))
     in_calls_of_70 = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16,
                                     chunk=300)
@@ -134,7 +134,7 @@ def test_the_largest_tensor_of_a_conv_decoder_is_its_feature_maps():
 
 
 def _log_prior_one_d(vae: VAE, z: np.ndarray) -> np.ndarray:
-    """log p(z) on a 1-D grid in float64, written independently of keras_vae.densities:
+    """log p(z) on a 1-D grid in float64, written independently of keras_vae.model.densities:
     N(0, 1), or the VampPrior's mixture of the encoder's posteriors at its pseudo-inputs."""
     if vae.pseudo_inputs is None:
         return -0.5 * (z**2 + math.log(2 * math.pi))
@@ -243,7 +243,7 @@ def test_k_5000_estimate_matches_numerical_integration_over_a_1d_latent(
 def test_k_5000_estimate_matches_numerical_integration_for_8_bit_pixels(monkeypatch):
     """The same check under the discretized logistic likelihood, on 8-bit images that
     vary along one direction (so a 1-D latent fits them), its integrand written
-    independently of keras_vae.likelihoods in float64."""
+    independently of keras_vae.model.likelihoods in float64."""
     rng = np.random.default_rng(0)
     direction, offset = rng.normal(0, 2, (2, 1, 8, 8, 1))
     t = rng.normal(size=(5040, 1, 1, 1))
@@ -261,8 +261,8 @@ def _one_d_latent_vae(monkeypatch, config: ModelConfig) -> VAE:
     keras.utils.set_random_seed(0)  # before any layer is built: the same model every time
     outputs = config.image_shape[-1] * make_likelihood(
         config.likelihood, config.image_shape, config.mixture_components).parameters_per_channel
-    linear_decoder = model.build_decoder(dataclasses.replace(config, hidden_dims=()), outputs)
-    monkeypatch.setattr(model, "build_decoder", lambda config, outputs: linear_decoder)
+    linear_decoder = levels.build_decoder(dataclasses.replace(config, hidden_dims=()), outputs)
+    monkeypatch.setattr(levels, "build_decoder", lambda config, outputs: linear_decoder)
     vae = VAE(config)
     vae.compile(optimizer=keras.optimizers.Adam(3e-3))
     return vae

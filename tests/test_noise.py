@@ -1,11 +1,11 @@
-"""Specification of keras_vae/noise.py: N(0, 1), seeded, the same with and without XLA."""
+"""Specification of keras_vae/model/noise.py: N(0, 1), seeded, the same with and without XLA."""
 
 from __future__ import annotations
 
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.noise import counter_normal
+from keras_vae.model.noise import counter_normal
 
 
 def _draw(shape, seed, jit_compile):

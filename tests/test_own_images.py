@@ -19,9 +19,9 @@ import pytest
 from PIL import Image
 
 from export.onnx_model import read_metadata
-from keras_vae.cli import run_command
+from keras_vae.run.cli import run_command
 from keras_vae.train import main
-from serving import sample
+from serving import vae_decoder, vae_draws
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -76,12 +76,12 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
     assert [i.name for i in session.get_inputs()] == ["noise", "temperature", "label",
                                                       "component_draw"]
     vae = keras.models.load_model(os.path.join(run_dir, "best.keras"))
-    noise = sample.seeded_noise(4, sum(vae.config.levels), seed=3)
+    noise = vae_draws.seeded_noise(4, sum(vae.config.levels), seed=3)
     labels = np.array([0, 1, 0, 1])
-    draws = sample.component_draws(["label", "component_draw"], 4, seed=3)
+    draws = vae_draws.component_draws(["label", "component_draw"], 4, seed=3)
     inputs = {"noise": noise, "temperature": np.full(4, 0.8, np.float32), "label": labels,
               "component_draw": draws}
-    np.testing.assert_allclose(sample.decode(session, noise, labels, temperature=0.8,
+    np.testing.assert_allclose(vae_decoder.decode(session, noise, labels, temperature=0.8,
                                              component_draw=draws),
                                vae.sample_images(inputs), atol=1e-4)
 

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/pictures.py: grids place each image where expected, in the
+"""Specification of keras_vae/measure/pictures.py: grids place each image where expected, in the
 data's own colours."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from keras_vae.pictures import (
+from keras_vae.measure.pictures import (
     LABEL_MARGIN,
     UPSCALE,
     save_grid,
@@ -72,7 +72,7 @@ def test_the_latent_scatter_names_the_classes_in_its_legend(tmp_path, monkeypatc
 def test_curves_of_a_single_epoch_show_its_points(tmp_path):
     """After one epoch each panel still shows the training and validation points (as
     markers in matplotlib's first two colours), on the epoch tick 1."""
-    from keras_vae.pictures import save_curves
+    from keras_vae.measure.pictures import save_curves
 
     row = {"epoch": 1, "loss": 170.0, "val_loss": 131.0, "reconstruction": 155.0,
            "val_reconstruction": 110.0, "kl": 15.0, "val_kl": 21.0}

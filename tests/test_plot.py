@@ -1,4 +1,4 @@
-"""Specification of keras_vae/pictures.py's run pictures and `python -m keras_vae.plot`."""
+"""Specification of keras_vae/measure/pictures.py's run pictures and `python -m keras_vae.plot`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import numpy as np
 from keras import ops
 from PIL import Image
 
-from keras_vae.cli import run_command
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE
-from keras_vae.pictures import MANIFOLD_SIDE, UPSCALE, draw_run, manifold_latents
+from keras_vae.measure.pictures import MANIFOLD_SIDE, UPSCALE, draw_run, manifold_latents
+from keras_vae.model.vae import VAE
 from keras_vae.plot import main
+from keras_vae.run.cli import run_command
 
 
 def test_manifold_latents_cover_normal_quantiles_row_major_with_z2_falling():
@@ -94,8 +94,8 @@ def test_plot_draws_an_unfinished_run_without_marking_it_finished(trained_run, t
 
 
 def test_a_hierarchy_also_shows_its_temperatures_and_what_each_level_holds(tmp_path):
-    from keras_vae.model import VAE
-    from keras_vae.pictures import LEVEL_DRAWS, LEVEL_IMAGES, TEMPERATURES
+    from keras_vae.measure.pictures import LEVEL_DRAWS, LEVEL_IMAGES, TEMPERATURES
+    from keras_vae.model.vae import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3, 2),
@@ -115,7 +115,7 @@ def test_a_conditional_hierarchy_draws_every_picture_from_arrays_of_images_and_l
         tmp_path):
     """The training command and `plot` pass numpy test images and labels: the top-down
     path must take them beside its own tensors (a mix Keras refuses in a list input)."""
-    from keras_vae.model import VAE
+    from keras_vae.model.vae import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 3), hidden_dims=(16,),

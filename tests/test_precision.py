@@ -1,4 +1,4 @@
-"""Specification of keras_vae/precision.py (`--precision`): a model trained under a mixed
+"""Specification of keras_vae/model/precision.py (`--precision`): a model trained under a mixed
 dtype policy computes its layers in 16 bits, keeps its densities in float32, trains as
 the float32 model does, and comes back as float32 for evaluation and export."""
 
@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.model import VAE
-from keras_vae.precision import dtype_policy, float32_copy
+from keras_vae.model.precision import dtype_policy, float32_copy
+from keras_vae.model.vae import VAE
+from keras_vae.run.cli import UsageError
 from tests.test_spatial import _images
 
 SETTINGS = {"one level": {"latent_dim": 4, "hidden_dims": (64,)},

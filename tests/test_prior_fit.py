@@ -1,5 +1,5 @@
 """Specification of fitting a conditional model's class prior to its codes after training
-(`keras_vae.prior_fit`): EM raises the mixture's likelihood of the points every pass and
+(`keras_vae.run.prior_fit`): EM raises the mixture's likelihood of the points every pass and
 finds a known mixture; fitted into a model, the prior's own density of the codes rises."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_vae import training
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE
-from keras_vae.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
-from keras_vae.run_layout import CHECKPOINT
+from keras_vae.model.vae import VAE
+from keras_vae.run import training
+from keras_vae.run.layout import CHECKPOINT
+from keras_vae.run.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
 
 TRUE_MEANS = np.array([[-2.0, 0.0], [1.5, 1.0]])
 TRUE_VARIANCES = np.array([[0.25, 1.0], [0.5, 0.09]])

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/resume.py and keras_vae/run_lock.py: what a training may do
+"""Specification of keras_vae/run/resume.py and keras_vae/run/lock.py: what a training may do
 with a run directory that already holds something."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import os
 
 import pytest
 
-from keras_vae import resume
-from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.run_layout import write_run_config
+from keras_vae.run import resume
+from keras_vae.run.cli import UsageError
+from keras_vae.run.layout import write_run_config
 
 
 def _config(tmp_path, **changes) -> TrainConfig:

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/run_layout.py: the run record is written once and read back
+"""Specification of keras_vae/run/layout.py: the run record is written once and read back
 the same, and a directory that is not a finished run is explained, not guessed at."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import types
 
 import pytest
 
-from keras_vae.cli import RunFailure, UsageError
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.run_layout import (
+from keras_vae.run.cli import RunFailure, UsageError
+from keras_vae.run.layout import (
     RUN_CONFIG,
     checkpoint_path,
     read_run_config,
@@ -72,7 +72,7 @@ def test_keras_warnings_while_loading_show_only_if_the_checkpoint_loads(tmp_path
 
     import keras
 
-    from keras_vae.run_layout import load_checkpoint
+    from keras_vae.run.layout import load_checkpoint
 
     (tmp_path / "best.keras").write_bytes(b"a checkpoint")
 

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/run_lock.py: one training per run directory."""
+"""Specification of keras_vae/run/lock.py: one training per run directory."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from keras_vae.cli import UsageError
-from keras_vae.run_lock import LOCK, RunLock, live_owner
+from keras_vae.run.cli import UsageError
+from keras_vae.run.lock import LOCK, RunLock, live_owner
 
 
 def test_a_second_process_cannot_take_a_held_lock(tmp_path):

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae.cli import run_command
+from keras_vae.run.cli import run_command
 from keras_vae.score import main
 from serving import score as edge_score
-from serving.sample import SampleError
+from serving.vae_cli import SampleError
 from tests import hostile_images
 from tests.conftest import strokes
 
@@ -35,8 +35,8 @@ def _folder(path, images: np.ndarray) -> str:
 @pytest.fixture(scope="module")
 def digits_and_noise() -> np.ndarray:
     """Four binarized MNIST test digits (0/255) and two images of uniform noise."""
-    from keras_vae.data import load_splits
-    from keras_vae.scoring import to_model_pixels
+    from keras_vae.data.pipeline import load_splits
+    from keras_vae.measure.scoring import to_model_pixels
 
     digits = to_model_pixels(load_splits("binarized_mnist", max_examples=4)["test"])
     noise = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
@@ -100,7 +100,7 @@ def test_the_edge_scorer_gives_the_exported_numbers_and_refuses_bad_files(small_
     and no CSV is written."""
     from export.endpoints import run_keras
     from export.scorer import scorer_endpoint
-    from keras_vae.scoring import Scorer
+    from keras_vae.measure.scoring import Scorer
 
     images = strokes(5, seed=2)
     folder = _folder(tmp_path / "ok", images)

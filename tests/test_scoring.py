@@ -1,4 +1,4 @@
-"""Specification of keras_vae/scoring.py and export/scorer.py: an anomaly score that is a
+"""Specification of keras_vae/measure/scoring.py and export/scorer.py: an anomaly score that is a
 pure function of the image, the same in every format."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from export.endpoints import run_keras
 from export.onnx_model import read_metadata, run_onnx
 from export.saved_model import run_saved_model
 from export.scorer import SCORE_TOLERANCE, parity_images, scorer_endpoint
-from keras_vae import scoring
-from keras_vae.scoring import Scorer, auroc, predictive_code_bits
+from keras_vae.measure import scoring
+from keras_vae.measure.scoring import Scorer, auroc, predictive_code_bits
 from tests.conftest import strokes
 
 
@@ -127,7 +127,7 @@ def test_the_exported_scorer_gives_keras_numbers_in_every_format(small_export):
 
 def test_a_conditional_model_has_no_scorer():
     from keras_vae.config import ModelConfig
-    from keras_vae.model import VAE
+    from keras_vae.model.vae import VAE
 
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden_dims=(16,),
                           conditional=True, label_names=("a", "b", "c"), class_components=1))
@@ -140,7 +140,7 @@ def test_the_development_sets_are_what_docs_scoring_says(tmp_path):
     patches of the model's size and channels (from any folder of JPEGs), digits as given."""
     from PIL import Image
 
-    from keras_vae.ood_sets import development_sets
+    from keras_vae.measure.ood_sets import development_sets
 
     rng = np.random.default_rng(0)
     os.makedirs(tmp_path / "photos" / "nature")

@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import sample
-from serving.sample import MAX_IMAGES, UPSCALE, SampleError
+from serving import sample, vae_decoder, vae_draws
+from serving.sample import MAX_IMAGES
+from serving.vae_cli import SampleError
+from serving.vae_pictures import UPSCALE
 
+EDGE_FILES = ("sample.py", "vae_cli.py", "vae_decoder.py", "vae_draws.py", "vae_pictures.py")
+"""What docs/export-and-serving.md says to copy onto a device."""
 REQUIREMENTS_EDGE = os.path.join(os.path.dirname(sample.__file__), "requirements-edge.txt")
 
 
@@ -36,14 +40,14 @@ def test_draws_a_square_grid_reproducibly(small_export, tmp_path):
 
 
 def test_latent_size_comes_from_the_model(small_export):
-    _, latent_dim = sample.load_decoder(small_export["paths"]["decoder_onnx"])
+    _, latent_dim = vae_decoder.load_decoder(small_export["paths"]["decoder_onnx"])
     assert latent_dim == 6
 
 
 def test_latent_file_is_decoded_as_given(small_export, tmp_path):
     """latent_decoder.onnx decodes the z of a file; an N(0, I) decoder's noise at
     temperature 1 is its z, so the two pictures are the same."""
-    z = sample.seeded_noise(5, 6, seed=9)
+    z = vae_draws.seeded_noise(5, 6, seed=9)
     np.save(tmp_path / "z.npy", z)
     message = sample.main([small_export["paths"]["latent_decoder_onnx"], "--latent-file",
                            str(tmp_path / "z.npy"), "--out", str(tmp_path / "from_file.png")])
@@ -55,8 +59,8 @@ def test_latent_file_is_decoded_as_given(small_export, tmp_path):
 
 
 def test_interpolation_is_one_row_between_two_seeded_noises(small_export, tmp_path):
-    noise = sample.interpolation_noise(7, 6, seed=3)
-    start, end = sample.seeded_noise(2, 6, seed=3)
+    noise = vae_draws.interpolation_noise(7, 6, seed=3)
+    start, end = vae_draws.seeded_noise(2, 6, seed=3)
     np.testing.assert_allclose(noise[0], start)
     np.testing.assert_allclose(noise[-1], end)
     np.testing.assert_allclose(noise[3], (start + end) / 2, atol=1e-6)
@@ -66,19 +70,19 @@ def test_interpolation_is_one_row_between_two_seeded_noises(small_export, tmp_pa
 
 
 def test_the_temperature_scales_the_noise_inside_the_decoder(small_export):
-    decoder, _ = sample.load_decoder(small_export["paths"]["decoder_onnx"])
-    latent, _ = sample.load_decoder(small_export["paths"]["latent_decoder_onnx"], given_z=True)
-    noise = sample.seeded_noise(8, 6, seed=5)
-    np.testing.assert_allclose(sample.decode(decoder, noise, temperature=0.4),
-                               sample.decode(latent, 0.4 * noise), atol=1e-5)
+    decoder, _ = vae_decoder.load_decoder(small_export["paths"]["decoder_onnx"])
+    latent, _ = vae_decoder.load_decoder(small_export["paths"]["latent_decoder_onnx"], given_z=True)
+    noise = vae_draws.seeded_noise(8, 6, seed=5)
+    np.testing.assert_allclose(vae_decoder.decode(decoder, noise, temperature=0.4),
+                               vae_decoder.decode(latent, 0.4 * noise), atol=1e-5)
 
 
 def test_int8_model_with_one_thread_draws_nearly_the_same_images(small_export, tmp_path):
     paths = small_export["paths"]
-    fp32, _ = sample.load_decoder(paths["decoder_onnx"])
-    int8, _ = sample.load_decoder(paths["decoder_int8_onnx"], threads=1)
-    z = sample.seeded_noise(32, 6, seed=0)
-    assert np.mean(np.abs(sample.decode(int8, z) - sample.decode(fp32, z))) <= 0.01
+    fp32, _ = vae_decoder.load_decoder(paths["decoder_onnx"])
+    int8, _ = vae_decoder.load_decoder(paths["decoder_int8_onnx"], threads=1)
+    z = vae_draws.seeded_noise(32, 6, seed=0)
+    assert np.mean(np.abs(vae_decoder.decode(int8, z) - vae_decoder.decode(fp32, z))) <= 0.01
     sample.main([paths["decoder_int8_onnx"], "--threads", "1", "--out", str(tmp_path / "q.png")])
     assert Image.open(tmp_path / "q.png").size == _cells(8, 8)
 
@@ -93,8 +97,8 @@ def test_a_vamp_export_draws_its_components_from_the_seed(vamp_export, tmp_path)
                            "--out", str(tmp_path / "drawn.png")])
     assert "z from its VampPrior" in message
     means, log_vars = (keras.ops.convert_to_numpy(t) for t in vae.prior_components())
-    k = np.floor(sample.seeded_uniform(4, 2, 16) * len(means)).astype(int)
-    z = means[k] + np.exp(0.5 * log_vars[k]) * sample.seeded_noise(16, 6, 4)
+    k = np.floor(vae_draws.seeded_uniform(4, 2, 16) * len(means)).astype(int)
+    z = means[k] + np.exp(0.5 * log_vars[k]) * vae_draws.seeded_noise(16, 6, 4)
     np.save(tmp_path / "z.npy", z.astype(np.float32))
     sample.main([paths["latent_decoder_onnx"], "--latent-file", str(tmp_path / "z.npy"),
                  "--out", str(tmp_path / "given.png")])
@@ -202,7 +206,8 @@ def edge_python(tmp_path_factory) -> str:
 def test_runs_alone_where_tensorflow_is_not_installed(edge_python, small_export, tmp_path):
     no_tf = subprocess.run([edge_python, "-c", "import tensorflow"], capture_output=True)
     assert no_tf.returncode != 0 and b"No module named 'tensorflow'" in no_tf.stderr
-    shutil.copy(sample.__file__, tmp_path / "sample.py")  # copied alone, as onto a device
+    for name in EDGE_FILES:  # copied alone, as onto a device
+        shutil.copy(os.path.join(os.path.dirname(sample.__file__), name), tmp_path / name)
     result = subprocess.run(
         [edge_python, "sample.py", small_export["paths"]["decoder_int8_onnx"], "--n", "16",
          "--seed", "0", "--out", "grid.png"], cwd=tmp_path, capture_output=True, text=True,
@@ -232,26 +237,26 @@ def test_the_seeded_generator_draws_standard_normals_and_uniform_components():
     """The generator the browser page shares: normals with mean 0 and variance 1 and no
     correlation between neighbours, uniforms in (0, 1), different streams and seeds
     different numbers, the same seed the same numbers."""
-    normals = sample.seeded_normal(7, 200_000)
+    normals = vae_draws.seeded_normal(7, 200_000)
     assert abs(normals.mean()) < 0.01 and abs(normals.std() - 1) < 0.01
     assert abs(np.corrcoef(normals[:-1], normals[1:])[0, 1]) < 0.01
-    uniforms = sample.seeded_uniform(7, 2, 100_000)
+    uniforms = vae_draws.seeded_uniform(7, 2, 100_000)
     assert 0 < uniforms.min() and uniforms.max() < 1 and abs(uniforms.mean() - 0.5) < 0.005
-    np.testing.assert_array_equal(sample.seeded_normal(7, 10), normals[:10])
-    assert not np.allclose(sample.seeded_normal(8, 10), normals[:10])
-    assert not np.allclose(sample.seeded_uniform(7, 0, 10), sample.seeded_uniform(7, 1, 10))
+    np.testing.assert_array_equal(vae_draws.seeded_normal(7, 10), normals[:10])
+    assert not np.allclose(vae_draws.seeded_normal(8, 10), normals[:10])
+    assert not np.allclose(vae_draws.seeded_uniform(7, 0, 10), vae_draws.seeded_uniform(7, 1, 10))
 
 
 def test_a_label_is_a_name_in_any_letter_case_or_an_index_and_a_near_miss_is_named():
     names = ["T-shirt/top", "Sneaker", "Bag"]
-    assert [sample.resolve_label(text, names) for text in ("Sneaker", "sneaker", "BAG", "0")
+    assert [vae_decoder.resolve_label(text, names) for text in ("Sneaker", "sneaker", "BAG", "0")
             ] == [1, 1, 2, 0]
-    assert sample.resolve_label("a", ["A", "a"]) == 1  # exact first
+    assert vae_decoder.resolve_label("a", ["A", "a"]) == 1  # exact first
     with pytest.raises(SampleError, match=r"^--label 'Sneakers' is not a class of this model "
                                           r"\(did you mean 'Sneaker'\?\); known: 0 T-shirt/top, "
                                           r"1 Sneaker, 2 Bag$"):
-        sample.resolve_label("Sneakers", names)
+        vae_decoder.resolve_label("Sneakers", names)
     with pytest.raises(SampleError, match=r"^--label 'hat' is not a class of this model; known"):
-        sample.resolve_label("hat", names)
+        vae_decoder.resolve_label("hat", names)
     with pytest.raises(SampleError, match="is not a class"):
-        sample.resolve_label("b", ["A", "a"])  # neither exact nor one name in any case
+        vae_decoder.resolve_label("b", ["A", "a"])  # neither exact nor one name in any case

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/settings.py: each setting is declared once, on its field,
+"""Specification of keras_vae/config/settings.py: each setting is declared once, on its field,
 and the command's flags, defaults and help come from there."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 import pytest
 
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.settings import flag_name, has_flag
+from keras_vae.config.settings import flag_name, has_flag
 from keras_vae.train import config_from, make_parser
 
 COMMAND_FLAGS = {"help", "debug", "resume", "overwrite", "verbose"}

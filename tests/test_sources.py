@@ -1,4 +1,4 @@
-"""Specification of keras_vae/sources.py: people's own images, read as what they are."""
+"""Specification of keras_vae/data/sources.py: people's own images, read as what they are."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_vae.cli import RunFailure, UsageError
-from keras_vae.sources import read_folder, read_npz
-from keras_vae.storage import Storage
+from keras_vae.data.sources import read_folder, read_npz
+from keras_vae.data.storage import Storage
+from keras_vae.run.cli import RunFailure, UsageError
 from tests import hostile_images
 
 

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/networks/spatial.py and keras_vae/networks/latent_maps.py: the spatial
+"""Specification of keras_vae/model/networks/spatial.py and latent_maps.py: the spatial
 network's levels follow the image's size, it starts at its prior, trains, saves and
 scores (tests/test_own_images.py trains, exports and samples one through the command)."""
 
@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from keras_vae.cli import UsageError
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE
-from keras_vae.networks.latent_maps import LatentMap, latent_maps, resolutions
+from keras_vae.model.networks.latent_maps import LatentMap, latent_maps, resolutions
+from keras_vae.model.vae import VAE
+from keras_vae.run.cli import UsageError
 from tests.conftest import bars_and_blobs
 
 SIDE = 16
@@ -98,7 +98,7 @@ def test_training_lowers_the_loss_fills_every_level_and_saves(tmp_path):
 
 @pytest.mark.slow
 def test_the_iwae_objective_and_the_anomaly_score_run_on_feature_maps():
-    from keras_vae.scoring import Scorer
+    from keras_vae.measure.scoring import Scorer
 
     vae = _model(objective="iwae", iwae_k=3)
     history = vae.fit(_images(200), batch_size=50, epochs=1, verbose=0).history
@@ -126,7 +126,7 @@ def test_a_conditional_model_draws_each_class_from_its_own_prior():
 
 
 def test_the_levels_picture_keeps_whole_resolutions():
-    from keras_vae.pictures import kept_rows
+    from keras_vae.measure.pictures import kept_rows
 
     spatial = ModelConfig(arch="spatial", likelihood="logistic", image_shape=(28, 28, 1))
     assert kept_rows(spatial) == [(3, "7x7+ kept"), (5, "4x4+ kept")]  # the font has no ×
@@ -138,8 +138,8 @@ def test_scoring_batches_are_sized_by_the_feature_maps_not_the_outputs():
     """A spatial decoder's largest tensor is its full-resolution state (16×16×16 here),
     not its 16×16×1 outputs: sizing the scorer's batches by the outputs held 12 GB on
     Fashion-MNIST."""
-    from keras_vae.nll import largest_tensor_per_decoding
-    from keras_vae.scoring import batch_size_for
+    from keras_vae.measure.nll import largest_tensor_per_decoding
+    from keras_vae.measure.scoring import batch_size_for
 
     vae = _model()
     assert largest_tensor_per_decoding(vae) == SIDE * SIDE * 16
@@ -149,7 +149,7 @@ def test_scoring_batches_are_sized_by_the_feature_maps_not_the_outputs():
 def test_a_prior_that_learned_a_huge_width_still_draws_finite_pictures():
     """Every level's log-variance stops at `LOG_VAR_CEILING` (a 32×32 colour model drew
     NaN at temperature 1 without it)."""
-    from keras_vae.networks.spatial import LOG_VAR_CEILING
+    from keras_vae.model.networks.spatial import LOG_VAR_CEILING
 
     vae = _model()
     head = vae.prior_heads[0]

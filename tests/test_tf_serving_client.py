@@ -26,13 +26,9 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from export.saved_model import run_saved_model
 from serving import tf_serving_client as client
-from serving.sample import (
-    SampleError,
-    component_draws,
-    save_picture,
-    seeded_noise,
-    square_grid,
-)
+from serving.vae_cli import SampleError
+from serving.vae_draws import component_draws, seeded_noise
+from serving.vae_pictures import save_picture, square_grid
 from tests.tf_serving_double import TfServingDouble
 
 CONFIG_DIR = os.path.join(os.path.dirname(client.__file__), "tf_serving")
@@ -191,7 +187,7 @@ def vamp_hierarchy(tmp_path_factory):
 
     from export.pipeline import export_model
     from keras_vae.config import ModelConfig, TrainConfig
-    from keras_vae.model import VAE
+    from keras_vae.model.vae import VAE
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=(4, 2), hidden_dims=(256,),

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/tfds_source.py: TFDS datasets, offline behaviour, and the
+"""Specification of keras_vae/data/tfds_source.py: TFDS datasets, offline behaviour, and the
 lines that say what to do."""
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download.checksums import compute_url_info
 
-from keras_vae import data, tfds_source
-from keras_vae.cli import RunFailure, UsageError
-from keras_vae.data import load_splits
+from keras_vae.data import pipeline as data
+from keras_vae.data import tfds_source
+from keras_vae.data.pipeline import load_splits
+from keras_vae.run.cli import RunFailure, UsageError
 
 
 def test_datasets_without_validation_split_hold_out_the_last_training_examples():

@@ -1,13 +1,13 @@
-"""Specification of keras_vae/torch_twins.py: the PyTorch networks do the same work."""
+"""Specification of keras_vae/benchmarks/torch_twins.py: the PyTorch networks do the same work."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from keras_vae.benchmarks import colour_split
-from keras_vae.likelihoods.logistic import DiscretizedLogistic
-from keras_vae.torch_twins import TorchConvVAE
+from keras_vae.benchmarks.torch_twins import TorchConvVAE
+from keras_vae.benchmarks.training_speed import colour_split
+from keras_vae.model.likelihoods.logistic import DiscretizedLogistic
 
 
 def test_the_pytorch_conv_network_scores_pixels_as_keras_vae_does():
@@ -26,9 +26,9 @@ def test_the_pytorch_hierarchy_is_keras_vaes_network_with_the_same_weights():
     """Given the Keras hierarchy's weights and the same noise, the PyTorch twin gives the
     same negative ELBO per example: the side by side times the same work."""
     torch = pytest.importorskip("torch")
+    from keras_vae.benchmarks.torch_twins import TorchHierarchicalVAE
     from keras_vae.config import ModelConfig
-    from keras_vae.model import VAE
-    from keras_vae.torch_twins import TorchHierarchicalVAE
+    from keras_vae.model.vae import VAE
 
     rng = np.random.default_rng(2)
     images = (rng.random((6, 28, 28, 1)) < 0.3).astype(np.float32)

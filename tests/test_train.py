@@ -17,8 +17,8 @@ from PIL import Image
 from export.onnx_model import run_onnx
 from export.saved_model import run_saved_model
 from export.verify import FP32_TOLERANCE, parity_latents
-from keras_vae.cli import run_command
-from keras_vae.pictures import LABEL_MARGIN
+from keras_vae.measure.pictures import LABEL_MARGIN
+from keras_vae.run.cli import run_command
 from keras_vae.train import main
 from tests.conftest import TRAINED_RUN_FLAGS
 
@@ -200,7 +200,7 @@ def test_a_failed_export_still_leaves_a_complete_evaluable_run(binarized_mnist_s
                                                                tmp_path, capsys):
     """The run directory holds a file where the export directory goes: the export fails
     with its own line, the trained run is complete, and the line says how to retry."""
-    from keras_vae.run_layout import load_run
+    from keras_vae.run.layout import load_run
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

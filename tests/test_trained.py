@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 import keras_vae
-from keras_vae.callbacks import save_checkpoint
 from keras_vae.config import ModelConfig
-from keras_vae.nll import importance_nll
+from keras_vae.measure.nll import importance_nll
+from keras_vae.run.callbacks import save_checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KINDS = {

@@ -1,4 +1,4 @@
-"""Specification of keras_vae/training.py: the run's procedure, resumed runs, the
+"""Specification of keras_vae/run/training.py: the run's procedure, resumed runs, the
 architectures, and what a failed start leaves behind."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from keras_vae.cli import run_command
 from keras_vae.config import TrainConfig
+from keras_vae.run.cli import run_command
+from keras_vae.run.training import learning_rate
 from keras_vae.train import main
-from keras_vae.training import learning_rate
 
 TINY_RUN = ["--dataset", "binarized_mnist", "--max-examples", "600", "--hidden-dims", "64",
             "--latent-dim", "4", "--batch-size", "100", "--no-jit", "--verbose", "0"]
@@ -45,7 +45,7 @@ def test_weight_decay_shrinks_kernels_alone_by_learning_rate_times_decay():
     import numpy as np
 
     from keras_vae.config import ModelConfig
-    from keras_vae.training import build_model
+    from keras_vae.run.training import build_model
 
     model = ModelConfig(latent_dim=(4, 2), hidden_dims=(16,), prior="vamp", pseudo_inputs=3)
     for decay, kernel_factor in ((0.5, 1 - 0.1 * 0.5), (0.0, 1.0)):
@@ -118,7 +118,7 @@ def test_a_run_directory_made_beforehand_is_kept_but_gets_no_settings(offline, e
 
 
 def test_the_recorded_config_is_the_summary_s_source(trained_run):
-    from keras_vae.run_layout import read_run_config
+    from keras_vae.run.layout import read_run_config
 
     config = read_run_config(trained_run)
     assert isinstance(config, TrainConfig) and config.out == trained_run

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.config import ModelConfig
-from keras_vae.model import VAE
+from keras_vae.model.vae import VAE
 
 
 def _vamp_vae(**overrides) -> VAE:

@@ -12,7 +12,7 @@ from export.endpoints import decoder_endpoint
 from export.onnx_model import write_onnx
 from export.verify import parity_latents
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.model import VAE
+from keras_vae.model.vae import VAE
 
 
 def test_parity_latents_are_fixed_and_reach_the_tails():

@@ -25,8 +25,8 @@ import pytest
 from export.pipeline import export_model
 from export.web import ORT_WEB_VERSION, RUNTIME_DIR, RUNTIME_INTEGRITY
 from keras_vae.config import ModelConfig, TrainConfig
-from keras_vae.model import VAE
-from serving import sample
+from keras_vae.model.vae import VAE
+from serving import sample, vae_decoder, vae_draws
 from tests.conftest import strokes
 
 CHROMIUM = "/usr/bin/chromium"
@@ -93,7 +93,7 @@ def browser(browser_setup):
 def _export(tmp_path_factory, name: str, **model) -> dict:
     """A small model exported; `plain` with its scorer, calibrated at k = 4 on seeded
     bars."""
-    from keras_vae.scoring import Scorer, calibrate
+    from keras_vae.measure.scoring import Scorer, calibrate
 
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(**{"latent_dim": 4, "hidden_dims": (256,), "likelihood": "bernoulli",
@@ -161,7 +161,7 @@ def _reference(onnx_file: str, noise: np.ndarray, labels=None, draws=None,
     """onnxruntime-python's images for the sampling contract's inputs, as the page rounds
     them to 8 bits."""
     session = ort.InferenceSession(onnx_file, providers=["CPUExecutionProvider"])
-    (image,) = [sample.decode(session, noise, None if labels is None
+    (image,) = [vae_decoder.decode(session, noise, None if labels is None
                               else np.asarray(labels, np.int64), temperature, draws)]
     return np.round(np.clip(image[..., 0], 0, 1) * 255).astype(np.uint8)
 
@@ -177,12 +177,12 @@ def test_the_page_draws_what_onnxruntime_draws_for_the_same_seed(browser, serve,
     opened = _open(browser, serve(plain["web"]),
                    f"?seed=5&n=6&temperature=0.8&precision={precision}")
     assert opened["state"] == "done", opened["status"]
-    noise = sample.seeded_noise(6, 4, 5)
+    noise = vae_draws.seeded_noise(6, 4, 5)
     onnx_file = os.path.join(plain["dir"], "decoder.onnx" if precision == "fp32"
                              else "decoder_int8.onnx")
     _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
                            _reference(onnx_file, noise, temperature=0.8))
-    row = sample.interpolation_noise(10, 4, 3)
+    row = vae_draws.interpolation_noise(10, 4, 3)
     _assert_within_a_level(_canvas_pixels(opened["page"], "#row canvas"),
                            _reference(onnx_file, row, temperature=0.8))
     timing = opened["page"].inner_text("#timing")
@@ -196,10 +196,10 @@ def test_a_vamp_model_draws_from_its_prior(browser, serve, vamp):
     the decoder picks the VampPrior's components itself."""
     opened = _open(browser, serve(vamp["web"]), "?seed=2&n=5")
     assert opened["state"] == "done", opened["status"]
-    draws = sample.component_draws({"component_draw"}, 5, 2)
+    draws = vae_draws.component_draws({"component_draw"}, 5, 2)
     _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
                            _reference(os.path.join(vamp["dir"], "decoder.onnx"),
-                                      sample.seeded_noise(5, 4, 2), draws=draws))
+                                      vae_draws.seeded_noise(5, 4, 2), draws=draws))
     assert "VampPrior" in opened["page"].inner_text("#model-line")
 
 
@@ -223,16 +223,16 @@ def test_a_hierarchical_decoder_draws_its_levels_from_noise_at_the_temperature(
     session = ort.InferenceSession(os.path.join(export_dir, "decoder.onnx"),
                                    providers=["CPUExecutionProvider"])
     inputs = {i.name for i in session.get_inputs()}
-    noise = sample.seeded_noise(5, 7, 4)
-    draws = sample.component_draws(inputs, 5, 4)
+    noise = vae_draws.seeded_noise(5, 7, 4)
+    draws = vae_draws.component_draws(inputs, 5, 4)
     assert (draws is not None) == (prior == "vamp")
-    expected = sample.decode(session, noise, temperature=0.6, component_draw=draws)[..., 0]
+    expected = vae_decoder.decode(session, noise, temperature=0.6, component_draw=draws)[..., 0]
     _assert_within_a_level(_canvas_pixels(opened["page"], "#grid canvas"),
                            np.round(np.clip(expected, 0, 1) * 255).astype(np.uint8))
-    at_one = sample.decode(session, noise, temperature=1.0, component_draw=draws)[..., 0]
+    at_one = vae_decoder.decode(session, noise, temperature=1.0, component_draw=draws)[..., 0]
     assert np.abs(at_one - expected).max() > 2 / 255  # the temperature reached the graph
-    row = sample.decode(session, sample.interpolation_noise(10, 7, 3), temperature=0.6,
-                        component_draw=sample.component_draws(inputs, 10, 3, one_line=True))
+    row = vae_decoder.decode(session, vae_draws.interpolation_noise(10, 7, 3), temperature=0.6,
+                        component_draw=vae_draws.component_draws(inputs, 10, 3, one_line=True))
     _assert_within_a_level(_canvas_pixels(opened["page"], "#row canvas"),
                            np.round(np.clip(row[..., 0], 0, 1) * 255).astype(np.uint8))
     described = opened["page"].inner_text("#model-line")
@@ -244,13 +244,13 @@ def test_the_class_picker_draws_the_class_asked_for_as_the_sampler_does(browser,
                                                                         conditional):
     address = serve(conditional["web"])
     onnx_file = os.path.join(conditional["dir"], "decoder.onnx")
-    z = sample.seeded_noise(4, 4, 9)
-    draws = sample.component_draws({"component_draw"}, 4, 9)  # a mixture per class
+    z = vae_draws.seeded_noise(4, 4, 9)
+    draws = vae_draws.component_draws({"component_draw"}, 4, 9)  # a mixture per class
     asked = _open(browser, address, "?seed=9&n=4&label=bar")
     _assert_within_a_level(_canvas_pixels(asked["page"], "#grid canvas"),
                            _reference(onnx_file, z, [2] * 4, draws))
     rows = _open(browser, address, "?seed=9&n=4")  # every class, a row each
-    every_z, labels = sample.for_every_class(z, 3)
+    every_z, labels = vae_draws.for_every_class(z, 3)
     _assert_within_a_level(_canvas_pixels(rows["page"], "#grid canvas"),
                            _reference(onnx_file, every_z, labels, np.tile(draws, 3)))
     assert "a mixture prior p(z | y) per class" in rows["page"].inner_text("#model-line")
@@ -278,7 +278,7 @@ def test_a_chosen_sample_gets_sliders_that_move_its_picture(browser, serve, plai
     page.eval_on_selector("#sliders input >> nth=0",
                           "s => { s.value = 3.5; s.dispatchEvent(new Event('input')); }")
     page.wait_for_function("document.querySelector('#timing').textContent.startsWith('1 ')")
-    z = sample.seeded_noise(3, 4, 1)[1:2].copy()
+    z = vae_draws.seeded_noise(3, 4, 1)[1:2].copy()
     z[0, 0] = 3.5
     page.wait_for_timeout(200)
     _assert_within_a_level(_canvas_pixels(page, "#focus canvas"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from keras_vae.cli import run_command
+from keras_vae.run.cli import run_command
 from keras_vae.train import main
 from tests.conftest import binarized_mnist_data
 

@@ -152,7 +152,7 @@ function showScore(model, name, pixels, found, milliseconds) {
   drawImages(shown, heatMap(found.map), 1, [height, width, 3]);
 }
 
-// −log p per pixel → RGB in [0, 1] on a logarithmic scale, as keras_vae/score_pictures.py
+// −log p per pixel → RGB in [0, 1] on a logarithmic scale, as keras_vae/measure/score_pictures.py
 // draws it: black at the map's likeliest 5 % of pixels, through red to yellow at its
 // unlikeliest pixel.
 function heatMap(map) {
