@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -110,6 +111,19 @@ def small_export(tmp_path_factory) -> dict:
     calibration = calibrate(Scorer(vae, 4), strokes(64, seed=1), fpr=0.1)
     return {**export_model(vae, export_dir, config, calibration=calibration), "vae": vae,
             "export_dir": export_dir, "calibration": calibration}
+
+
+EDGE_FILES = ("sample.py", "score.py", "vae_cli.py", "vae_decoder.py", "vae_draws.py",
+              "vae_pictures.py")
+"""The serving files docs/export-and-serving.md says to copy onto a device."""
+
+
+def copy_edge_files(folder) -> None:
+    """Copies `EDGE_FILES` alone into `folder`, as onto a device."""
+    serving = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "serving")
+    for name in EDGE_FILES:
+        shutil.copy(os.path.join(serving, name), os.path.join(folder, name))
 
 
 def bars_and_blobs(n: int, side: int, seed: int = 0) -> np.ndarray:

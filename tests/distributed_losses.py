@@ -21,13 +21,13 @@ tf.config.set_logical_device_configuration(
 
 import keras  # noqa: E402
 
-from keras_vae import distribute  # noqa: E402
 from keras_vae.config import ModelConfig, TrainConfig  # noqa: E402
 from keras_vae.data.pipeline import (  # noqa: E402
     datasets_for,  # noqa: E402
     epoch_variable,
     load_splits,
 )
+from keras_vae.run import distribute  # noqa: E402
 from keras_vae.run.callbacks import TrainingEpoch  # noqa: E402
 from keras_vae.run.training import build_model  # noqa: E402
 from tests.conftest import binarized_mnist_data  # noqa: E402

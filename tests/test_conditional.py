@@ -34,6 +34,7 @@ from keras_vae.run.layout import load_checkpoint, load_run
 from serving import tf_serving_client
 from serving.vae_draws import component_draws, seeded_noise
 from serving.vae_pictures import LABEL_MARGIN, UPSCALE
+from tests.conftest import copy_edge_files
 from tests.tf_serving_double import TfServingDouble
 
 pytestmark = pytest.mark.slow
@@ -238,7 +239,7 @@ def test_the_int8_decoder_keeps_the_class_prior_tables_float_and_quantizes_the_r
 
 
 def _edge_sample(run, tmp_path, *args) -> subprocess.CompletedProcess:
-    shutil.copy(os.path.join(ROOT, "serving", "sample.py"), tmp_path / "sample.py")
+    copy_edge_files(tmp_path)
     edge = os.environ.get("EDGE_PYTHON", sys.executable)
     return subprocess.run([edge, "sample.py", _artifact(run, "decoder_onnx"), *args],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -22,6 +21,7 @@ from export.onnx_model import read_metadata
 from keras_vae.run.cli import run_command
 from keras_vae.train import main
 from serving import vae_decoder, vae_draws
+from tests.conftest import copy_edge_files
 
 pytestmark = pytest.mark.slow
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -86,7 +86,7 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
                                vae.sample_images(inputs), atol=1e-4)
 
     edge = os.environ.get("EDGE_PYTHON", sys.executable)
-    shutil.copy(os.path.join(ROOT, "serving", "sample.py"), tmp_path / "sample.py")
+    copy_edge_files(tmp_path)
     done = subprocess.run([edge, "sample.py", decoder, "--label", "red", "--n", "4",
                            "--out", "grid.png"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)

@@ -17,7 +17,7 @@ from keras_vae.score import main
 from serving import score as edge_score
 from serving.vae_cli import SampleError
 from tests import hostile_images
-from tests.conftest import strokes
+from tests.conftest import copy_edge_files, strokes
 
 
 def _rows(path) -> list[dict]:
@@ -135,8 +135,7 @@ def test_the_edge_scorer_runs_where_tensorflow_is_not_installed(small_export, tm
     python = os.environ.get("EDGE_PYTHON")
     if not python:
         pytest.skip("EDGE_PYTHON (a Python with requirements-edge.txt alone) is not set")
-    for name in ("score.py", "sample.py"):
-        shutil.copy(os.path.join(os.path.dirname(edge_score.__file__), name), tmp_path / name)
+    copy_edge_files(tmp_path)
     folder = _folder(tmp_path / "images", strokes(3, seed=4))
     done = subprocess.run([python, "score.py", small_export["paths"]["scorer_onnx"], folder,
                            "--out", "s.csv"], cwd=tmp_path, capture_output=True, text=True,

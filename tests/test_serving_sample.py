@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import venv
 
@@ -15,9 +14,8 @@ from serving import sample, vae_decoder, vae_draws
 from serving.sample import MAX_IMAGES
 from serving.vae_cli import SampleError
 from serving.vae_pictures import UPSCALE
+from tests.conftest import copy_edge_files
 
-EDGE_FILES = ("sample.py", "vae_cli.py", "vae_decoder.py", "vae_draws.py", "vae_pictures.py")
-"""What docs/export-and-serving.md says to copy onto a device."""
 REQUIREMENTS_EDGE = os.path.join(os.path.dirname(sample.__file__), "requirements-edge.txt")
 
 
@@ -206,8 +204,7 @@ def edge_python(tmp_path_factory) -> str:
 def test_runs_alone_where_tensorflow_is_not_installed(edge_python, small_export, tmp_path):
     no_tf = subprocess.run([edge_python, "-c", "import tensorflow"], capture_output=True)
     assert no_tf.returncode != 0 and b"No module named 'tensorflow'" in no_tf.stderr
-    for name in EDGE_FILES:  # copied alone, as onto a device
-        shutil.copy(os.path.join(os.path.dirname(sample.__file__), name), tmp_path / name)
+    copy_edge_files(tmp_path)  # copied alone, as onto a device
     result = subprocess.run(
         [edge_python, "sample.py", small_export["paths"]["decoder_int8_onnx"], "--n", "16",
          "--seed", "0", "--out", "grid.png"], cwd=tmp_path, capture_output=True, text=True,

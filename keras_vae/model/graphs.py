@@ -14,6 +14,11 @@ from keras_vae.model.latents import component_draws, prior_draws
 from keras_vae.model.priors import scaled_draw
 
 
+def tiled_labels(labels, k):
+    """Labels [N] repeated for K sample-major draws, [K·N]; None stays None."""
+    return None if labels is None else ops.tile(labels, (k,))
+
+
 class ModelGraphs:
     """The model's uses (see the module docstring); `self` is the `VAE`."""
 
@@ -110,32 +115,34 @@ class ModelGraphs:
         of the sampling contract (`generator`)."""
         noise = keras.Input((sum(self.config.levels),), name="noise")
         temperature = keras.Input((), name="temperature")
-        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
-                 else None)
         draw = (keras.Input((), name="component_draw") if self.config.takes_component_draw
                 else None)
-        return noise, temperature, label, draw
+        return noise, temperature, self.label_input(), draw
+
+    def label_input(self):
+        """A conditional model's Keras `label` input (int64 [N]); None for another."""
+        return keras.Input((), dtype="int64", name="label") if self.config.conditional else None
+
+    @staticmethod
+    def with_label_input(x, label):
+        """A Keras model's inputs: x, or [x, label] when there is a label input."""
+        return x if label is None else [x, label]
 
     def latent_decoder(self) -> keras.Model:
         """Decoding a given z, for encoded images and interpolation between them:
         `z` [N, Σ d_l] (level 1 first; a conditional model's `label` [N]) → parameters of
         p(x|z). The second exported signature (`decode_latent`) and file
         (latent_decoder.onnx)."""
-        z = keras.Input((sum(self.config.levels),), name="z")
-        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
-                 else None)
-        return keras.Model([z, label] if label is not None else z, self.decode(z, label),
+        z, label = keras.Input((sum(self.config.levels),), name="z"), self.label_input()
+        return keras.Model(self.with_label_input(z, label), self.decode(z, label),
                            name="latent_decoder")
 
     def encoder_model(self) -> keras.Model:
         """image (and label) → (z_mean, z_log_var) [N, Σ d_l]: each level's posterior
         along the mean path, level 1 first (`encode`), as the export ships it."""
-        image = keras.Input(self.config.image_shape, name="image")
-        label = (keras.Input((), dtype="int64", name="label") if self.config.conditional
-                 else None)
-        z_mean, z_log_var = self.encode(image, label)
-        return keras.Model([image, label] if label is not None else image,
-                           [z_mean, z_log_var], name="posterior")
+        image, label = keras.Input(self.config.image_shape, name="image"), self.label_input()
+        return keras.Model(self.with_label_input(image, label), list(self.encode(image, label)),
+                           name="posterior")
 
     def sample_inputs(self, n: int, seed: int, labels=None, temperature: float = 1.0
                       ) -> dict:
@@ -174,10 +181,9 @@ class ModelGraphs:
         shape = ops.shape(epsilon)
         tiled = [ops.tile(f, (shape[0], *[1] * (len(f.shape) - 1)))  # sample-major
                  for f in proposal]
-        tiled_labels = None if labels is None else ops.tile(labels, (shape[0],))
         parameters, levels = self.posterior_pass(
-            None, tiled_labels, ops.reshape(epsilon, (-1, shape[-1])), features=tiled,
-            components=components, many_z=True)
+            None, tiled_labels(labels, shape[0]), ops.reshape(epsilon, (-1, shape[-1])),
+            features=tiled, components=components, many_z=True)
         parameters = ops.reshape(parameters, (shape[0], shape[1], *parameters.shape[1:]))
         log_ratio = ops.reshape(ops.sum(ops.stack([r for _, _, r in levels]), axis=0),
                                 (shape[0], shape[1]))

@@ -40,7 +40,7 @@ from keras import ops
 
 from keras_vae.config import ModelConfig
 from keras_vae.model.densities import gaussian_kl_between, log_normal
-from keras_vae.model.graphs import ModelGraphs
+from keras_vae.model.graphs import ModelGraphs, tiled_labels
 from keras_vae.model.guarded_update import guarded_update
 from keras_vae.model.likelihoods import make_likelihood
 from keras_vae.model.networks.layers import OneHot
@@ -241,9 +241,8 @@ class VAE(ModelGraphs, keras.Model):
         k = self.config.iwae_k
         features = [ops.tile(f, (k, *[1] * (len(f.shape) - 1)))  # sample-major [K·N, …]
                     for f in self.features(images, labels, training)]
-        tiled_labels = None if labels is None else ops.tile(labels, (k,))
         parameters, levels = self.posterior_pass(
-            None, tiled_labels, self.noise(k * ops.shape(images)[0]), training,
+            None, tiled_labels(labels, k), self.noise(k * ops.shape(images)[0]), training,
             features=features, components=self.prior.components(training))
         parameters = ops.reshape(parameters, (k, -1, *parameters.shape[1:]))
         log_px_z = -self.likelihood.neg_log_prob(images, parameters)  # [K, N]
