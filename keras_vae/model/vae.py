@@ -41,7 +41,7 @@ from keras import ops
 from keras_vae.config import ModelConfig
 from keras_vae.model.densities import gaussian_kl_between, log_normal
 from keras_vae.model.graphs import ModelGraphs, tiled_labels
-from keras_vae.model.guarded_update import guarded_update
+from keras_vae.model.guarded_update import update
 from keras_vae.model.likelihoods import make_likelihood
 from keras_vae.model.networks.layers import OneHot
 from keras_vae.model.networks.levels import levels_network
@@ -264,12 +264,12 @@ class VAE(ModelGraphs, keras.Model):
     # --- training -----------------------------------------------------------------------
 
     def train_step(self, data):
-        """One update, guarded as deep hierarchies need it (VDVAE does both): gradients
+        """One update, guarded where the levels need it (VDVAE does both): gradients
         clipped to a global norm, and an update whose norm is not finite or far too large
         skipped and counted (`keras_vae.model.guarded_update`)."""
         images, labels = self.batch_parts(data)
         gradients, reconstruction, kl_by_level = self.gradients(images, labels)
-        self.skipped_tracker.update_state(guarded_update(self, gradients))
+        self.skipped_tracker.update_state(update(self, gradients))
         return self._update_metrics(reconstruction, kl_by_level)
 
     def gradients(self, images, labels):

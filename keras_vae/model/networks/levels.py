@@ -72,6 +72,9 @@ class OneLevel:
     """One level: the encoder's heads are the posterior's (μ, log σ²), the decoder reads
     z itself. The state the model walks is z; nothing lies below it."""
 
+    guarded = False
+    """Its updates need no clipping or skipping (`keras_vae.model.guarded_update`)."""
+
     def __init__(self, model):
         self.model = model
 
@@ -105,6 +108,9 @@ class DenseLevels:
     Fashion-MNIST epochs (2026-11-30, validation negative ELBO): 2064.3 nats with
     s_l = f([s_l+1, z_l]) and a hidden layer before the pixels, 2029.9 with both changes,
     2020.6 for the one-level model."""
+
+    guarded = True
+    """Deep stacks need VDVAE's clipping and skipping (`keras_vae.model.guarded_update`)."""
 
     def __init__(self, model):
         self.model = model

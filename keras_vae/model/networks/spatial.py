@@ -164,6 +164,9 @@ class SpatialLevels:
     how the state starts, gives a level's prior and takes its z, and how the pixels'
     parameters come out."""
 
+    guarded = True
+    """Deep stacks need VDVAE's clipping and skipping (`keras_vae.model.guarded_update`)."""
+
     def __init__(self, model):
         self.model = model
 
