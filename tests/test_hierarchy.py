@@ -50,8 +50,9 @@ def test_one_level_and_several_are_one_model_class_with_their_levels():
     several = VAE(ModelConfig(latent_dim=(6, 3), likelihood="bernoulli"))
     assert type(one) is type(several) is VAE
     assert [type(v.network).__name__ for v in (one, several)] == ["OneLevel", "DenseLevels"]
-    assert [m.name for m in several.metrics if m.name.startswith("kl_level")] == [
-        "kl_level_1", "kl_level_2"]
+    assert [m.name for m in one.metrics] == ["loss", "reconstruction", "kl"]
+    assert [m.name for m in several.metrics] == ["loss", "reconstruction", "kl", "kl_level_1",
+                                                 "kl_level_2", "skipped_updates"]
 
 
 def _log_top_prior(vae: VAE, z2: np.ndarray) -> np.ndarray:

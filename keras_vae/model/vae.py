@@ -52,7 +52,8 @@ from keras_vae.model.stochastic import KLTerm, Sampling
 @keras.saving.register_keras_serializable(package="keras_vae")
 class VAE(ModelGraphs, keras.Model):
     """A VAE whose `fit` / `evaluate` report `loss` (negative ELBO), `reconstruction`,
-    `kl`, each level's KL (`kl_level_<l>`) and the updates the guard skipped.
+    `kl` and, with several levels, each level's KL (`kl_level_<l>`) and the updates the
+    guard skipped.
 
     Calling the model returns the parameters of p(x|z) for a batch of images, through one
     posterior draw of every level. The training objective is reconstruction + β·KL, or
@@ -90,9 +91,12 @@ class VAE(ModelGraphs, keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
         self.kl_tracker = keras.metrics.Mean(name="kl")
+        # Several levels report each level's KL; a guarded update, the updates it skipped.
         self.level_kl_trackers = [keras.metrics.Mean(name=f"kl_level_{i + 1}")
-                                  for i in range(len(self.config.levels))]
-        self.skipped_tracker = keras.metrics.Sum(name="skipped_updates")
+                                  for i in range(len(self.config.levels))
+                                  if self.config.hierarchical]
+        self.skipped_trackers = ([keras.metrics.Sum(name="skipped_updates")]
+                                 if self.network.guarded else [])
         self.build((None, *self.config.image_shape))
 
     def _build_layers(self) -> None:
@@ -269,7 +273,9 @@ class VAE(ModelGraphs, keras.Model):
         skipped and counted (`keras_vae.model.guarded_update`)."""
         images, labels = self.batch_parts(data)
         gradients, reconstruction, kl_by_level = self.gradients(images, labels)
-        self.skipped_tracker.update_state(update(self, gradients))
+        skipped = update(self, gradients)
+        for tracker in self.skipped_trackers:
+            tracker.update_state(skipped)
         return self._update_metrics(reconstruction, kl_by_level)
 
     def gradients(self, images, labels):
@@ -289,13 +295,13 @@ class VAE(ModelGraphs, keras.Model):
         images, labels = self.batch_parts(data)
         _, reconstruction, kl_by_level = self.loss_terms(images, labels, training=False)
         results = self._update_metrics(reconstruction, kl_by_level)
-        results.pop("skipped_updates")  # validation updates nothing
+        results.pop("skipped_updates", None)  # validation updates nothing
         return results
 
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker,
-                *self.level_kl_trackers, self.skipped_tracker]
+                *self.level_kl_trackers, *self.skipped_trackers]
 
     def _update_metrics(self, reconstruction, kl_by_level):
         """Adds a batch's per-example terms (reconstruction [N], KL by level [L, N]): each
