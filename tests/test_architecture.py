@@ -18,6 +18,7 @@ PACKAGES = ("keras_vae", "export", "serving")
 COMMANDS = {"keras_vae.train", "keras_vae.evaluate", "keras_vae.plot", "keras_vae.bench",
             "export.__main__", "export.bench"}
 LONGEST_FUNCTION = 60
+LONGEST_FILE = 400
 
 
 def _modules() -> dict[str, ast.Module]:
@@ -78,4 +79,17 @@ def test_no_function_is_longer_than_a_screen(module):
             for node in ast.walk(MODULES[module])
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
             and node.end_lineno - node.lineno + 1 > LONGEST_FUNCTION]
+    assert long == []
+
+
+def test_no_file_is_longer_than_400_lines():
+    long = []
+    for package in PACKAGES:
+        for folder, _, files in os.walk(os.path.join(ROOT, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    with open(os.path.join(folder, name)) as f:
+                        lines = sum(1 for _ in f)
+                    if lines > LONGEST_FILE:
+                        long.append(f"{os.path.relpath(os.path.join(folder, name), ROOT)}: {lines}")
     assert long == []

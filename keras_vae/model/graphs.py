@@ -12,14 +12,10 @@ from keras import ops
 from keras_vae.model.densities import log_normal
 from keras_vae.model.latents import component_draws, prior_draws
 from keras_vae.model.priors import scaled_draw
+from keras_vae.model.top_down import TopDown, tiled_labels
 
 
-def tiled_labels(labels, k):
-    """Labels [N] repeated for K sample-major draws, [K·N]; None stays None."""
-    return None if labels is None else ops.tile(labels, (k,))
-
-
-class ModelGraphs:
+class ModelGraphs(TopDown):
     """The model's uses (see the module docstring); `self` is the `VAE`."""
 
     # --- encoding and decoding ----------------------------------------------------------
