@@ -172,8 +172,8 @@ class TrainConfig:
         object.__setattr__(self, "dataset", _checked_dataset(self.dataset))
         if self.jit_compile is None:
             object.__setattr__(self, "jit_compile", (
-                SPATIAL_XLA_SPEEDS_TRAINING and self.precision == "float32"
-                if self.model.spatial else NETWORKS[self.model.arch].xla_speeds_training))
+                SPATIAL_XLA_SPEEDS_TRAINING if self.model.spatial
+                else NETWORKS[self.model.arch].xla_speeds_training))
         if self.image_size is not None:
             object.__setattr__(self, "image_size", tuple(int(d) for d in self.image_size))
             if len(self.image_size) != 2 or min(self.image_size) < 1:
