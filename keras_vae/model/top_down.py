@@ -58,8 +58,10 @@ class TopDown:
         return prior_mean + delta_mean, prior_log_var + delta_log_var
 
     def features(self, images, labels, training=False):
-        """The bottom-up pass: what each level's posterior reads."""
-        return self.network.features(as_tensor(images), as_tensor(labels), training)
+        """The bottom-up pass (the `encoder`): what each level's posterior reads, a list
+        (one level: the encoder's heads, z_mean and z_log_var)."""
+        return list(self.encoder(self.with_labels(as_tensor(images), labels),
+                                 training=training))
 
     def posterior_pass(self, images, labels, epsilon, training=False, features=None,
                        components=(), many_z: bool = False):

@@ -42,7 +42,8 @@ from keras_vae.model.graphs import ModelGraphs
 from keras_vae.model.guarded_update import update
 from keras_vae.model.likelihoods import make_likelihood
 from keras_vae.model.networks.layers import OneHot
-from keras_vae.model.networks.levels import levels_network
+from keras_vae.model.networks.levels import DenseLevels, OneLevel
+from keras_vae.model.networks.spatial import SpatialLevels
 from keras_vae.model.priors import ClassPrior, PseudoInputs, prior_for
 from keras_vae.model.stochastic import KLTerm, Sampling
 from keras_vae.model.top_down import tiled_labels
@@ -271,6 +272,13 @@ class VAE(ModelGraphs, keras.Model):
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def levels_network(model):
+    """The network of the levels that `model.config` describes."""
+    if model.config.spatial:
+        return SpatialLevels(model)
+    return DenseLevels(model) if model.config.hierarchical else OneLevel(model)
 
 
 for _earlier_name in ("HierarchicalVAE", "SpatialVAE"):

@@ -68,26 +68,29 @@ def split_gaussian(parameters):
     return as_float32(*ops.split(parameters, 2, axis=-1))
 
 
-class OneLevel:
+class LevelNetwork:
+    """What every kind of level network shares: the model it builds its layers onto (the
+    bottom-up pass is the model's `encoder`, whatever it returns: `features`), and
+    whether its updates need VDVAE's clipping and skipping
+    (`keras_vae.model.guarded_update`): deep stacks do."""
+
+    guarded = True
+
+    def __init__(self, model):
+        self.model = model
+
+
+class OneLevel(LevelNetwork):
     """One level: the encoder's heads are the posterior's (μ, log σ²), the decoder reads
     z itself. The state the model walks is z; nothing lies below it."""
 
     guarded = False
-    """Its updates need no clipping or skipping (`keras_vae.model.guarded_update`)."""
-
-    def __init__(self, model):
-        self.model = model
 
     def build_paths(self) -> None:
         self.model.encoder = build_encoder(self.model.config)
 
     def build_heads(self) -> None:
         self.model.decoder = build_decoder(self.model.config, self.model.outputs_per_pixel)
-
-    def features(self, images, labels, training=False):
-        """q(z|x)'s (z_mean, z_log_var), as a list."""
-        return list(self.model.encoder(self.model.with_labels(images, labels),
-                                       training=training))
 
     def posterior_parameters(self, features, level, state_above):
         return as_float32(*features)
@@ -100,7 +103,7 @@ class OneLevel:
                                              training=training))[0]
 
 
-class DenseLevels:
+class DenseLevels(LevelNetwork):
     """Vector levels on dense layers (`keras_vae.model.vae` describes the walk): per level a
     prior and a posterior head and a state unit; the states form a residual stream,
     s_L = f(z_L) and s_l = s_l+1 + f([s_l+1, z_l]) (VDVAE's form), so every level is one
@@ -108,12 +111,6 @@ class DenseLevels:
     Fashion-MNIST epochs (2026-11-30, validation negative ELBO): 2064.3 nats with
     s_l = f([s_l+1, z_l]) and a hidden layer before the pixels, 2029.9 with both changes,
     2020.6 for the one-level model."""
-
-    guarded = True
-    """Deep stacks need VDVAE's clipping and skipping (`keras_vae.model.guarded_update`)."""
-
-    def __init__(self, model):
-        self.model = model
 
     def build_paths(self) -> None:
         """The bottom-up pass: one feature vector per level."""
@@ -132,10 +129,6 @@ class DenseLevels:
         model.update_dropout = (dropout_layer(config, "top_down_dropout")
                                 if config.dropout else None)
         model.decoder = build_pixel_decoder(config, model.outputs_per_pixel, width)
-
-    def features(self, images, labels, training=False):
-        return list(self.model.encoder(self.model.with_labels(images, labels),
-                                       training=training))
 
     def posterior_parameters(self, features, level, state_above):
         """The posterior head's (mean, log_var): at the top from d_L alone, below the
@@ -165,12 +158,3 @@ class DenseLevels:
         """The pixel decoder's parameters: the family's pixel layers alone."""
         inputs = [state, labels] if self.model.config.conditional else state
         return as_float32(self.model.decoder(inputs, training=training))[0]
-
-
-def levels_network(model):
-    """The network of the levels that `model.config` describes."""
-    config = model.config
-    if config.spatial:
-        from keras_vae.model.networks.spatial import SpatialLevels
-        return SpatialLevels(model)
-    return DenseLevels(model) if config.hierarchical else OneLevel(model)

@@ -40,6 +40,7 @@ from keras import layers, ops
 
 from keras_vae.model.networks.latent_maps import resolutions
 from keras_vae.model.networks.layers import OneHot, fan_in_uniform
+from keras_vae.model.networks.levels import LevelNetwork
 from keras_vae.model.precision import as_float32
 
 LOG_VAR_CEILING = 5.0
@@ -158,17 +159,11 @@ def build_spatial_bottom_up(config) -> keras.Model:
     return keras.Model(inputs if config.conditional else images, features, name="encoder")
 
 
-class SpatialLevels:
+class SpatialLevels(LevelNetwork):
     """Feature-map levels (module docstring), the network parts of `keras_vae.model.vae.VAE`
     that `keras_vae.model.networks.levels` describes: where a level reads the bottom-up pass,
     how the state starts, gives a level's prior and takes its z, and how the pixels'
     parameters come out."""
-
-    guarded = True
-    """Deep stacks need VDVAE's clipping and skipping (`keras_vae.model.guarded_update`)."""
-
-    def __init__(self, model):
-        self.model = model
 
     def build_paths(self) -> None:
         self.model.encoder = build_spatial_bottom_up(self.model.config)
@@ -200,10 +195,6 @@ class SpatialLevels:
                          for i, m in enumerate(maps)]
         model.output_block = ResidualBlock(width, name="output_block")
         model.output_conv = _conv(model.outputs_per_pixel, 1, "parameters")
-
-    def features(self, images, labels, training=False):
-        return list(self.model.encoder(self.model.with_labels(images, labels),
-                                       training=training))
 
     def _flat(self, level, parameters):
         """A head's [N, h, w, 2c] → (mean, log_var), each flat [N, h·w·c], the
