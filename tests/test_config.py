@@ -1,4 +1,4 @@
-"""Specification of keras_vae/config.py: the run's one record validates itself and holds
+"""Specification of keras_vae/config/: the run's one record validates itself and holds
 every default, so no command supplies its own."""
 
 from __future__ import annotations
