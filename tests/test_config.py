@@ -192,3 +192,20 @@ def test_without_epochs_the_run_trains_at_least_3000_updates():
     settled = TrainConfig().for_data((28, 28, 1), "binary", train_size=1152)
     assert settled.epochs == 334
     assert TrainConfig(epochs=3).for_data((28, 28, 1), "binary", train_size=1152).epochs == 3
+
+
+@pytest.mark.parametrize("arch, shape, batch", [
+    ("mlp", (64, 64, 3), 128),
+    ("spatial", (28, 28, 1), 64),  # 83 fit: 64
+    ("spatial", (32, 32, 3), 64),
+    ("spatial", (64, 64, 3), 16),
+    ("spatial", (20, 16, 3), 128),  # 204 fit, at most the default
+    ("spatial", (512, 512, 3), 1),
+])
+def test_a_spatial_models_default_batch_follows_its_pixels(arch, shape, batch):
+    settled = TrainConfig(model=ModelConfig(arch=arch)).for_data(shape, "8-bit",
+                                                                 train_size=1152)
+    assert settled.batch_size == batch
+    assert settled.epochs == max(10, -(-3000 // -(-1152 // batch)))  # the default length
+    chosen = TrainConfig(model=ModelConfig(arch=arch), batch_size=7)
+    assert chosen.for_data(shape, "8-bit").batch_size == 7

@@ -94,6 +94,12 @@ def test_flags_are_checked_before_the_data_load_on_all_but_what_the_data_fill_in
     with pytest.raises(UsageError, match="trained with other settings: latent_dim 20 "
                                          "\\(now 8\\);"):
         resume.check_same_settings(other, before_data=True)
+    spatial = str(tmp_path / "spatial")  # its batch size a default the image size settled
+    _prepared(_config(tmp_path, out=spatial, batch_size=64))
+    resume.check_same_settings(_config(tmp_path, out=spatial), before_data=True)
+    with pytest.raises(UsageError, match="batch_size 64 \\(now 32\\)"):
+        resume.check_same_settings(_config(tmp_path, out=spatial, batch_size=32),
+                                   before_data=True)
 
 
 def test_history_is_trimmed_to_the_epochs_the_backup_holds(tmp_path):

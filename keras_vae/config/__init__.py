@@ -24,6 +24,7 @@ from keras_vae.config.train import (  # noqa: F401
     SOURCE_PREFIXES,
     STRATEGIES,
     TrainConfig,
+    default_batch_size,
     default_epochs,
     updates_per_epoch,
 )

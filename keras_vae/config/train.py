@@ -39,6 +39,12 @@ FEWEST_DEFAULT_UPDATES = 3000
 where those make fewer: a folder of 1,152 images is 9 updates an epoch, and its 90 updates
 of 10 epochs drew coloured noise (docs/spatial.md). 10 epochs of MNIST's or
 Fashion-MNIST's 50,000 training images make 3,910."""
+DEFAULT_BATCH_SIZE = 128
+SPATIAL_BATCH_PIXELS = 64 * 32 * 32
+"""A spatial model's default batch holds at most this many pixels (height × width), in a
+power of two: 64 images of 28×28 or 32×32, 16 of 64×64. Its memory grows with the
+batch's pixels (about 26 MB an image of 64×64 in training, measured), and 128 images of
+64×64 trained in 4.6 GB; these batches keep training under 2 GB (docs/spatial.md)."""
 DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 """Pixels (height × width) an image file may declare before it is decoded: a 50-megapixel
 photo, more than most cameras write (memory to decode one: `keras_vae.data.image_files`)."""
@@ -64,6 +70,16 @@ def default_epochs(train_size: int | None, batch_size: int) -> int:
                                  // updates_per_epoch(train_size, batch_size)))
 
 
+def default_batch_size(model: ModelConfig) -> int:
+    """`DEFAULT_BATCH_SIZE`, or for a spatial model the largest power of two up to it whose
+    images hold at most `SPATIAL_BATCH_PIXELS` pixels (at least 1)."""
+    if not model.spatial:
+        return DEFAULT_BATCH_SIZE
+    height, width = model.image_shape[:2]
+    fitting = max(1, SPATIAL_BATCH_PIXELS // (height * width))
+    return min(DEFAULT_BATCH_SIZE, 2 ** (fitting.bit_length() - 1))
+
+
 def _checked_dataset(dataset: str) -> str:
     """`--dataset` with a path's `~` expanded (the shell leaves `folder:~/x` alone)."""
     for prefix in SOURCE_PREFIXES:
@@ -84,7 +100,8 @@ class TrainConfig:
     `dataset` is a TFDS name (any dataset with an `image` feature), `folder:PATH` or
     `npz:PATH` (see `keras_vae.data.sources`). Once the data are loaded, `for_data` records
     what their pixels are (`pixel_kind`) and fills the model's image shape, likelihood
-    and label names, before the record is written. `jit_compile` None compiles the
+    and label names, and the batch size and epochs left to their defaults, before the
+    record is written. `jit_compile` None compiles the
     training step with XLA where that speeds the network family up
     (`keras_vae.model.networks.NETWORKS`).
 
@@ -101,8 +118,11 @@ class TrainConfig:
         None, "training epochs", group="objective", parse=positive_int,
         default_text=f"{DEFAULT_EPOCHS}, or as many as make {FEWEST_DEFAULT_UPDATES:,} "
                      f"updates where {DEFAULT_EPOCHS} make fewer (small data sets)")
-    batch_size: int = setting(128, "examples per step", group="objective",
-                              parse=positive_int)
+    batch_size: int | None = setting(
+        None, "examples per step", group="objective", parse=positive_int,
+        default_text=f"{DEFAULT_BATCH_SIZE}; with --arch spatial the most images, a power "
+                     f"of two, of at most {SPATIAL_BATCH_PIXELS:,} pixels in all (64 of "
+                     f"32×32, 16 of 64×64)")
     learning_rate: float = setting(1e-3, "Adam's learning rate", group="objective",
                                    parse=positive_float)
     weight_decay: float = setting(
@@ -181,10 +201,11 @@ class TrainConfig:
                                  f"{self.image_size!r}")
         if self.pixel_kind is not None:
             require_choice("pixel_kind", self.pixel_kind, PIXEL_KINDS)
-        for name in ("batch_size", "steps_per_execution", "max_image_pixels"):
+        for name in ("steps_per_execution", "max_image_pixels"):
             require_at_least(name, getattr(self, name), 1)
-        if self.epochs is not None:
-            require_at_least("epochs", self.epochs, 1)
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) is not None:
+                require_at_least(name, getattr(self, name), 1)
         if self.memory_budget_mb is not None:
             require_at_least("memory_budget_mb", self.memory_budget_mb, 0)
         require_at_least("kl_warmup_epochs", self.kl_warmup_epochs, 0)
@@ -236,8 +257,10 @@ class TrainConfig:
                              f"it")
         model = dataclasses.replace(self.model, image_shape=tuple(image_shape),
                                     likelihood=likelihood, label_names=tuple(label_names))
-        epochs = self.epochs or default_epochs(train_size, self.batch_size)
-        return dataclasses.replace(self, model=model, pixel_kind=pixel_kind, epochs=epochs)
+        batch_size = self.batch_size or default_batch_size(model)
+        epochs = self.epochs or default_epochs(train_size, batch_size)
+        return dataclasses.replace(self, model=model, pixel_kind=pixel_kind, epochs=epochs,
+                                   batch_size=batch_size)
 
     def to_dict(self) -> dict:
         values = {**dataclasses.asdict(self), "model": self.model.to_dict()}

@@ -121,9 +121,9 @@ def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
     """Refuses to continue a run with other settings, naming each with its stored and new
     value. `config` is the record completed by the loaded data (`TrainConfig.for_data`),
     as the stored one is; or, with `before_data`, the record from the flags alone,
-    checked on every setting but `MODEL_FIELDS_FROM_DATA` (and the latent size and prior,
-    when no flag sets them: their defaults depend on the pixels), so that a wrong flag is
-    refused before a large data set is read."""
+    checked on every setting but `MODEL_FIELDS_FROM_DATA` (and the latent size, prior and
+    batch size, when no flag sets them: their defaults depend on the images), so that a
+    wrong flag is refused before a large data set is read."""
     if not os.path.exists(os.path.join(config.out, RUN_CONFIG)):
         return
     stored, wanted = read_run_config(config.out).to_dict(), config.to_dict()
@@ -131,7 +131,8 @@ def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
     if before_data:  # and what no flag set: its default depends on the pixels
         skipped += tuple(key for key, value in wanted["model"].items() if value is None)
     differing = [f"{key} {stored.get(key)!r} (now {wanted.get(key)!r})"
-                 for key in MUST_MATCH if key != "model" and stored.get(key) != wanted.get(key)]
+                 for key in MUST_MATCH if key != "model" and stored.get(key) != wanted.get(key)
+                 and not (before_data and wanted.get(key) is None)]
     differing += [f"{key} {value!r} (now {wanted['model'].get(key)!r})"
                   for key, value in stored["model"].items()
                   if key not in skipped and value != wanted["model"].get(key)]

@@ -160,7 +160,8 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
 
 def _fit_to_strategy(config: TrainConfig, strategy: tf.distribute.Strategy) -> TrainConfig:
     replicas = strategy.num_replicas_in_sync
-    distribute.per_replica_batch(config.batch_size, replicas)  # refuses an uneven split
+    if config.batch_size:  # refuses an uneven split; a default one is checked after the data
+        distribute.per_replica_batch(config.batch_size, replicas)
     if replicas > 1 and (config.steps_per_execution > 1 or config.jit_compile):
         # Under MirroredStrategy, Keras 3.15's multi-step loop and its XLA-compiled step
         # both fail ("You must feed a value for placeholder tensor ..."); one plain step
