@@ -50,6 +50,7 @@ from export.scorer import (
 )
 from export.verify import (
     FP32_TOLERANCE,
+    INT8_ROWS_PER_CALL,
     int8_check_inputs,
     int8_misses,
     int8_quality,
@@ -103,12 +104,13 @@ def onnx_metadata(config: TrainConfig, role: str = "decoder") -> dict[str, str]:
 
 
 def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None,
-                 calibration=None) -> dict:
+                 calibration=None, say=print) -> dict:
     """Exports, verifies and publishes `vae`'s decoder and encoder under `export_dir`;
     `config` is the run's record, from which every file's metadata is derived;
     `unit_activity` (the evaluation's, when there is one) orders the browser page's
     sliders; `calibration` (`keras_vae.measure.scoring.Calibration`, the run's) adds the anomaly
-    scorer (an unconditional model's; without one no scorer is written).
+    scorer (an unconditional model's; without one no scorer is written). `say` tells
+    each stage as it starts (a 64×64 model's export takes minutes).
 
     Returns:
         {"version", "paths": {artifact key: absolute path}, "parity": {...}, "int8": {...}}
@@ -131,11 +133,15 @@ def export_model(vae, export_dir: str, config: TrainConfig, unit_activity=None,
     try:
         endpoints = {"decoder": decoder, "latent": latent, "encoder": encoder,
                      "scorer": scorer}
+        say("export: the decoder, latent decoder and encoder as SavedModel, ONNX and "
+            "LiteRT")
         staged = _write_all(vae, (generator, encoder_model), endpoints, staging, config)
         scoring = (None if scorer is None else scorer_metadata(
             onnx_metadata(config), calibration, config.image_size is not None))
         if scorer is not None:
+            say(f"export: the anomaly scorer (k = {calibration.k}) as SavedModel and ONNX")
             staged.update(write_scorer(vae, scorer, staging, scoring))
+        say("export: verifying every file against Keras, then the int8 decoder")
         measured = _verify(vae, endpoints, staged, calibration)
         problems = parity_misses(measured["parity"]) + scorer_misses(
             measured.get("scorer", {}), FP32_TOLERANCE)
@@ -232,7 +238,7 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     fp32 (`export.onnx_model.convolutions`). Returns the measured quality of the last one
     written on the prior draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds
     it misses, when every scheme missed."""
-    fp32_onnx = run_onnx(staged["decoder_onnx"], inputs)
+    fp32_onnx = run_onnx(staged["decoder_onnx"], inputs, INT8_ROWS_PER_CALL)
     convolutional = has_convolutions(staged["decoder_onnx"])
     schemes = [(per_channel, float_convolutions)
                for float_convolutions in ((False, True) if convolutional else (False,))
@@ -240,7 +246,8 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     for per_channel, float_convolutions in schemes:
         write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel,
                    float_convolutions)
-        quality = {**int8_quality(run_onnx(staged["decoder_int8_onnx"], inputs), fp32_onnx,
+        quality = {**int8_quality(run_onnx(staged["decoder_int8_onnx"], inputs,
+                                           INT8_ROWS_PER_CALL), fp32_onnx,
                                   staged["decoder_int8_onnx"], staged["decoder_onnx"]),
                    "weight_scales": "per channel" if per_channel else "per tensor"}
         if convolutional:

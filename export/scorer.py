@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 
 from export.endpoints import Endpoint, run_keras
-from export.onnx_model import run_onnx, write_onnx
-from export.saved_model import run_saved_model, write_saved_model
+from export.onnx_model import onnx_function, write_onnx
+from export.saved_model import saved_model_function, write_saved_model
 from keras_vae.measure.scoring import in_batches
 
 SCORER_FILES = {"scorer_saved_model": "vae_scorer", "scorer_onnx": "scorer.onnx"}
@@ -86,9 +86,10 @@ def scorer_parity(endpoint: Endpoint, staged: dict[str, str], images: np.ndarray
     reference = in_batches(lambda part: run_keras(endpoint, part.numpy()), images,
                            batch_size)
     found = {}
-    for key, run in (("scorer_saved_model", run_saved_model), ("scorer_onnx", run_onnx)):
-        outputs = in_batches(lambda part, run=run, key=key: run(staged[key], part.numpy()),
-                             images, batch_size)
+    for key, opened in (("scorer_saved_model", saved_model_function),
+                        ("scorer_onnx", onnx_function)):
+        run = opened(staged[key])  # once: a file opened per batch kept memory each time
+        outputs = in_batches(lambda part, run=run: run(part.numpy()), images, batch_size)
         nll = np.abs(outputs["neg_log_likelihood"] - reference["neg_log_likelihood"])
         found[key] = {
             "score": float((np.abs(outputs["score"] - reference["score"]) / np.maximum(

@@ -43,6 +43,8 @@ INT8_BOUNDS = {"image": {"mean": 0.01, "p99": 0.08},
 parameters scaled (|diff| / max(1, |fp32|)). Trained decoders measured well inside them
 (docs/export-and-serving.md); a wrong scale or layout is off by far more."""
 INT8_BATCH = 256
+INT8_ROWS_PER_CALL = 32
+"""The int8 check runs its draws this many at a time (memory: `run_onnx`)."""
 INT8_SIZE_RATIO = 0.30
 PARITY_BATCH = 64
 PARITY_SEED = 1234

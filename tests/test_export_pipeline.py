@@ -20,6 +20,7 @@ from export.saved_model import run_saved_model
 from export.verify import (
     FP32_TOLERANCE,
     INT8_BOUNDS,
+    INT8_ROWS_PER_CALL,
     INT8_SIZE_RATIO,
     int8_check_inputs,
 )
@@ -77,13 +78,22 @@ def test_int8_quality_is_measured_on_the_models_prior_draws(vamp_export):
     mixture here) in their own batch, recomputed from the published files."""
     vae, paths = vamp_export["vae"], vamp_export["paths"]
     inputs = int8_check_inputs(vae)
-    int8, fp32 = (run_onnx(paths[key], inputs) for key in ("decoder_int8_onnx",
-                                                           "decoder_onnx"))
+    int8, fp32 = (run_onnx(paths[key], inputs, INT8_ROWS_PER_CALL)
+                  for key in ("decoder_int8_onnx", "decoder_onnx"))
     reported = vamp_export["int8"]["outputs"]
     assert reported["image"]["mean"] == pytest.approx(
         float(np.mean(np.abs(int8["image"] - fp32["image"]))), rel=1e-6)
     scaled = np.abs(int8["logits"] - fp32["logits"]) / np.maximum(1, np.abs(fp32["logits"]))
     assert reported["logits"]["max"] == pytest.approx(float(scaled.max()), rel=1e-6)
+
+
+def test_onnx_runs_its_rows_a_part_at_a_time_to_the_same_numbers(small_export):
+    inputs = int8_check_inputs(small_export["vae"])
+    whole = run_onnx(small_export["paths"]["decoder_onnx"], inputs)
+    parts = run_onnx(small_export["paths"]["decoder_onnx"], inputs, rows_per_call=100)
+    assert set(parts) == set(whole) and len(parts["image"]) == len(inputs["noise"])
+    for name, value in whole.items():
+        np.testing.assert_allclose(parts[name], value, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("batch", [1, 7, 300])
