@@ -37,7 +37,13 @@ from export.endpoints import (
 )
 from export.litert import run_tflite, write_tflite
 from export.manifest import MANIFEST, fingerprint, model_identity
-from export.onnx_model import has_convolutions, run_onnx, write_int8, write_onnx
+from export.onnx_model import (
+    convolution_weight_share,
+    has_convolutions,
+    run_onnx,
+    write_int8,
+    write_onnx,
+)
 from export.saved_model import next_version, publish_version, run_saved_model, write_saved_model
 from export.scorer import (
     SCORER_FILES,
@@ -51,6 +57,7 @@ from export.scorer import (
 from export.verify import (
     FP32_TOLERANCE,
     INT8_ROWS_PER_CALL,
+    INT8_SIZE_RATIO,
     int8_check_inputs,
     int8_misses,
     int8_quality,
@@ -235,13 +242,19 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     """Writes the int8 decoder with per-tensor weight scales, the faster ones, or
     per-channel ones when per-tensor misses a bound, as deeper decoders do; a decoder
     with convolutions that misses with both tries them again with its convolutions kept
-    fp32 (`export.onnx_model.convolutions`). Returns the measured quality of the last one
-    written on the prior draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds
-    it misses, when every scheme missed."""
+    fp32 (`export.onnx_model.convolutions`) — unless the convolutions hold so much of the
+    weights that the file could not shrink to `INT8_SIZE_RATIO` of fp32's (a spatial
+    decoder's 99 %). Returns the measured quality of the last one written on the prior
+    draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds it misses, when
+    every scheme missed."""
     fp32_onnx = run_onnx(staged["decoder_onnx"], inputs, INT8_ROWS_PER_CALL)
+    float_convolution_choices = (False,)
+    if has_convolutions(staged["decoder_onnx"]):
+        shrinks = convolution_weight_share(staged["decoder_onnx"]) < INT8_SIZE_RATIO
+        float_convolution_choices = (False, True) if shrinks else (False,)
     convolutional = has_convolutions(staged["decoder_onnx"])
     schemes = [(per_channel, float_convolutions)
-               for float_convolutions in ((False, True) if convolutional else (False,))
+               for float_convolutions in float_convolution_choices
                for per_channel in (False, True)]
     for per_channel, float_convolutions in schemes:
         write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel,

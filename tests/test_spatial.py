@@ -78,6 +78,22 @@ def test_a_fresh_model_starts_with_every_posterior_at_its_prior():
     assert generator.inputs[0].shape == (None, 2 * 8 * 8 * 2 + 4 * 4 * 2)
 
 
+@pytest.mark.parametrize("side", [1, 4, 8])
+def test_images_of_eight_pixels_a_side_or_fewer_get_one_map_and_train(side):
+    """Their only resolution below the image is the top level's: one map, and an encoder
+    with one output (once read as a list of its batch's rows)."""
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(arch="spatial", latent_dim=2, hidden_dims=(8,),
+                          likelihood="bernoulli", image_shape=(side, side, 1)))
+    top = -(-side // 2)
+    assert vae.config.levels == (top * top * 2,)
+    images = (np.random.default_rng(side).random((8, side, side, 1)) > 0.5).astype("float32")
+    vae.compile(optimizer=keras.optimizers.Adam(), jit_compile=False)
+    history = vae.fit(images, batch_size=4, epochs=2, verbose=0).history
+    assert np.all(np.isfinite(history["loss"])) and history["kl_level_1"][-1] > 0
+    assert vae.sample_images(vae.sample_inputs(3, seed=0)).shape == (3, side, side, 1)
+
+
 @pytest.mark.slow
 def test_training_lowers_the_loss_fills_every_level_and_saves(tmp_path):
     vae = _model()

@@ -9,7 +9,7 @@ import pytest
 
 from export import pipeline, verify
 from export.endpoints import decoder_endpoint
-from export.onnx_model import write_onnx
+from export.onnx_model import convolution_weight_share, write_onnx
 from export.verify import parity_latents
 from keras_vae.config import ModelConfig, TrainConfig
 from keras_vae.model.vae import VAE
@@ -83,6 +83,30 @@ def test_a_conv_decoder_keeps_its_convolutions_fp32_when_int8_ones_miss_a_bound(
     assert verify.int8_misses(quality) == [] and quality["size_ratio"] <= 0.30
     ops = _op_types(conv_decoder["staged"]["decoder_int8_onnx"])
     assert "Conv" in ops and "ConvInteger" not in ops and "MatMulInteger" in ops
+
+
+def test_a_decoder_of_convolutions_alone_is_not_tried_with_them_kept_fp32(
+        conv_decoder, tmp_path, monkeypatch):
+    """A spatial decoder's convolutions hold 99 % of its weights: kept fp32, its int8 file
+    could not shrink to 30 % of fp32, so only the int8-convolution schemes are tried."""
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(arch="spatial", latent_dim=2, hidden_dims=(8,),
+                          likelihood="bernoulli", image_shape=(8, 8, 1)))
+    staged = {"decoder_onnx": str(tmp_path / "decoder.onnx"),
+              "decoder_int8_onnx": str(tmp_path / "decoder_int8.onnx")}
+    write_onnx(decoder_endpoint(vae.generator(), vae.likelihood), staged["decoder_onnx"], {})
+    assert convolution_weight_share(staged["decoder_onnx"]) > 0.9
+    assert convolution_weight_share(conv_decoder["staged"]["decoder_onnx"]) < 0.3
+    tried = []
+
+    def every_scheme_misses(quality):
+        tried.append((quality["weight_scales"], quality["convolutions"]))
+        return ["a miss"]
+
+    monkeypatch.setattr(pipeline, "int8_misses", every_scheme_misses)
+    quality = pipeline._quantize_decoder(staged, verify.int8_check_inputs(vae))
+    assert tried == [("per tensor", "int8"), ("per channel", "int8")]
+    assert quality["left_out"] == "a miss"
 
 
 def test_every_int8_output_is_checked_against_its_bound():

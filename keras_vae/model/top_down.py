@@ -59,9 +59,10 @@ class TopDown:
 
     def features(self, images, labels, training=False):
         """The bottom-up pass (the `encoder`): what each level's posterior reads, a list
-        (one level: the encoder's heads, z_mean and z_log_var)."""
-        return list(self.encoder(self.with_labels(as_tensor(images), labels),
-                                 training=training))
+        (one level: the encoder's heads, z_mean and z_log_var). A spatial encoder of
+        images up to 8×8 has one output, its only resolution's: a tensor, not a list."""
+        outputs = self.encoder(self.with_labels(as_tensor(images), labels), training=training)
+        return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
     def posterior_pass(self, images, labels, epsilon, training=False, features=None,
                        components=(), many_z: bool = False):
