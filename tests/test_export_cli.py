@@ -110,6 +110,9 @@ def test_another_model_is_refused_from_a_shared_export_dir_unless_asked(run_copy
     assert run_command(main, "export", [run_copy, "--export-dir", base]) == 0
     out = capsys.readouterr().out
     assert "/../" not in out and f"→ {os.path.normpath(base)}" in out
+    stages = [line.split(":")[1].split()[:2] for line in out.splitlines()
+              if line.startswith("export: ")]  # each stage said as it starts, in order
+    assert stages == [["the", "decoder,"], ["the", "anomaly"], ["verifying", "every"]]
     other = str(tmp_path / "other")
     shutil.copytree(run_copy, other)
     with open(os.path.join(other, "config.json")) as f:
