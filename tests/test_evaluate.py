@@ -62,6 +62,18 @@ def test_progress_shows_images_done_running_nll_and_time_left(capsys):
     assert "s left" in lines[0] and lines[-1].startswith("NLL 200/200 images: 92.00")
 
 
+def test_long_work_says_how_far_it_is_once_a_tenth_in_a_log(capsys):
+    from keras_vae.run.progress import progress_lines
+
+    show = progress_lines(total=25)
+    for done in range(1, 26):
+        show(done, f"calibrated on {done}/25")
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10 and lines[-1].startswith("calibrated on 25/25, ")
+    assert all(" s elapsed, about " in line and line.endswith(" s left") for line in lines)
+    assert lines[-1].endswith("about 0 s left")
+
+
 def test_the_command_writes_evaluation_json_and_no_tensorflow_log_lines(run_copy):
     done = subprocess.run([sys.executable, "-m", "keras_vae.evaluate", run_copy, "--k", "200",
                            "--max-examples", "300"], capture_output=True, text=True,

@@ -71,6 +71,21 @@ def test_the_command_scores_a_folder_as_python_and_the_edge_scorer_do(run_copy, 
         assert Image.open(os.path.join(out, picture)).size[0] > 200
 
 
+def test_a_calibration_says_how_far_it_is(run_copy, capsys):
+    """Calibrating on a large validation split takes minutes (14 for 8,400 colour crops of
+    a spatial model): it says how far it is, once a tenth in a log."""
+    from keras_vae.measure.scoring import calibration_for
+    from keras_vae.run.layout import load_run
+
+    vae, config = load_run(run_copy)
+    calibration = calibration_for(run_copy, vae, config, k=2)  # not the default: measured
+    lines = capsys.readouterr().out.splitlines()
+    total = len(calibration.validation_scores)
+    assert lines[0].startswith(f"calibrating the anomaly score on the run's {total} ")
+    assert lines[-1].startswith(f"calibrated on {total:,}/{total:,} validation images, ")
+    assert 2 <= len(lines) <= 11
+
+
 BAD_DATA = [
     ("a bomb in the folder", lambda t: hostile_images.png_declaring(t / "in" / "bomb.png",
                                                                     16_000, 16_000),

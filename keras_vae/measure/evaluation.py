@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import sys
 import time
 from collections.abc import Callable
 
@@ -26,6 +25,7 @@ from keras_vae.run.layout import (
     load_run,
 )
 from keras_vae.run.memory import peak_rss_mb
+from keras_vae.run.progress import progress_lines
 
 MEAN_PIXEL_SAMPLES = 1000
 """Prior samples whose mean pixel `evaluate` sets beside the test images'."""
@@ -47,24 +47,13 @@ def checkpoint_record(run_dir: str) -> dict:
 
 
 def progress_printer(total: int, stream=None, resumed_at: int = 0) -> Callable:
-    """`show(nll_so_far)`: prints images done, the running NLL and the time left, in place
-    on a terminal, otherwise one line per tenth of the images (to stdout unless `stream`
-    is given). `resumed_at`: images done by an earlier, interrupted evaluation, left out of
-    the rate."""
-    stream = stream or sys.stdout
-    start, interactive, shown = time.perf_counter(), stream.isatty(), [0]
+    """`show(nll_so_far)`: images done, the running NLL and the time left
+    (`keras_vae.run.progress.progress_lines`)."""
+    lines = progress_lines(total, stream, resumed_at)
 
     def show(nll_so_far) -> None:
-        done, mean_nll = len(nll_so_far), float(nll_so_far.mean())
-        elapsed = time.perf_counter() - start
-        left = elapsed / max(done - resumed_at, 1) * (total - done)
-        line = (f"NLL {done:,}/{total:,} images: {mean_nll:.2f} nats so far, "
-                f"{elapsed:.0f} s elapsed, about {left:.0f} s left")
-        if interactive:
-            print(f"\r{line}", end="\n" if done == total else "", file=stream, flush=True)
-        elif done == total or done * 10 // total > shown[0]:
-            shown[0] = done * 10 // total
-            print(line, file=stream, flush=True)
+        done = len(nll_so_far)
+        lines(done, f"NLL {done:,}/{total:,} images: {float(nll_so_far.mean()):.2f} nats so far")
 
     return show
 

@@ -42,6 +42,7 @@ from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
 from keras_vae.measure.nll import largest_tensor_per_decoding
 from keras_vae.run.atomic import write_json
 from keras_vae.run.layout import SCORING_JSON
+from keras_vae.run.progress import progress_lines
 
 SCORE_SEED = 2019
 """The seed of the scoring noise (`score_noise`): a documented constant, so a score
@@ -295,7 +296,9 @@ def calibration_for(run_dir: str, vae, config, k: int = DEFAULT_SCORE_K,
     validation = to_model_pixels(splits_for(config)["validation"])
     say(f"calibrating the anomaly score on the run's {len(validation)} validation images "
         f"(k = {k}, false-positive rate {fpr:g})", flush=True)
-    calibration = calibrate(Scorer(vae, k), validation, fpr)
+    lines = progress_lines(len(validation))
+    calibration = calibrate(Scorer(vae, k), validation, fpr, lambda done: lines(
+        done, f"calibrated on {done:,}/{len(validation):,} validation images"))
     if default:
         write_json(os.path.join(run_dir, SCORING_JSON), calibration.to_dict())
     return calibration
