@@ -184,7 +184,7 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     return nll
 
 
-def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000,
+def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int | None = None,
                       labels: np.ndarray | None = None) -> dict:
     """Active units (Cov_x(E_q[z_u]) > 0.01), also per level of a hierarchy (z_u along
     the mean path, `VAE.encode`), and the mean KL of each latent unit (nats).
@@ -194,6 +194,7 @@ def latent_statistics(vae: VAE, images: np.ndarray, batch_size: int = 1000,
     are not N(0, I), so it is None there.
     """
     means, kls = [], []
+    batch_size = batch_size or vae.images_per_call()
     for start in range(0, len(images), batch_size):
         batch_labels = None if labels is None else labels[start:start + batch_size]
         z_mean, z_log_var = vae.encode(images[start:start + batch_size], batch_labels)

@@ -14,11 +14,27 @@ from keras_vae.model.latents import component_draws, prior_draws
 from keras_vae.model.priors import scaled_draw
 from keras_vae.model.top_down import TopDown, tiled_labels
 
+FLOATS_PER_CALL = 40_000_000
+"""The batched passes that pictures and statistics make (`images_per_call`) keep their
+largest tensor near this many floats (160 MB): a 64×64 spatial model's 1,000 images a
+call held 1 GB in each of its full-resolution feature maps, and its evaluation 13.4 GB."""
+MOST_IMAGES_PER_CALL = 1000
+
 
 class ModelGraphs(TopDown):
     """The model's uses (see the module docstring); `self` is the `VAE`."""
 
     # --- encoding and decoding ----------------------------------------------------------
+
+    def images_per_call(self) -> int:
+        """Images per call of the batched passes below: `MOST_IMAGES_PER_CALL`, fewer where
+        an image's largest tensor (the decoder's outputs, or a spatial network's
+        full-resolution feature maps) would take more than `FLOATS_PER_CALL` in all."""
+        height, width, _ = self.config.image_shape
+        per_pixel = max(self.outputs_per_pixel,
+                        self.config.hidden_dims[-1] if self.config.spatial else 0)
+        return max(1, min(MOST_IMAGES_PER_CALL,
+                          FLOATS_PER_CALL // (height * width * per_pixel)))
 
     def encode(self, images, labels=None, training=False):
         """Each level's posterior along the mean path (z_l = its posterior mean):
@@ -56,9 +72,11 @@ class ModelGraphs(TopDown):
         return self.prior.components(training)
 
     def reconstructions(self, images: np.ndarray, labels: np.ndarray | None = None,
-                        batch_size: int = 1000) -> np.ndarray:
+                        batch_size: int | None = None) -> np.ndarray:
         """E[x|z] [N, H, W, C] at each image's posterior mean path, given its label for a
-        conditional model: what `reconstructions.png` shows, in batches."""
+        conditional model: what `reconstructions.png` shows, in batches
+        (`images_per_call` unless given)."""
+        batch_size = batch_size or self.images_per_call()
         def one_batch(start):
             batch = slice(start, start + batch_size)
             given = None if labels is None else labels[batch]
@@ -153,9 +171,10 @@ class ModelGraphs(TopDown):
             inputs["component_draw"] = component_draws(n, seed)
         return inputs
 
-    def sample_images(self, inputs: dict, batch_size: int = 1000) -> np.ndarray:
+    def sample_images(self, inputs: dict, batch_size: int | None = None) -> np.ndarray:
         """The mean images E[x|z] [N, H, W, C] that the generator draws from `inputs`
-        (`sample_inputs`), in batches."""
+        (`sample_inputs`), in batches (`images_per_call` unless given)."""
+        batch_size = batch_size or self.images_per_call()
         generator = self.generator()
         n = len(inputs["noise"])
         return np.concatenate([
