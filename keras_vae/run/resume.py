@@ -54,6 +54,9 @@ MUST_MATCH = ("model", "dataset", "batch_size", "dynamic_binarization", "max_exa
               "image_size", "split_seed")
 """Settings a resumed training must share with the run it continues."""
 
+DEFAULTS_FROM_DATA = ("batch_size",)
+"""Run settings whose default `TrainConfig.for_data` settles from the images (None until
+then); a flag that sets one is checked before the data load like any other."""
 MODEL_FIELDS_FROM_DATA = ("image_shape", "likelihood", "mixture_components", "label_names")
 """Fields of the model's record that `TrainConfig.for_data` fills in from the loaded data."""
 
@@ -132,7 +135,7 @@ def check_same_settings(config: TrainConfig, before_data: bool = False) -> None:
         skipped += tuple(key for key, value in wanted["model"].items() if value is None)
     differing = [f"{key} {stored.get(key)!r} (now {wanted.get(key)!r})"
                  for key in MUST_MATCH if key != "model" and stored.get(key) != wanted.get(key)
-                 and not (before_data and wanted.get(key) is None)]
+                 and not (before_data and key in DEFAULTS_FROM_DATA and wanted[key] is None)]
     differing += [f"{key} {value!r} (now {wanted['model'].get(key)!r})"
                   for key, value in stored["model"].items()
                   if key not in skipped and value != wanted["model"].get(key)]
