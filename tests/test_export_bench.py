@@ -63,7 +63,7 @@ def test_a_run_without_export_is_refused(run_copy, tmp_path, capsys):
 HIERARCHIES = [
     ("vamp", dict(likelihood="bernoulli", prior="vamp", pseudo_inputs=5), ["image", "logits"]),
     ("conditional mixture", dict(likelihood="logistic", conditional=True, class_components=3,
-                                 label_names=tuple("0123456789")),
+                                 mixture_components=2, label_names=tuple("0123456789")),
      ["image", "locations", "log_scales", "mixture_logits"]),
 ]
 
