@@ -44,7 +44,7 @@ def test_a_folder_of_rgb_images_trains_exports_and_samples_in_colour(tmp_path):
     run_dir = str(tmp_path / "run")
     assert run_command(main, "keras_vae.train", [
         "--dataset", f"folder:{tmp_path / 'pictures'}", "--arch", "spatial", "--conditional",
-        "--epochs", "12", "--batch-size", "16", "--latent-dim", "2", "--hidden-dims", "8",
+        "--epochs", "6", "--batch-size", "16", "--latent-dim", "2", "--hidden-dims", "8",
         "--mixture-components", "3", "--learning-rate", "0.005", "--no-jit", "--verbose",
         "0", "--memory-budget-mb", "0", "--out", run_dir]) == 0
     with open(os.path.join(run_dir, "summary.json")) as f:
