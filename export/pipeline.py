@@ -248,13 +248,12 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds it misses, when
     every scheme missed."""
     fp32_onnx = run_onnx(staged["decoder_onnx"], inputs, INT8_ROWS_PER_CALL)
-    float_convolution_choices = (False,)
-    if has_convolutions(staged["decoder_onnx"]):
-        shrinks = convolution_weight_share(staged["decoder_onnx"]) < INT8_SIZE_RATIO
-        float_convolution_choices = (False, True) if shrinks else (False,)
     convolutional = has_convolutions(staged["decoder_onnx"])
+    float_convolutions_can_shrink = convolutional and (
+        convolution_weight_share(staged["decoder_onnx"]) < INT8_SIZE_RATIO)
     schemes = [(per_channel, float_convolutions)
-               for float_convolutions in float_convolution_choices
+               for float_convolutions in ((False, True) if float_convolutions_can_shrink
+                                          else (False,))
                for per_channel in (False, True)]
     for per_channel, float_convolutions in schemes:
         write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel,
