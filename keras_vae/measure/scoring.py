@@ -40,6 +40,7 @@ from keras import ops
 
 from keras_vae.config import DEFAULT_FPR, DEFAULT_SCORE_K
 from keras_vae.measure.nll import largest_tensor_per_decoding
+from keras_vae.model.graphs import FLOATS_PER_CALL
 from keras_vae.run.atomic import write_json
 from keras_vae.run.layout import SCORING_JSON
 from keras_vae.run.progress import progress_lines
@@ -231,7 +232,7 @@ def batch_size_for(vae, k: int) -> int:
     or more tensors of that size alive: counting the outputs alone held 12 GB for a
     28×28 spatial model's feature maps, and 160 million floats 15 GB for a 64×64 one."""
     per_image = (len(VIEWS) + 1) * k * largest_tensor_per_decoding(vae)
-    return max(1, min(512, 40_000_000 // per_image))
+    return max(1, min(512, FLOATS_PER_CALL // per_image))
 
 
 def in_batches(function, images: np.ndarray, batch_size: int, progress=None) -> dict:

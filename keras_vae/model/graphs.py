@@ -15,8 +15,9 @@ from keras_vae.model.priors import scaled_draw
 from keras_vae.model.top_down import TopDown, tiled_labels
 
 FLOATS_PER_CALL = 40_000_000
-"""The batched passes that pictures and statistics make (`images_per_call`) keep their
-largest tensor near this many floats (160 MB): a 64×64 spatial model's 1,000 images a
+"""The batched passes that pictures and statistics make (`images_per_call`), and the
+anomaly scorer's (`keras_vae.measure.scoring.batch_size_for`), keep their largest tensor
+near this many floats (160 MB): a 64×64 spatial model's 1,000 images a
 call held 1 GB in each of its full-resolution feature maps, and its evaluation 13.4 GB."""
 MOST_IMAGES_PER_CALL = 1000
 
