@@ -15,9 +15,12 @@ One run measures, on `binarized_mnist`:
 - the conv network on 32×32×3 8-bit images (logistic likelihood) with and without XLA,
   side by side with the same network in PyTorch, and both input pipelines against it;
 - the hierarchy `--latent-dim 32,16` side by side with the same network in PyTorch;
+- the spatial network (`--arch spatial`, its defaults) on 32×32×3 images side by side
+  with the same network in PyTorch;
 - the importance-sampled NLL (k = 5000) per image, flat on binarized MNIST and
-  Fashion-MNIST and hierarchical on Fashion-MNIST, beside the time its matmuls take at
-  the roofline.
+  Fashion-MNIST, hierarchical and spatial on Fashion-MNIST, beside the time its
+  matmuls and convolutions take at the roofline (their FLOPs counted by TensorFlow's
+  graph profiler).
 
 Training here uses the same functions as `python -m keras_vae.train` (`build_model`,
 `make_dataset`, the `EpochSeconds` callback). Prints a table; writes JSON.
@@ -31,7 +34,8 @@ from collections.abc import Sequence
 from keras_vae.run.atomic import write_json
 from keras_vae.run.cli import ArgumentParser, load_tensorflow, positive_int, run_command
 
-PARTS = ("mlp", "conv", "hierarchy", "nll")
+PARTS = ("mlp", "conv", "hierarchy", "spatial", "nll")
+"""What `--only` can name (`keras_vae.benchmarks.parts.run_benchmark` runs them)."""
 
 
 def main(argv: Sequence[str]) -> None:
@@ -44,7 +48,8 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--only", choices=PARTS, default=None,
                         help="run one part: the default MLP on binarized MNIST, the conv "
                              "network on 32×32×3 images, the hierarchy side by side with "
-                             "PyTorch, or the NLL's cost (default: all)")
+                             "PyTorch, the spatial network side by side with PyTorch and "
+                             "its NLL's cost, or the other NLLs' cost (default: all)")
     parser.add_argument("--max-examples", type=positive_int, default=None,
                         help="train on the first N examples only: a quick look whose "
                              "figures are not comparable with a full run's")
@@ -53,9 +58,9 @@ def main(argv: Sequence[str]) -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch includes compilation")
     load_tensorflow(args.debug)
-    from keras_vae.benchmarks.training_speed import run_benchmark
+    from keras_vae.benchmarks.parts import run_benchmark
 
-    if args.only != "conv":
+    if args.only in (None, "mlp"):  # the parts that print training rows
         print(_HEADER, flush=True)
     result = run_benchmark(args.epochs, (args.only,) if args.only else PARTS,
                            on_row=lambda row: print(_format_row(row), flush=True),
@@ -87,7 +92,9 @@ def summarize(result: dict) -> str:
         lines += _summarize_conv(result["conv_32x32x3"])
     if "hierarchy_side_by_side" in result:
         lines.append(_summarize_hierarchy(result["hierarchy_side_by_side"]))
-    if "nll_cost" in result:
+    if "spatial_side_by_side" in result:
+        lines.append(_summarize_spatial(result["spatial_side_by_side"]))
+    if "nll_cost" in result or "spatial_nll_cost" in result:
         lines += _summarize_nll(result)
     return "\n".join(lines)
 
@@ -143,14 +150,29 @@ def _summarize_hierarchy(side_by_side: dict | None) -> str:
             f"{side_by_side['torch_examples_per_s']:,.0f} → {side_by_side['speedup']:.2f}×")
 
 
+def _summarize_spatial(side_by_side: dict | None) -> str:
+    if side_by_side is None:
+        return "spatial: PyTorch not installed (pip install torch==2.13.0)"
+    return (f"spatial network (width {side_by_side['width']}, latent maps of "
+            f"{side_by_side['latent_channels']} channels), {side_by_side['examples']:,} "
+            f"random 32×32×3 images, batch {side_by_side['batch_size']}, "
+            f"{side_by_side['rounds']} alternating epochs: keras-vae "
+            f"{side_by_side['keras_examples_per_s']:,.0f} examples/s, PyTorch "
+            f"{side_by_side['torch_version']} eager {side_by_side['torch_examples_per_s']:,.0f}"
+            f" → {side_by_side['speedup']:.2f}×")
+
+
 def _summarize_nll(result: dict) -> list[str]:
     lines = [f"importance-sampled NLL, per image (roofline "
              f"{result['matmul_roofline_gflops']:.0f} GFLOP/s):"]
-    for row in result["nll_cost"]:
-        lines.append(f"  {row['dataset']}, latent {row['latent_dim']}, {row['likelihood']}, "
+    rows = [*result.get("nll_cost", []), *filter(None, [result.get("spatial_nll_cost")])]
+    for row in rows:
+        network = ("spatial, latent maps of " if row.get("arch") == "spatial"
+                   else "latent ") + str(row["latent_dim"])
+        lines.append(f"  {row['dataset']}, {network}, {row['likelihood']}, "
                      f"k = {row['k']}: {row['seconds_per_image']:.3f} s (and "
-                     f"{row['fixed_seconds']:.1f} s once per evaluation); its matmuls "
-                     f"{row['matmul_gflop_per_image']:.1f} GFLOP = "
+                     f"{row['fixed_seconds']:.1f} s once per evaluation); its matmuls and "
+                     f"convolutions {row['matmul_gflop_per_image']:.1f} GFLOP = "
                      f"{row['roofline_seconds_per_image']:.3f} s at the roofline → "
                      f"{row['times_roofline']:.2f}×")
     return lines

@@ -68,3 +68,22 @@ def test_both_input_paths_are_measured_against_the_training_rate():
     for path in ("in_memory", "memory_mapped"):
         rate = pipeline[f"{path}_examples_per_s"]
         assert rate > 0 and pipeline[f"{path}_vs_training"] == pytest.approx(rate / 100.0)
+
+
+def test_one_importance_sample_of_a_spatial_model_counts_every_top_down_convolution():
+    """The profiler's count of a 16×16 spatial model's per-sample work, by hand: width
+    16, latent maps of 4 channels at 8×8 (two) and 4×4; a residual block is
+    16·4 + 9·4·4 + 9·4·4 + 4·16 = 416 multiply-adds a pixel. The bottom-up pass runs
+    once per image and is not counted."""
+    from keras_vae.benchmarks.flops import importance_sample_flops
+    from keras_vae.model.vae import VAE
+
+    vae = VAE(ModelConfig(arch="spatial", latent_dim=4, hidden_dims=(16,),
+                          image_shape=(16, 16, 1), likelihood="logistic",
+                          mixture_components=2))
+    block = 16 * 4 + 2 * 9 * 4 * 4 + 4 * 16
+    top = 4 * 4 * (9 * 16 * 8 + 4 * 16 + block)  # posterior from d_3, z's projection
+    lower = 8 * 8 * (9 * 16 * 8 + 9 * 32 * 8 + 4 * 16 + block)  # prior, posterior on [s, d]
+    pixels = 16 * 16 * (block + 16 * 6)  # the output block, 6 parameters a pixel
+    assert importance_sample_flops(vae) == 2 * (top + 2 * lower + pixels)
+

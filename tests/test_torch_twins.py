@@ -63,3 +63,57 @@ def _keras_layer(vae, name: str):
         if name in [layer.name for layer in network.layers]:
             return network.get_layer(name)
     raise KeyError(name)
+
+
+def test_the_pytorch_spatial_network_is_keras_vaes_with_the_same_weights():
+    """Given the Keras spatial model's weights and the same noise, the PyTorch twin gives
+    the same negative ELBO per example (every convolution, block, head, upsampling and
+    the top map compared), so the bench's side by side times the same work."""
+    torch = pytest.importorskip("torch")
+    from keras_vae.benchmarks.torch_spatial import TorchSpatialVAE
+    from keras_vae.config import ModelConfig
+    from keras_vae.model.vae import VAE
+
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8)
+    vae = VAE(ModelConfig(arch="spatial", latent_dim=4, hidden_dims=(16,),
+                          image_shape=(16, 16, 3), likelihood="logistic",
+                          mixture_components=2))
+    vae(images / 255)
+    for weight in vae.weights:  # the zero-started heads too, so every path is compared
+        weight.assign(rng.normal(0, 0.1, weight.shape).astype(np.float32))
+    twin = TorchSpatialVAE(images, latent_channels=4, width=16, components=2)
+    assert [m.shape for m in twin.maps] == [(8, 8, 4), (8, 8, 4), (4, 4, 4)]
+    for name, conv in twin.convs.items():
+        _copy_conv(torch, _spatial_layer(vae, name), conv)
+    for name, block in twin.blocks.items():
+        for keras_step, step in zip(_spatial_layer(vae, name).steps,
+                                    (block.reduce, block.conv_a, block.conv_b, block.expand),
+                                    strict=True):
+            _copy_conv(torch, keras_step, step)
+    twin.top_map.data = torch.from_numpy(np.transpose(vae.top_map.value.numpy(), (2, 0, 1)))
+    epsilon = rng.normal(size=(5, sum(vae.config.levels))).astype(np.float32)
+    parameters, levels = vae.posterior_pass(images / 255, None, epsilon)
+    keras_loss = (vae.likelihood.neg_log_prob(images / 255, parameters)
+                  + sum(kl for _, kl, _ in levels))
+    noise = [torch.from_numpy(np.ascontiguousarray(np.transpose(
+        e.reshape(5, *m.shape), (0, 3, 1, 2))))
+        for e, m in zip(np.split(epsilon, np.cumsum(vae.config.levels)[:-1], axis=1),
+                        twin.maps, strict=True)]
+    torch_loss = twin.neg_elbo(twin.x, noise).detach().numpy()
+    assert np.all(np.isfinite(torch_loss)) and np.ptp(torch_loss) > 1
+    np.testing.assert_allclose(torch_loss, np.asarray(keras_loss), rtol=1e-4)
+
+
+def _copy_conv(torch, keras_conv, conv) -> None:
+    kernel, bias = keras_conv.get_weights()
+    conv.weight.data = torch.from_numpy(np.ascontiguousarray(np.transpose(kernel, (3, 2, 0, 1))))
+    conv.bias.data = torch.from_numpy(bias)
+
+
+def _spatial_layer(vae, name: str):
+    for layer in [*vae.posterior_heads, *vae.prior_heads, *vae.z_projections, *vae.blocks,
+                  vae.output_block, vae.output_conv]:
+        if layer.name == name:
+            return layer
+    return vae.encoder.get_layer(name)

@@ -83,22 +83,7 @@ class TorchConvVAE:
         self.optimizer = torch.optim.Adam(self.layers.parameters(), lr=1e-3)
 
     def _neg_log_prob(self, x, parameters):
-        torch, functional = self.torch, self.torch.nn.functional
-        n, channels, height, width = x.shape
-        shaped = parameters.reshape(n, channels, 3, self.components, height, width)
-        logits = shaped[:, :, 0]
-        locations = 0.5 + shaped[:, :, 1]
-        log_scales = torch.clamp(shaped[:, :, 2] + LOG_SCALE_OFFSET, *LOG_SCALE_RANGE)
-        x = x.unsqueeze(2)
-        inverse_scale = torch.exp(-log_scales)
-        upper = (x - locations + HALF_BIN) * inverse_scale
-        lower = (x - locations - HALF_BIN) * inverse_scale
-        left, right = -functional.softplus(-upper), -functional.softplus(lower)
-        middle = left + right + torch.log(-torch.expm1(-2 * HALF_BIN * inverse_scale))
-        log_bins = torch.where(x < HALF_BIN, left, torch.where(x > 1 - HALF_BIN, right,
-                                                                middle))
-        log_mixture = torch.logsumexp(log_bins + torch.log_softmax(logits, dim=2), dim=2)
-        return -log_mixture.sum(dim=(1, 2, 3))
+        return logistic_neg_log_prob(self.torch, x, parameters, self.components)
 
     def epoch(self) -> float:
         torch, layers, functional = self.torch, self.layers, self.torch.nn.functional
@@ -200,3 +185,24 @@ def _hierarchy_layers(nn, levels: tuple[int, ...], width: int) -> dict:
                 nn.init.zeros_(head.bias)
     layers["pixel_parameters"] = nn.Linear(width, PIXELS)
     return layers
+
+
+def logistic_neg_log_prob(torch, x, parameters, components: int):
+    """keras-vae's discretized logistic mixture in PyTorch: −log p(x) per image for x
+    [N, C, H, W] in [0, 1] and parameters [N, C·3·K, H, W] (per channel: K logits, K
+    locations, K log-scales), with the Keras likelihood's constants."""
+    functional = torch.nn.functional
+    n, channels, height, width = x.shape
+    shaped = parameters.reshape(n, channels, 3, components, height, width)
+    logits = shaped[:, :, 0]
+    locations = 0.5 + shaped[:, :, 1]
+    log_scales = torch.clamp(shaped[:, :, 2] + LOG_SCALE_OFFSET, *LOG_SCALE_RANGE)
+    x = x.unsqueeze(2)
+    inverse_scale = torch.exp(-log_scales)
+    upper = (x - locations + HALF_BIN) * inverse_scale
+    lower = (x - locations - HALF_BIN) * inverse_scale
+    left, right = -functional.softplus(-upper), -functional.softplus(lower)
+    middle = left + right + torch.log(-torch.expm1(-2 * HALF_BIN * inverse_scale))
+    log_bins = torch.where(x < HALF_BIN, left, torch.where(x > 1 - HALF_BIN, right, middle))
+    log_mixture = torch.logsumexp(log_bins + torch.log_softmax(logits, dim=2), dim=2)
+    return -log_mixture.sum(dim=(1, 2, 3))

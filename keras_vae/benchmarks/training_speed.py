@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.benchmarks.flops import importance_sample_flops
 from keras_vae.benchmarks.torch_twins import TorchConvVAE, TorchHierarchicalVAE, TorchVAE
 from keras_vae.config import DEFAULT_IMAGE_SHAPE, ModelConfig, TrainConfig
 from keras_vae.data.pipeline import Split, epoch_variable, load_splits, make_dataset
@@ -24,7 +25,6 @@ from keras_vae.data.storage import Storage, take
 from keras_vae.model.networks.conv import conv_stages
 from keras_vae.run.callbacks import EpochSeconds, TrainingEpoch
 from keras_vae.run.layout import read_summary
-from keras_vae.run.machine import describe_machine
 from keras_vae.run.training import build_model
 
 PIXELS = int(np.prod(DEFAULT_IMAGE_SHAPE))  # the benchmark trains on binarized_mnist
@@ -228,24 +228,13 @@ paid once per evaluation (tracing and compiling, about a second), which a 100-im
 timing had counted as 0.006-0.012 s per image (2026-11-30)."""
 
 
-def importance_sample_macs(vae) -> int:
-    """Multiply-adds of the dense layers that every importance sample runs through: the
-    decoder, and a hierarchy's top-down path (states, prior and posterior heads). The
-    bottom-up pass runs once per image, not per sample, and is left out."""
-    networks = [vae.decoder]
-    if vae.config.hierarchical:
-        networks += [*vae.states, *vae.prior_heads, *vae.posterior_heads]
-    return sum(int(np.prod(weight.shape)) for network in networks
-               for weight in network.trainable_weights if len(weight.shape) == 2)
-
-
 def nll_cost(roofline_gflops: float, examples: int = NLL_COST_EXAMPLES, k: int = 5000
              ) -> list[dict]:
     """Seconds per image of `python -m keras_vae.evaluate`'s NLL (k importance samples)
     on each data set's first test images, for the one-level model (`--latent-dim 20`,
     N(0, I)) on binarized MNIST (Bernoulli, its default) and on Fashion-MNIST (logistic
     mixture), and the hierarchy `--latent-dim 32,16` on Fashion-MNIST, beside the time
-    their per-sample matmuls take at the matmul roofline (`_time_nll`). The weights are
+    their per-sample matmuls take at the matmul roofline (`time_nll`). The weights are
     fresh: the work does not depend on them."""
     rows = []
     for dataset, levels in (("binarized_mnist", 20), ("fashion_mnist", 20),
@@ -256,13 +245,14 @@ def nll_cost(roofline_gflops: float, examples: int = NLL_COST_EXAMPLES, k: int =
             splits["train"].image_shape, splits["train"].pixel_kind())
         keras.utils.set_random_seed(0)
         vae = build_model(config)
-        rows.append({"dataset": dataset, "latent_dim": config.model.latent_dim,
+        rows.append({"dataset": dataset, "arch": config.model.arch,
+                     "latent_dim": config.model.latent_dim,
                      "likelihood": config.model.likelihood, "k": k,
-                     **_time_nll(vae, splits["test"].as_float(), k, roofline_gflops)})
+                     **time_nll(vae, splits["test"].as_float(), k, roofline_gflops)})
     return rows
 
 
-def _time_nll(vae, images: np.ndarray, k: int, roofline_gflops: float) -> dict:
+def time_nll(vae, images: np.ndarray, k: int, roofline_gflops: float) -> dict:
     """Seconds per image of an evaluation's NLL, as the marginal cost of `images` beyond
     their first third (`NLL_COST_EXAMPLES`), and the fixed seconds an evaluation pays once;
     after one untimed call, which pays TensorFlow's own first-call costs."""
@@ -276,7 +266,7 @@ def _time_nll(vae, images: np.ndarray, k: int, roofline_gflops: float) -> dict:
         importance_nll(vae, part, k)
         seconds[len(part)] = time.perf_counter() - start
     per_image = (seconds[len(images)] - seconds[len(fewer)]) / (len(images) - len(fewer))
-    gflop = 2 * importance_sample_macs(vae) * k / 1e9
+    gflop = importance_sample_flops(vae) * k / 1e9
     return {"examples": len(images), "fewer_examples": len(fewer),
             "seconds_per_image": per_image,
             "fixed_seconds": seconds[len(fewer)] - len(fewer) * per_image,
@@ -301,35 +291,7 @@ def training_peak_memory_mb(epochs: int = 2, max_examples: int | None = None
     return summary["training_peak_rss_mb"], summary["command_peak_rss_mb"]
 
 
-def run_benchmark(epochs: int, parts: tuple[str, ...],
-                  on_row: Callable[[dict], None] | None = None,
-                  max_examples: int | None = None) -> dict:
-    """`parts`: "mlp" (the default network on binarized MNIST, every measurement but the
-    others), "conv" (`conv_side_by_side`), "hierarchy" (`hierarchy_side_by_side`), "nll"
-    (`nll_cost`), any of them; `on_row(row)` is called as each
-    training configuration is measured. `max_examples` shrinks every training set, for a
-    quick look (its figures are not comparable with a full run's)."""
-    result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
-              "tensorflow": tf.__version__, "keras": keras.__version__,
-              "xla_flags": os.environ.get("XLA_FLAGS", ""), "epochs": epochs,
-              "max_examples": max_examples}
-    if "mlp" in parts:
-        result.update(_mlp_benchmark(epochs, on_row or (lambda row: None), max_examples))
-    if "conv" in parts:
-        result["conv_32x32x3"] = conv_side_by_side(
-            examples=min(max_examples or COLOUR_EXAMPLES, COLOUR_EXAMPLES))
-    if "hierarchy" in parts:
-        result["hierarchy_side_by_side"] = hierarchy_side_by_side(
-            load_splits("binarized_mnist", max_examples=max_examples))
-    if "nll" in parts:
-        roofline = result.get("matmul_roofline_gflops") or matmul_roofline()
-        result["matmul_roofline_gflops"] = roofline
-        result["nll_cost"] = nll_cost(roofline, min(max_examples or NLL_COST_EXAMPLES,
-                                                    NLL_COST_EXAMPLES))
-    return result
-
-
-def _mlp_benchmark(epochs: int, on_row: Callable[[dict], None],
+def mlp_benchmark(epochs: int, on_row: Callable[[dict], None],
                    max_examples: int | None) -> dict:
     splits = load_splits("binarized_mnist", max_examples=max_examples)
     base = default_config(splits)
