@@ -144,6 +144,17 @@ class VAE(ModelGraphs, keras.Model):
             if self.optimizer is not None and not self.optimizer.built:
                 self.optimizer.build(self.trainable_variables)
 
+    def make_train_function(self, force=False):
+        """Keras's training function, the optimizer built first, outside its trace.
+        Without a tf.distribute strategy Keras 3.15 leaves the optimizer to be built while
+        the first step is traced; a traced function that creates variables is traced
+        twice by TensorFlow, so every first `fit` paid its tracing twice (a small spatial
+        model: 19 s instead of 8, 2026-12-06). Under a strategy,
+        `_maybe_symbolic_build` has built it."""
+        if self.optimizer is not None and not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
     def call(self, inputs, training=False):
         """images → parameters of p(x|z); a conditional model takes (images, labels)."""
         images, labels = self.batch_parts(inputs)
