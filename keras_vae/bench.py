@@ -108,12 +108,9 @@ def _pipeline_line(pipeline: dict) -> str:
 
 def _summarize_mlp(result: dict) -> list[str]:
     torch = result["torch_side_by_side"]
-    torch_line = ("PyTorch eager, same network: not installed (pip install torch==2.13.0)"
+    torch_line = (f"the same network in PyTorch eager: {_NO_TORCH}"
                   if torch is None else
-                  f"side by side, {torch['rounds']} alternating epochs, batch 128: keras-vae "
-                  f"{torch['keras_examples_per_s']:,.0f} examples/s, PyTorch "
-                  f"{torch['torch_version']} eager {torch['torch_examples_per_s']:,.0f} → "
-                  f"{torch['speedup']:.2f}×")
+                  "the same network side by side, batch 128, " + _versus_torch(torch))
     return [
         f"matmul roofline (2048² float32): {result['matmul_roofline_gflops']:.1f} GFLOP/s",
         _pipeline_line(result["pipeline"]),
@@ -127,7 +124,7 @@ def _summarize_mlp(result: dict) -> list[str]:
 
 
 def _summarize_conv(conv: dict) -> list[str]:
-    torch = ("PyTorch: not installed (pip install torch==2.13.0)"
+    torch = (_NO_TORCH
              if "torch_examples_per_s" not in conv else
              f"PyTorch {conv['torch_version']} eager {conv['torch_examples_per_s']:,.0f} → "
              f"keras-vae (faster path) at {conv['keras_vs_torch']:.2f}× PyTorch")
@@ -142,24 +139,29 @@ def _summarize_conv(conv: dict) -> list[str]:
 
 def _summarize_hierarchy(side_by_side: dict | None) -> str:
     if side_by_side is None:
-        return "hierarchy: PyTorch not installed (pip install torch==2.13.0)"
+        return "hierarchy: " + _NO_TORCH
     levels = ",".join(str(size) for size in side_by_side["levels"])
-    return (f"hierarchy --latent-dim {levels}, batch 128, {side_by_side['rounds']} "
-            f"alternating epochs: keras-vae {side_by_side['keras_examples_per_s']:,.0f} "
-            f"examples/s, PyTorch {side_by_side['torch_version']} eager "
-            f"{side_by_side['torch_examples_per_s']:,.0f} → {side_by_side['speedup']:.2f}×")
+    return f"hierarchy --latent-dim {levels}, batch 128, " + _versus_torch(side_by_side)
 
 
 def _summarize_spatial(side_by_side: dict | None) -> str:
     if side_by_side is None:
-        return "spatial: PyTorch not installed (pip install torch==2.13.0)"
+        return "spatial: " + _NO_TORCH
     return (f"spatial network (width {side_by_side['width']}, latent maps of "
             f"{side_by_side['latent_channels']} channels), {side_by_side['examples']:,} "
             f"random 32×32×3 images, batch {side_by_side['batch_size']}, "
-            f"{side_by_side['rounds']} alternating epochs: keras-vae "
+            + _versus_torch(side_by_side))
+
+
+_NO_TORCH = "PyTorch not installed (pip install torch==2.13.0)"
+
+
+def _versus_torch(side_by_side: dict) -> str:
+    """What `alternate_epochs` measured, as one clause."""
+    return (f"{side_by_side['rounds']} alternating epochs: keras-vae "
             f"{side_by_side['keras_examples_per_s']:,.0f} examples/s, PyTorch "
-            f"{side_by_side['torch_version']} eager {side_by_side['torch_examples_per_s']:,.0f}"
-            f" → {side_by_side['speedup']:.2f}×")
+            f"{side_by_side['torch_version']} eager "
+            f"{side_by_side['torch_examples_per_s']:,.0f} → {side_by_side['speedup']:.2f}×")
 
 
 def _summarize_nll(result: dict) -> list[str]:
