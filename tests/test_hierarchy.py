@@ -284,7 +284,7 @@ def test_dropout_changes_training_passes_alone(levels):
 
 def test_a_run_whose_every_update_is_skipped_stops_with_one_line():
     """Skipping every update would train on without changing a weight: the run stops
-    after the first such epoch, saying why."""
+    after the first such epoch, or within a long one, saying why."""
     from keras_vae.run.callbacks import NonFiniteLoss, StopOnNonFinite
 
     vae = _model(levels=(2, 2))
@@ -296,3 +296,10 @@ def test_a_run_whose_every_update_is_skipped_stops_with_one_line():
                 callbacks=[StopOnNonFinite()])
     assert str(error.value) == ("every update of epoch 1 was skipped (its gradients were "
                                 "not finite or too large)")
+    # An epoch long enough is stopped within it, once more than half of at least 100
+    # updates were skipped, not after the epoch (or an epoch's every update) is lost.
+    with pytest.raises(NonFiniteLoss) as error:
+        vae.fit(_images(1000), batch_size=4, epochs=1, verbose=0,
+                callbacks=[StopOnNonFinite()])
+    assert str(error.value) == ("100 of the first 100 updates of epoch 1 were skipped (their "
+                                "gradients were not finite or too large): training diverged")

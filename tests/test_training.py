@@ -12,7 +12,7 @@ import pytest
 
 from keras_vae.config import TrainConfig
 from keras_vae.run.cli import run_command
-from keras_vae.run.training import learning_rate
+from keras_vae.run.schedules import learning_rate, resumed_from
 from keras_vae.train import main
 
 TINY_RUN = ["--dataset", "binarized_mnist", "--max-examples", "600", "--hidden-dims", "64",
@@ -36,6 +36,34 @@ def test_cosine_schedule_decays_from_the_learning_rate_to_zero_over_the_run():
     assert float(schedule(250)) == pytest.approx(5e-4, rel=1e-4)
     assert float(schedule(500)) == pytest.approx(0.0, abs=1e-9)
     assert learning_rate(TrainConfig(learning_rate=2e-3), 50) == 2e-3
+
+
+def test_a_resumed_run_ramps_from_where_its_schedule_stopped_to_the_new_one():
+    """A finished 24-epoch cosine run resumed with --epochs 40: the rate starts where the
+    first schedule ended (0), rises linearly over one epoch to the 40-epoch schedule,
+    then follows it; a schedule already below the previous rate is left as it is."""
+    import keras
+
+    previous = TrainConfig(learning_rate=1e-3, epochs=24, lr_schedule="cosine")
+    history = [{"epoch": e, "skipped_updates": 1.0 if e == 3 else 0.0} for e in range(1, 25)]
+    step, rate = resumed_from(previous, history, steps_per_epoch=50)
+    assert step == 24 * 50 - 1 and rate == pytest.approx(0.0, abs=1e-8)
+    config = TrainConfig(learning_rate=1e-3, epochs=40, lr_schedule="cosine")
+    ramped, plain = learning_rate(config, 50, (step, rate)), learning_rate(config, 50)
+    assert float(ramped(step)) == pytest.approx(rate, abs=1e-9)
+    assert float(ramped(step + 25)) == pytest.approx(0.5 * float(plain(step + 25)), rel=1e-5)
+    for later in (step + 50, step + 400):
+        assert float(ramped(later)) == pytest.approx(float(plain(later)), rel=1e-6)
+    copied = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(ramped))
+    assert float(copied(step + 25)) == pytest.approx(float(ramped(step + 25)), rel=1e-6)
+    below = learning_rate(config, 50, (step, 1e-3))  # after a crash: already lower
+    assert float(below(step + 10)) == pytest.approx(float(plain(step + 10)), rel=1e-6)
+    # Interrupted within the first resumed epoch: the record is the new one already, but
+    # the backup and history are the old run's, whose last rate says where it stopped.
+    history[-1]["learning_rate"] = 4e-6
+    assert resumed_from(config, history, 50) == (step, 4e-6)
+    constant = learning_rate(TrainConfig(learning_rate=2e-3), 50, (step, 0.0))
+    assert float(constant(step + 10)) == pytest.approx(2e-3 * 10 / 50, rel=1e-5)
 
 
 def test_weight_decay_shrinks_kernels_alone_by_learning_rate_times_decay():
@@ -74,8 +102,9 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
     rows = _rows(run_dir)
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4]  # each epoch once
     assert [row["kl_weight"] for row in rows] == pytest.approx([1 / 3, 2 / 3, 1, 1])
-    # Cosine over 2 epochs, then, resumed with --epochs 4, over 4 from the restored step.
-    expected = [1.0, 0.5, 0.5, 0.5 * (1 + math.cos(0.75 * math.pi))]
+    # Cosine over 2 epochs, then, resumed with --epochs 4, over 4 from the restored step,
+    # ramping up within the first resumed epoch from the 0 the first schedule ended at.
+    expected = [1.0, 0.5, 0.0, 0.5 * (1 + math.cos(0.75 * math.pi))]
     assert [row["learning_rate"] / 0.002 for row in rows] == pytest.approx(expected, rel=1e-5)
     summary = _summary(run_dir)
     assert summary["epochs_completed"] == 4

@@ -105,9 +105,19 @@ class NonFiniteLoss(Exception):
         self.epoch, self.step, self.value = epoch, step, value
 
 
+MOSTLY_SKIPPED_AFTER = 100
+"""Updates of an epoch after which `StopOnNonFinite` stops a run that skipped most of
+them. A diverged hierarchy skips nearly everything and never recovers (the resumed
+Fashion-MNIST run of `keras_vae.run.schedules`: 780 of an epoch's 782 updates, and the
+epoch-end rule, every update skipped, let it train on for 15 epochs of nothing); a
+healthy run skips a few in a thousand, if any."""
+
+
 class StopOnNonFinite(keras.callbacks.Callback):
-    """Raises `NonFiniteLoss` at the first non-finite training loss, and after an epoch
-    whose every update a hierarchy's guards skipped (nothing would change any more).
+    """Raises `NonFiniteLoss` at the first non-finite training loss, when more than half
+    of an epoch's first `MOSTLY_SKIPPED_AFTER` or more updates were skipped by a
+    hierarchy's guards, and after an epoch whose every update they skipped (nothing
+    would change any more).
 
     Raising (rather than TerminateOnNaN's stop_training flag) ends `fit` at once, so no
     epoch-end callback writes the broken weights over the last good checkpoint or backup.
@@ -121,6 +131,13 @@ class StopOnNonFinite(keras.callbacks.Callback):
         value = (logs or {}).get("loss")
         if value is not None and not math.isfinite(float(value)):
             raise NonFiniteLoss(self._epoch, batch, float(value))
+        skipped, steps = (logs or {}).get("skipped_updates"), batch + 1
+        if (skipped is not None and steps >= MOSTLY_SKIPPED_AFTER
+                and 2 * float(skipped) > steps):
+            raise NonFiniteLoss(self._epoch, batch, float("nan"),
+                                f"{int(skipped)} of the first {steps} updates of epoch "
+                                f"{self._epoch + 1} were skipped (their gradients were not "
+                                f"finite or too large): training diverged")
 
     def on_epoch_end(self, epoch, logs=None):
         skipped = (logs or {}).get("skipped_updates")

@@ -49,11 +49,13 @@ from keras_vae.run.layout import (
     TENSORBOARD_DIR,
     directory_bytes,
     load_checkpoint,
+    read_run_config,
     write_run_config,
 )
 from keras_vae.run.lock import RunLock
 from keras_vae.run.memory import peak_rss_mb
 from keras_vae.run.prior_fit import fit_class_prior
+from keras_vae.run.schedules import learning_rate, resumed_from
 
 
 class Interrupted(RunFailure):
@@ -62,32 +64,25 @@ class Interrupted(RunFailure):
     exit_code = 130
 
 
-def learning_rate(config: TrainConfig, steps_per_epoch: int):
-    """Adam's learning rate: a constant, or a cosine decay to 0 over all the run's steps
-    (the optimizer's step count is restored on resume, so the schedule continues)."""
-    if config.lr_schedule == "cosine":
-        return keras.optimizers.schedules.CosineDecay(
-            config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
-    return config.learning_rate
-
-
-def build_model(config: TrainConfig, steps_per_epoch: int = 1) -> VAE:
+def build_model(config: TrainConfig, steps_per_epoch: int = 1,
+                resumed_from: tuple[int, float] | None = None) -> VAE:
     """The run's VAE, compiled with its optimizer and the run's XLA and steps-per-call
-    settings."""
+    settings. `resumed_from`: see `schedules.learning_rate`."""
     with dtype_policy(config.precision):
         vae = VAE(config.model)
-    vae.compile(optimizer=optimizer_for(config, steps_per_epoch),
+    vae.compile(optimizer=optimizer_for(config, steps_per_epoch, resumed_from),
                 jit_compile=config.jit_compile,
                 steps_per_execution=config.steps_per_execution)
     return vae
 
 
-def optimizer_for(config: TrainConfig, steps_per_epoch: int):
+def optimizer_for(config: TrainConfig, steps_per_epoch: int,
+                  resumed_from: tuple[int, float] | None = None):
     """Adam; with `weight_decay`, AdamW, whose decoupled decay shrinks each kernel by
     learning rate × weight decay per step. Only kernels: a decayed bias or prior
     parameter (the VampPrior's pseudo-inputs, a class prior's means) would be pulled
     toward a value that means nothing, where a smaller kernel is a smoother network."""
-    rate = learning_rate(config, steps_per_epoch)
+    rate = learning_rate(config, steps_per_epoch, resumed_from)
     if not config.weight_decay:
         return keras.optimizers.Adam(rate)
     optimizer = keras.optimizers.AdamW(rate, weight_decay=config.weight_decay)
@@ -145,12 +140,14 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     try:
         with RunLock(config.out):
             epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
+            previous = read_run_config(config.out) if epochs_done else None
             splits, config = _load_data(config)
             # after the data: their errors come first
             _describe_strategy(config, strategy, len(splits["train"]))
             resume.check_same_settings(config)
             write_run_config(config)
-            return _train_locked(config, splits, verbose, epochs_done, strategy, chief)
+            return _train_locked(config, splits, verbose, (epochs_done, previous),
+                                 strategy, chief)
     finally:
         if not chief:
             shutil.rmtree(config.out, ignore_errors=True)
@@ -207,16 +204,19 @@ def _load_data(config: TrainConfig) -> tuple[dict, TrainConfig]:
     return splits, config
 
 
-def _train_locked(config: TrainConfig, splits: dict, verbose: int, epochs_done: int,
-                  strategy: tf.distribute.Strategy, chief: bool) -> dict | None:
-    run_dir = config.out
+def _train_locked(config: TrainConfig, splits: dict, verbose: int,
+                  done: tuple[int, TrainConfig | None], strategy: tf.distribute.Strategy,
+                  chief: bool) -> dict | None:
+    """`done`: the epochs already trained, and the settings they were trained with."""
+    run_dir, (epochs_done, previous) = config.out, done
     resume.trim_history(run_dir, epochs_done)  # epochs after the backup are trained again
     if epochs_done:
         print(f"resuming {run_dir} after epoch {epochs_done} (from {BACKUP_DIR}/)")
     epoch = epoch_variable()
     train_data, val_data, test_data = datasets_for(config, splits, epoch)
+    resumed = resumed_from(previous, resume.read_history(run_dir), len(train_data))
     with strategy.scope():
-        vae = build_model(config, steps_per_epoch=len(train_data))
+        vae = build_model(config, len(train_data), resumed)
     _fit(vae, config, train_data, val_data, epoch, verbose)
     if not chief:
         return None  # the chief evaluates, draws and exports
