@@ -42,11 +42,11 @@ def write_onnx(endpoint: Endpoint, path: str, metadata: dict[str, str]) -> None:
         onnx.save(model_proto, tmp)
 
 
-def write_int8(fp32_path: str, path: str, per_channel: bool = False,
-               float_convolutions: bool = False) -> None:
-    """Dynamic int8 quantization of an fp32 ONNX file; metadata is carried over. With
-    `float_convolutions` the convolutions stay fp32 and only the dense layers' MatMuls
-    are quantized (see `convolutions`)."""
+@contextlib.contextmanager
+def int8_preprocessed(fp32_path: str):
+    """The fp32 ONNX file prepared for quantization (onnxruntime's shape inference and
+    graph optimization), in a temporary directory while the context lasts: every scheme
+    `write_int8` tries quantizes the same preparation, which is its slowest part."""
     with tempfile.TemporaryDirectory() as work:
         prepared = os.path.join(work, "prepared.onnx")
         # auto_merge: bilinear upsampling (Resize) gives the batch dimension the name
@@ -55,6 +55,19 @@ def write_int8(fp32_path: str, path: str, per_channel: bool = False,
         # working directory (and goes on): there, the temporary one, not the user's.
         with contextlib.chdir(work):
             quant_pre_process(os.path.abspath(fp32_path), prepared, auto_merge=True)
+        yield prepared
+
+
+def write_int8(fp32_path: str, path: str, per_channel: bool = False,
+               float_convolutions: bool = False, prepared: str | None = None) -> None:
+    """Dynamic int8 quantization of an fp32 ONNX file; metadata is carried over. With
+    `float_convolutions` the convolutions stay fp32 and only the dense layers' MatMuls
+    are quantized (see `convolutions`). `prepared`: the file's `int8_preprocessed`
+    form, if made already."""
+    if prepared is None:
+        with int8_preprocessed(fp32_path) as prepared:
+            return write_int8(fp32_path, path, per_channel, float_convolutions, prepared)
+    with tempfile.TemporaryDirectory() as work:
         quantized = os.path.join(work, "int8.onnx")
         prepared_proto = onnx.load(prepared)
         kept_float = table_lookups(prepared_proto)

@@ -40,6 +40,7 @@ from export.manifest import MANIFEST, fingerprint, model_identity
 from export.onnx_model import (
     convolution_weight_share,
     has_convolutions,
+    int8_preprocessed,
     run_onnx,
     write_int8,
     write_onnx,
@@ -244,7 +245,8 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     with convolutions that misses with both tries them again with its convolutions kept
     fp32 (`export.onnx_model.convolutions`) — unless the convolutions hold so much of the
     weights that the file could not shrink to `INT8_SIZE_RATIO` of fp32's (a spatial
-    decoder's 99 %). Returns the measured quality of the last one written on the prior
+    decoder's 99 %). A per-tensor file over that size ratio is not retried with per-channel
+    scales, which only add to it. Returns the measured quality of the last one written on the prior
     draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds it misses, when
     every scheme missed."""
     fp32_onnx = run_onnx(staged["decoder_onnx"], inputs, INT8_ROWS_PER_CALL)
@@ -255,18 +257,24 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
                for float_convolutions in ((False, True) if float_convolutions_can_shrink
                                           else (False,))
                for per_channel in (False, True)]
-    for per_channel, float_convolutions in schemes:
-        write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel,
-                   float_convolutions)
-        quality = {**int8_quality(run_onnx(staged["decoder_int8_onnx"], inputs,
-                                           INT8_ROWS_PER_CALL), fp32_onnx,
-                                  staged["decoder_int8_onnx"], staged["decoder_onnx"]),
-                   "weight_scales": "per channel" if per_channel else "per tensor"}
-        if convolutional:
-            quality["convolutions"] = "fp32" if float_convolutions else "int8"
-        problems = int8_misses(quality)
-        if not problems:
-            return quality
+    too_large = set()  # convolution settings whose per-tensor file missed the size bound
+    with int8_preprocessed(staged["decoder_onnx"]) as prepared:
+        for per_channel, float_convolutions in schemes:
+            if float_convolutions in too_large:
+                continue  # per-channel scales only add to a file's size
+            write_int8(staged["decoder_onnx"], staged["decoder_int8_onnx"], per_channel,
+                       float_convolutions, prepared)
+            quality = {**int8_quality(run_onnx(staged["decoder_int8_onnx"], inputs,
+                                               INT8_ROWS_PER_CALL), fp32_onnx,
+                                      staged["decoder_int8_onnx"], staged["decoder_onnx"]),
+                       "weight_scales": "per channel" if per_channel else "per tensor"}
+            if convolutional:
+                quality["convolutions"] = "fp32" if float_convolutions else "int8"
+            problems = int8_misses(quality)
+            if not problems:
+                return quality
+            if quality["size_ratio"] > INT8_SIZE_RATIO:
+                too_large.add(float_convolutions)
     return {**quality, "left_out": "; ".join(problems)}
 
 

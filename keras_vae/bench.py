@@ -44,7 +44,9 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("--epochs", type=positive_int, default=4,
                         help="epochs per configuration, at least 2: the first, with "
                              "tracing and compilation, is reported separately from the "
-                             "steady ones (default: %(default)s)")
+                             "steady ones (the conv, hierarchy and spatial parts time "
+                             "EPOCHS − 1 alternating epochs after a warm-up one; "
+                             "default: %(default)s)")
     parser.add_argument("--only", choices=PARTS, default=None,
                         help="run one part: the default MLP on binarized MNIST, the conv "
                              "network on 32×32×3 images, the hierarchy side by side with "
@@ -130,7 +132,7 @@ def _summarize_conv(conv: dict) -> list[str]:
              f"keras-vae (faster path) at {conv['keras_vs_torch']:.2f}× PyTorch")
     return [
         f"conv network, {conv['examples']:,} random 32×32×3 8-bit images, logistic "
-        f"likelihood, batch 128, {conv['rounds']} alternating epochs:",
+        f"likelihood, batch 128, {_alternating(conv['rounds'])}:",
         f"  keras-vae with XLA {conv['keras_xla_examples_per_s']:,.0f} examples/s, without "
         f"{conv['keras_no_xla_examples_per_s']:,.0f} (XLA ×{conv['xla_speedup']:.2f}); "
         + torch,
@@ -158,7 +160,7 @@ _NO_TORCH = "PyTorch not installed (pip install torch==2.13.0)"
 
 def _versus_torch(side_by_side: dict) -> str:
     """What `alternate_epochs` measured, as one clause."""
-    return (f"{side_by_side['rounds']} alternating epochs: keras-vae "
+    return (f"{_alternating(side_by_side['rounds'])}: keras-vae "
             f"{side_by_side['keras_examples_per_s']:,.0f} examples/s, PyTorch "
             f"{side_by_side['torch_version']} eager "
             f"{side_by_side['torch_examples_per_s']:,.0f} → {side_by_side['speedup']:.2f}×")
@@ -178,6 +180,11 @@ def _summarize_nll(result: dict) -> list[str]:
                      f"{row['roofline_seconds_per_image']:.3f} s at the roofline → "
                      f"{row['times_roofline']:.2f}×")
     return lines
+
+
+
+def _alternating(rounds: int) -> str:
+    return f"{rounds} alternating epoch{'s' if rounds != 1 else ''}"
 
 
 if __name__ == "__main__":

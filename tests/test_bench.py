@@ -46,6 +46,8 @@ def test_a_quick_look_trains_on_few_examples_and_says_so(tmp_path, capsys):
     result = json.loads(out.read_text())
     assert result["max_examples"] == 256 and result["conv_32x32x3"]["examples"] == 256
     assert result["conv_32x32x3"]["keras_no_xla_examples_per_s"] > 0
+    assert result["conv_32x32x3"]["rounds"] == 1  # --epochs 2: a warm-up, then one timed
+    assert "batch 128, 1 alternating epoch:" in printed
 
 
 @pytest.mark.slow

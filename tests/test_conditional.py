@@ -109,25 +109,6 @@ def test_the_class_prior_is_fitted_to_the_codes_and_the_checkpoint_holds_the_fit
     assert loss == pytest.approx(fit["val_loss_after"], rel=1e-5)
 
 
-def test_a_conditional_hierarchy_trains_under_a_mirrored_strategy(tmp_path):
-    """Keras builds a model under a tf.distribute strategy by calling it on the data's x
-    alone (here the images without their labels) unless it is already built
-    (tests/test_model.py checks that every model is), and a hierarchy's guarded update
-    must choose once for every replica."""
-    from keras_vae.train import main
-
-    _write_classes(str(tmp_path / "classes.npz"), examples=600)
-    run_dir = tmp_path / "run"
-    assert run_command(main, "keras_vae.train", [
-        "--dataset", f"npz:{tmp_path / 'classes.npz'}", "--conditional", "--epochs", "1",
-        "--latent-dim", "4,2", "--hidden-dims", "64", "--strategy", "mirrored",
-        "--no-export", "--verbose", "0", "--out", str(run_dir)]) == 0
-    with open(run_dir / "summary.json") as f:
-        summary = json.load(f)
-    assert summary["strategy"] == "mirrored"
-    assert np.isfinite(summary["test_neg_elbo"]) and "class_prior_fit" in summary
-
-
 def test_samples_png_has_one_named_row_per_class_and_no_manifold(run):
     samples = Image.open(_artifact(run, "samples_png"))
     cell = SIDE + 2

@@ -68,7 +68,11 @@ def _labelled_npz(path) -> str:
 def test_two_workers_train_together_and_only_the_chief_writes(binarized_mnist_source,
                                                               tmp_path, conditional):
     """A conditional model's batches are (images, labels): Keras 3.15's distributed build
-    reduced them as one value and failed under MultiWorkerMirroredStrategy."""
+    reduced them as one value and failed under MultiWorkerMirroredStrategy. Keras builds
+    a model under a strategy by calling it on the data's x alone (here the images without
+    their labels) unless it is already built (tests/test_model.py checks that every model
+    is), and the conditional hierarchy's guarded update must choose once for every
+    replica: this case covers both for any mirrored strategy."""
     run_dir, worker_tmp = tmp_path / "run", tmp_path / "worker-tmp"
     worker_tmp.mkdir()
     cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}

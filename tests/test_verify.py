@@ -88,7 +88,9 @@ def test_a_conv_decoder_keeps_its_convolutions_fp32_when_int8_ones_miss_a_bound(
 def test_a_decoder_of_convolutions_alone_is_not_tried_with_them_kept_fp32(
         conv_decoder, tmp_path, monkeypatch):
     """A spatial decoder's convolutions hold 99 % of its weights: kept fp32, its int8 file
-    could not shrink to 30 % of fp32, so only the int8-convolution schemes are tried."""
+    could not shrink to 30 % of fp32, so only the int8-convolution schemes are tried; and
+    as its per-tensor file is over that size too, per-channel scales, which only add to
+    a file's size, are not tried after it."""
     keras.utils.set_random_seed(0)
     vae = VAE(ModelConfig(arch="spatial", latent_dim=2, hidden_dims=(8,),
                           likelihood="bernoulli", image_shape=(8, 8, 1)))
@@ -105,8 +107,8 @@ def test_a_decoder_of_convolutions_alone_is_not_tried_with_them_kept_fp32(
 
     monkeypatch.setattr(pipeline, "int8_misses", every_scheme_misses)
     quality = pipeline._quantize_decoder(staged, verify.int8_check_inputs(vae))
-    assert tried == [("per tensor", "int8"), ("per channel", "int8")]
-    assert quality["left_out"] == "a miss"
+    assert tried == [("per tensor", "int8")]
+    assert quality["left_out"] == "a miss" and quality["size_ratio"] > verify.INT8_SIZE_RATIO
 
 
 def test_every_int8_output_is_checked_against_its_bound():

@@ -47,19 +47,21 @@ def run_benchmark(epochs: int, parts: tuple[str, ...],
             result["matmul_roofline_gflops"] = matmul_roofline()
         return result["matmul_roofline_gflops"]
 
+    rounds = epochs - 1  # the side-by-side parts: a warm-up epoch, then the timed ones
+
     def at_most(examples: int) -> int:
         return min(max_examples or examples, examples)
 
     if "mlp" in parts:
         result.update(mlp_benchmark(epochs, on_row or (lambda row: None), max_examples))
     if "conv" in parts:
-        result["conv_32x32x3"] = conv_side_by_side(examples=at_most(COLOUR_EXAMPLES))
+        result["conv_32x32x3"] = conv_side_by_side(rounds, at_most(COLOUR_EXAMPLES))
     if "hierarchy" in parts:
         result["hierarchy_side_by_side"] = hierarchy_side_by_side(
-            load_splits("binarized_mnist", max_examples=max_examples))
+            load_splits("binarized_mnist", max_examples=max_examples), rounds)
     if "spatial" in parts:
-        result["spatial_side_by_side"] = spatial_side_by_side(
-            examples=at_most(SPATIAL_EXAMPLES))
+        result["spatial_side_by_side"] = spatial_side_by_side(rounds,
+                                                              at_most(SPATIAL_EXAMPLES))
         result["spatial_nll_cost"] = spatial_nll_cost(roofline(),
                                                       at_most(SPATIAL_NLL_EXAMPLES))
     if "nll" in parts:
