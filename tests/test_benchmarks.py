@@ -87,3 +87,21 @@ def test_one_importance_sample_of_a_spatial_model_counts_every_top_down_convolut
     pixels = 16 * 16 * (block + 16 * 6)  # the output block, 6 parameters a pixel
     assert importance_sample_flops(vae) == 2 * (top + 2 * lower + pixels)
 
+
+
+@pytest.mark.slow
+def test_the_spatial_nll_cost_times_the_default_fashion_model_beside_its_flops():
+    """`--only spatial`'s NLL row: the model `--arch spatial` trains on Fashion-MNIST by
+    default (here at k = 10 on 3 test images against the first), its per-image work the
+    profiler's count of one sample (tested above on a smaller model) times k: 46.6 MFLOP
+    a sample, 2026-12-06."""
+    from keras_vae.benchmarks.spatial_speed import spatial_config, spatial_nll_cost
+
+    row = spatial_nll_cost(roofline_gflops=100.0, examples=3, k=10)
+    config = spatial_config((28, 28, 1), "fashion_mnist", "8-bit")
+    assert (row["arch"], row["latent_dim"], row["likelihood"], row["k"]) == (
+        "spatial", config.model.latent_dim, "logistic", 10)
+    assert (row["examples"], row["fewer_examples"]) == (3, 1)
+    assert row["matmul_gflop_per_image"] / 10 == pytest.approx(0.0466, rel=0.01)
+    assert row["roofline_seconds_per_image"] == pytest.approx(
+        row["matmul_gflop_per_image"] / 100.0)

@@ -117,7 +117,7 @@ def test_a_chunk_scored_in_several_calls_gives_the_same_estimate(
     images = binarized_mnist_splits["test"].as_float()[:30]
     whole = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16, chunk=300)
     monkeypatch.setattr(keras_vae.measure.nll, "largest_tensor_per_sample",
-                        lambda vae, log_weights: CHUNK_BUDGET // (16 * 70))
+                        lambda vae, log_weights, key: CHUNK_BUDGET // (16 * 70))
     in_calls_of_70 = importance_nll(two_d_vae, images, k=700, seed=4, batch_size=16,
                                     chunk=300)
     np.testing.assert_allclose(in_calls_of_70, whole, rtol=1e-6)
@@ -276,3 +276,22 @@ def _assert_estimate_matches_the_integral(vae: VAE, images: np.ndarray) -> None:
     estimate = importance_nll(vae, images, k=5000, seed=5)
     assert abs(estimate.mean() - exact.mean()) < 0.1, (estimate.mean(), exact.mean())
     assert np.quantile(np.abs(estimate - exact), 0.9) < 0.25
+
+
+def test_the_largest_tensor_is_traced_once_per_model_and_graph(monkeypatch):
+    """`importance_nll` sizes its calls by a trace of the model's graph with unknown
+    dimensions; the shapes do not change as a model trains, so each model and kind of
+    graph (XLA, fused likelihood) is traced for it once, not on every call."""
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(likelihood="bernoulli", latent_dim=2, hidden_dims=(16,),
+                          image_shape=(4, 4, 1)))
+    traced = []
+    measure = keras_vae.measure.nll._largest_per_unknown_row
+    monkeypatch.setattr(keras_vae.measure.nll, "_largest_per_unknown_row",
+                        lambda graph: traced.append(graph) or measure(graph))
+    images = np.random.default_rng(0).integers(0, 2, (3, 4, 4, 1)).astype(np.float32)
+    first = importance_nll(vae, images, k=5, seed=1)
+    np.testing.assert_array_equal(importance_nll(vae, images, k=5, seed=1), first)
+    assert len(traced) == 1
+    importance_nll(vae, images, k=5, seed=1, jit_compile=True)
+    assert len(traced) == 2

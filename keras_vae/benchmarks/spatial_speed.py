@@ -26,11 +26,12 @@ SPATIAL_NLL_EXAMPLES = 30
 about 50 times a dense model's image, so fewer are timed than `NLL_COST_EXAMPLES`."""
 
 
-def spatial_config(image_shape=COLOUR_SHAPE) -> TrainConfig:
-    """What `python -m keras_vae.train --arch spatial` trains on 8-bit images of this
-    shape: its default batch, width, latent maps and (no) XLA."""
-    return TrainConfig(dataset="npz:random", model=ModelConfig(arch="spatial")).for_data(
-        image_shape, "8-bit")
+def spatial_config(image_shape=COLOUR_SHAPE, dataset: str = "npz:random",
+                   pixel_kind: str = "8-bit") -> TrainConfig:
+    """What `python -m keras_vae.train --arch spatial` trains on images of this shape and
+    kind: its default batch, width, latent maps and (no) XLA."""
+    return TrainConfig(dataset=dataset, model=ModelConfig(arch="spatial")).for_data(
+        image_shape, pixel_kind)
 
 
 def spatial_side_by_side(rounds: int = 3, examples: int = SPATIAL_EXAMPLES) -> dict | None:
@@ -58,8 +59,7 @@ def spatial_nll_cost(roofline_gflops: float, examples: int = SPATIAL_NLL_EXAMPLE
     them), beside its convolutions' time at the roofline (`time_nll`)."""
     splits = load_splits("fashion_mnist", max_examples=examples)
     train = splits["train"]
-    config = TrainConfig(dataset="fashion_mnist", model=ModelConfig(arch="spatial")
-                         ).for_data(train.image_shape, train.pixel_kind())
+    config = spatial_config(train.image_shape, "fashion_mnist", train.pixel_kind())
     keras.utils.set_random_seed(0)
     vae = build_model(config)
     return {"dataset": "fashion_mnist", "arch": config.model.arch,

@@ -14,6 +14,7 @@ Cov_x(E_q[z_u]) > 0.01) and the KL per unit. `python -m keras_vae.evaluate` repo
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable
 
 import numpy as np
@@ -89,13 +90,23 @@ def make_log_weights(vae: VAE, jit_compile: bool, total_samples: int):
     return log_weights
 
 
-def largest_tensor_per_sample(vae: VAE, log_weights) -> int:
+_LARGEST_PER_SAMPLE = weakref.WeakKeyDictionary()
+"""VAE → {(jit_compile, fused): `largest_tensor_per_sample`}: the shapes of a model's
+graph do not change as it trains, and tracing it again cost a spatial Fashion-MNIST
+model about 1.5 s per `importance_nll` call (a score, a `log_prob`)."""
+
+
+def largest_tensor_per_sample(vae: VAE, log_weights, key=None) -> int:
     """Floats per importance sample of one image in the largest tensor that `log_weights`
     makes, read from its graph traced with the numbers of samples and images unknown.
 
     The decoder's outputs are not always the largest: a convolutional decoder's last
     feature maps hold 32 floats per pixel (28×28×32 on MNIST, 32 times its outputs), and
-    sizing the passes by the outputs alone held 12 GB on MNIST's test set."""
+    sizing the passes by the outputs alone held 12 GB on MNIST's test set. `key`: what
+    besides the model decides the graph (XLA, fusion), to remember the answer by."""
+    known = _LARGEST_PER_SAMPLE.setdefault(vae, {})
+    if key is not None and key in known:
+        return known[key]
     image_shape = vae.config.image_shape
     proposal = vae.importance_proposal(tf.zeros([1, *image_shape]),
                                        tf.zeros([1], tf.int64) if vae.config.conditional
@@ -106,7 +117,10 @@ def largest_tensor_per_sample(vae: VAE, log_weights) -> int:
         tf.TensorSpec([2], tf.int64), tf.TensorSpec([], tf.int32),
         tf.TensorSpec([None], tf.int64) if vae.config.conditional else None,
         tf.TensorSpec([], tf.int32)).graph
-    return _largest_per_unknown_row(graph)
+    largest = _largest_per_unknown_row(graph)
+    if key is not None:
+        known[key] = largest
+    return largest
 
 
 def largest_tensor_per_decoding(vae: VAE) -> int:
@@ -157,8 +171,9 @@ def importance_nll(vae: VAE, images: np.ndarray, k: int, seed: int = 0,
     log_weights = make_log_weights(vae, jit_compile, total_samples=len(images) * k)
     outputs_per_image = int(np.prod(vae.config.image_shape[:2])) * vae.outputs_per_pixel
     chunk = max(1, min(chunk, CHUNK_BUDGET // (batch_size * outputs_per_image)))
+    graph_key = (jit_compile, len(images) * k >= FUSED_FROM_SAMPLES)
     per_call = max(1, min(chunk, CHUNK_BUDGET // (
-        batch_size * largest_tensor_per_sample(vae, log_weights))))
+        batch_size * largest_tensor_per_sample(vae, log_weights, graph_key))))
     nll = np.empty(len(images))
     first = 0 if known is None else len(known)
     if first % batch_size and first != len(images):
