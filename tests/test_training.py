@@ -93,12 +93,15 @@ def test_weight_decay_shrinks_kernels_alone_by_learning_rate_times_decay():
 
 @pytest.mark.slow
 def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
-        binarized_mnist_source, tmp_path):
+        binarized_mnist_source, tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     flags = [*TINY_RUN, "--kl-warmup-epochs", "3", "--lr-schedule", "cosine",
              "--learning-rate", "0.002", "--no-export", "--keep-backup", "--out", run_dir]
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "2"]) == 0
+    capsys.readouterr()
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "4", "--resume"]) == 0
+    assert ("the learning rate ramps from 0, where the run stopped, to the schedule's "
+            "0.001 over the first resumed epoch") in capsys.readouterr().out
     rows = _rows(run_dir)
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4]  # each epoch once
     assert [row["kl_weight"] for row in rows] == pytest.approx([1 / 3, 2 / 3, 1, 1])

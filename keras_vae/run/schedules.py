@@ -54,6 +54,17 @@ def resumed_from(previous: TrainConfig | None, history: list[dict],
     return step, min(rate, history[-1].get("learning_rate", rate))
 
 
+def ramp_line(config: TrainConfig, steps_per_epoch: int, resumed: tuple[int, float]
+              ) -> str | None:
+    """The line that says a resumed run's rate ramps up (None if it does not)."""
+    step, start_rate = resumed
+    target = rate_at(learning_rate(config, steps_per_epoch), step)
+    if target <= start_rate:
+        return None
+    return (f"the learning rate ramps from {start_rate:.2g}, where the run stopped, to the "
+            f"schedule's {target:.2g} over the first resumed epoch")
+
+
 @keras.saving.register_keras_serializable(package="keras_vae")
 class RampFromResume(keras.optimizers.schedules.LearningRateSchedule):
     """`rate` from step `start + ramp_steps` on; before that, where `rate` is above

@@ -55,7 +55,7 @@ from keras_vae.run.layout import (
 from keras_vae.run.lock import RunLock
 from keras_vae.run.memory import peak_rss_mb
 from keras_vae.run.prior_fit import fit_class_prior
-from keras_vae.run.schedules import learning_rate, resumed_from
+from keras_vae.run.schedules import learning_rate, ramp_line, resumed_from
 
 
 class Interrupted(RunFailure):
@@ -215,6 +215,9 @@ def _train_locked(config: TrainConfig, splits: dict, verbose: int,
     epoch = epoch_variable()
     train_data, val_data, test_data = datasets_for(config, splits, epoch)
     resumed = resumed_from(previous, resume.read_history(run_dir), len(train_data))
+    ramp = resumed and ramp_line(config, len(train_data), resumed)
+    if ramp:
+        print(ramp)
     with strategy.scope():
         vae = build_model(config, len(train_data), resumed)
     _fit(vae, config, train_data, val_data, epoch, verbose)
