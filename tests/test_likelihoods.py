@@ -65,8 +65,8 @@ def _float64_neg_log_prob(x, parameters, components):
 def test_the_nll_equals_a_float64_reference_to_float32_rounding():
     """Over mixtures whose locations lie inside and far outside [0, 1], whose scales span
     the whole allowed range, at every level including the edge bins: per image of 8×8×3
-    pixels, both forms (training's and scoring's) within 1e-6 relative (float32
-    rounding) of the float64 reference."""
+    pixels, every form (training's with exportable ops and with TensorFlow's expm1, and
+    scoring's) within 1e-6 relative (float32 rounding) of the float64 reference."""
     rng = np.random.default_rng(4)
     components, shape = 5, (8, 8, 3)
     likelihood = DiscretizedLogistic(shape, components)
@@ -77,7 +77,8 @@ def test_the_nll_equals_a_float64_reference_to_float32_rounding():
     parameters = np.concatenate([logits, locations, raw_log_scales], axis=-1).reshape(
         200, *shape[:2], -1).astype(np.float32)
     reference = _float64_neg_log_prob(x, parameters, components)
-    for form in (likelihood.neg_log_prob, likelihood.scoring_neg_log_prob):
+    for form in (likelihood.neg_log_prob, likelihood.scoring_neg_log_prob,
+                 lambda x, p: likelihood.neg_log_prob(x, p, exportable=False)):
         nll = ops.convert_to_numpy(form(x, parameters)).astype(np.float64)
         np.testing.assert_allclose(nll, reference, rtol=1e-6)
     assert reference.min() > 10  # images with real probabilities, not near-certain ones
@@ -89,7 +90,8 @@ def test_the_log_probability_stays_finite_for_extreme_parameters():
     rng = np.random.default_rng(1)
     parameters = rng.choice(extreme, size=(64, 2, 2, 3 * 3 * 2)).astype(np.float32)
     x = rng.choice(LEVELS, size=(64, 2, 2, 3)).astype(np.float32)
-    for form in (likelihood.neg_log_prob, likelihood.scoring_neg_log_prob):
+    for form in (likelihood.neg_log_prob, likelihood.scoring_neg_log_prob,
+                 lambda x, p: likelihood.neg_log_prob(x, p, exportable=False)):
         nll = ops.convert_to_numpy(form(x, parameters))
         assert np.isfinite(nll).all() and (nll >= 0).all()
 
@@ -150,3 +152,28 @@ def test_a_bins_width_factor_is_exact_for_every_scale():
     assert np.abs(ours / exact - 1).max() < 3e-7
     naive = 1 - np.exp(-deltas)  # float32
     assert np.abs(naive / exact - 1).max() > 1e-2
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_only_a_training_step_without_xla_uses_tensorflows_expm1(jit_compile):
+    """TensorFlow's Expm1 is faster than the series of `_one_minus_exp_neg` unfused, and
+    slower under XLA; ONNX and LiteRT have no such op. So only the gradient of a model
+    compiled without XLA has it; its evaluation and an XLA one keep to the series."""
+    import keras
+    import tensorflow as tf
+
+    from keras_vae.config import ModelConfig
+    from keras_vae.model.vae import VAE
+
+    vae = VAE(ModelConfig(latent_dim=2, hidden_dims=(16,), image_shape=(4, 4, 1),
+                          likelihood="logistic", mixture_components=2))
+    vae.compile(optimizer=keras.optimizers.Adam(), jit_compile=jit_compile)
+    vae.optimizer.build(vae.trainable_variables)
+    images = tf.constant(np.random.default_rng(0).choice(LEVELS, (3, 4, 4, 1)), tf.float32)
+
+    def op_types(function) -> set[str]:
+        graph = tf.function(function).get_concrete_function().graph
+        return {op.type for op in graph.get_operations()}
+
+    assert ("Expm1" in op_types(lambda: vae.gradients(images, None))) is not jit_compile
+    assert "Expm1" not in op_types(lambda: vae.loss_terms(images, training=False))

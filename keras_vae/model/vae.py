@@ -172,7 +172,8 @@ class VAE(ModelGraphs, keras.Model):
         parameters, levels = self.posterior_pass(
             images, labels, self.noise(ops.shape(images)[0]), training,
             components=self.prior.components(training))
-        reconstruction = self.likelihood.neg_log_prob(images, parameters)  # −log p(x|z)
+        reconstruction = self.likelihood.neg_log_prob(  # −log p(x|z)
+            images, parameters, exportable=self._exportable_likelihood(training))
         kl_by_level = ops.stack([kl for _, kl, _ in levels])
         self.kl_term(kl_by_level)  # add_loss(β·KL), free bits per level
         objective = ops.mean(reconstruction) + ops.sum(ops.stack(self.losses))
@@ -190,7 +191,8 @@ class VAE(ModelGraphs, keras.Model):
             None, tiled_labels(labels, k), self.noise(k * ops.shape(images)[0]), training,
             features=features, components=self.prior.components(training))
         parameters = ops.reshape(parameters, (k, -1, *parameters.shape[1:]))
-        log_px_z = -self.likelihood.neg_log_prob(images, parameters)  # [K, N]
+        log_px_z = -self.likelihood.neg_log_prob(  # [K, N]
+            images, parameters, exportable=self._exportable_likelihood(training))
         log_ratio = ops.reshape(ops.sum(ops.stack([r for _, _, r in levels]), axis=0),
                                 (k, -1))
         log_w = log_px_z + self.kl_term.beta * log_ratio
@@ -198,6 +200,12 @@ class VAE(ModelGraphs, keras.Model):
         kl_by_level = ops.stack([ops.mean(ops.reshape(kl, (k, -1)), axis=0)
                                  for _, kl, _ in levels])
         return objective, ops.mean(-log_px_z, axis=0), kl_by_level
+
+    def _exportable_likelihood(self, training) -> bool:
+        """Whether the loss keeps to ops every export format has: all but a training
+        step that XLA does not compile, for which TensorFlow's own expm1 is faster (under
+        XLA the series is; `DiscretizedLogistic.neg_log_prob`)."""
+        return not training or bool(self.jit_compile)
 
     def loss_terms(self, images, labels=None, training=False):
         """(objective, reconstruction [N], KL by level [L, N]) of the configured

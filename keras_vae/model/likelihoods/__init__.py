@@ -40,8 +40,10 @@ class PixelLikelihood(Protocol):
     """Whether XLA-compiling `scoring_neg_log_prob` alone speeds the importance-sampled
     NLL."""
 
-    def neg_log_prob(self, x, parameters):
-        """−log p(x|z) summed over the image, nats: [N], or [K, N]."""
+    def neg_log_prob(self, x, parameters, exportable: bool = True):
+        """−log p(x|z) summed over the image, nats: [N], or [K, N]. `exportable=False`
+        allows TensorFlow ops that the export formats lack, where they are faster (a
+        training step not compiled by XLA)."""
 
     def scoring_neg_log_prob(self, x, parameters):
         """The same values as `neg_log_prob` in the form fastest to score without a

@@ -23,11 +23,12 @@ class Bernoulli:
         self.image_shape = tuple(image_shape)
         self.values_per_image = math.prod(self.image_shape)
 
-    def neg_log_prob(self, x, logits):
+    def neg_log_prob(self, x, logits, exportable: bool = True):
         """Σ softplus(l) − Σ x·l over the image, never log(sigmoid(·)), so it stays finite
-        for saturated pixels. With K samples per image, Σ x·l is a batched matrix-vector
-        product rather than an elementwise product of K images: the importance-sampled NLL
-        reads every image once instead of K times."""
+        for saturated pixels (every op exportable, whatever `exportable`). With K samples
+        per image, Σ x·l is a batched matrix-vector product rather than an elementwise
+        product of K images: the importance-sampled NLL reads every image once instead of
+        K times."""
         softplus = _sum_over_image(ops.softplus(logits))
         if len(logits.shape) == len(x.shape) + 1:
             n = ops.shape(x)[0]
