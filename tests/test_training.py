@@ -58,6 +58,10 @@ def test_a_resumed_run_ramps_from_where_its_schedule_stopped_to_the_new_one():
     assert float(copied(step + 25)) == pytest.approx(float(ramped(step + 25)), rel=1e-6)
     below = learning_rate(config, 50, (step, 1e-3))  # after a crash: already lower
     assert float(below(step + 10)) == pytest.approx(float(plain(step + 10)), rel=1e-6)
+    # A constant stays a number after a crash (Adam then keeps its rate variable, which
+    # the backup holds), and a schedule stays itself.
+    assert learning_rate(TrainConfig(learning_rate=2e-3), 50, (step, 2e-3)) == 2e-3
+    assert type(below) is type(plain)
     # Interrupted within the first resumed epoch: the record is the new one already, but
     # the backup and history are the old run's, whose last rate says where it stopped.
     history[-1]["learning_rate"] = 4e-6

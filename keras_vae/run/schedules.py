@@ -28,7 +28,10 @@ def learning_rate(config: TrainConfig, steps_per_epoch: int, resumed_from=None):
             config.learning_rate, decay_steps=config.epochs * steps_per_epoch)
     else:
         rate = config.learning_rate
-    if resumed_from is None:
+    if resumed_from is None or rate_at(rate, resumed_from[0]) <= resumed_from[1]:
+        # No ramp: the plain rate, as the run was built before; a constant wrapped in a
+        # schedule would drop the optimizer's learning-rate variable, and the backup's
+        # optimizer variables would no longer load one to one.
         return rate
     step, previous_rate = resumed_from
     return RampFromResume(rate, step, previous_rate, steps_per_epoch)
