@@ -213,12 +213,12 @@ TRAINING_FIXTURES = {"trained_run", "run_copy", "short_run", "two_d_vae"}
 """Fixtures that train a model first: every test using one is marked `slow`."""
 
 
-LONGEST_FILES = ("test_distribute.py", "test_hierarchy.py", "test_evaluate.py",
-                 "test_own_images.py", "test_nll.py", "test_web.py", "test_crash_recovery.py",
-                 "test_conditional.py", "test_bench.py", "test_export_bench.py",
-                 "test_spatial.py", "test_export_cli.py", "test_trained.py", "test_train.py",
-                 "test_export_pipeline.py", "test_model.py")
-"""The files that take longest (30-80 s each in a full run, 2026-12-06; the longest single
+LONGEST_FILES = ("test_distribute.py", "test_evaluate.py", "test_hierarchy.py", "test_web.py",
+                 "test_nll.py", "test_own_images.py", "test_crash_recovery.py", "test_bench.py",
+                 "test_export_cli.py", "test_trained.py", "test_spatial.py",
+                 "test_conditional.py", "test_export_bench.py", "test_benchmarks.py",
+                 "test_export_pipeline.py", "test_model.py", "test_train.py")
+"""The files that take longest (23-62 s each in a full run, 2026-12-06; the longest single
 test trains a spatial model through the command in test_own_images.py), longest first.
 They run first so that the two xdist workers finish together: `--dist loadfile` hands
 out whole files in collection order (with `--no-loadscope-reorder`, set in
