@@ -29,6 +29,8 @@ from keras_vae.model.vae import VAE
 from serving import sample, vae_decoder, vae_draws
 from tests.conftest import strokes
 
+pytestmark = pytest.mark.slow  # a browser process per module: out of the edit-test loop
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
