@@ -60,12 +60,12 @@ def resumed_from(previous: TrainConfig | None, history: list[dict],
 def ramp_line(config: TrainConfig, steps_per_epoch: int, resumed: tuple[int, float]
               ) -> str | None:
     """The line that says a resumed run's rate ramps up (None if it does not)."""
-    step, start_rate = resumed
-    target = rate_at(learning_rate(config, steps_per_epoch), step)
-    if target <= start_rate:
+    rate = learning_rate(config, steps_per_epoch, resumed)
+    if not isinstance(rate, RampFromResume):
         return None
-    return (f"the learning rate ramps from {start_rate:.2g}, where the run stopped, to the "
-            f"schedule's {target:.2g} over the first resumed epoch")
+    return (f"the learning rate ramps from {rate.start_rate:.2g}, where the run stopped, "
+            f"to the schedule's {rate_at(rate.rate, rate.start):.2g} over the first "
+            f"resumed epoch")
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
