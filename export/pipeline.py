@@ -245,10 +245,10 @@ def _quantize_decoder(staged: dict[str, str], inputs: dict) -> dict:
     with convolutions that misses with both tries them again with its convolutions kept
     fp32 (`export.onnx_model.convolutions`) — unless the convolutions hold so much of the
     weights that the file could not shrink to `INT8_SIZE_RATIO` of fp32's (a spatial
-    decoder's 99 %). A per-tensor file over that size ratio is not retried with per-channel
-    scales, which only add to it. Returns the measured quality of the last one written on the prior
-    draws `inputs` (`int8_check_inputs`), with `left_out`, the bounds it misses, when
-    every scheme missed."""
+    decoder's 99 %). A per-tensor file over that size ratio is not retried with
+    per-channel scales, which only add to it. Returns the measured quality of the last
+    one written on the prior draws `inputs` (`int8_check_inputs`), with `left_out`, the
+    bounds it misses, when every scheme missed."""
     fp32_onnx = run_onnx(staged["decoder_onnx"], inputs, INT8_ROWS_PER_CALL)
     convolutional = has_convolutions(staged["decoder_onnx"])
     float_convolutions_can_shrink = convolutional and (

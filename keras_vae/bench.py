@@ -182,7 +182,6 @@ def _summarize_nll(result: dict) -> list[str]:
     return lines
 
 
-
 def _alternating(rounds: int) -> str:
     return f"{rounds} alternating epoch{'s' if rounds != 1 else ''}"
 

@@ -109,8 +109,8 @@ MOSTLY_SKIPPED_AFTER = 100
 """Updates of an epoch after which `StopOnNonFinite` stops a run that skipped most of
 them. A diverged hierarchy skips nearly everything and never recovers (the resumed
 Fashion-MNIST run of `keras_vae.run.schedules`: 780 of an epoch's 782 updates, and the
-epoch-end rule, every update skipped, let it train on for 15 epochs of nothing); a
-healthy run skips a few in a thousand, if any."""
+epoch-end rule, every update skipped, would have let it train on for 15 epochs of
+nothing); a healthy run skips a few in a thousand, if any."""
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
