@@ -119,6 +119,25 @@ def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
 
 
 @pytest.mark.slow
+def test_a_resume_whose_optimizer_state_cannot_load_is_refused_and_loses_nothing(
+        binarized_mnist_source, tmp_path, capsys):
+    """A constant-rate run resumed under a cosine schedule: Adam keeps a constant as a
+    variable and a schedule not, so Keras would skip the backup's optimizer state with a
+    warning and train on from step 0. The command refuses in one line instead."""
+    run_dir = str(tmp_path / "run")
+    flags = [*TINY_RUN, "--no-export", "--keep-backup", "--out", run_dir]
+    assert run_command(main, "keras_vae.train", [*flags, "--epochs", "2"]) == 0
+    capsys.readouterr()
+    assert run_command(main, "keras_vae.train", [*flags, "--epochs", "3", "--resume",
+                                                 "--lr-schedule", "cosine"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "another kind of learning rate" in err
+    assert [int(row["epoch"]) for row in _rows(run_dir)] == [1, 2]
+    assert run_command(main, "keras_vae.train", [*flags, "--epochs", "3", "--resume"]) == 0
+    assert [int(row["epoch"]) for row in _rows(run_dir)] == [1, 2, 3]
+
+
+@pytest.mark.slow
 def test_fewer_training_examples_than_a_batch_train_as_one_batch(binarized_mnist_source,
                                                                  tmp_path, capsys):
     """A folder of 100 photos trains with the default batch of 128 rather than being

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 
 import keras
 import numpy as np
@@ -40,7 +41,8 @@ from keras_vae.run.callbacks import (
     TrainingEpoch,
     save_checkpoint,
 )
-from keras_vae.run.cli import RunFailure
+from keras_vae.run.cli import RunFailure, UsageError
+from keras_vae.run.interrupt import CtrlCAtBatchEnd
 from keras_vae.run.layout import (
     BACKUP_DIR,
     CHECKPOINT,
@@ -56,6 +58,13 @@ from keras_vae.run.lock import RunLock
 from keras_vae.run.memory import peak_rss_mb
 from keras_vae.run.prior_fit import fit_class_prior
 from keras_vae.run.schedules import learning_rate, ramp_line, resumed_from
+
+OPTIMIZER_STATE_SKIPPED = "Skipping variable loading for optimizer"
+"""The start of Keras's warning when a saved optimizer state has another variable count."""
+
+
+class OptimizerStateMismatch(UsageError):
+    """A resume whose optimizer cannot take the backup's state (see `_fit`)."""
 
 
 class Interrupted(RunFailure):
@@ -146,8 +155,12 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
             _describe_strategy(config, strategy, len(splits["train"]))
             resume.check_same_settings(config)
             write_run_config(config)
-            return _train_locked(config, splits, verbose, (epochs_done, previous),
-                                 strategy, chief)
+            try:
+                return _train_locked(config, splits, verbose, (epochs_done, previous),
+                                     strategy, chief)
+            except OptimizerStateMismatch:  # the refused settings trained nothing
+                write_run_config(dataclasses.replace(previous, out=config.out))
+                raise
     finally:
         if not chief:
             shutil.rmtree(config.out, ignore_errors=True)
@@ -233,9 +246,23 @@ def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: in
     run_dir = config.out
     best_so_far = resume.best_validation(resume.read_history(run_dir))
     try:
-        # shuffle=False: the training dataset already reshuffles itself, seeded, each epoch.
-        vae.fit(train_data, validation_data=val_data, epochs=config.epochs, shuffle=False,
-                callbacks=callbacks_for(config, best_so_far, epoch), verbose=verbose)
+        with CtrlCAtBatchEnd() as ctrl_c, warnings.catch_warnings():
+            # Keras only warns when the backup's optimizer state does not fit, and trains
+            # on with a fresh Adam whose step count (so its schedule) restarts at 0.
+            warnings.filterwarnings("error", OPTIMIZER_STATE_SKIPPED, UserWarning)
+            # shuffle=False: the training dataset already reshuffles itself, seeded,
+            # each epoch.
+            vae.fit(train_data, validation_data=val_data, epochs=config.epochs,
+                    shuffle=False, verbose=verbose,
+                    callbacks=[ctrl_c, *callbacks_for(config, best_so_far, epoch)])
+    except (UserWarning, ValueError) as error:  # Keras's loader re-raises as ValueError
+        if OPTIMIZER_STATE_SKIPPED not in str(error):
+            raise
+        raise OptimizerStateMismatch(
+            f"the optimizer state in {os.path.join(run_dir, BACKUP_DIR)} was saved with "
+            f"another kind of learning rate (Adam keeps a constant rate as a variable, a "
+            f"schedule not): resume with the run's own --lr-schedule, and a "
+            f"--learning-rate no higher than it had, or start a new --out") from None
     except KeyboardInterrupt:
         saved = resume.completed_epochs(run_dir)
         raise Interrupted(f"interrupted; {saved} completed epoch(s) are saved in "
