@@ -13,6 +13,15 @@ import pytest
 from keras_vae.run.interrupt import CtrlCAtBatchEnd
 
 
+@pytest.fixture(autouse=True)
+def python_s_sigint_handler():
+    """Python's own SIGINT handler for each test: a pytest started in the background by a
+    non-interactive shell inherits SIGINT ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 def _ctrl_c() -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
@@ -35,13 +44,11 @@ def test_python_s_handler_is_back_after_the_with_block():
 
 
 def test_an_ignored_sigint_stays_ignored():
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        with CtrlCAtBatchEnd() as stop:
-            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-            stop.on_train_batch_end(0)  # nothing requested: no exception
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with CtrlCAtBatchEnd() as stop:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        _ctrl_c()
+        stop.on_train_batch_end(0)  # nothing requested: no exception
 
 
 class _CtrlCAtSave(keras.callbacks.Callback):
