@@ -25,6 +25,7 @@ class CtrlCAtBatchEnd(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self.requested = False
+        self._installed = False
         self._previous = None
 
     def __enter__(self) -> CtrlCAtBatchEnd:
@@ -32,12 +33,15 @@ class CtrlCAtBatchEnd(keras.callbacks.Callback):
         if (threading.current_thread() is threading.main_thread()
                 and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
             self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
         return self
 
     def __exit__(self, *exc_info) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        if self._installed:
+            # None: a handler set outside Python, which cannot be put back; the default.
+            previous = signal.SIG_DFL if self._previous is None else self._previous
+            signal.signal(signal.SIGINT, previous)
+            self._installed = False
 
     def _on_sigint(self, signum, frame) -> None:
         if self.requested:
