@@ -241,8 +241,9 @@ def _train_locked(config: TrainConfig, splits: dict, verbose: int,
 
 
 def _fit(vae: VAE, config: TrainConfig, train_data, val_data, epoch, verbose: int) -> None:
-    """`vae.fit`, with Ctrl-C and a non-finite loss turned into one line saying what is
-    kept and how to go on."""
+    """`vae.fit`, with Ctrl-C, a non-finite loss and a backup whose optimizer state does
+    not fit this run's learning rate turned into one line saying what is kept and how to
+    go on."""
     run_dir = config.out
     best_so_far = resume.best_validation(resume.read_history(run_dir))
     try:
