@@ -20,7 +20,9 @@ One run measures, on `binarized_mnist`:
 - the importance-sampled NLL (k = 5000) per image, flat on binarized MNIST and
   Fashion-MNIST, hierarchical and spatial on Fashion-MNIST, beside the time its
   matmuls and convolutions take at the roofline (their FLOPs counted by TensorFlow's
-  graph profiler).
+  graph profiler);
+- the default network and the spatial one on 32×32×3 images in float32 and in mixed
+  bfloat16 (`--precision`), alternating, and which bfloat16 instructions the CPU has.
 
 Training here uses the same functions as `python -m keras_vae.train` (`build_model`,
 `make_dataset`, the `EpochSeconds` callback). Prints a table; writes JSON.
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 from keras_vae.run.atomic import write_json
 from keras_vae.run.cli import ArgumentParser, load_tensorflow, positive_int, run_command
 
-PARTS = ("mlp", "conv", "hierarchy", "spatial", "nll")
+PARTS = ("mlp", "conv", "hierarchy", "spatial", "nll", "precision")
 """What `--only` can name (`keras_vae.benchmarks.parts.run_benchmark` runs them)."""
 
 
@@ -51,7 +53,8 @@ def main(argv: Sequence[str]) -> None:
                         help="run one part: the default MLP on binarized MNIST, the conv "
                              "network on 32×32×3 images, the hierarchy side by side with "
                              "PyTorch, the spatial network side by side with PyTorch and "
-                             "its NLL's cost, or the other NLLs' cost (default: all)")
+                             "its NLL's cost, the other NLLs' cost, or float32 against "
+                             "mixed bfloat16 (default: all)")
     parser.add_argument("--max-examples", type=positive_int, default=None,
                         help="train on the first N examples only: a quick look whose "
                              "figures are not comparable with a full run's")
@@ -98,6 +101,8 @@ def summarize(result: dict) -> str:
         lines.append(_summarize_spatial(result["spatial_side_by_side"]))
     if "nll_cost" in result or "spatial_nll_cost" in result:
         lines += _summarize_nll(result)
+    if "precision" in result:
+        lines += _summarize_precision(result["precision"])
     return "\n".join(lines)
 
 
@@ -179,6 +184,21 @@ def _summarize_nll(result: dict) -> list[str]:
                      f"convolutions {row['matmul_gflop_per_image']:.1f} GFLOP = "
                      f"{row['roofline_seconds_per_image']:.3f} s at the roofline → "
                      f"{row['times_roofline']:.2f}×")
+    return lines
+
+
+def _summarize_precision(precision: dict) -> list[str]:
+    lines = [f"--precision, {precision['examples']:,} random 32×32×3 images, "
+             f"{_alternating(precision['rounds'])} each (bfloat16 instructions of this "
+             f"CPU: {precision['cpu_bfloat16']}; 2048² matmuls at "
+             f"{precision['matmul_roofline_gflops']['float32']:,.0f} GFLOP/s in float32, "
+             f"{precision['matmul_roofline_gflops']['bfloat16']:,.0f} in bfloat16):"]
+    for name, row in precision["networks"].items():
+        lines.append(f"  {name} network ({row['arch']}, batch {row['batch_size']}"
+                     f"{', XLA' if row['jit_compile'] else ''}): float32 "
+                     f"{row['float32_examples_per_s']:,.0f} examples/s, mixed_bfloat16 "
+                     f"{row['mixed_bfloat16_examples_per_s']:,.0f} → "
+                     f"{row['bfloat16_speedup']:.2f}×")
     return lines
 
 

@@ -85,3 +85,23 @@ def test_the_nll_cost_part_times_every_model_beside_its_matmul_work(tmp_path, ca
         assert row["times_roofline"] == pytest.approx(
             row["seconds_per_image"] / row["roofline_seconds_per_image"])
     assert "importance-sampled NLL, per image" in capsys.readouterr().out
+
+
+def test_the_precision_part_names_the_cpu_s_bfloat16_path_beside_each_rate():
+    """The lines `--only precision` prints, from its record (`precision_side_by_side`)."""
+    from keras_vae.bench import summarize
+
+    row = {"arch": "spatial", "batch_size": 64, "jit_compile": False,
+           "float32_examples_per_s": 236.4, "mixed_bfloat16_examples_per_s": 229.0,
+           "bfloat16_speedup": 229.0 / 236.4}
+    record = {"machine": "A CPU, 2 cores", "tensorflow": "2", "keras": "3",
+              "date": "2026-12-07",
+              "precision": {"cpu_bfloat16": "AMX", "examples": 2048, "rounds": 3,
+                            "matmul_roofline_gflops": {"float32": 343.0, "bfloat16": 1376.2},
+                            "networks": {"spatial": row}}}
+    assert summarize(record).splitlines()[1:] == [
+        "--precision, 2,048 random 32×32×3 images, 3 alternating epochs each (bfloat16 "
+        "instructions of this CPU: AMX; 2048² matmuls at 343 GFLOP/s in float32, 1,376 in "
+        "bfloat16):",
+        "  spatial network (spatial, batch 64): float32 236 examples/s, mixed_bfloat16 229 "
+        "→ 0.97×"]

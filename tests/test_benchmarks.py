@@ -105,3 +105,23 @@ def test_the_spatial_nll_cost_times_the_default_fashion_model_beside_its_flops()
     assert row["matmul_gflop_per_image"] / 10 == pytest.approx(0.0466, rel=0.01)
     assert row["roofline_seconds_per_image"] == pytest.approx(
         row["matmul_gflop_per_image"] / 100.0)
+
+
+@pytest.mark.slow
+def test_each_network_is_timed_in_float32_and_computed_in_bfloat16_beside_it():
+    """`--only precision`: both networks train under both policies on the same images,
+    the bfloat16 one computing in bfloat16, and the speed-up is the ratio of the rates."""
+    from keras_vae.benchmarks.precision_speed import precision_side_by_side
+    from keras_vae.run.machine import cpu_bfloat16_support
+
+    record = precision_side_by_side(rounds=1, examples=64, roofline_seconds=0.2)
+    assert record["cpu_bfloat16"] == cpu_bfloat16_support()
+    assert record["examples"] == 64 and record["rounds"] == 1
+    assert set(record["matmul_roofline_gflops"]) == {"float32", "bfloat16"}
+    assert min(record["matmul_roofline_gflops"].values()) > 0
+    assert [row["arch"] for row in record["networks"].values()] == ["mlp", "spatial"]
+    for row in record["networks"].values():
+        assert row["compute_dtypes"] == {"float32": "float32", "mixed_bfloat16": "bfloat16"}
+        assert row["float32_examples_per_s"] > 0 and row["mixed_bfloat16_examples_per_s"] > 0
+        assert row["bfloat16_speedup"] == pytest.approx(
+            row["mixed_bfloat16_examples_per_s"] / row["float32_examples_per_s"])

@@ -58,3 +58,15 @@ def test_avx512_is_read_from_the_first_flags_line(monkeypatch, tmp_path, flags, 
 
     monkeypatch.setattr(machine, "open", fake_open, raising=False)
     assert machine._has_avx512() is expected
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ("fpu avx512f avx512_bf16 amx_bf16 amx_tile", "AMX"),
+    ("fpu avx512f avx512_bf16", "AVX-512 BF16"),
+    ("fpu avx2 avx512f avx512_fp16", "none"),
+    ("", "none"),
+])
+def test_the_bfloat16_instructions_are_named_from_the_cpu_flags(monkeypatch, flags, expected):
+    """The precision benchmark says which bfloat16 path the CPU has, beside its figures."""
+    monkeypatch.setattr(machine, "_cpuinfo", lambda field: flags if field == "flags" else None)
+    assert machine.cpu_bfloat16_support() == expected

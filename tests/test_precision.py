@@ -15,7 +15,8 @@ from keras_vae.run.cli import UsageError
 from tests.test_spatial import _images
 
 SETTINGS = {"one level": {"latent_dim": 4, "hidden_dims": (64,)},
-            "hierarchy": {"latent_dim": (4, 2), "hidden_dims": (64,)}}
+            "hierarchy": {"latent_dim": (4, 2), "hidden_dims": (64,)},
+            "spatial": {"arch": "spatial", "latent_dim": 4, "hidden_dims": (16,)}}
 
 
 def _trained(policy: str, settings: dict):
@@ -28,20 +29,25 @@ def _trained(policy: str, settings: dict):
     return vae, history
 
 
+def _output_layer(vae):
+    """The layer that writes the parameters of p(x|z)."""
+    return vae.output_conv if vae.config.arch == "spatial" else vae.decoder.layers[-1]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(SETTINGS))
 def test_bfloat16_trains_as_float32_does_and_keeps_its_densities_in_float32(kind):
-    """Measured (2026-12-06): after 3 epochs the bfloat16 runs end within 0.2 nats of the
-    float32 runs' 152.65 and 139.86; the bound below is 1 %."""
+    """Measured (2026-12-07): after 3 epochs the bfloat16 runs end within 0.2 nats of the
+    float32 runs' 152.65, 139.86 and 139.33 (spatial); the bound below is 1 %."""
     reference, float32_history = _trained("float32", SETTINGS[kind])
     vae, history = _trained("mixed_bfloat16", SETTINGS[kind])
-    assert vae.decoder.layers[-1].compute_dtype == "bfloat16"
+    assert _output_layer(vae).compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in vae.weights)
     assert history["loss"][-1] == pytest.approx(float32_history["loss"][-1], rel=0.01)
     z_mean, z_log_var = vae.encode(_images(4, seed=1))
     assert z_mean.dtype == z_log_var.dtype == vae.decode(z_mean).dtype == "float32"
     copy = float32_copy(vae)
-    assert copy.decoder.layers[-1].compute_dtype == "float32"
+    assert _output_layer(copy).compute_dtype == "float32"
     inputs = vae.sample_inputs(4, seed=2)
     drawn, again = vae.sample_images(inputs), copy.sample_images(inputs)
     assert np.abs(drawn - again).max() < 0.05  # bfloat16's 8 bits of mantissa, not more

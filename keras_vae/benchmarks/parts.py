@@ -9,6 +9,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from keras_vae.benchmarks.precision_speed import PRECISION_EXAMPLES, precision_side_by_side
 from keras_vae.benchmarks.spatial_speed import (
     SPATIAL_EXAMPLES,
     SPATIAL_NLL_EXAMPLES,
@@ -33,10 +34,10 @@ def run_benchmark(epochs: int, parts: tuple[str, ...],
                   max_examples: int | None = None) -> dict:
     """`parts`: "mlp" (the default network on binarized MNIST, every measurement but the
     others), "conv" (`conv_side_by_side`), "hierarchy" (`hierarchy_side_by_side`),
-    "spatial" (`spatial_side_by_side` and `spatial_nll_cost`), "nll" (`nll_cost`), any of
-    them; `on_row(row)` is called as each training configuration is measured.
-    `max_examples` shrinks every training set, for a quick look (its figures are not
-    comparable with a full run's)."""
+    "spatial" (`spatial_side_by_side` and `spatial_nll_cost`), "nll" (`nll_cost`),
+    "precision" (`precision_side_by_side`), any of them; `on_row(row)` is called as each
+    training configuration is measured. `max_examples` shrinks every training set, for a
+    quick look (its figures are not comparable with a full run's)."""
     result = {"date": time.strftime("%Y-%m-%d"), "machine": describe_machine(),
               "tensorflow": tf.__version__, "keras": keras.__version__,
               "xla_flags": os.environ.get("XLA_FLAGS", ""), "epochs": epochs,
@@ -66,4 +67,6 @@ def run_benchmark(epochs: int, parts: tuple[str, ...],
                                                       at_most(SPATIAL_NLL_EXAMPLES))
     if "nll" in parts:
         result["nll_cost"] = nll_cost(roofline(), at_most(NLL_COST_EXAMPLES))
+    if "precision" in parts:
+        result["precision"] = precision_side_by_side(rounds, at_most(PRECISION_EXAMPLES))
     return result

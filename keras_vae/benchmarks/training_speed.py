@@ -54,10 +54,11 @@ def training_flops_per_example(model: ModelConfig) -> float:
     return 6.0 * (encoder + decoder) - 2.0 * first_layer
 
 
-def matmul_roofline(n: int = 2048, seconds: float = 3.0) -> float:
-    """GFLOP/s of an n×n float32 matmul in a tf.function: the practical compute peak."""
-    a = tf.random.normal((n, n))
-    b = tf.random.normal((n, n))
+def matmul_roofline(n: int = 2048, seconds: float = 3.0, dtype: str = "float32") -> float:
+    """GFLOP/s of an n×n matmul in a tf.function: the practical compute peak (float32, or
+    the `dtype` a mixed precision computes in)."""
+    a = tf.cast(tf.random.normal((n, n)), dtype)
+    b = tf.cast(tf.random.normal((n, n)), dtype)
     matmul = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
     matmul()  # trace
     calls, start = 0, time.perf_counter()

@@ -38,6 +38,17 @@ def prefer_wide_vectors() -> bool:
     return True
 
 
+def cpu_bfloat16_support() -> str:
+    """Which bfloat16 matmul instructions the CPU has, by /proc/cpuinfo's flags: "AMX"
+    (Intel's tile units, with AVX-512 BF16 beside them), "AVX-512 BF16", or "none"
+    (then oneDNN emulates bfloat16, slower than float32; also where there are no flags
+    to read)."""
+    flags = set((_cpuinfo("flags") or "").split())
+    if "amx_bf16" in flags:
+        return "AMX"
+    return "AVX-512 BF16" if "avx512_bf16" in flags else "none"
+
+
 def _has_avx512() -> bool:
     """Whether /proc/cpuinfo's flags list avx512f (False where there are none to read)."""
     return "avx512f" in (_cpuinfo("flags") or "").split()

@@ -108,10 +108,11 @@ class LearnedMap(layers.Layer):
 class BatchReshape(layers.Layer):
     """x [N, …] → [N, *target], the batch size read from x when it runs, not left as -1:
     onnxruntime's shape inference, which its int8 quantization needs, cannot follow a -1
-    through the graph."""
+    through the graph. It keeps its input's dtype: under a mixed policy a Keras layer
+    would cast the float32 means and log-variances it flattens to 16 bits."""
 
     def __init__(self, target, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(autocast=False, **kwargs)
         self.target = tuple(target)
 
     def call(self, x):
