@@ -1,10 +1,10 @@
 """The precision part of `python -m keras_vae.bench`: how fast each network trains under
 each `--precision` on this CPU, and which bfloat16 instructions the CPU has.
 
-bfloat16 pays on a CPU only where the matmuls and convolutions run natively in it: Intel's
-AMX tiles, or AVX-512 BF16 (dot products of bfloat16 pairs). Elsewhere oneDNN emulates it
-and it is slower than float32; float16 has no fast CPU path at all, so it is not timed
-here (it is for GPUs).
+A CPU can only gain from bfloat16 where it multiplies in it natively: Intel's AMX tiles,
+or AVX-512 BF16's dot products. Even there the gain is the matmuls' and convolutions' share
+of a step, which this part measures rather than assumes (docs/training.md). float16 is
+for GPUs and is not timed.
 """
 
 from __future__ import annotations
