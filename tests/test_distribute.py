@@ -51,6 +51,24 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _two_workers(flags: list[str], run_dirs: list, worker_tmp) -> tuple[list[int], list[str]]:
+    """Two training processes on one loopback cluster, worker i writing to run_dirs[i]
+    (the chief's --out on a filesystem every worker mounts, when both are the same):
+    their exit codes and what each printed (stdout, then stderr)."""
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
+    processes = [subprocess.Popen(
+        [sys.executable, "-m", "tests.train_in_subprocess", *flags, "--hidden-dims", "64",
+         "--batch-size", "128", "--strategy", "multi_worker", "--no-jit", "--no-export",
+         "--verbose", "0", "--out", str(run_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": str(worker_tmp),
+             "TF_CONFIG": json.dumps({"cluster": cluster,
+                                      "task": {"type": "worker", "index": i}})})
+        for i, run_dir in enumerate(run_dirs)]
+    outputs = ["\n".join(p.communicate(timeout=600)) for p in processes]
+    return [p.returncode for p in processes], outputs
+
+
 def _labelled_npz(path) -> str:
     """Two classes of 8×8 pictures, each noisy copies of its own pattern."""
     rng = np.random.default_rng(0)
@@ -75,23 +93,12 @@ def test_two_workers_train_together_and_only_the_chief_writes(binarized_mnist_so
     replica: this case covers both for any mirrored strategy."""
     run_dir, worker_tmp = tmp_path / "run", tmp_path / "worker-tmp"
     worker_tmp.mkdir()
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in _free_ports(2)]}
     data = (["--dataset", _labelled_npz(tmp_path / "classes.npz"), "--conditional",
              "--latent-dim", "4,2"] if conditional
             else ["--dataset", "binarized_mnist", "--latent-dim", "4"])
-    command = [sys.executable, "-m", "tests.train_in_subprocess", *data, "--epochs", "1",
-               "--max-examples", "1024", "--hidden-dims", "64", "--batch-size", "128",
-               "--strategy", "multi_worker", "--no-jit", "--no-export", "--verbose", "0",
-               "--out", str(run_dir)]
-    processes = [subprocess.Popen(
-        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TMPDIR": str(worker_tmp),
-             "TF_CONFIG": json.dumps({"cluster": cluster,
-                                      "task": {"type": "worker", "index": i}})})
-        for i in range(2)]
-    outputs = [p.communicate(timeout=600) for p in processes]
-    for process, (_, stderr) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, stderr[-3000:]
+    codes, outputs = _two_workers([*data, "--epochs", "1", "--max-examples", "1024"],
+                                  [run_dir, run_dir], worker_tmp)
+    assert codes == [0, 0], outputs
     with open(run_dir / "summary.json") as f:
         summary = json.load(f)
     assert (summary["strategy"], summary["replicas"], summary["per_replica_batch"]) == (
@@ -99,8 +106,40 @@ def test_two_workers_train_together_and_only_the_chief_writes(binarized_mnist_so
     for path in summary["artifacts"].values():
         assert (run_dir / path).exists(), path
     assert not [p for p in worker_tmp.iterdir() if p.name.startswith("keras-vae-worker-")]
-    assert "2 replica(s), global batch 128, per-replica batch 64" in outputs[1][0]
+    assert "2 replica(s), global batch 128, per-replica batch 64" in outputs[1]
     assert ("class_prior_fit" in summary) is conditional
+
+
+@pytest.mark.slow
+def test_every_worker_resumes_from_the_chief_s_epoch_or_none_starts(tmp_path):
+    """A worker other than the chief trains in a temporary directory; resuming, it starts
+    from a copy of the chief's backup. Before that it started from scratch beside a
+    resuming chief, and their collectives failed once the epoch counts parted. A worker
+    that cannot see the chief's run (its --out elsewhere) is refused, on every worker, in
+    one line, before anything trains."""
+    run_dir, worker_tmp = tmp_path / "run", tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    flags = ["--dataset", "binarized_mnist", "--latent-dim", "4", "--max-examples", "256",
+             "--keep-backup"]
+    codes, outputs = _two_workers([*flags, "--epochs", "1"], [run_dir, run_dir], worker_tmp)
+    assert codes == [0, 0], outputs
+    metrics = (run_dir / "metrics.csv").read_text()
+
+    codes, outputs = _two_workers([*flags, "--epochs", "2", "--resume"],
+                                  [run_dir, tmp_path / "elsewhere"], worker_tmp)
+    assert codes == [2, 2], outputs
+    for output in outputs:
+        assert "the workers see different completed epochs" in output
+        assert "(worker 0: 1, worker 1: 0)" in output and "Traceback" not in output
+    assert (run_dir / "metrics.csv").read_text() == metrics
+
+    codes, outputs = _two_workers([*flags, "--epochs", "2", "--resume"],
+                                  [run_dir, run_dir], worker_tmp)
+    assert codes == [0, 0], outputs
+    assert "after epoch 1 (from backup/)" in outputs[1]
+    with open(run_dir / "summary.json") as f:
+        assert json.load(f)["epochs_completed"] == 2
+    assert not [p for p in worker_tmp.iterdir() if p.name.startswith("keras-vae-worker-")]
 
 
 def test_global_batch_must_split_evenly():

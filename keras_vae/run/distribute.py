@@ -22,7 +22,8 @@ import tensorflow as tf
 from keras_vae.config import STRATEGIES
 from keras_vae.run.cli import UsageError
 
-__all__ = ["STRATEGIES", "is_chief", "make_strategy", "per_replica_batch", "resolve"]
+__all__ = ["STRATEGIES", "each_worker_s", "is_chief", "make_strategy", "per_replica_batch",
+           "resolve"]
 
 
 def resolve(name: str) -> str:
@@ -69,6 +70,20 @@ def is_chief() -> bool:
     if "chief" in cluster:
         return task["type"] == "chief"
     return task["type"] == "worker" and int(task.get("index", 0)) == 0
+
+
+def each_worker_s(strategy: tf.distribute.Strategy, value: int) -> list[int]:
+    """`value` as every worker has it, in task order (this process's alone unless several
+    workers train). A collective: every worker must call it at the same point."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return [value]
+
+    @tf.function  # run eagerly, the strategy logs a warning about its overhead
+    def gather():
+        per_replica = strategy.run(lambda: tf.constant([value], tf.int64))
+        return strategy.gather(per_replica, axis=0)
+
+    return [int(v) for v in gather().numpy()]
 
 
 def per_replica_batch(batch_size: int, replicas: int) -> int:

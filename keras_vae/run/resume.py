@@ -61,6 +61,33 @@ MODEL_FIELDS_FROM_DATA = ("image_shape", "likelihood", "mixture_components", "la
 """Fields of the model's record that `TrainConfig.for_data` fills in from the loaded data."""
 
 
+RESUME_STATE = (BACKUP_DIR, RUN_CONFIG, METRICS_CSV, CHECKPOINT)
+"""What a training continues from; a worker other than the chief trains in a temporary
+directory of its own, which starts as a copy of these (`copy_resume_state`)."""
+
+
+def copy_resume_state(run_dir: str, worker_dir: str) -> None:
+    """Copies what `run_dir` holds of `RESUME_STATE` into `worker_dir`, so that a worker
+    resumes from the chief's epoch, weights and optimizer. Without it a worker started
+    from scratch beside a resuming chief: one model trained in two states until their
+    epoch counts parted and the collectives failed."""
+    for name in RESUME_STATE:
+        source = os.path.join(run_dir, name)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(worker_dir, name))
+        elif os.path.isfile(source):
+            shutil.copy2(source, os.path.join(worker_dir, name))
+
+
+def refuse_different_starts(epochs_by_worker: list[int], run_dir: str) -> None:
+    """Every worker must continue from the same epoch (see `copy_resume_state`)."""
+    if len(set(epochs_by_worker)) > 1:
+        listed = ", ".join(f"worker {i}: {epochs}" for i, epochs in enumerate(epochs_by_worker))
+        raise UsageError(f"the workers see different completed epochs in {run_dir} "
+                         f"({listed}); every worker must read the same --out: put it on a "
+                         f"filesystem they all mount")
+
+
 def create(run_dir: str) -> bool:
     """Creates the run directory (so that it can be locked), or says why it cannot.
     Returns whether it was created here (and so may be removed if nothing starts)."""

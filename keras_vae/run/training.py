@@ -142,13 +142,17 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     """
     strategy = distribute.make_strategy(config.strategy)  # first: workers connect here
     config = _fit_to_strategy(config, strategy)
-    chief = distribute.is_chief()
+    chief, run_dir = distribute.is_chief(), config.out
     if not chief:
         config = dataclasses.replace(config, out=tempfile.mkdtemp(prefix="keras-vae-worker-"))
+        if not overwrite:
+            resume.copy_resume_state(run_dir, config.out)
     created = resume.create(config.out)
     try:
         with RunLock(config.out):
             epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
+            resume.refuse_different_starts(distribute.each_worker_s(strategy, epochs_done),
+                                           run_dir)
             previous = read_run_config(config.out) if epochs_done else None
             splits, config = _load_data(config)
             # after the data: their errors come first
