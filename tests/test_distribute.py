@@ -130,7 +130,7 @@ def test_every_worker_resumes_from_the_chief_s_epoch_or_none_starts(tmp_path):
     assert codes == [2, 2], outputs
     for output in outputs:
         assert "the workers see different completed epochs" in output
-        assert "(worker 0: 1, worker 1: 0)" in output and "Traceback" not in output
+        assert "(1, 0, in task order)" in output and "Traceback" not in output
     assert (run_dir / "metrics.csv").read_text() == metrics
 
     codes, outputs = _two_workers([*flags, "--epochs", "2", "--resume"],
@@ -140,6 +140,16 @@ def test_every_worker_resumes_from_the_chief_s_epoch_or_none_starts(tmp_path):
     with open(run_dir / "summary.json") as f:
         assert json.load(f)["epochs_completed"] == 2
     assert not [p for p in worker_tmp.iterdir() if p.name.startswith("keras-vae-worker-")]
+
+
+def test_one_process_is_its_own_only_worker_and_differing_starts_are_refused():
+    """Without several workers nothing is gathered; with them, equal epochs pass."""
+    from keras_vae.run.resume import refuse_different_starts
+
+    assert distribute.value_on_each_worker(distribute.make_strategy("one_device"), 3) == [3]
+    refuse_different_starts([2, 2], "runs/r1")
+    with pytest.raises(UsageError, match=r"in runs/r1 \(2, 0, in task order\)"):
+        refuse_different_starts([2, 0], "runs/r1")
 
 
 def test_global_batch_must_split_evenly():

@@ -22,8 +22,8 @@ import tensorflow as tf
 from keras_vae.config import STRATEGIES
 from keras_vae.run.cli import UsageError
 
-__all__ = ["STRATEGIES", "each_worker_s", "is_chief", "make_strategy", "per_replica_batch",
-           "resolve"]
+__all__ = ["STRATEGIES", "is_chief", "make_strategy", "per_replica_batch", "resolve",
+           "value_on_each_worker"]
 
 
 def resolve(name: str) -> str:
@@ -72,7 +72,7 @@ def is_chief() -> bool:
     return task["type"] == "worker" and int(task.get("index", 0)) == 0
 
 
-def each_worker_s(strategy: tf.distribute.Strategy, value: int) -> list[int]:
+def value_on_each_worker(strategy: tf.distribute.Strategy, value: int) -> list[int]:
     """`value` as every worker has it, in task order (this process's alone unless several
     workers train). A collective: every worker must call it at the same point."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

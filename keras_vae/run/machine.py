@@ -40,9 +40,8 @@ def prefer_wide_vectors() -> bool:
 
 def cpu_bfloat16_support() -> str:
     """Which bfloat16 matmul instructions the CPU has, by /proc/cpuinfo's flags: "AMX"
-    (Intel's tile units, with AVX-512 BF16 beside them), "AVX-512 BF16", or "none"
-    (then oneDNN emulates bfloat16, slower than float32; also where there are no flags
-    to read)."""
+    (Intel's tile units, with AVX-512 BF16 beside them), "AVX-512 BF16", or "none" (no
+    native bfloat16 multiply, or no flags to read)."""
     flags = set((_cpuinfo("flags") or "").split())
     if "amx_bf16" in flags:
         return "AMX"

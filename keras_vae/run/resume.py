@@ -82,10 +82,10 @@ def copy_resume_state(run_dir: str, worker_dir: str) -> None:
 def refuse_different_starts(epochs_by_worker: list[int], run_dir: str) -> None:
     """Every worker must continue from the same epoch (see `copy_resume_state`)."""
     if len(set(epochs_by_worker)) > 1:
-        listed = ", ".join(f"worker {i}: {epochs}" for i, epochs in enumerate(epochs_by_worker))
+        listed = ", ".join(str(epochs) for epochs in epochs_by_worker)
         raise UsageError(f"the workers see different completed epochs in {run_dir} "
-                         f"({listed}); every worker must read the same --out: put it on a "
-                         f"filesystem they all mount")
+                         f"({listed}, in task order); every worker must read the same "
+                         f"--out: put it on a filesystem they all mount")
 
 
 def create(run_dir: str) -> bool:

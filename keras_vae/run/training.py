@@ -151,7 +151,7 @@ def train(config: TrainConfig, verbose: int = 2, resume_run: bool = False,
     try:
         with RunLock(config.out):
             epochs_done = resume.prepare(config, resume=resume_run, overwrite=overwrite)
-            resume.refuse_different_starts(distribute.each_worker_s(strategy, epochs_done),
+            resume.refuse_different_starts(distribute.value_on_each_worker(strategy, epochs_done),
                                            run_dir)
             previous = read_run_config(config.out) if epochs_done else None
             splits, config = _load_data(config)
