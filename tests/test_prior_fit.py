@@ -1,6 +1,7 @@
 """Specification of fitting a conditional model's class prior to its codes after training
 (`keras_vae.run.prior_fit`): EM raises the mixture's likelihood of the points every pass and
-finds a known mixture; fitted into a model, the prior's own density of the codes rises."""
+finds a known mixture; fitted into a model, the prior's own density of the codes rises. And
+of starting a VampPrior's pseudo-inputs at training images."""
 
 from __future__ import annotations
 
@@ -12,10 +13,17 @@ import pytest
 import tensorflow as tf
 
 from keras_vae.config import ModelConfig
+from keras_vae.data.pipeline import Split
+from keras_vae.model.priors import PIXEL_MARGIN
 from keras_vae.model.vae import VAE
 from keras_vae.run import training
 from keras_vae.run.layout import CHECKPOINT
-from keras_vae.run.prior_fit import _log_normal_table, fit_class_prior, fit_diagonal_mixture
+from keras_vae.run.prior_fit import (
+    _log_normal_table,
+    fit_class_prior,
+    fit_diagonal_mixture,
+    start_pseudo_inputs,
+)
 
 TRUE_MEANS = np.array([[-2.0, 0.0], [1.5, 1.0]])
 TRUE_VARIANCES = np.array([[0.25, 1.0], [0.5, 0.09]])
@@ -169,3 +177,38 @@ def test_training_puts_the_trained_tables_back_when_a_fit_raises_the_loss(tmp_pa
     for weight, value in zip(vae.class_prior.weights, trained, strict=True):
         np.testing.assert_array_equal(np.asarray(weight), value)
     assert not os.path.exists(os.path.join(run_dir, CHECKPOINT))
+
+
+def _vamp_model(pseudo_inputs: int) -> VAE:
+    return VAE(ModelConfig(latent_dim=3, hidden_dims=(16,), image_shape=(4, 4, 1),
+                           likelihood="logistic", prior="vamp", pseudo_inputs=pseudo_inputs))
+
+
+@pytest.mark.parametrize("count,examples", [(5, 12), (7, 3)], ids=["K ≤ N", "K > N"])
+def test_pseudo_inputs_start_at_training_images_kept_off_0_and_1(count, examples):
+    images = np.random.default_rng(0).integers(0, 256, (examples, 4, 4, 1), dtype=np.uint8)
+    images[0] = 0  # black and white pixels are moved PIXEL_MARGIN inward
+    images[1] = 255
+    vae = _vamp_model(count)
+    start_pseudo_inputs(vae, Split(images=images, labels=None, pixel_max=255), seed=3)
+    started = np.asarray(vae.pseudo_inputs.images())
+    assert started.shape == (count, 4, 4, 1)
+    targets = np.clip(images / 255.0, PIXEL_MARGIN, 1 - PIXEL_MARGIN)
+    gaps = np.abs(started[:, None] - targets[None]).max(axis=(2, 3, 4))  # [K, N]
+    assert (gaps.min(axis=1) < 1e-5).all()  # each one is a training image
+    picked = gaps.argmin(axis=1)
+    if count <= examples:
+        assert len(set(picked)) == count  # distinct while there are enough
+    assert started.min() >= PIXEL_MARGIN - 1e-6 and started.max() <= 1 - PIXEL_MARGIN + 1e-6
+
+
+def test_pseudo_inputs_start_the_same_for_the_same_seed_and_not_for_another():
+    images = np.random.default_rng(1).integers(0, 256, (50, 4, 4, 1), dtype=np.uint8)
+    split = Split(images=images, labels=None, pixel_max=255)
+    starts = []
+    for seed in (4, 4, 5):
+        vae = _vamp_model(6)
+        start_pseudo_inputs(vae, split, seed)
+        starts.append(np.asarray(vae.pseudo_inputs.images()))
+    np.testing.assert_array_equal(starts[0], starts[1])
+    assert not np.allclose(starts[0], starts[2])

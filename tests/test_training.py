@@ -11,7 +11,9 @@ import os
 import pytest
 
 from keras_vae.config import TrainConfig
+from keras_vae.run import training
 from keras_vae.run.cli import run_command
+from keras_vae.run.prior_fit import start_pseudo_inputs as training_start
 from keras_vae.run.schedules import learning_rate, resumed_from
 from keras_vae.train import main
 
@@ -97,13 +99,21 @@ def test_weight_decay_shrinks_kernels_alone_by_learning_rate_times_decay():
 
 @pytest.mark.slow
 def test_resume_trains_a_finished_run_on_continuing_warmup_and_cosine_schedule(
-        binarized_mnist_source, tmp_path, capsys):
+        binarized_mnist_source, tmp_path, capsys, monkeypatch):
+    """And a VampPrior's pseudo-inputs start at training images once: the resumed run
+    takes them from its backup."""
     run_dir = str(tmp_path / "run")
     flags = [*TINY_RUN, "--kl-warmup-epochs", "3", "--lr-schedule", "cosine",
-             "--learning-rate", "0.002", "--no-export", "--keep-backup", "--out", run_dir]
+             "--learning-rate", "0.002", "--prior", "vamp", "--pseudo-inputs", "4",
+             "--no-export", "--keep-backup", "--out", run_dir]
+    starts = []
+    monkeypatch.setattr(training, "start_pseudo_inputs",
+                        lambda *args: starts.append(training_start(*args)))
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "2"]) == 0
+    assert len(starts) == 1
     capsys.readouterr()
     assert run_command(main, "keras_vae.train", [*flags, "--epochs", "4", "--resume"]) == 0
+    assert len(starts) == 1
     assert ("the learning rate ramps from 0, where the run stopped, to the schedule's "
             "0.001 over the first resumed epoch") in capsys.readouterr().out
     rows = _rows(run_dir)

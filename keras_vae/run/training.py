@@ -56,7 +56,7 @@ from keras_vae.run.layout import (
 )
 from keras_vae.run.lock import RunLock
 from keras_vae.run.memory import peak_rss_mb
-from keras_vae.run.prior_fit import fit_class_prior
+from keras_vae.run.prior_fit import fit_class_prior, start_pseudo_inputs, validation_loss
 from keras_vae.run.schedules import learning_rate, ramp_line, resumed_from
 
 OPTIMIZER_STATE_SKIPPED = "Skipping variable loading for optimizer"
@@ -237,6 +237,8 @@ def _train_locked(config: TrainConfig, splits: dict, verbose: int,
         print(ramp)
     with strategy.scope():
         vae = build_model(config, len(train_data), resumed)
+    if not epochs_done:  # a resumed run's backup holds them
+        start_pseudo_inputs(vae, splits["train"], config.seed)
     _fit(vae, config, train_data, val_data, epoch, verbose)
     if not chief:
         return None  # the chief evaluates, draws and exports
@@ -312,9 +314,9 @@ def _fit_class_prior(vae: VAE, train_data, val_data, run_dir: str) -> dict | Non
     print("fitting the class prior p(z | y) to the training images' codes by EM "
           "(about a minute per 50,000 images on 2 CPU cores)", flush=True)
     trained = [weight.numpy() for weight in vae.class_prior.weights]
-    before = _validation_loss(vae, val_data)
+    before = validation_loss(vae, val_data)
     fit = fit_class_prior(vae, train_data, seed=vae.config.seed)
-    after = _validation_loss(vae, val_data)
+    after = validation_loss(vae, val_data)
     kept = after < before
     if kept:
         save_checkpoint(vae, os.path.join(run_dir, CHECKPOINT))
@@ -325,16 +327,6 @@ def _fit_class_prior(vae: VAE, train_data, val_data, run_dir: str) -> dict | Non
           f"{fit['mean_log_prior_before']:.2f} → {fit['mean_log_prior_after']:.2f} nats, "
           f"validation loss {before:.2f} → {after:.2f}, {'kept' if kept else 'not kept'}")
     return {**fit, "val_loss_before": before, "val_loss_after": after, "kept": kept}
-
-
-def _validation_loss(vae: VAE, val_data) -> float:
-    """The validation loss with the ε the model's seed state gives now, which is then put
-    back: two calls draw the same ε, so their difference is the prior's alone."""
-    state = vae.sampling.seed_generator.state
-    start = state.numpy()
-    loss = vae.evaluate(val_data, return_dict=True, verbose=0)["loss"]
-    state.assign(start)
-    return loss
 
 
 def _summary(config: TrainConfig, history: list[dict], train_examples: int, test: dict,
