@@ -70,8 +70,9 @@ def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, pri
 
     For 8-bit images a hierarchy of 32 and 16 with the VampPrior on its top level: on
     32×32 colour photographs it halved the next best distance (269.83 against 523.56 for
-    the hierarchy under N(0, I) and 557.20 for one level with the VampPrior); on
-    Fashion-MNIST it came second to one level with the VampPrior (31.13 against 28.25;
+    the hierarchy under N(0, I) and 557.20 for one level with the VampPrior; its
+    pseudo-inputs then started near-black; started at training images, 55.02 by another
+    classifier); on Fashion-MNIST it came second to one level with the VampPrior (31.13 against 28.25;
     N(0, I) 42.66 and 54.08). Conditional models, which the VampPrior does not take, keep
     the hierarchy under their class prior (with a mixture per class, 87.5 % of samples of
     the class asked for, against 83.4 % for one level, which draws nearer the data:
