@@ -72,13 +72,13 @@ def default_latent_and_prior(pixel_kind: str, conditional: bool, latent_dim, pri
     colour photographs it halved the next best distance (269.83 against 523.56 for the
     hierarchy under N(0, I) and 557.20 for one level with the VampPrior; its pseudo-inputs
     then started near-black; started at training images, 55.02 by another classifier); on
-    Fashion-MNIST it came second to one level with the VampPrior (31.13 against 28.25; N(0,
-    I) 42.66 and 54.08). Conditional models, which the VampPrior does not take, keep the
-    hierarchy under their class prior (with a mixture per class, 87.5 % of samples of the
-    class asked for, against 83.4 % for one level, which draws nearer the data: Fréchet
-    distance 23.88 against 27.45). Binary images: Kingma & Welling's N(0, I) and 20. `--arch
-    spatial`: latent maps of `DEFAULT_LATENT_CHANNELS` channels under N(0, I)
-    (its levels are set by the image's size, `keras_vae.model.networks.latent_maps`)."""
+    Fashion-MNIST it came second to one level with the VampPrior (31.13 against 28.25;
+    N(0, I) 42.66 and 54.08). Conditional models, which the VampPrior does not take, keep
+    the hierarchy under their class prior (with a mixture per class, 87.5 % of samples of
+    the class asked for, against 83.4 % for one level, which draws nearer the data: Fréchet
+    distance 23.88 against 27.45). Binary images: Kingma & Welling's N(0, I) and 20.
+    `--arch spatial`: latent maps of `DEFAULT_LATENT_CHANNELS` channels under N(0, I) (its
+    levels are set by the image's size, `keras_vae.model.networks.latent_maps`)."""
     if arch == SPATIAL:
         return (DEFAULT_LATENT_CHANNELS if latent_dim is None else latent_dim,
                 prior or "normal")
