@@ -177,3 +177,26 @@ def test_every_other_network_family_exports_with_the_same_names_and_shapes(small
     assert os.path.exists(os.path.join(export_dir, "decoder_int8.onnx"))
 
 
+
+
+@pytest.mark.slow
+def test_a_spatial_vampprior_decoder_ships_and_its_component_draw_picks_the_sample(tmp_path):
+    """`--arch spatial --prior vamp`, what the docs tell 8-bit users to add: the top map's
+    mixture ships as constants, every format passes the export's checks, and the same
+    noise under component draws from two components gives two pictures, from one
+    component one."""
+    keras.utils.set_random_seed(0)
+    vae = VAE(ModelConfig(arch="spatial", likelihood="logistic", latent_dim=2,
+                          hidden_dims=(8,), image_shape=(8, 8, 3), prior="vamp",
+                          pseudo_inputs=3))
+    vae.pseudo_inputs.start_at(np.random.default_rng(0).random((3, 8, 8, 3)))
+    result = pipeline.export_model(vae, str(tmp_path), _config(vae))  # raises if unverified
+    path = result["paths"]["decoder_onnx"]
+    width = sum(vae.config.levels)
+    noise = np.tile(np.random.default_rng(1).standard_normal((1, width), np.float32), (3, 1))
+    images = run_onnx(path, {"noise": noise, "temperature": np.ones(3, np.float32),
+                             "component_draw": np.array([0.05, 0.3, 0.9], np.float32)})["image"]
+    same = run_onnx(path, {"noise": noise[:1], "temperature": np.ones(1, np.float32),
+                           "component_draw": np.array([0.1], np.float32)})["image"]
+    np.testing.assert_allclose(same[0], images[0], atol=1e-6)  # 0.05 and 0.1: component 0
+    assert np.abs(images[0] - images[2]).max() > 1e-3  # components 0 and 2
