@@ -21,6 +21,8 @@ from keras_vae.run.cli import UsageError
 def test_defaults_of_iwae_k_and_pseudo_inputs_follow_the_objective_and_prior():
     assert ModelConfig(objective="iwae").iwae_k == DEFAULT_IWAE_K == 5
     assert ModelConfig(prior="vamp").pseudo_inputs == DEFAULT_PSEUDO_INPUTS == 500
+    assert ModelConfig(prior="vamp", arch="spatial").pseudo_inputs == 50  # a pass each
+    assert ModelConfig(prior="vamp", arch="spatial", pseudo_inputs=7).pseudo_inputs == 7
     plain = ModelConfig(prior="normal")
     assert (plain.iwae_k, plain.pseudo_inputs) == (1, 0)
 

@@ -68,7 +68,9 @@ def test_help_states_the_defaults_the_record_settles_to():
             == ("vamp", "normal", "normal", "normal"))
     assert ("(default: vamp under the logistic likelihood (8-bit pixels) without "
             "--conditional or --arch spatial, else normal)") in _help_of("--prior")
-    assert f"(default: {ModelConfig(prior='vamp').pseudo_inputs})" in _help_of("--pseudo-inputs")
+    spatial_vamp = ModelConfig(likelihood="logistic", arch="spatial", prior="vamp")
+    assert (f"(default: {ModelConfig(prior='vamp').pseudo_inputs}; "
+            f"{spatial_vamp.pseudo_inputs} with --arch spatial)") in _help_of("--pseudo-inputs")
     assert f"(default: {logistic.mixture_components})" in _help_of("--mixture-components")
     assert f"(default: {conditional.class_components})" in _help_of("--class-components")
     assert f"(default: {ModelConfig(objective='iwae').iwae_k})" in _help_of("--iwae-k")

@@ -51,6 +51,10 @@ DEFAULT_LATENT_DIM = 20
 DEFAULT_EIGHT_BIT_LEVELS = (32, 16)
 """The latent levels of a model of 8-bit images unless set; see `default_latent_and_prior`."""
 DEFAULT_PSEUDO_INPUTS = 500
+DEFAULT_SPATIAL_PSEUDO_INPUTS = 50
+"""The spatial network's VampPrior runs its bottom-up pass on every pseudo-input each
+step: at 64×64 (batch 16) 50 of them took an epoch from 22 s to 40 s and 500 to 200 s
+(docs/spatial.md)."""
 DEFAULT_CLASS_COMPONENTS = 50
 """Gaussians per class in a conditional model's prior: on Fashion-MNIST (the default
 conditional command, 10 epochs) 50 drew the asked class as often as 10 (87.5 %) and
@@ -170,7 +174,9 @@ class ModelConfig:
                                      "without --conditional or --arch spatial, else normal")
     pseudo_inputs: int | None = setting(
         None, "components of --prior vamp; given alone, it asks for --prior vamp",
-        group="model", parse=positive_int, default_text=str(DEFAULT_PSEUDO_INPUTS))
+        group="model", parse=positive_int,
+        default_text=f"{DEFAULT_PSEUDO_INPUTS}; {DEFAULT_SPATIAL_PSEUDO_INPUTS} with --arch "
+                     "spatial")
     image_shape: tuple[int, int, int] = DEFAULT_IMAGE_SHAPE
     likelihood: str = setting(
         "auto", "p(x|z): bernoulli for binary pixels, logistic (a discretized logistic "
@@ -218,7 +224,8 @@ class ModelConfig:
             object.__setattr__(self, "iwae_k", 1)
         if self.prior == "vamp":
             if self.pseudo_inputs is None:
-                object.__setattr__(self, "pseudo_inputs", DEFAULT_PSEUDO_INPUTS)
+                object.__setattr__(self, "pseudo_inputs", DEFAULT_SPATIAL_PSEUDO_INPUTS
+                                   if self.arch == SPATIAL else DEFAULT_PSEUDO_INPUTS)
             require_at_least("pseudo_inputs", self.pseudo_inputs, 1)
         elif self.prior is not None:
             _applies_only("--pseudo-inputs", self.pseudo_inputs, 0, "--prior vamp")
