@@ -62,9 +62,10 @@ class Split:
         binary = all(((c == 0) | (c == self.pixel_max)).all() for c in chunks)
         return "binary" if binary else "8-bit"
 
-    def as_float(self) -> np.ndarray:
-        """The images as float32 pixels in [0, 1]."""
-        return self.images.astype(np.float32) / self.pixel_max
+    def as_float(self, ids: np.ndarray | None = None) -> np.ndarray:
+        """The images (those at `ids`, if given) as float32 pixels in [0, 1]."""
+        images = self.images if ids is None else self.images[ids]
+        return images.astype(np.float32) / self.pixel_max
 
 
 def first_examples(split: Split, count: int | None) -> Split:

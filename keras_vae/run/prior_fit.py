@@ -145,4 +145,4 @@ def start_pseudo_inputs(vae, split, seed: int) -> None:
         return
     count = pseudo.count
     ids = np.random.default_rng(seed).choice(len(split), count, replace=len(split) < count)
-    pseudo.start_at(split.images[np.sort(ids)].astype(np.float32) / split.pixel_max)
+    pseudo.start_at(split.as_float(np.sort(ids)))
